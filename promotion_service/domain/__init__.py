@@ -1,0 +1,4 @@
+"""Plain-Python domain logic of the promotion service: states, policy, audit chain.
+
+Nothing here imports Flask, SQLAlchemy or GitLab code, so it can be read and tested alone.
+"""

@@ -1,0 +1,27 @@
+"""Who does something, for authorisation and the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES = ("ci", "approver", "release-manager", "admin")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated caller (or a system process) behind a change."""
+
+    name: str
+    role: str
+    project: str | None = None
+    request_id: str | None = None
+    source_ip: str | None = None
+
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        """An actor for the service's own processes (worker, dispatcher, CLI)."""
+        return cls(name=name, role="system")
+
+    def may_act_on(self, project_path: str) -> bool:
+        """A project-scoped token acts only on its own project."""
+        return self.project is None or self.project == project_path

@@ -1,0 +1,1 @@
+"""docker-cd steps: build, scan, tag, push, deploy and verify Docker images from CI jobs."""
