@@ -1,0 +1,36 @@
+"""docker-cd promotion service: the system of record for what may go where."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: config from PROMOTION_* variables unless test_config is given."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from . import api, db
+    from .config import load_config
+    from .policy_file import load_policies
+
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(load_config(instance_path=app.instance_path)
+                            if test_config is None else load_config({}, app.instance_path))
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    if app.config["DATABASE_URL"].startswith("sqlite:///") and test_config is None:
+        import os
+
+        os.makedirs(app.instance_path, exist_ok=True)
+    logging.getLogger("promotion_service").setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    if app.config.get("PROXY_HOPS"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_HOPS"])  # type: ignore[method-assign]
+    app.extensions["promotion_policies"] = load_policies(app.config.get("POLICY_FILE"))
+    db.init_app(app)
+    api.init_app(app)
+    return app

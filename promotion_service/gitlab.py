@@ -350,6 +350,22 @@ class GitLabClient:
         return deployment_from_attrs(attrs)
 
 
+    def list_deployments(
+        self, project: int | str, *, environment: str, status: str = "blocked"
+    ) -> list[Deployment]:
+        """Deployments of one environment in one status (e.g. blocked, waiting for approval)."""
+        operation = f"list {status} deployments of {environment} in project {project}"
+        self._require_token(operation)
+        items = self._call(
+            operation,
+            self._gl.http_get,
+            f"/projects/{_encode(project)}/deployments",
+            query_data={"environment": environment, "status": status, "order_by": "id",
+                        "sort": "desc", "per_page": 20},
+        )
+        return [deployment_from_attrs(item) for item in items or ()]
+
+
 def deployment_from_attrs(attrs: Mapping[str, Any]) -> Deployment:
     """Build a Deployment from GitLab's deployment object."""
     deployable = attrs.get("deployable") or {}

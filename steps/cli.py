@@ -114,6 +114,8 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
                 masker.add(str(values[option.dest]))
         log.debug_enabled = bool(values["debug"])
         fields = {k: v for k, v in values.items() if k in step.settings.__dataclass_fields__}
+        if "environ" in step.settings.__dataclass_fields__:  # template interpolation needs it
+            fields["environ"] = dict(env)
         settings = step.settings(**fields)
         try:
             step.validate(settings)

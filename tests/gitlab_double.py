@@ -18,7 +18,7 @@ Endpoints (under /api/v4):
     POST /projects/:id/jobs/:job_id/play
     POST /projects/:id/statuses/:sha
     POST /projects/:id/merge_requests/:iid/status_check_responses
-    GET  /projects/:id/deployments/:deployment_id
+    GET  /projects/:id/deployments?environment=&status=   and /projects/:id/deployments/:id
     POST /projects/:id/deployments/:deployment_id/approval
 Also GET /_double/calls and /_double/pipelines (JSON) for looking from another process.
 Run alone with ``python -m tests.gitlab_double --port 8929``.
@@ -340,8 +340,8 @@ class GitLabDouble:
                 return pipeline
         raise _GitLabError(404, "404 Not found")
 
-    def handle(self, method: str, path: str, body: Any, headers: dict[str, str]
-               ) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, body: Any, headers: dict[str, str],
+               query: dict[str, str] | None = None) -> tuple[int, Any]:
         """Route one API call (path relative to /api/v4, segments still URL-encoded)."""
         parts = path.strip("/").split("/")
         if len(parts) < 2 or parts[0] != "projects":
@@ -349,6 +349,7 @@ class GitLabDouble:
         project = self._project(unquote(parts[1]))
         rest = parts[2:]
         body = body if isinstance(body, dict) else {}
+        query = query or {}
         route = (method, *rest[:1], *(["*"] if len(rest) > 1 else []), *rest[2:])
 
         if route == ("POST", "trigger", "*") and rest[1] == "pipeline":
@@ -396,6 +397,11 @@ class GitLabDouble:
                          "external_status_check": {"id": body["external_status_check_id"],
                                                    "name": "docker-cd",
                                                    "project_id": project.id}}
+        if route == ("GET", "deployments"):
+            found = [d for d in project.deployments.values()
+                     if all(str(d.get(k) if k != "environment" else d["environment"]["name"])
+                            == query[k] for k in ("status", "environment") if k in query)]
+            return 200, sorted(found, key=lambda d: -d["id"])
         if route == ("GET", "deployments", "*"):
             deployment = project.deployments.get(int(rest[1]))
             if deployment is None:
@@ -476,7 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(failure.status, failure.body, failure.headers)
             return
         try:
-            status, answer = self.owner.handle(method, raw_path, body, headers)
+            status, answer = self.owner.handle(method, raw_path, body, headers, query)
         except _GitLabError as e:
             status, answer = e.status, {"message": e.message}
         self.owner._record(Call(method, path, query, body, headers, status))

@@ -339,3 +339,27 @@ def test_get_deployment_reads_job_pipeline_and_approvals(client):
     assert (deployment.job_id, deployment.pipeline_id, deployment.sha) == (7, 287, SHA)
     assert [(a.username, a.status) for a in deployment.approvals] == [("qa-lead", "approved")]
     assert deployment.pending_approval_count == 1
+
+
+@responses.activate
+def test_list_blocked_deployments_of_an_environment(client):
+    responses.get(
+        f"{API}/projects/42/deployments",
+        json=[deployment_content],
+        match=[
+            matchers.query_param_matcher(
+                {"environment": "production", "status": "blocked", "order_by": "id",
+                 "sort": "desc", "per_page": "20"}
+            )
+        ],
+    )
+    [deployment] = client.list_deployments(42, environment="production")
+    assert (deployment.id, deployment.job_id) == (9, 7)
+
+
+@responses.activate
+def test_list_deployments_of_unknown_project_is_terminal(client):
+    responses.get(f"{API}/projects/99/deployments", status=404,
+                  json={"message": "404 Project Not Found"})
+    with pytest.raises(TerminalGitLabError, match="Project Not Found"):
+        client.list_deployments(99, environment="production")

@@ -119,3 +119,12 @@ def test_recorded_calls_are_visible_from_another_process(gitlab):
     GitLabClient(gitlab.url).trigger_pipeline(42, "main", {}, trigger_token="glptt-good")
     seen = requests.get(f"{gitlab.url}/_double/pipelines", timeout=5).json()
     assert [p["ref"] for p in seen] == ["main"]
+
+
+def test_blocked_deployments_are_listed_by_environment_and_status(gitlab):
+    gitlab.add_deployment(42, 10, environment="production", job_id=8, sha=SHA)
+    gitlab.add_deployment(42, 11, environment="staging", job_id=9, sha=SHA)
+    client = GitLabClient(gitlab.url, "glpat-good")
+    [blocked] = client.list_deployments(42, environment="production")
+    assert (blocked.id, blocked.job_id, blocked.pending_approval_count) == (10, 8, 1)
+    assert client.list_deployments(42, environment="production", status="success") == []

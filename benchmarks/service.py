@@ -1,0 +1,214 @@
+"""Promotion service speed: the gate query and image registration vs bare Flask baselines.
+
+Runs everything on 127.0.0.1 with gunicorn (same workers, sync) and wrk (same connections),
+in one run: a bare constant-JSON endpoint, a bare one-INSERT and one-read SQLite endpoint, then
+the service on a database seeded with 100,000 images. Prints requests/s, p50/p99 and ratios.
+
+Goals (issue 3): gate >= 1/2 of bare constant throughput with p99 < 25 ms; registration (with
+its audit entry) >= 1/4 of the bare INSERT throughput.
+
+    python benchmarks/service.py [--images 100000] [--duration 10] [--connections 32]
+                                 [--workers 2] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from sqlalchemy import insert
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from promotion_service import create_app, db  # noqa: E402
+from promotion_service.domain.actor import Actor  # noqa: E402
+from promotion_service.models import Image, Scan, Verification  # noqa: E402
+from promotion_service.schema import upgrade  # noqa: E402
+from promotion_service.store import projects, tokens  # noqa: E402
+
+REPO = "registry.local/bench/app"
+PROJECT = "bench/app"
+REGISTER_LUA = """
+local counter, threads = 0, 0
+function setup(thread) thread:set("tid", threads); threads = threads + 1 end
+function init(args) nonce = args[1]; token = args[2] end
+function request()
+  counter = counter + 1
+  local hex = nonce .. string.format("%08x%016x", tid, counter)
+  local digest = "sha256:" .. string.rep("0", 64 - #hex) .. hex
+  local body = '{"project":"PROJECT","repository":"REPO","digest":"' .. digest ..
+               '","commit_sha":"0123456789abcdef0123456789abcdef01234567","ref":"main"}'
+  return wrk.format("POST", "/api/v1/images", {["Content-Type"] = "application/json",
+                    ["Authorization"] = "Bearer " .. token}, body)
+end
+""".replace("PROJECT", PROJECT).replace("REPO", REPO)
+POST_LUA = 'wrk.method = "POST"\n'
+
+
+def main() -> int:
+    args = _args()
+    for tool in ("wrk",):
+        if shutil.which(tool) is None:
+            print(f"Error: {tool} is not installed (apt-get install wrk)", file=sys.stderr)
+            return 2
+    work = Path(tempfile.mkdtemp(prefix="promotion-bench-"))
+    try:
+        return _run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
+    url = args.database_url or f"sqlite:///{work}/service.db"
+    print(f"# seeding {args.images:,} images into {url.split('@')[-1]}", file=sys.stderr)
+    token, gate_digest = _seed(url, args.images)
+    results = {}
+    bare_env = dict(os.environ, BENCH_SQLITE=str(work / "bare.db"))
+    with _server([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "sync",
+                  "--chdir", str(HERE), "bare_app:app"], bare_env, "/constant") as base:
+        results["bare constant"] = _wrk(args, f"{base}/constant")
+        results["bare read"] = _wrk(args, f"{base}/read")
+        results["bare insert"] = _wrk(args, f"{base}/insert", lua=POST_LUA)
+    service_env = dict(os.environ, PROMOTION_DATABASE_URL=url)
+    with _server([sys.executable, "-m", "promotion_service", "serve", "--workers",
+                  str(args.workers)], service_env, "/ready") as base:
+        query = f"repository={REPO}&digest={gate_digest}&environment=staging"
+        check = requests.get(f"{base}/api/v1/gate?{query}", timeout=5,
+                             headers={"Authorization": f"Bearer {token}"}).json()
+        print(f"# gate answer: {check}", file=sys.stderr)
+        results["gate query"] = _wrk(args, f"{base}/api/v1/gate?{query}",
+                                     headers={"Authorization": f"Bearer {token}"})
+        results["register image"] = _wrk(args, f"{base}/", lua=REGISTER_LUA,
+                                         lua_args=[secrets.token_hex(4), token])
+    _report(args, results)
+    return 0
+
+
+def _seed(url: str, count: int) -> tuple[str, str]:
+    upgrade(url)
+    app = create_app({"DATABASE_URL": url})
+    actor = Actor.system("benchmark")
+    with db.session_for(app) as session:
+        project = projects.ensure_project(session, actor, PROJECT,
+                                          app.extensions["promotion_policies"])
+        _, token = tokens.create(session, actor, name=f"bench-{secrets.token_hex(3)}", role="ci")
+        project_id = project.id
+        test_env = projects.get_environment(session, project_id, "test").id
+    batch = []
+    for n in range(count):
+        batch.append({"project_id": project_id, "repository": REPO,
+                      "digest": f"sha256:{n:064x}", "commit_sha": f"{n:040x}", "ref": "main",
+                      "tags": [f"build-{n}"], "registered_by": "benchmark"})
+        if len(batch) == 10_000 or n == count - 1:
+            with db.session_for(app) as session:
+                session.execute(insert(Image), batch)
+            batch = []
+    gate_digest = f"sha256:{count - 1:064x}"
+    with db.session_for(app) as session:
+        image = session.query(Image).filter_by(digest=gate_digest).one()
+        session.add(Scan(image_id=image.id, scanner="trivy", counts={"critical": 0, "high": 0},
+                         actor="benchmark"))
+        session.add(Verification(image_id=image.id, environment_id=test_env, passed=True,
+                                 actor="benchmark"))
+    db.engine_of(app).dispose()
+    return token, gate_digest
+
+
+class _server:
+    """Start a server on a free port; wait until `probe` answers; stop it afterwards."""
+
+    def __init__(self, command: list[str], env: dict[str, str], probe: str) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.command = [*command, "--bind", f"127.0.0.1:{self.port}"]
+        self.env, self.probe = env, probe
+
+    def __enter__(self) -> str:
+        self.proc = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(base + self.probe, timeout=1).status_code == 200:
+                    return base
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError(f"server did not start: {' '.join(self.command)}")
+
+    def __exit__(self, *_: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _wrk(args: argparse.Namespace, url: str, *, lua: str | None = None,
+         lua_args: list[str] | None = None, headers: dict[str, str] | None = None) -> dict:
+    command = ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
+    for key, value in (headers or {}).items():
+        command += ["-H", f"{key}: {value}"]
+    script = None
+    if lua:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write(lua)
+        script.close()
+        command += ["-s", script.name]
+    command.append(url)
+    if lua_args:
+        command += ["--", *lua_args]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if script:
+        os.unlink(script.name)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
+            "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
+            "non2xx": int(errors.group(1)) if errors else 0}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def _report(args: argparse.Namespace, results: dict) -> None:
+    print(f"\npromotion service benchmark: gunicorn {args.workers} sync workers, "
+          f"wrk -t2 -c{args.connections} -d{args.duration}s, {args.images:,} images")
+    print(f"{'endpoint':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for name, r in results.items():
+        print(f"{name:<16}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['non2xx']:>9}")
+    gate = results["gate query"]["rps"] / results["bare constant"]["rps"]
+    reg = results["register image"]["rps"] / results["bare insert"]["rps"]
+    print(f"\ngate / bare constant throughput: {gate:.2f} (goal >= 0.50) "
+          f"{'OK' if gate >= 0.5 else 'MISSED'}")
+    p99 = results["gate query"]["p99"]
+    print(f"gate p99: {p99:.2f} ms (goal < 25 ms) {'OK' if p99 < 25 else 'MISSED'}")
+    print(f"registration / bare insert throughput: {reg:.2f} (goal >= 0.25) "
+          f"{'OK' if reg >= 0.25 else 'MISSED'}")
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

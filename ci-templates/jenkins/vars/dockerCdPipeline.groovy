@@ -1,0 +1,200 @@
+// dockerCdPipeline: the whole docker-cd delivery as a declarative pipeline, with the same stages
+// and the same steps as ci-templates/docker-cd.yml (build, scan, deploy-test, verify-test,
+// promote, deploy-staging, verify-staging, deploy-production).
+//
+// In the application's Jenkinsfile (library configured in Jenkins as "docker-cd"):
+//   @Library('docker-cd') _
+//   dockerCdPipeline(
+//       imageRepository: 'registry.example.com/group/app',
+//       registryCredentialsId: 'registry',        // username/password credentials
+//       serviceUrl: 'https://promotion.example.com',
+//       serviceTokenCredentialsId: 'docker-cd-service-token')   // secret text
+//
+// Settings (each also a CD_* variable the steps read; the defaults are the template's):
+//   imageRepository (CD_IMAGE_REPOSITORY), registry (CD_REGISTRY), dockerfile (CD_DOCKERFILE,
+//   Dockerfile), context (CD_CONTEXT, .), severityThreshold (CD_SCAN_SEVERITY_THRESHOLD, HIGH),
+//   templateDir (CD_TEMPLATE_DIR, deploy), deployTarget (CD_DEPLOY_TARGET, docker),
+//   serviceUrl (CD_SERVICE_URL, none), registryCredentialsId, serviceTokenCredentialsId,
+//   productionApprovers (who may answer the production input; any user when empty),
+//   agentLabel (node label, any when empty).
+// Build parameters CD_IMAGE + CD_TARGET_ENVIRONMENT deploy exactly that image to that
+// environment and nothing else, like a pipeline the promotion service triggers in GitLab.
+
+def call(Map config = [:]) {
+    Map settings = [
+        dockerfile: 'Dockerfile', context: '.', severityThreshold: 'HIGH', templateDir: 'deploy',
+        deployTarget: 'docker', serviceUrl: '', registry: '', productionApprovers: '',
+        registryCredentialsId: '', serviceTokenCredentialsId: '', agentLabel: '',
+    ] + config
+    if (!settings.imageRepository) {
+        error('dockerCdPipeline: set imageRepository (registry/path the image is pushed to)')
+    }
+
+    pipeline {
+        agent { label(settings.agentLabel ?: '') }
+        options {
+            disableConcurrentBuilds()
+            timestamps()
+        }
+        parameters {
+            string(name: 'CD_IMAGE', defaultValue: '',
+                   description: 'repository@sha256:... to deploy (skips build and scan)')
+            choice(name: 'CD_TARGET_ENVIRONMENT', choices: ['', 'test', 'staging', 'production'],
+                   description: 'environment to deploy CD_IMAGE to')
+            string(name: 'CD_PROMOTION_ID', defaultValue: '', description: 'promotion service id')
+        }
+        environment {
+            CD_IMAGE_REPOSITORY = "${settings.imageRepository}"
+            CD_REGISTRY = "${settings.registry}"
+            CD_DOCKERFILE = "${settings.dockerfile}"
+            CD_CONTEXT = "${settings.context}"
+            CD_SCAN_SEVERITY_THRESHOLD = "${settings.severityThreshold}"
+            CD_TEMPLATE_DIR = "${settings.templateDir}"
+            CD_DEPLOY_TARGET = "${settings.deployTarget}"
+            CD_SERVICE_URL = "${settings.serviceUrl}"
+        }
+        stages {
+            stage('build') {
+                when { expression { !params.CD_TARGET_ENVIRONMENT } }
+                steps {
+                    script {
+                        withRegistry(settings) {
+                            dockerCd('build', ['--push'])
+                            if (env.TAG_NAME) {
+                                dockerCd('tag', [env.CD_IMAGE, '--scheme', 'semver'])
+                            }
+                        }
+                        if (settings.serviceUrl) {
+                            withService(settings) { dockerCd('register') }
+                        }
+                    }
+                }
+            }
+            stage('scan') {
+                when { expression { !params.CD_TARGET_ENVIRONMENT } }
+                steps {
+                    script {
+                        withRegistry(settings) {
+                            withService(settings) {
+                                dockerCd('scan', [env.CD_IMAGE,
+                                                  '--gitlab-report', 'gl-container-scanning-report.json',
+                                                  '--sbom', 'gl-sbom-docker-cd.cdx.json'], [retries: 0])
+                            }
+                        }
+                    }
+                }
+                post {
+                    always {
+                        archiveArtifacts(artifacts: 'gl-*.json', allowEmptyArchive: true)
+                    }
+                }
+            }
+            stage('deploy-test') {
+                when { expression { deploys(params, 'test') } }
+                steps { script { deployTo(settings, params, 'test', false) } }
+            }
+            stage('verify-test') {
+                when { expression { deploys(params, 'test') } }
+                steps { script { verifyIn(settings, 'test') } }
+            }
+            stage('promote') {
+                when { expression { deploys(params, 'test') && settings.serviceUrl } }
+                steps {
+                    script {
+                        // Shows whether the service will promote the image to staging, and why not.
+                        withService(settings) {
+                            catchError(buildResult: 'SUCCESS', stageResult: 'UNSTABLE') {
+                                dockerCd('gate', ['--environment', 'staging'], [retries: 0])
+                            }
+                        }
+                    }
+                }
+            }
+            stage('deploy-staging') {
+                when { expression { deploys(params, 'staging') } }
+                steps { script { deployTo(settings, params, 'staging', true) } }
+            }
+            stage('verify-staging') {
+                when { expression { deploys(params, 'staging') } }
+                steps { script { verifyIn(settings, 'staging') } }
+            }
+            stage('deploy-production') {
+                when { expression { deploys(params, 'production') } }
+                steps {
+                    script {
+                        input(message: "Deploy ${env.CD_IMAGE} to production?", ok: 'Deploy',
+                              submitter: settings.productionApprovers ?: null)
+                        deployTo(settings, params, 'production', true)
+                        verifyIn(settings, 'production')
+                    }
+                }
+                post {
+                    failure {
+                        script {
+                            input(message: 'Roll production back to its last verified release?',
+                                  ok: 'Roll back', submitter: settings.productionApprovers ?: null)
+                            withService(settings) {
+                                dockerCd('rollback', ['--environment', 'production'])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// A build of the default branch goes to test (and, without a promotion service, on to staging and
+// production); a parameterised build goes to its target environment only.
+boolean deploys(Map params, String environment) {
+    if (params.CD_TARGET_ENVIRONMENT) {
+        return params.CD_TARGET_ENVIRONMENT == environment && params.CD_IMAGE
+    }
+    boolean defaultBranch = env.BRANCH_NAME in ['main', 'master'] && !env.CHANGE_ID
+    return defaultBranch && (environment == 'test' || !env.CD_SERVICE_URL)
+}
+
+def deployTo(Map settings, Map params, String environment, boolean gated) {
+    if (params.CD_IMAGE) {
+        env.CD_IMAGE = params.CD_IMAGE
+        env.CD_PROMOTION_ID = params.CD_PROMOTION_ID ?: ''
+    }
+    lock(resource: "docker-cd-${environment}") {
+        withRegistry(settings) {
+            withService(settings) {
+                if (gated) {
+                    dockerCd('gate', ['--environment', environment], [retries: 0])
+                }
+                dockerCd('deploy', ['--environment', environment])
+            }
+        }
+    }
+}
+
+def verifyIn(Map settings, String environment) {
+    withService(settings) {
+        dockerCd('verify', ['--environment', environment], [retries: 0])
+    }
+}
+
+// Registry credentials, bound only while a step needs them (masked in the log by Jenkins).
+def withRegistry(Map settings, Closure body) {
+    if (!settings.registryCredentialsId) {
+        return body()
+    }
+    withCredentials([usernamePassword(credentialsId: settings.registryCredentialsId,
+                                      usernameVariable: 'CD_REGISTRY_USER',
+                                      passwordVariable: 'CD_REGISTRY_PASSWORD')]) {
+        return body()
+    }
+}
+
+def withService(Map settings, Closure body) {
+    if (!settings.serviceTokenCredentialsId) {
+        return body()
+    }
+    withCredentials([string(credentialsId: settings.serviceTokenCredentialsId,
+                            variable: 'CD_SERVICE_TOKEN')]) {
+        return body()
+    }
+}

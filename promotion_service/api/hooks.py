@@ -1,0 +1,184 @@
+"""GitLab talks to the service here: webhooks, external status checks, and the MR checks read API.
+
+``POST /hooks/gitlab``               pipeline, job, deployment (and MR) events; X-Gitlab-Token
+``POST /hooks/gitlab/status-check``  external status checks; X-Gitlab-Signature (HMAC-SHA256)
+``GET  /api/v1/merge-request-checks`` what the gate answered for merge requests, with reasons
+
+A wrong or missing secret is a 401 and nothing is recorded. A delivery seen before (same
+Idempotency-Key, or same X-Gitlab-Event-UUID and body) changes nothing. Unknown projects,
+environments and event kinds are acknowledged (200) and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from .. import gitlab_sync
+from ..db import get_session, session_for
+from ..domain.gitlab_events import (
+    DeploymentEvent,
+    EventError,
+    JobEvent,
+    MergeRequestEvent,
+    PipelineEvent,
+    delivery_key,
+    parse_event,
+    parse_merge_request,
+    signature_matches,
+    token_matches,
+)
+from ..errors import Invalid, NotFound, Unauthorized
+from ..gitlab_models import MergeRequestCheck
+
+log = logging.getLogger(__name__)
+
+hooks = Blueprint("gitlab_hooks", __name__, url_prefix="/hooks/gitlab")
+checks = Blueprint("merge_request_checks", __name__, url_prefix="/api/v1/merge-request-checks")
+
+
+def _flag(name: str) -> bool:
+    return str(current_app.config.get(name) or "").lower() in ("1", "true", "yes", "on")
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise Invalid("the body must be JSON (GitLab sends application/json)",
+                      errors={"json": {"_schema": ["not valid JSON"]}}) from None
+
+
+def _source() -> tuple[str | None, str | None]:
+    return request.headers.get("X-Request-Id"), request.remote_addr
+
+
+@hooks.post("")
+def gitlab_webhook() -> ResponseReturnValue:
+    """Receive a project webhook delivery (Pipeline, Job, Deployment, Merge Request Hook)."""
+    secret = current_app.config.get("WEBHOOK_SECRET")
+    if not secret:
+        raise Unauthorized("webhooks are refused: PROMOTION_WEBHOOK_SECRET is not set on the "
+                           "service; set it and the same value as the hook's secret token")
+    if not token_matches(secret, request.headers.get("X-Gitlab-Token")):
+        raise Unauthorized("X-Gitlab-Token is missing or wrong: set the webhook's secret token "
+                           "to the service's PROMOTION_WEBHOOK_SECRET")
+    raw = request.get_data(cache=True)
+    event_name = request.headers.get("X-Gitlab-Event") or ""
+    payload = _json_body(raw)
+    try:
+        event = parse_event(event_name or None, payload)
+    except EventError as e:
+        raise Invalid(f"{event_name or 'webhook'}: {e}") from None
+    if event is None:
+        return jsonify(status="ignored", reason=f"event {event_name!r} is not used"), 200
+
+    key = delivery_key(request.headers, raw)
+    request_id, source_ip = _source()
+    username = _username(payload, event)
+    actor = gitlab_sync.gitlab_actor(username, request_id, source_ip)
+    with session_for(current_app._get_current_object()) as session:
+        if gitlab_sync.seen_before(session, key, event_name, getattr(event, "project_id", None)):
+            return jsonify(status="duplicate", reason="this delivery was already processed"), 200
+        outcome = _apply(session, event, actor)
+        gitlab_sync.note_outcome(session, key, outcome)
+    log.info("GitLab %s: %s", event_name, outcome)
+    status = "ignored" if outcome.startswith("ignored") else "processed"
+    return jsonify(status=status, outcome=outcome), 200
+
+
+def _username(payload: dict[str, Any], event: Any) -> str | None:
+    if isinstance(event, DeploymentEvent):
+        return event.username
+    user = payload.get("user") if isinstance(payload, dict) else None
+    return user.get("username") if isinstance(user, dict) else None
+
+
+def _apply(session: Any, event: Any, actor: Any) -> str:
+    if isinstance(event, PipelineEvent):
+        return gitlab_sync.apply_pipeline(session, event, actor)
+    if isinstance(event, DeploymentEvent):
+        return gitlab_sync.apply_deployment(session, event, actor)
+    if isinstance(event, JobEvent):
+        return gitlab_sync.apply_job(session, event, actor)
+    if isinstance(event, MergeRequestEvent):
+        if not _flag("GITLAB_GATE_COMMIT_STATUS"):
+            return ("ignored: merge request events are used only with "
+                    "PROMOTION_GITLAB_GATE_COMMIT_STATUS=1")
+        if event.state != "opened":
+            return f"ignored: merge request !{event.mr_iid} is {event.state}"
+        row = gitlab_sync.check_merge_request(
+            session, event, current_app.config, check_id=gitlab_sync.COMMIT_STATUS_CHECK_ID,
+            always_answer=False)
+        return f"merge request !{event.mr_iid} gate {row.status} (commit status)"
+    return "ignored"
+
+
+@hooks.post("/status-check")
+def external_status_check() -> ResponseReturnValue:
+    """GitLab asks whether an MR may merge; the answer goes back through the API (queued)."""
+    secret = (current_app.config.get("GITLAB_STATUS_CHECK_SECRET")
+              or current_app.config.get("WEBHOOK_SECRET"))
+    raw = request.get_data(cache=True)
+    if not secret:
+        raise Unauthorized("status checks are refused: PROMOTION_GITLAB_STATUS_CHECK_SECRET is "
+                           "not set; set it and the same value as the check's shared secret")
+    if not signature_matches(secret, raw, request.headers.get("X-Gitlab-Signature")):
+        raise Unauthorized("X-Gitlab-Signature is missing or wrong: set the external status "
+                           "check's shared secret to PROMOTION_GITLAB_STATUS_CHECK_SECRET")
+    try:
+        event = parse_merge_request(_json_body(raw))
+    except EventError as e:
+        raise Invalid(f"status check: {e}") from None
+    if event.check_id is None:
+        raise Invalid("status check: field 'external_approval_rule.id' is missing "
+                      "(GitLab sends it with every external status check)")
+    with session_for(current_app._get_current_object()) as session:
+        row = gitlab_sync.check_merge_request(session, event, current_app.config,
+                                              check_id=event.check_id)
+        body = gitlab_sync.checks_payload(row)
+    log.info("status check %s on %s!%s: %s", event.check_id, event.project_path,
+             event.mr_iid, body["status"])
+    return jsonify(body), 200
+
+
+@checks.get("")
+def list_checks() -> ResponseReturnValue:
+    """Merge-request checks, newest first; filter by project path, MR iid or commit SHA."""
+    from ..auth import current_actor
+
+    current_actor()
+    query = select(MergeRequestCheck).order_by(MergeRequestCheck.updated_at.desc()).limit(100)
+    if project := request.args.get("project"):
+        query = query.where(MergeRequestCheck.project_path == project)
+    if mr := request.args.get("mr_iid"):
+        if not mr.isdigit():
+            raise Invalid.field("mr_iid", "must be a number", "query")
+        query = query.where(MergeRequestCheck.mr_iid == int(mr))
+    if sha := request.args.get("sha"):
+        query = query.where(MergeRequestCheck.sha == sha)
+    rows = get_session().scalars(query).all()
+    return jsonify([gitlab_sync.checks_payload(r) for r in rows]), 200
+
+
+@checks.get("/<int:check_row_id>")
+def get_check(check_row_id: int) -> ResponseReturnValue:
+    """One merge-request check with its reasons."""
+    from ..auth import current_actor
+
+    current_actor()
+    row = get_session().get(MergeRequestCheck, check_row_id)
+    if row is None:
+        raise NotFound(f"no merge-request check with id {check_row_id}")
+    return jsonify(gitlab_sync.checks_payload(row)), 200
+
+
+def init_app(app: Any) -> None:
+    """Register the GitLab-facing routes."""
+    app.register_blueprint(hooks)
+    app.register_blueprint(checks)

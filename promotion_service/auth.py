@@ -1,0 +1,97 @@
+"""Bearer tokens: a role, an optional project scope, only a SHA-256 kept at rest."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import g, request
+from sqlalchemy.orm import Session
+
+from . import db
+from .domain.actor import Actor
+from .errors import Forbidden, Unauthorized
+from .models import Token
+
+PREFIX = "pst"
+REPORTERS = ("ci", "release-manager", "admin")
+APPROVERS = ("approver", "release-manager", "admin")
+MANAGERS = ("release-manager", "admin")
+ADMINS = ("admin",)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def hash_token(token: str) -> str:
+    """What is stored: the token's SHA-256 (hex)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(token_id: int) -> str:
+    """A fresh token; its id part finds the row, the rest is the secret."""
+    return f"{PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
+
+
+def lookup(session: Session, token: str) -> Token | None:
+    """The live token row matching the presented token, compared in constant time."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != PREFIX or not parts[1].isdigit() or len(parts[1]) > 12:
+        return None
+    row = session.get(Token, int(parts[1]))
+    if row is None or row.revoked_at is not None:
+        return None
+    return row if hmac.compare_digest(row.token_hash, hash_token(token)) else None
+
+
+def current_actor() -> Actor:
+    """The authenticated caller of this request (401 without a valid token)."""
+    actor = g.get("actor")
+    if actor is None:
+        actor = g.actor = _authenticate()
+    return actor
+
+
+def require_roles(*roles: str) -> Callable[[F], F]:
+    """Let a write through only for these roles, then open a write transaction."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            actor = current_actor()
+            if actor.role not in roles:
+                raise Forbidden(
+                    f"role {actor.role!r} may not do this; it needs one of: {', '.join(roles)}"
+                )
+            db.begin_write(db.get_session())
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def require_token(view: F) -> F:
+    """Let a read through for any valid token."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        current_actor()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _authenticate() -> Actor:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>' "
+                           "(create one with 'promotion-service token create')")
+    row = lookup(db.get_session(), token.strip())
+    if row is None:
+        raise Unauthorized("invalid or revoked token")
+    return Actor(name=row.name, role=row.role, project=row.project,
+                 request_id=g.get("request_id"), source_ip=request.remote_addr)

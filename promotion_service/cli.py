@@ -1,0 +1,184 @@
+"""`promotion-service`: serve, db upgrade, token create/list/revoke, audit verify, worker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .config import ConfigError
+from .domain.actor import ROLES, Actor
+from .domain.policy import PolicyError
+from .errors import ServiceError
+
+EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_OUTSIDE = 0, 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; exit 0 ok, 1 the answer is no, 2 usage, 3 an outside system failed."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ConfigError, PolicyError, ServiceError) as exc:
+        return _fail(args, str(exc), EXIT_USAGE)
+    except Exception as exc:  # a database or other outside failure
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            return _fail(args, f"database: {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
+                         " (check PROMOTION_DATABASE_URL and run 'promotion-service db upgrade')",
+                         EXIT_OUTSIDE)
+        raise
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    if getattr(args, "debug", False):
+        logging.exception("details")
+    print(f"Error: {message}", file=sys.stderr)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="promotion-service",
+        description="docker-cd promotion service. Configuration: PROMOTION_* variables "
+                    "(PROMOTION_DATABASE_URL, PROMOTION_POLICY_FILE, ...).")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = _command(sub, "serve", "run the HTTP API under gunicorn", _serve)
+    serve.add_argument("--bind", default=os.environ.get("PROMOTION_BIND", "127.0.0.1:8080"),
+                       help="HOST:PORT to listen on (PROMOTION_BIND; default 127.0.0.1:8080)")
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("PROMOTION_WORKERS", 2)),
+                       help="gunicorn worker processes (PROMOTION_WORKERS; default 2)")
+    serve.add_argument("--timeout", type=int, default=30, help="worker timeout in seconds")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(required=True,
+                                                                      metavar="ACTION")
+    up = _command(db, "upgrade", "apply migrations (PROMOTION_DATABASE_URL)", _db_upgrade)
+    up.add_argument("--revision", default="head")
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(required=True,
+                                                                     metavar="ACTION")
+    create = _command(token, "create", "create a token; prints it alone on stdout (once)",
+                      _token_create)
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--name", required=True, help="unique name: the actor in the audit log")
+    create.add_argument("--project", help="limit the token to one project path")
+    _command(token, "list", "list tokens (never their values)", _token_list)
+    revoke = _command(token, "revoke", "revoke a token by name", _token_revoke)
+    revoke.add_argument("name")
+
+    audit = sub.add_parser("audit", help="audit log").add_subparsers(required=True,
+                                                                    metavar="ACTION")
+    _command(audit, "verify", "check the hash chain; exit 1 if it was tampered with",
+             _audit_verify)
+
+    worker = _command(sub, "worker", "send outbox rows to GitLab and run periodic checks",
+                      _worker)
+    worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    return parser
+
+
+def _command(sub: Any, name: str, help_text: str,
+             func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _app() -> Any:
+    from . import create_app
+
+    return create_app()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    if args.workers < 1:
+        raise ConfigError("--workers: must be at least 1")
+    _app()  # fail early, with a clear message, on bad configuration
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {"bind": args.bind, "workers": args.workers,
+                               "timeout": args.timeout, "accesslog": None,
+                               "worker_class": "sync"}.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return _app()
+
+    Server().run()
+    return EXIT_OK
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from .schema import upgrade
+
+    app = _app()
+    upgrade(app.config["DATABASE_URL"], args.revision)
+    print(f"database at revision {args.revision}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from .db import session_for
+    from .store import tokens
+
+    with session_for(_app()) as session:
+        _, token = tokens.create(session, _cli_actor(), name=args.name, role=args.role,
+                                 project=args.project)
+    print(token)
+    return EXIT_OK
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from .db import session_for
+    from .store import tokens
+
+    with session_for(_app(), write=False) as session:
+        for row in tokens.list_all(session):
+            state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+            print(f"{row.name}\t{row.role}\t{row.project or '*'}\t{state}")
+    return EXIT_OK
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from .db import session_for
+    from .store import tokens
+
+    with session_for(_app()) as session:
+        tokens.revoke(session, _cli_actor(), args.name)
+    print(f"token {args.name} revoked", file=sys.stderr)
+    return EXIT_OK
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from .db import session_for
+    from .store import audit
+
+    with session_for(_app(), write=False) as session:
+        count, broken = audit.verify(session)
+    if broken is not None:
+        print(f"Error: audit log entry {broken.entry_id}: {broken.problem}", file=sys.stderr)
+        return EXIT_NO
+    print(f"audit log intact: {count} entries", file=sys.stderr)
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from importlib import import_module
+
+    return int(import_module("promotion_service.worker").run(once=args.once) or 0)
+
+
+def _cli_actor() -> Actor:
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+    return Actor(name=f"cli:{user}", role="admin")

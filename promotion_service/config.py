@@ -1,0 +1,47 @@
+"""Configuration from PROMOTION_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+PREFIX = "PROMOTION_"
+# variable suffix -> (app.config key, parser, default)
+KNOWN: dict[str, tuple[str, Any, Any]] = {
+    "DATABASE_URL": ("DATABASE_URL", str, None),
+    "GITLAB_URL": ("GITLAB_URL", str, None),
+    "GITLAB_TOKEN": ("GITLAB_TOKEN", str, None),
+    "WEBHOOK_SECRET": ("WEBHOOK_SECRET", str, None),
+    "POLICY_FILE": ("POLICY_FILE", str, None),
+    "MAX_BODY_BYTES": ("MAX_CONTENT_LENGTH", int, 64 * 1024),
+    "SQLITE_BUSY_TIMEOUT": ("SQLITE_BUSY_TIMEOUT", float, 30.0),
+    "DB_POOL_SIZE": ("DB_POOL_SIZE", int, 5),
+    "PROXY_HOPS": ("PROXY_HOPS", int, 0),
+    "LOG_LEVEL": ("LOG_LEVEL", str, "INFO"),
+}
+SECRET_KEYS = frozenset({"GITLAB_TOKEN", "WEBHOOK_SECRET"})
+
+
+class ConfigError(ValueError):
+    """A PROMOTION_* variable has a wrong value; the message names it."""
+
+
+def load_config(environ: Mapping[str, str] | None = None,
+                instance_path: str | None = None) -> dict[str, Any]:
+    """Flask config keys from PROMOTION_* variables (unknown ones pass through as strings)."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {key: default for key, _, default in KNOWN.values()}
+    for name, value in environ.items():
+        if not name.startswith(PREFIX):
+            continue
+        suffix = name[len(PREFIX):]
+        key, parse, _ = KNOWN.get(suffix, (suffix, str, None))
+        try:
+            config[key] = parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: expected {parse.__name__}, got {value!r}") from exc
+    if not config["DATABASE_URL"]:
+        base = instance_path or os.getcwd()
+        config["DATABASE_URL"] = f"sqlite:///{os.path.join(base, 'promotion.db')}"
+    return config

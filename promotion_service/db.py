@@ -1,0 +1,107 @@
+"""The database: one engine per app, request-scoped sessions, serialised writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+_WRITE = {"promotion_write": True}
+
+
+def make_engine(url: str, *, busy_timeout: float = 30.0, pool_size: int = 5) -> Engine:
+    """An engine tuned per backend: SQLite in WAL mode with IMMEDIATE write transactions."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2,
+                             pool_pre_ping=True)
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": busy_timeout}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_conn.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                       f"busy_timeout={int(busy_timeout * 1000)}"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A writer takes the write lock up front, so it waits (busy_timeout) instead of
+        # failing on a stale snapshot; readers never block.
+        write = conn.get_execution_options().get("promotion_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def is_postgres(session: Session) -> bool:
+    """Backend-specific SQL (advisory locks) is chosen with this."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+WRITE_LOCK = 0x70726F6D  # PostgreSQL advisory lock key that orders writers (and the audit chain)
+
+
+def begin_write(session: Session) -> None:
+    """End any read transaction and start one that may write; writers go one at a time.
+
+    SQLite: BEGIN IMMEDIATE. PostgreSQL: a transaction-scoped advisory lock, taken before any
+    row lock, so writers never deadlock and audit entries chain in commit order.
+    """
+    if session.in_transaction():
+        session.commit()
+    connection = session.connection(execution_options=_WRITE)
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+
+
+def init_app(app: Flask) -> None:
+    """Create the engine for the app and close the request's session at teardown."""
+    engine = make_engine(app.config["DATABASE_URL"],
+                         busy_timeout=app.config.get("SQLITE_BUSY_TIMEOUT", 30.0),
+                         pool_size=app.config.get("DB_POOL_SIZE", 5))
+    app.extensions["promotion_db"] = sessionmaker(bind=engine, expire_on_commit=False)
+    app.teardown_appcontext(_close_session)
+
+
+def engine_of(app: Flask) -> Engine:
+    """The app's engine (for the CLI and benchmarks)."""
+    return app.extensions["promotion_db"].kw["bind"]
+
+
+def get_session() -> Session:
+    """The request's session, opened on first use."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["promotion_db"]()
+    return g.db_session
+
+
+@contextmanager
+def session_for(app: Flask, write: bool = True) -> Iterator[Session]:
+    """A session outside requests (CLI, worker, threads): commit on success, else roll back."""
+    session = app.extensions["promotion_db"]()
+    try:
+        if write:
+            begin_write(session)
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the promotion service (run with 'promotion-service db upgrade')."""

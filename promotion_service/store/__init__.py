@@ -1,0 +1,1 @@
+"""SQL-bound operations of the service: each takes a Session (the caller commits) and an Actor."""

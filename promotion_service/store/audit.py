@@ -1,0 +1,51 @@
+"""Append to the audit log (hash-chained, one writer at a time) and verify it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from ..db import WRITE_LOCK, is_postgres
+from ..domain.actor import Actor
+from ..domain.audit_chain import GENESIS, HASHED_FIELDS, ChainBreak, entry_hash, verify_chain
+from ..models import AuditEntry, utcnow
+
+def append(session: Session, actor: Actor, action: str, subject_type: str,
+           subject_id: Any, before: dict[str, Any] | None = None,
+           after: dict[str, Any] | None = None) -> AuditEntry:
+    """Record one change, chained to the previous entry."""
+    if is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+    prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+    fields = {
+        "at": utcnow().isoformat(timespec="microseconds"),
+        "actor": actor.name, "role": actor.role, "action": action,
+        "subject_type": subject_type,
+        "subject_id": None if subject_id is None else str(subject_id),
+        "before": before, "after": after,
+        "request_id": actor.request_id, "source_ip": actor.source_ip,
+    }
+    prev = prev or GENESIS
+    entry = AuditEntry(**fields, prev_hash=prev, hash=entry_hash(prev, fields))
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def verify(session: Session) -> tuple[int, ChainBreak | None]:
+    """Check the whole chain: (entries checked, first break or None)."""
+    count = 0
+
+    def rows() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        query = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=500)
+        for entry in session.scalars(query):
+            count += 1
+            yield {c: getattr(entry, c) for c in ("id", "prev_hash", "hash", *HASHED_FIELDS)}
+
+    broken = verify_chain(rows())
+    return count, broken
+

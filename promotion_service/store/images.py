@@ -1,0 +1,122 @@
+"""Images: registration (idempotent by repository + digest), lookup, revocation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..domain.actor import Actor
+from ..errors import Conflict, NotFound
+from ..models import Environment, Image, Project, utcnow
+from ..policy_file import PolicySet
+from . import audit, projects, releases
+
+AUDITED = ("repository", "digest", "commit_sha", "ref", "tags", "pipeline_id")
+
+
+def register(session: Session, actor: Actor, policies: PolicySet, *, project: str,
+             repository: str, digest: str, gitlab_project_id: int | None = None,
+             **fields: Any) -> tuple[Image, bool]:
+    """The image (created=True) or the one already registered with this digest."""
+    existing = find(session, repository, digest)
+    if existing is not None:
+        return _same_project(session, existing, project), False
+    proj = projects.ensure_project(session, actor, project, policies, gitlab_project_id)
+    image = Image(project_id=proj.id, repository=repository, digest=digest,
+                  registered_by=actor.name, **fields)
+    try:
+        with session.begin_nested():
+            session.add(image)
+            session.flush()
+    except IntegrityError:  # registered concurrently
+        return _same_project(session, find(session, repository, digest), project), False
+    audit.append(session, actor, "image.registered", "image", image.id,
+                 after={k: getattr(image, k) for k in AUDITED} | {"project": project})
+    return image, True
+
+
+def find(session: Session, repository: str, digest: str) -> Image | None:
+    """The image with this repository and digest, if registered."""
+    return session.scalar(select(Image).where(Image.repository == repository,
+                                              Image.digest == digest))
+
+
+def get(session: Session, repository: str, digest: str) -> Image:
+    """The image or a 404 that says how to register it."""
+    image = find(session, repository, digest)
+    if image is None:
+        raise NotFound(f"image {repository}@{digest} is not registered "
+                       "(register it with POST /api/v1/images)")
+    return image
+
+
+def get_by_id(session: Session, image_id: int) -> Image:
+    """The image or 404."""
+    image = session.get(Image, image_id)
+    if image is None:
+        raise NotFound(f"no image with id {image_id}")
+    return image
+
+
+def query(*, project: str | None = None, repository: str | None = None,
+          digest: str | None = None, commit_sha: str | None = None,
+          revoked: bool | None = None) -> Select[tuple[Image]]:
+    """A filtered, newest-first selection for listing."""
+    stmt = select(Image).order_by(Image.id.desc())
+    if project:
+        stmt = stmt.join(Project, Project.id == Image.project_id).where(Project.path == project)
+    for column, value in ((Image.repository, repository), (Image.digest, digest),
+                          (Image.commit_sha, commit_sha)):
+        if value:
+            stmt = stmt.where(column == value)
+    if revoked is not None:
+        stmt = stmt.where(Image.revoked_at.is_not(None) if revoked else Image.revoked_at.is_(None))
+    return stmt
+
+
+def revoke(session: Session, actor: Actor, image: Image, reason: str) -> bool:
+    """Mark the image bad for good; False if it was already revoked."""
+    projects.check_scope(actor, project_path(session, image))
+    if image.revoked_at is not None:
+        return False
+    image.revoked_at, image.revoked_by, image.revoked_reason = utcnow(), actor.name, reason
+    session.flush()
+    audit.append(session, actor, "image.revoked", "image", image.id,
+                 before={"revoked": False},
+                 after={"revoked": True, "reason": reason,
+                        "running_in": running_in(session, image)})
+    return True
+
+
+def running_in(session: Session, image: Image) -> list[str]:
+    """Environments whose current release is this image."""
+    envs = session.scalars(select(Environment).where(Environment.project_id == image.project_id)
+                           .order_by(Environment.position))
+    return [env.name for env in envs
+            if (cur := releases.current(session, env.id)) is not None and cur.image_id == image.id]
+
+
+def project_path(session: Session, image: Image) -> str:
+    """The path of the image's project."""
+    return session.scalar(select(Project.path).where(Project.id == image.project_id)) or ""
+
+
+def parse_time(value: datetime | None) -> datetime | None:
+    """Naive UTC, the way every timestamp is stored."""
+    if value is None or value.tzinfo is None:
+        return value
+    return (value - value.utcoffset()).replace(tzinfo=None)
+
+
+def _same_project(session: Session, image: Image | None, project: str) -> Image:
+    if image is None:  # pragma: no cover - a concurrent delete; there is no delete
+        raise NotFound("image vanished while registering")
+    path = project_path(session, image)
+    if path != project:
+        raise Conflict(f"{image.repository}@{image.digest} is already registered for project "
+                       f"{path!r}, not {project!r}")
+    return image

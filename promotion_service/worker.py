@@ -1,0 +1,63 @@
+"""`promotion-service worker`: the dispatcher and the periodic checks, in their own process.
+
+Run as many as you like (and/or the in-process thread, PROMOTION_DISPATCHER_THREAD=1): each
+outbox row is claimed by one of them. SIGTERM/SIGINT finish the current row and exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+
+def periodic_tasks(app: Flask) -> Callable[[], None]:
+    """What the dispatcher loop also does every few seconds (each in its own transaction)."""
+    from . import gitlab_sync
+    from .db import session_for
+    from .store.promotions import reevaluate_waiting
+
+    def tick() -> None:
+        for name, task in (
+            ("promotions waiting for time", lambda s: reevaluate_waiting(s)),
+            ("pending merge-request checks", lambda s: gitlab_sync.recheck_pending(s, app.config)),
+            ("GitLab deployments waiting for approval",
+             lambda s: gitlab_sync.sync_blocked_deployments(s, app.config)),
+        ):
+            try:
+                with session_for(app) as session:
+                    task(session)
+            except Exception:
+                log.exception("periodic task failed: %s", name)
+
+    return tick
+
+
+def run(app: Flask | None = None, *, once: bool = False, stop: threading.Event | None = None,
+        **_: Any) -> int:
+    """Dispatch the outbox until stopped (or one batch with ``once``); return an exit status."""
+    from . import create_app
+    from .dispatcher import from_app
+
+    app = app or create_app()
+    dispatcher = from_app(app, name=None)
+    tick = periodic_tasks(app)
+    if once:
+        tick()
+        while dispatcher.run_once():
+            pass
+        return 0
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    log.info("worker %s dispatching the outbox to %s", dispatcher.name, dispatcher.gitlab.url)
+    periodic = float(app.config.get("WORKER_PERIODIC_SECONDS") or 10)
+    dispatcher.run(stop, periodic=tick, periodic_seconds=periodic)
+    return 0

@@ -1,0 +1,29 @@
+"""The Docker engine client the steps share, built once at the edge with errors wrapped.
+
+docker-py is imported here only, so steps that never touch the engine (tag) never load it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from steps.errors import ExternalError
+
+DOCKER_HOST_OPTION_HELP = "Docker engine to use (unix:///var/run/docker.sock, tcp://docker:2375)."
+
+
+def docker_client(host: str | None = None, timeout: int = 300) -> Any:
+    """A docker-py client for `host` (None: DOCKER_HOST or the local socket) that answers."""
+    import docker
+
+    try:
+        client = (docker.DockerClient(base_url=host, timeout=timeout) if host
+                  else docker.from_env(timeout=timeout))
+        client.ping()
+    except Exception as e:  # docker-py raises DockerException, requests' errors, OSError
+        where = host or "DOCKER_HOST or the local socket"
+        raise ExternalError(f"the Docker engine at {where} does not answer: {e}") from e
+    return client
+
+
+client = docker_client  # the name steps.targets looks for

@@ -1,0 +1,69 @@
+"""Reports from deploy, rollback and verify to the promotion service (when one is configured).
+
+The service names images by repository and digest; a release of an image known only by a tag
+or a local id cannot be reported and is logged as such.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from steps.runtime import Log
+from steps.service_client import ServiceClient
+
+
+class Reporter:
+    """Sends a deploy job's reports; does nothing without --service-url (CD_SERVICE_URL)."""
+
+    def __init__(self, url: str | None, token: str | None, image: str | None, environment: str,
+                 job_url: str | None, log: Log) -> None:
+        self.log = log
+        self.environment = environment
+        self.job_url = job_url
+        self.client = ServiceClient(url, token) if url else None
+        self.image = split_image(image) if image else None
+        self.deployment_id: int | None = None
+        if self.client and not self.image:
+            log.warn(f"not reporting to the promotion service: the image {image or '(none)'} "
+                     "is not named by digest (set CD_IMAGE to repository@sha256:...)")
+            self.client = None
+
+    def _ref(self) -> dict[str, Any]:
+        repository, digest = self.image  # type: ignore[misc]
+        body: dict[str, Any] = {"repository": repository, "digest": digest,
+                                "environment": self.environment}
+        if self.job_url:
+            body["job_url"] = self.job_url
+        return body
+
+    def deployment(self, state: str, message: str | None = None) -> None:
+        """POST a deployment when it starts; PATCH it as it moves on."""
+        if not self.client:
+            return
+        if self.deployment_id is None:
+            body = {**self._ref(), "state": state}
+            if message:
+                body["message"] = message[:1000]
+            answer = self.client.post("deployments", body) or {}
+            self.deployment_id = answer.get("id")
+        else:
+            body = {"state": state, **({"message": message[:1000]} if message else {})}
+            self.client.request("PATCH", f"deployments/{self.deployment_id}", json=body)
+        self.log.info(f"Reported deployment {state} to the promotion service")
+
+    def verification(self, passed: bool, details: dict[str, Any]) -> None:
+        if not self.client:
+            return
+        self.client.post("verifications", {**self._ref(), "passed": passed, "details": details})
+        self.log.info(f"Reported verification {'passed' if passed else 'failed'} to the "
+                      "promotion service")
+
+
+def split_image(image: str) -> tuple[str, str] | None:
+    """`registry/app@sha256:...` -> (`registry/app`, `sha256:...`); None without a digest."""
+    repository, sep, digest = image.partition("@")
+    if not sep or not digest.startswith("sha256:"):
+        return None
+    if ":" in repository.rsplit("/", 1)[-1]:
+        repository = repository.rsplit(":", 1)[0]
+    return repository, digest

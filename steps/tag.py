@@ -1,0 +1,243 @@
+"""`docker-cd tag SOURCE TARGET...`: add tags to an image already in a registry, without a pull.
+
+The manifest's bytes are read once and PUT under each new tag, so the digest never changes.
+Into another repository of the same registry the blobs are mounted; into another registry
+they are streamed, only those the target lacks. Each target is HEADed first: a tag already on
+the digest is left alone (nothing written), and with --immutable a tag on another digest is
+refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from steps.credentials import store_from_settings
+from steps.errors import Refused, UsageError
+from steps.reference import Reference, is_bare_tag, parse_reference
+from steps.registry import REGISTRY_OPTIONS, Manifest, RegistryClient, Repo
+from steps.runtime import CI_CONTEXT, REGISTRY_AUTH, Log, Option, Result, Step
+from steps.tagscheme import SCHEMES, needs_existing_tags, scheme_tags
+
+OPTIONS = (
+    Option("source", "Image to tag, by digest or tag (registry/path@sha256:... or :tag).",
+           env=("CD_IMAGE",), positional=True, nargs="?", metavar="SOURCE"),
+    Option("target", "Tags to add: a bare tag (in SOURCE's repository), a full reference "
+           "(registry/path:tag), or a repository (registry/path) to receive the --scheme tags.",
+           positional=True, nargs="*", kind="list", default=(), metavar="TARGET"),
+    Option("scheme", "Derive tags from the pipeline: sha (short and long commit SHA), ref "
+           "(ref slug), semver (git tag v1.2.3 -> 1.2.3, 1.2, 1, latest).",
+           env=("CD_TAG_SCHEME",), kind="list", default=()),
+    Option("immutable", "Refuse to move a tag that already points at another digest.",
+           env=("CD_IMMUTABLE_TAGS",), kind="flag", default=False),
+    *REGISTRY_OPTIONS,
+    *REGISTRY_AUTH,
+    *(o for o in CI_CONTEXT if o.dest in ("commit_sha", "ref_slug", "git_tag")),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str | None = None
+    target: tuple[str, ...] = ()
+    scheme: tuple[str, ...] = ()
+    immutable: bool = False
+    retries: int = 3
+    plain_http: tuple[str, ...] = ()
+    registry: str | None = None
+    registry_user: str | None = None
+    registry_password: str | None = None
+    docker_auth_config: str | None = None
+    docker_config: str | None = None
+    commit_sha: str | None = None
+    ref_slug: str | None = None
+    git_tag: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to tag: explicit target references, and repositories that get the scheme tags."""
+
+    source: Reference
+    tagged: tuple[Reference, ...]
+    scheme_repositories: tuple[Reference, ...]
+
+
+def plan(settings: Settings) -> Plan:
+    """Parse SOURCE and TARGETs; raise UsageError naming the one at fault."""
+    if not settings.source:
+        raise UsageError("the image to tag is required, e.g. registry.example.com/app@sha256:...",
+                         "source")
+    try:
+        source = parse_reference(settings.source)
+    except ValueError as e:
+        raise UsageError(str(e), "source") from None
+    tagged: list[Reference] = []
+    repositories: list[Reference] = []
+    for text in settings.target:
+        if is_bare_tag(text):
+            tagged.append(source.with_tag(text))
+            continue
+        try:
+            ref = parse_reference(text)
+        except ValueError as e:
+            raise UsageError(str(e), "target") from None
+        if ref.digest:
+            raise UsageError(f"{text!r}: a target names a tag, not a digest", "target")
+        (tagged if ref.tag else repositories).append(ref)
+    for scheme in settings.scheme:
+        if scheme not in SCHEMES:
+            raise UsageError(f"unknown scheme {scheme!r}; choose from {', '.join(SCHEMES)}",
+                             "scheme")
+    if repositories and not settings.scheme:
+        raise UsageError(f"{repositories[0].name} names a repository without a tag: add :TAG, "
+                         "or --scheme to derive the tags", "target")
+    if not tagged and not settings.scheme:
+        raise UsageError("nothing to tag: give a TARGET or --scheme sha|ref|semver", "target")
+    if settings.retries < 0:
+        raise UsageError("must be 0 or more", "retries")
+    return Plan(source, tuple(tagged), tuple(repositories) or ((source,) if settings.scheme
+                                                                 else ()))
+
+
+def validate(settings: Settings) -> None:
+    plan(settings)
+
+
+def execute(settings: Settings, log: Log) -> Result:
+    the_plan = plan(settings)
+    client = client_for(settings, log)
+    source = the_plan.source
+    src = Repo(source.registry, source.repository)
+    manifest = client.get_manifest(src, source.reference)
+    if manifest is None:
+        raise UsageError(f"{source} is not in registry {source.registry}: push it first", "source")
+    log.info(f"{source} is {manifest.digest} ({manifest.media_type})")
+    targets = list(the_plan.tagged)
+    if settings.scheme:
+        targets += _scheme_targets(settings, client, the_plan.scheme_repositories)
+    results = tag_image(client, manifest, src, targets, immutable=settings.immutable, log=log)
+    first = targets[0]
+    tags = [t.tag for t in targets if t.name == first.name]
+    return Result(
+        outputs={"CD_IMAGE": f"{first.name}@{manifest.digest}",
+                 "CD_IMAGE_REPOSITORY": first.name,
+                 "CD_IMAGE_DIGEST": manifest.digest,
+                 "CD_IMAGE_TAGS": ",".join(t for t in tags if t)},
+        data={"source": str(source), "media_type": manifest.media_type, "tags": results})
+
+
+def client_for(settings: Any, log: Log) -> RegistryClient:
+    """A registry client with the step's credentials; their secrets are masked in the log."""
+    store = store_from_settings(settings)
+
+    def credentials(host: str):
+        found = store.for_host(host)
+        if found:
+            log.masker.add(*found.secrets())
+            log.masker.add_basic_auth(found.username, found.password)
+            log.debug(f"credentials for {host} from {found.source}")
+        return found
+
+    return RegistryClient(credentials, attempts=settings.retries + 1,
+                          plain_http=set(settings.plain_http), on_retry=log.warn)
+
+
+def _scheme_targets(settings: Settings, client: RegistryClient,
+                    repositories: tuple[Reference, ...]) -> list[Reference]:
+    targets = []
+    for repository in repositories:
+        existing: list[str] = []
+        if needs_existing_tags(settings.scheme, settings.git_tag):
+            existing = client.tags(Repo(repository.registry, repository.repository))
+        try:
+            tags = scheme_tags(settings.scheme, commit_sha=settings.commit_sha,
+                               ref_slug=settings.ref_slug, git_tag=settings.git_tag,
+                               existing_tags=existing)
+        except ValueError as e:
+            raise UsageError(str(e), "scheme") from None
+        targets += [repository.with_tag(tag) for tag in tags]
+    return targets
+
+
+def tag_image(client: RegistryClient, manifest: Manifest, src: Repo,
+              targets: list[Reference], *, immutable: bool = False,
+              log: Log | None = None) -> list[dict[str, str]]:
+    """Point every target tag at the manifest; HEAD first, write only what must change."""
+    current = {str(t): client.head_manifest(_repo(t, push=True), t.tag or "") for t in targets}
+    moved = {ref: digest for ref, digest in current.items()
+             if digest and digest != manifest.digest}
+    if immutable and moved:
+        raise Refused(f"--immutable: {len(moved)} tag(s) already point at another digest; "
+                      "nothing was changed",
+                      [f"{ref} points at {digest}, not {manifest.digest}"
+                       for ref, digest in moved.items()])
+    results = []
+    copied: set[str] = set()
+    for target in targets:
+        ref = str(target)
+        if current[ref] == manifest.digest:
+            results.append({"reference": ref, "action": "unchanged"})
+            _say(log, f"{ref} already points at {manifest.digest}")
+            continue
+        dst = _repo(target, push=True)
+        if (dst.registry, dst.name) != (src.registry, src.name) and target.name not in copied:
+            copy_content(client, manifest, src, dst, log)
+            copied.add(target.name)
+        client.put_manifest(dst, target.tag or "", manifest)
+        action = f"moved from {current[ref]}" if current[ref] else "added"
+        results.append({"reference": ref, "action": action})
+        _say(log, f"{ref} -> {manifest.digest} ({action})")
+    return results
+
+
+def copy_content(client: RegistryClient, manifest: Manifest, src: Repo, dst: Repo,
+                 log: Log | None = None) -> None:
+    """Make everything the manifest references exist in `dst`: mount or stream blobs, and
+    store an index's child manifests by digest."""
+    if manifest.is_index:
+        for child in manifest.children():
+            if client.head_manifest(dst, child["digest"]) == child["digest"]:
+                continue
+            child_manifest = client.get_manifest(src, child["digest"])
+            if child_manifest is None:
+                raise UsageError(f"{src.registry}/{src.name}@{child['digest']} (in the index) "
+                                 "is missing from the source registry", "source")
+            copy_content(client, child_manifest, src, dst, log)
+            client.put_manifest(dst, child["digest"], child_manifest)
+        return
+    blobs = manifest.blobs()
+    same_registry = src.registry == dst.registry
+
+    def one(descriptor: dict[str, Any]) -> str:
+        digest = descriptor["digest"]
+        if same_registry and client.mount_blob(dst, digest, src.name):
+            return "mounted"
+        if client.blob_exists(dst, digest):
+            return "present"
+        client.copy_blob(src, dst, descriptor)
+        return "copied"
+
+    if len(blobs) <= 1:
+        actions = [one(b) for b in blobs]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(blobs))) as pool:
+            actions = list(pool.map(one, blobs))
+    counts = {a: actions.count(a) for a in sorted(set(actions))}
+    _say(log, f"{dst.registry}/{dst.name}: blobs " + ", ".join(f"{n} {a}"
+                                                              for a, n in counts.items()))
+
+
+def _repo(ref: Reference, push: bool = False) -> Repo:
+    return Repo(ref.registry, ref.repository, push)
+
+
+def _say(log: Log | None, text: str) -> None:
+    if log:
+        log.info(text)
+
+
+STEP = Step(name="tag", help=__doc__ or "", options=OPTIONS, settings=Settings,
+            execute=execute, validate=validate)

@@ -1,0 +1,641 @@
+"""The docker target: one Docker engine (DOCKER_HOST), blue-green service by service.
+
+For each service, in dependency order:
+  unchanged (same config hash, running)    kept as is
+  start-first (default), no fixed host port a new container joins the service's DNS alias next to
+                                            the old one; once healthy the old one goes
+  start-first, fixed host port              a candidate without ports proves the release healthy
+                                            while the old container serves; then the port is
+                                            handed over (stop old, start the pre-created new
+                                            one: ~0.15 s without service)
+  stop-first (deploy.update_config.order)   old stopped (kept), new started (for data that two
+                                            processes must not share)
+Old containers are kept until every service of the release is healthy, so a failed release is
+undone at once and the previous one serves again. Volumes are never deleted. Each release is
+recorded as a never-started container labelled with the release (steps.releases.Release).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from steps.errors import ExternalError, Refused
+from steps.releases import FAILED, SUCCEEDED, Release
+from steps.runtime import Log
+from steps.targets import (
+    LABEL_CONFIG_HASH,
+    LABEL_ENVIRONMENT,
+    LABEL_PROJECT,
+    LABEL_RECORD,
+    LABEL_RELEASE,
+    LABEL_ROLE,
+    LABEL_SERVICE,
+    Plan,
+    RestorePlan,
+    pause,
+)
+from steps.targets import docker_spec as ds
+from steps.template import Template, TemplateError, dependency_order
+
+KEEP_RECORDS = 50
+POLL = 0.05
+STABLE_WITHOUT_HEALTHCHECK = 0.5
+
+
+class _Unhealthy(Exception):
+    """A service of the release did not become healthy."""
+
+
+@dataclass
+class _Switch:
+    """One service moved to the new release; enough to undo it."""
+
+    service: str
+    new: list[str]
+    old: list[dict[str, Any]]
+    old_stopped: bool
+    extra: list[str] = field(default_factory=list)  # candidates still to remove
+    new_holder: str | None = None
+    old_holder: dict[str, Any] | None = None
+
+
+class DockerTarget:
+    """Deploys a template to one engine with per-service blue-green replacement."""
+
+    name = "docker"
+    supported = ds.SUPPORTED
+
+    def __init__(self, client: Any) -> None:
+        import docker.errors
+
+        self.client = client
+        self.api = client.api
+        self._holder_image: str | None = None
+        self._errors = docker.errors
+
+    # ------------------------------------------------------------ releases
+
+    def records(self, project: str, environment: str) -> list[Release]:
+        """Every release recorded for the environment (record containers' labels)."""
+        found = self._containers(project, environment, "release")
+        return [Release.from_json(c["Labels"][LABEL_RECORD]) for c in found
+                if LABEL_RECORD in c.get("Labels", {})]
+
+    def deploy(self, plan: Plan, log: Log) -> Release:
+        """Roll out a template; see the module docstring for the order of things."""
+        template = plan.template
+        self._check_values(template)
+        image_ids: dict[str, str] = {}
+        digests: dict[str, str] = {}
+        with log.section("Images"):
+            for service, spec in template.model["services"].items():
+                image_ids[service], digests[service] = self._image(spec["image"], log)
+        spec = {"model": template.model, "image_ids": image_ids,
+                "file_hashes": template.config_hashes(),
+                "checks": [c.to_dict() for c in template.checks]}
+        release = replace(plan.release, images=digests, spec=spec)
+        contents = {("configs", n): c for n, c in template.configs.items()}
+        contents.update({("secrets", n): c for n, c in template.secrets.items()})
+        return self._rollout(release, plan.health_timeout, log, contents)
+
+    def restore(self, source: Release, plan: RestorePlan, log: Log) -> Release:
+        """Run a recorded release again: its images by id (pulled by digest if gone), its files."""
+        if not source.spec or "model" not in source.spec:
+            raise Refused(f"release {source.id} was not recorded by the docker target")
+        spec = dict(source.spec)
+        image_ids = dict(spec["image_ids"])
+        for service, image_id in image_ids.items():
+            if not self._image_exists(image_id):
+                image_ids[service], _ = self._image(source.images[service], log)
+        spec["image_ids"] = image_ids
+        release = replace(plan.release, images=source.images, template=source.template,
+                          template_hash=source.template_hash,
+                          config_hashes=source.config_hashes, spec=spec)
+        return self._rollout(release, plan.health_timeout, log, {})
+
+    def exec(self, project: str, environment: str, service: str, command: list[str],
+             timeout: float) -> tuple[int, str]:
+        """Run a verify command inside a running container of the service."""
+        running = [c for c in self._by_service(project, environment).get(service, [])
+                   if c["State"] == "running"]
+        if not running:
+            raise Refused(f"no running container of service {service!r} to run the check in")
+        try:
+            exec_id = self.api.exec_create(running[0]["Id"], command)["Id"]
+            output = self.api.exec_start(exec_id).decode(errors="replace")
+            code = self.api.exec_inspect(exec_id)["ExitCode"]
+        except self._errors.APIError as e:
+            raise ExternalError(f"cannot run the check in {service}: {e}") from e
+        return int(code if code is not None else 1), output
+
+    # ------------------------------------------------------------ rollout
+
+    def _rollout(self, release: Release, timeout: float, log: Log,
+                 contents: dict[tuple[str, str], bytes]) -> Release:
+        project, env = release.project, release.environment
+        spec = release.spec or {}
+        model = spec["model"]
+        services = model["services"]
+        helper_image = next(iter(spec["image_ids"].values()))
+        self._tidy(project, env, log)
+        networks = self._networks(project, env, model, log)
+        volumes = self._volumes(project, env, model, log)
+        files = self._files(project, env, model, spec["file_hashes"], contents, helper_image, log)
+        current = self._by_service(project, env)
+        switches: list[_Switch] = []
+        try:
+            for service in dependency_order(services):
+                self._wait_dependencies(service, services, current, switches, timeout, log)
+                switch = self._roll_service(release, service, networks, volumes, files,
+                                            current.get(service, []), timeout, log)
+                if switch:
+                    switches.append(switch)
+            self._monitor(release, switches, log)
+        except _Unhealthy as e:
+            log.info(f"Release {release.id} failed: {e}")
+            with log.section("Rolling back to the previous release"):
+                self._revert(switches, timeout, log)
+            failed = replace(release, status=FAILED, message=str(e))
+            self._record(failed, helper_image)
+            back = f"; {release.previous} serves again" if release.previous else ""
+            raise Refused(f"release {release.id} failed and was rolled back{back}: {e}") from None
+        with log.section("Removing the previous containers"):
+            self._commit(project, env, switches, current, services, log)
+        done = replace(release, status=SUCCEEDED)
+        self._record(done, helper_image)
+        return done
+
+    def _roll_service(self, release: Release, service: str, networks: dict[str, str],
+                      volumes: dict[str, str], files: dict[tuple[str, str, str], str],
+                      old: list[dict[str, Any]], timeout: float, log: Log) -> _Switch | None:
+        project, env = release.project, release.environment
+        spec = release.spec["model"]["services"][service]  # type: ignore[index]
+        image_id = release.spec["image_ids"][service]  # type: ignore[index]
+        replicas = int(spec.get("deploy", {}).get("replicas", 1))
+        nets = list(spec["networks"])
+        first = networks[nets[0]]
+        aliases = [service, *spec["networks"][nets[0]].get("aliases", [])]
+        extra = {networks[n]: [service, *spec["networks"][n].get("aliases", [])]
+                 for n in nets[1:]}
+        mounts = self._mounts(spec, volumes, files)
+        holder = self._use_holder(spec)
+        if holder:
+            holder_kw = ds.holder_kwargs(project, env, service, spec, holder, first, aliases)
+            holder_hash = ds.config_hash(holder_kw, extra)
+            final = ds.create_kwargs(project, env, service, spec, image_id, mounts, first, [],
+                                     with_ports=False, holder="HOLDER")
+            digest = ds.config_hash(final, {"holder": [holder_hash]})
+        else:
+            final = ds.create_kwargs(project, env, service, spec, image_id, mounts, first,
+                                     aliases, with_ports=True)
+            digest = ds.config_hash(final, extra)
+        old_holder = self._holder(project, env, service)
+        if (old and len(old) == replicas and all(
+                c["Labels"].get(LABEL_CONFIG_HASH) == digest and c["State"] == "running"
+                for c in old)):
+            log.info(f"{service}: unchanged, kept running")
+            return None
+        conf_key = "rollback_config" if release.kind == "rollback" else "update_config"
+        order = spec.get("deploy", {}).get(conf_key, {}).get("order", "start-first")
+        tail = release.id.rsplit("-", 1)[-1]
+        names = [f"{ds.container_name(project, env, service, i + 1)}-{tail}"
+                 for i in range(replicas)]
+        final = ds.with_release(final, release.id, digest)
+        log.info(f"{service}: {len(old)} -> {replicas} container(s), {order}, "
+                 f"image {release.images[service]}")
+        if holder:
+            return self._handover(release, service, spec, final, holder_kw, holder_hash, extra,
+                                  old, old_holder, names[0], order, timeout, log)
+        if order == "stop-first" or not old:
+            self._stop(old, log)
+            new = [self._create(n, final, extra) for n in names]
+            try:
+                self._start_and_wait(new, names, timeout, log)
+            except _Unhealthy:
+                self._remove(new)
+                self._start(old, timeout, log)
+                raise
+            return _Switch(service, new, old, old_stopped=True)
+        new = [self._create(n, final, extra) for n in names]
+        try:
+            self._start_and_wait(new, names, timeout, log)
+        except _Unhealthy:
+            self._remove(new)
+            raise
+        return _Switch(service, new, old, old_stopped=False)
+
+    def _handover(self, release: Release, service: str, spec: dict[str, Any],
+                  final: dict[str, Any], holder_kw: dict[str, Any], holder_hash: str,
+                  extra: dict[str, list[str]], old: list[dict[str, Any]],
+                  old_holder: dict[str, Any] | None, name: str, order: str, timeout: float,
+                  log: Log) -> _Switch:
+        """A service with a fixed host port: prove the release on a candidate while the old
+        container serves, then hand the port over inside the holder's network namespace."""
+        candidate = None
+        # A rollback restores a release that already proved itself here: straight to handover
+        # (still waited on, and undone if it fails now).
+        if old and order == "start-first" and release.kind != "rollback":
+            check = ds.create_kwargs(release.project, release.environment, service, spec,
+                                     final["image"], final["host_config"]["Mounts"],
+                                     next(iter(holder_kw["networking_config"]["EndpointsConfig"])),
+                                     [], with_ports=False)
+            check["labels"] = {**final["labels"], LABEL_ROLE: "candidate"}
+            candidate = self._create(f"{name}-check", check, {n: [] for n in extra})
+            try:
+                self._start_and_wait([candidate], [f"{name}-check"], timeout, log)
+            except _Unhealthy:
+                self._remove([candidate])
+                raise
+        reuse = (old_holder is not None and old_holder["State"] == "running"
+                 and old_holder["Labels"].get(LABEL_CONFIG_HASH) == holder_hash)
+        if reuse:
+            holder_id = old_holder["Id"]  # type: ignore[index]
+        else:
+            kwargs = ds.with_release(holder_kw, release.id, holder_hash)
+            holder_id = self._create(f"{name}-net", kwargs, extra)
+        final = {**final, "host_config": {**final["host_config"],
+                                          "NetworkMode": f"container:{holder_id}"}}
+        new = [self._create(name, final, {})]
+        started = time.monotonic()
+        self._stop(old, log)
+        try:
+            if not reuse:
+                self._stop([old_holder] if old_holder else [], log)
+                self._start_holder(holder_id)
+            self._start_and_wait(new, [name], timeout, log, handover_from=started)
+        except _Unhealthy:
+            self._remove([*new, *([candidate] if candidate else [])])
+            if not reuse:
+                self._remove([holder_id])
+                if old_holder:
+                    self._start_holder(old_holder["Id"])
+            self._start(old, timeout, log)
+            raise
+        return _Switch(service, new, old, old_stopped=True,
+                       extra=[candidate] if candidate else [],
+                       new_holder=None if reuse else holder_id,
+                       old_holder=None if reuse else old_holder)
+
+    def _use_holder(self, spec: dict[str, Any]) -> str | None:
+        """The holder image when this service needs one and the engine can run it."""
+        if not ds.published_host_ports(spec):
+            return None
+        if self._holder_image is None:
+            self._holder_image = pause.ensure_image(self.client) if pause.supported(
+                self.client) else ""
+        return self._holder_image or None
+
+    def _start_holder(self, cid: str) -> None:
+        try:
+            self.api.start(cid)
+        except self._errors.APIError as e:
+            raise _Unhealthy(f"the network holder did not start: {e.explanation or e}") from e
+
+    def _holder(self, project: str, env: str, service: str) -> dict[str, Any] | None:
+        for c in self._containers(project, env, "holder"):
+            if (c["Labels"].get(LABEL_SERVICE) == service
+                    and c["Names"][0].lstrip("/") == ds.holder_name(project, env, service)):
+                return c
+        return None
+
+    def _wait_dependencies(self, service: str, services: dict[str, Any],
+                           current: dict[str, list[dict[str, Any]]], switches: list[_Switch],
+                           timeout: float, log: Log) -> None:
+        """depends_on service_healthy on a service this release did not touch."""
+        moved = {s.service for s in switches}
+        for dep, cond in services[service]["depends_on"].items():
+            if cond["condition"] == "service_healthy" and dep not in moved:
+                ids = [c["Id"] for c in current.get(dep, [])]
+                self._wait(ids, [dep] * len(ids), timeout, log)
+
+    def _monitor(self, release: Release, switches: list[_Switch], log: Log) -> None:
+        """deploy.update_config.monitor: keep watching the new containers before committing."""
+        services = release.spec["model"]["services"]  # type: ignore[index]
+        monitor = max((services[s.service].get("deploy", {}).get("update_config", {})
+                       .get("monitor", 0) for s in switches), default=0)
+        if not monitor:
+            return
+        log.info(f"Watching the new containers for {monitor:g}s (update_config.monitor)")
+        time.sleep(monitor)
+        for switch in switches:
+            for cid in switch.new:
+                state = self.api.inspect_container(cid)["State"]
+                health = state.get("Health", {}).get("Status", "healthy")
+                if not state["Running"] or health == "unhealthy":
+                    raise _Unhealthy(f"{switch.service} failed during the monitor period")
+
+    def _revert(self, switches: list[_Switch], timeout: float, log: Log) -> None:
+        for switch in reversed(switches):
+            log.info(f"{switch.service}: back to the previous containers")
+            self._remove(switch.new + switch.extra)
+            if switch.new_holder:
+                self._remove([switch.new_holder])
+                if switch.old_holder:
+                    self._start_holder(switch.old_holder["Id"])
+            if switch.old_stopped:
+                try:
+                    self._start(switch.old, timeout, log)
+                except _Unhealthy as e:
+                    log.warn(f"{switch.service}: the previous containers did not recover: {e}")
+
+    def _commit(self, project: str, env: str, switches: list[_Switch],
+                current: dict[str, list[dict[str, Any]]], services: dict[str, Any],
+                log: Log) -> None:
+        gone = [c for s, cs in current.items() if s not in services for c in cs]
+        for switch in switches:
+            if not switch.old_stopped:
+                self._stop(switch.old, log)
+            self._remove([c["Id"] for c in switch.old] + switch.extra)
+            if switch.new_holder:
+                self._remove([switch.old_holder["Id"]] if switch.old_holder else [])
+                self.api.rename(switch.new_holder, ds.holder_name(project, env, switch.service))
+            for i, cid in enumerate(switch.new):
+                self.api.rename(cid, ds.container_name(project, env, switch.service, i + 1))
+        if gone:
+            log.info("Removing services no longer in the template: "
+                     + ", ".join(sorted({c["Labels"][LABEL_SERVICE] for c in gone})))
+            self._stop(gone, log)
+            self._remove([c["Id"] for c in gone])
+        self._remove([c["Id"] for c in self._containers(project, env, "holder")
+                      if c["Labels"].get(LABEL_SERVICE) not in services])
+
+    # ------------------------------------------------------------ containers
+
+    def _create(self, name: str, kwargs: dict[str, Any], extra: dict[str, list[str]]) -> str:
+        try:
+            created = self.api.create_container(name=name, **kwargs)
+            for network, aliases in extra.items():
+                self.api.connect_container_to_network(created["Id"], network,
+                                                      aliases=aliases or None)
+        except self._errors.APIError as e:
+            raise ExternalError(f"cannot create container {name}: {e.explanation or e}") from e
+        return created["Id"]
+
+    def _start_and_wait(self, ids: list[str], names: list[str], timeout: float, log: Log,
+                        handover_from: float | None = None) -> None:
+        for cid, name in zip(ids, names, strict=True):
+            try:
+                self.api.start(cid)
+            except self._errors.APIError as e:
+                raise _Unhealthy(f"{name} did not start: {e.explanation or e}") from e
+        if handover_from is not None:
+            log.info(f"  port handed over in {time.monotonic() - handover_from:.2f}s")
+        self._wait(ids, names, timeout, log)
+
+    def _wait(self, ids: list[str], names: list[str], timeout: float, log: Log) -> None:
+        """Wait until every container is healthy (or, without a healthcheck, stays up 0.5 s)."""
+        deadline = time.monotonic() + timeout
+        for cid, name in zip(ids, names, strict=True):
+            started = time.monotonic()
+            while True:
+                info = self.api.inspect_container(cid)
+                state = info["State"]
+                health = (state.get("Health") or {}).get("Status")
+                if state["Status"] in ("exited", "dead", "restarting"):
+                    raise _Unhealthy(f"{name} exited with code {state.get('ExitCode')}"
+                                     f"{self._tail(cid)}")
+                settled = time.monotonic() - started >= STABLE_WITHOUT_HEALTHCHECK
+                if health == "healthy" or (health is None and state["Running"] and settled):
+                    log.info(f"  {name}: {'healthy' if health else 'running'} after "
+                             f"{time.monotonic() - started:.1f}s")
+                    break
+                if health == "unhealthy":
+                    probes = (state.get("Health") or {}).get("Log") or [{}]
+                    output = str(probes[-1].get("Output", "")).strip()[-300:]
+                    raise _Unhealthy(f"{name} is unhealthy (health check: {output or 'failed'})")
+                if time.monotonic() > deadline:
+                    raise _Unhealthy(f"{name} was not healthy within {timeout:g}s "
+                                     "(--health-timeout)")
+                time.sleep(POLL)
+
+    def _tail(self, cid: str) -> str:
+        try:
+            text = self.api.logs(cid, tail=5).decode(errors="replace").strip()
+        except self._errors.APIError:
+            return ""
+        return f"; last output: {text[-400:]}" if text else ""
+
+    def _stop(self, containers: list[dict[str, Any]], log: Log) -> None:
+        for c in containers:
+            if c.get("State") == "running" or c.get("State") is None:
+                with contextlib.suppress(self._errors.NotFound):
+                    self.api.stop(c["Id"])
+
+    def _start(self, containers: list[dict[str, Any]], timeout: float, log: Log) -> None:
+        ids = [c["Id"] for c in containers]
+        names = [c["Names"][0].lstrip("/") for c in containers]
+        self._start_and_wait(ids, names, timeout, log)
+
+    def _remove(self, ids: list[str]) -> None:
+        for cid in ids:
+            try:
+                self.api.remove_container(cid, force=True)
+            except self._errors.NotFound:
+                pass
+            except self._errors.APIError as e:
+                raise ExternalError(f"cannot remove container {cid[:12]}: {e}") from e
+
+    def _containers(self, project: str, env: str, role: str) -> list[dict[str, Any]]:
+        filters = {"label": [f"{LABEL_PROJECT}={project}", f"{LABEL_ENVIRONMENT}={env}",
+                             f"{LABEL_ROLE}={role}"]}
+        try:
+            return self.api.containers(all=True, filters=filters)
+        except self._errors.APIError as e:
+            raise ExternalError(f"cannot list containers: {e}") from e
+
+    def _by_service(self, project: str, env: str) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for c in sorted(self._containers(project, env, "service"), key=lambda c: c["Names"][0]):
+            out.setdefault(c["Labels"][LABEL_SERVICE], []).append(c)
+        return out
+
+    def _tidy(self, project: str, env: str, log: Log) -> None:
+        """Finish what an interrupted rollout left: candidates go, pending containers are renamed
+        when their service has no container under its proper name, else removed."""
+        self._remove([c["Id"] for c in self._containers(project, env, "candidate")])
+        for c in self._containers(project, env, "holder"):
+            service = c["Labels"].get(LABEL_SERVICE, "")
+            proper = ds.holder_name(project, env, service)
+            if c["Names"][0].lstrip("/") != proper:
+                if c["State"] == "running" and self._holder(project, env, service) is None:
+                    self.api.rename(c["Id"], proper)
+                else:
+                    self._remove([c["Id"]])
+        for service, containers in self._by_service(project, env).items():
+            proper = {ds.container_name(project, env, service, i + 1)
+                      for i in range(len(containers))}
+            names = {c["Names"][0].lstrip("/") for c in containers}
+            for c in containers:
+                name = c["Names"][0].lstrip("/")
+                if name in proper:
+                    continue
+                free = sorted(proper - names)
+                if free and c["State"] == "running":
+                    log.warn(f"adopting {name} left by an interrupted deploy as {free[0]}")
+                    self.api.rename(c["Id"], free[0])
+                    names.add(free[0])
+                else:
+                    log.warn(f"removing {name} left by an interrupted deploy")
+                    self._remove([c["Id"]])
+
+    # ------------------------------------------------------------ images, networks, volumes, files
+
+    def _image(self, ref: str, log: Log) -> tuple[str, str]:
+        """The image id to run and the digest reference to record."""
+        try:
+            try:
+                image = self.client.images.get(ref)
+            except self._errors.ImageNotFound:
+                log.command(["docker", "pull", ref])
+                image = self.client.images.pull(ref)
+        except self._errors.APIError as e:
+            raise ExternalError(f"cannot get image {ref}: {e.explanation or e}") from e
+        if "@sha256:" in ref:
+            return image.id, ref
+        repo = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
+        digests = [d for d in image.attrs.get("RepoDigests") or [] if d.split("@")[0] == repo]
+        return image.id, digests[0] if digests else image.id
+
+    def _image_exists(self, image_id: str) -> bool:
+        try:
+            self.api.inspect_image(image_id)
+            return True
+        except self._errors.NotFound:
+            return False
+
+    def _networks(self, project: str, env: str, model: dict[str, Any], log: Log) -> dict[str, str]:
+        declared = {"default": {}, **model.get("networks", {})}
+        out = {}
+        for name, spec in declared.items():
+            engine_name = ds.resource_name(project, env, name, spec or {})
+            out[name] = engine_name
+            if self.api.networks(names=[engine_name]):
+                continue
+            if (spec or {}).get("external"):
+                raise Refused(f"external network {engine_name} does not exist; create it first")
+            log.command(["docker", "network", "create", engine_name])
+            self.api.create_network(
+                engine_name, driver=spec.get("driver"), options=spec.get("driver_opts"),
+                internal=bool(spec.get("internal")), attachable=spec.get("attachable"),
+                labels={**spec.get("labels", {}), **ds.labels(project, env, "network")})
+        return out
+
+    def _volumes(self, project: str, env: str, model: dict[str, Any], log: Log) -> dict[str, str]:
+        out = {}
+        for name, spec in model.get("volumes", {}).items():
+            spec = spec or {}
+            engine_name = ds.resource_name(project, env, name, spec)
+            out[name] = engine_name
+            try:
+                self.api.inspect_volume(engine_name)
+                continue
+            except self._errors.NotFound:
+                if spec.get("external"):
+                    raise Refused(f"external volume {engine_name} does not exist; create it "
+                                  "first") from None
+            log.command(["docker", "volume", "create", engine_name])
+            self.api.create_volume(engine_name, driver=spec.get("driver"),
+                                   driver_opts=spec.get("driver_opts"),
+                                   labels={**spec.get("labels", {}),
+                                           **ds.labels(project, env, "volume")})
+        return out
+
+    def _files(self, project: str, env: str, model: dict[str, Any], hashes: dict[str, str],
+               contents: dict[tuple[str, str], bytes], helper_image: str,
+               log: Log) -> dict[tuple[str, str, str], str]:
+        """Config and secret files, each in a volume named by its content; mounted read-only."""
+        out: dict[tuple[str, str, str], str] = {}
+        for spec in model["services"].values():
+            for kind in ("configs", "secrets"):
+                for ref in spec[kind]:
+                    name = ref["source"]
+                    volume = ds.file_volume(project, env, kind, name,
+                                            hashes[f"{kind[:-1]}:{name}"], ref)
+                    key = (kind, name, ref["target"])
+                    if key in out:
+                        continue
+                    try:
+                        out[key] = self.api.inspect_volume(volume)["Mountpoint"] + "/content"
+                        continue
+                    except self._errors.NotFound:
+                        if (kind, name) not in contents:
+                            raise Refused(f"the {kind[:-1]} volume {volume} of this release is "
+                                          "gone; deploy from the repository instead") from None
+                    self._write_file(volume, contents[(kind, name)], ref, helper_image,
+                                     ds.labels(project, env, kind[:-1]))
+                    out[key] = self.api.inspect_volume(volume)["Mountpoint"] + "/content"
+        return out
+
+    def _write_file(self, volume: str, data: bytes, ref: dict[str, Any], image: str,
+                    labels: dict[str, str]) -> None:
+        self.api.create_volume(volume, labels=labels)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo("content")
+            info.size = len(data)
+            info.mode = ref.get("mode") if ref.get("mode") is not None else 0o444
+            info.uid = int(ref.get("uid") or 0)
+            info.gid = int(ref.get("gid") or 0)
+            tar.addfile(info, io.BytesIO(data))
+        helper = self.api.create_container(
+            image, entrypoint=["/docker-cd-helper"], network_disabled=True,
+            labels={**labels, LABEL_ROLE: "helper"},
+            host_config=self.api.create_host_config(
+                mounts=[{"Type": "volume", "Source": volume, "Target": "/f"}]))
+        try:
+            self.api.put_archive(helper["Id"], "/f", buf.getvalue())
+        finally:
+            self.api.remove_container(helper["Id"], force=True)
+
+    def _mounts(self, spec: dict[str, Any], volumes: dict[str, str],
+                files: dict[tuple[str, str, str], str]) -> list[dict[str, Any]]:
+        mounts = []
+        for vol in spec["volumes"]:
+            mount: dict[str, Any] = {"Target": vol["target"], "Type": vol["type"],
+                                     "ReadOnly": vol["read_only"]}
+            if vol["type"] == "volume" and vol["source"]:
+                mount["Source"] = volumes[vol["source"]]
+            elif vol["type"] == "bind":
+                mount["Source"] = vol["source"]
+            mounts.append(mount)
+        for kind in ("configs", "secrets"):
+            for ref in spec[kind]:
+                source = files[(kind, ref["source"], ref["target"])]
+                mounts.append({"Type": "bind", "Source": source, "Target": ref["target"],
+                               "ReadOnly": True})
+        return mounts
+
+    def _record(self, release: Release, image: str) -> None:
+        """Keep the release on the engine: a never-started container carrying it as a label."""
+        labels = ds.labels(release.project, release.environment, "release",
+                           **{LABEL_RELEASE: release.id, LABEL_RECORD: release.to_json()})
+        name = f"{ds.prefix(release.project, release.environment)}-release-{release.id}"
+        try:
+            self.api.create_container(image, name=name.lower(), labels=labels,
+                                      entrypoint=["/docker-cd-release-record"],
+                                      network_disabled=True)
+        except self._errors.APIError as e:
+            raise ExternalError(f"cannot record release {release.id}: {e}") from e
+        records = sorted(self._containers(release.project, release.environment, "release"),
+                         key=lambda c: c["Created"], reverse=True)
+        self._remove([c["Id"] for c in records[KEEP_RECORDS:]])
+
+    # ------------------------------------------------------------ checks
+
+    def _check_values(self, template: Template) -> None:
+        """Values the docker target cannot honour (keys are checked by check_supported)."""
+        for name, spec in template.model["services"].items():
+            replicas = int(spec.get("deploy", {}).get("replicas", 1))
+            if replicas > 1 and ds.published_host_ports(spec):
+                raise TemplateError(
+                    f"{template.where(('services', name, 'deploy', 'replicas'))}: {replicas} "
+                    "replicas cannot share a fixed published port on one engine; publish no "
+                    "host port or use --target swarm")
+            if replicas < 1:
+                raise TemplateError(f"{template.where(('services', name, 'deploy', 'replicas'))}"
+                                    ": the docker target runs at least one container")

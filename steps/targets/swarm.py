@@ -1,0 +1,553 @@
+"""The swarm target: the application template as Docker Swarm services, rolled out and rolled back.
+
+    deploy   template -> overlay network, configs/secrets named by content hash, one service per
+             template service, created or updated wave by wave in depends_on order; each wave
+             must converge (tasks running, i.e. healthy) before the next starts
+    failure  swarm's own rollback (update_config.failure_action: rollback, the default here),
+             then every service this release touched goes back to the spec it had before
+    records  one swarm config per release (role=release) holding Release.to_json(), so the
+             swarm alone knows the history; Release.spec keeps the service specs to restore
+
+The translation itself (template -> Engine API ServiceSpec) is pure: steps.targets.swarm_spec.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from steps.errors import ExternalError, Refused, UsageError
+from steps.releases import FAILED, SUCCEEDED, Release
+from steps.runtime import Log
+from steps.targets import LABEL_RECORD, Plan, RestorePlan
+from steps.targets.swarm_spec import (
+    CONFIG_HASH,
+    ENVIRONMENT,
+    PROJECT,
+    RELEASE,
+    ROLE,
+    SERVICE,
+    SUPPORTED,
+    plan_stack,
+    release_object_name,
+    stack_name,
+)
+from steps.template import TemplateError
+
+KEEP_OBJECTS_OF = 10  # configs/secrets of the last N succeeded releases stay, for rollbacks
+_UPDATE_FAILED = {"paused", "rollback_started", "rollback_paused", "rollback_completed"}
+_TASK_FAILED = {"failed", "rejected", "orphaned"}
+_PENDING_GRACE = 5.0  # seconds a task may wait for a node before "no suitable node" is final
+
+
+class _Failed(Exception):
+    """A service did not converge: `service` is its template name."""
+
+    def __init__(self, service: str, message: str) -> None:
+        super().__init__(f"{service}: {message}")
+        self.service = service
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """What a service ran before this rollout touched it: its tasks and its last update."""
+
+    tasks: frozenset[str] = frozenset()
+    update_started: str | None = ""  # "" = any update status counts as this rollout's
+
+
+class SwarmTarget:
+    """Deploys to the Docker Swarm the engine (DOCKER_HOST) manages."""
+
+    name = "swarm"
+    supported = SUPPORTED
+
+    def __init__(self, client: Any, poll: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.api = client.api
+        self.poll = poll
+        self.clock = clock
+        self._scope: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ the Target interface
+
+    def deploy(self, plan: Plan, log: Log) -> Release:
+        """Roll out the template; on failure restore what ran before and raise Refused."""
+        with _engine_errors():
+            self._check_manager()
+            release = plan.release
+            stack = plan_stack(plan.template, plan.project, plan.environment, release.id)
+            self._check_host_ports(stack, plan.template)
+            self._ensure_networks(stack.networks, log)
+            self._ensure_objects(stack, plan.template, log)
+            spec = {"stack": stack.name, "networks": stack.networks,
+                    "objects": {o.name: o.kind for o in stack.objects},
+                    "services": stack.services, "waves": stack.waves}
+            return self._roll_out(release, spec, plan.health_timeout, log)
+
+    def restore(self, source: Release, plan: RestorePlan, log: Log) -> Release:
+        """Run a recorded release again from its stored service specs (no repo needed)."""
+        with _engine_errors():
+            self._check_manager()
+            if not source.spec or "services" not in source.spec:
+                raise Refused(f"release {source.id} holds no swarm spec to restore")
+            spec = dict(source.spec)
+            release = replace(plan.release, images=dict(source.images))
+            spec["services"] = {
+                name: {**svc, "Labels": {**svc["Labels"], RELEASE: release.id}}
+                for name, svc in spec["services"].items()}
+            self._ensure_networks(spec["networks"], log)
+            missing = [n for n, kind in spec.get("objects", {}).items()
+                       if not self._find_object(kind, n)]
+            if missing:
+                raise Refused(f"cannot restore release {source.id}: swarm object(s) "
+                              f"{', '.join(sorted(missing))} no longer exist")
+            return self._roll_out(release, spec, plan.health_timeout, log)
+
+    def records(self, project: str, environment: str) -> list[Release]:
+        """Every release recorded on this swarm for (project, environment)."""
+        with _engine_errors():
+            found = self.api.configs(filters={"label": [
+                f"{PROJECT}={project}", f"{ENVIRONMENT}={environment}", f"{ROLE}=release"]})
+        out = []
+        for config in found:
+            data = config["Spec"].get("Data", "")
+            out.append(Release.from_json(base64.b64decode(data).decode()))
+        return out
+
+    # ------------------------------------------------------------------ the rollout
+
+    def _roll_out(self, release: Release, spec: dict[str, Any], timeout: float,
+                  log: Log) -> Release:
+        """Apply every service wave by wave; converge, or put back what ran and refuse."""
+        labels = {PROJECT: release.project, ENVIRONMENT: release.environment}
+        self._scope = labels
+        before = self._services(labels)
+        self._remove_canaries(labels)
+        deadline = self.clock() + timeout
+        touched: list[str] = []
+        services = spec["services"]
+        try:
+            for wave in spec["waves"]:
+                started = {}
+                for name in wave:
+                    services[name] = self._resolve_refs(services[name])
+                    started[name] = self._apply(name, services[name], before.get(name),
+                                                release.id, deadline, log)
+                    touched.append(name)
+                self._converge(started, deadline, log)
+        except _Failed as e:
+            log.info(f"Release {release.id} failed: {e}")
+            restored = self._put_back(touched, before, self.clock() + timeout, log)
+            failed = replace(release, status=FAILED, message=str(e), spec=spec,
+                             images=self._images(spec["services"], release.images))
+            self._record(failed)
+            self._clean_objects(labels, log)
+            if not restored:
+                back = "the rollback did not complete: check `docker service ps`"
+            elif before:
+                back = f"the previous release ({release.previous or 'unrecorded'}) runs"
+            else:
+                back = "nothing ran before: its services were removed"
+            raise Refused(f"release {release.id} failed: {e}; {back}") from None
+        for name, current in before.items():
+            if name not in services:
+                log.command(["docker", "service", "rm", current["Spec"]["Name"]])
+                self.api.remove_service(current["ID"])
+        done = replace(release, status=SUCCEEDED, spec=spec,
+                       images=self._images(services, release.images))
+        self._record(done)
+        self._clean_objects(labels, log)
+        log.info(f"Release {release.id} is running on the swarm ({len(services)} service(s)).")
+        return done
+
+    def _apply(self, name: str, desired: dict[str, Any], current: dict[str, Any] | None,
+               release_id: str, deadline: float, log: Log) -> _Baseline:
+        """Create or update one service; returns what ran before it."""
+        image = desired["TaskTemplate"]["ContainerSpec"]["Image"]
+        if current is None:
+            log.command(["docker", "service", "create", "--name", desired["Name"], image])
+            self.api.create_service(**_spec_args(desired))
+            return _Baseline()
+        baseline = self._baseline(current)
+        if _same_tasks(current["Spec"], desired):
+            log.command(["docker", "service", "update", "--label-add",
+                         f"{RELEASE}={release_id}", desired["Name"]])
+        else:
+            if _needs_canary(current["Spec"], desired):
+                self._canary(name, desired, deadline, log)
+            log.command(["docker", "service", "update", "--image", image, desired["Name"]])
+        self.api.update_service(current["ID"], current["Version"]["Index"], **_spec_args(desired))
+        return baseline
+
+    def _canary(self, name: str, desired: dict[str, Any], deadline: float, log: Log) -> None:
+        """Prove the new tasks healthy beside the old ones before a stop-first update stops them.
+
+        The canary runs the new task spec without published ports or network aliases (it gets
+        no traffic) and never restarts; if it does not become healthy the release fails while
+        the old tasks still serve: a failed update interrupts nothing.
+        """
+        spec = _canary_spec(desired, self._scope)
+        log.command(["docker", "service", "create", "--name", spec["Name"], "--restart-condition",
+                     "none", desired["TaskTemplate"]["ContainerSpec"]["Image"]])
+        sid = self.api.create_service(**_spec_args(spec))["ID"]
+        try:
+            started = self.clock()
+            while True:
+                tasks = self.api.tasks(filters={"service": sid})
+                states = [t["Status"]["State"] for t in tasks]
+                if "running" in states:
+                    log.info(f"  {name}: the new task is healthy "
+                             f"({self.clock() - started:.1f}s); updating the service")
+                    return
+                done = [t for t in tasks if t["Status"]["State"] in (*_TASK_FAILED, "complete",
+                                                                      "shutdown")]
+                if done:
+                    raise _Failed(name, f"the new version failed before taking over (the "
+                                  f"running tasks were not touched): {self._why(done[0])}")
+                pending = [t for t in tasks if t["Status"]["State"] == "pending"
+                           and t["Status"].get("Err")]
+                if pending and self.clock() - started > _PENDING_GRACE:
+                    raise _Failed(name, f"task cannot be placed: {pending[0]['Status']['Err']}")
+                if self.clock() > deadline:
+                    raise _Failed(name, "the new version was not healthy within the health "
+                                  "timeout; the running tasks were not touched")
+                time.sleep(self.poll)
+        finally:
+            self.api.remove_service(sid)
+
+    def _baseline(self, service: dict[str, Any]) -> _Baseline:
+        tasks = self.api.tasks(filters={"service": service["ID"]})
+        status = service.get("UpdateStatus") or {}
+        return _Baseline(frozenset(t["ID"] for t in tasks), status.get("StartedAt"))
+
+    def _converge(self, started: Mapping[str, _Baseline], deadline: float, log: Log,
+                  restoring: bool = False) -> None:
+        """Wait until each service's tasks run its current spec; raise _Failed otherwise."""
+        waiting = dict(started)
+        first_seen: dict[str, float] = {}
+        while True:
+            for name, baseline in list(waiting.items()):
+                state, message = self._state(name, baseline, first_seen, restoring)
+                if state == "converged":
+                    log.info(f"  {name}: {message}")
+                    del waiting[name]
+                elif state == "failed":
+                    raise _Failed(name, message)
+            if not waiting:
+                return
+            if self.clock() > deadline:
+                name, baseline = next(iter(waiting.items()))
+                _, message = self._state(name, baseline, first_seen, restoring)
+                raise _Failed(name, f"not running after the health timeout ({message})")
+            time.sleep(self.poll)
+
+    def _state(self, name: str, baseline: _Baseline, first_seen: dict[str, float],
+               restoring: bool) -> tuple[str, str]:
+        """converged | waiting | failed, and why, for one service of this rollout."""
+        service = self._service_named(name)
+        if service is None:
+            return "failed", "the service disappeared"
+        spec = service["Spec"]
+        config_hash = spec["Labels"].get(CONFIG_HASH)
+        status = service.get("UpdateStatus") or {}
+        update = status.get("State") if status.get("StartedAt") != baseline.update_started else None
+        tasks = self.api.tasks(filters={"service": service["ID"]})
+        new = [t for t in tasks if t["ID"] not in baseline.tasks]
+        if update in ("paused", "rollback_paused") or (
+                update in ("rollback_started", "rollback_completed") and not restoring):
+            return "failed", (f"update {update.replace('_', ' ')}: {status.get('Message', '')}"
+                              f"{_last_error(new)}")
+        in_progress = update in ("updating", "rollback_started")
+        if not in_progress:
+            for task in new:
+                if _task_hash(task) != config_hash:
+                    continue
+                if task["Status"]["State"] in _TASK_FAILED:
+                    return "failed", _describe(task)
+                if task["Status"]["State"] == "pending" and task["Status"].get("Err"):
+                    seen = first_seen.setdefault(task["ID"], self.clock())
+                    if self.clock() - seen > _PENDING_GRACE:
+                        return "failed", f"task cannot be placed: {task['Status']['Err']}"
+        running = [t for t in tasks if t["DesiredState"] == "running"]
+        ready = [t for t in running if _task_hash(t) == config_hash
+                 and t["Status"]["State"] == "running"]
+        replicas = (spec["Mode"].get("Replicated") or {}).get("Replicas")
+        wanted = replicas if replicas is not None else max(len(running), 1)
+        progress = f"{len(ready)}/{wanted} task(s) running"
+        if not in_progress and len(ready) >= wanted and len(ready) == len(running):
+            return "converged", progress
+        return "waiting", progress
+
+    def _put_back(self, touched: list[str], before: Mapping[str, dict[str, Any]],
+                  deadline: float, log: Log) -> bool:
+        """Return every service this rollout touched to the spec it had before; True if all ran."""
+        ok = True
+        for name in reversed(touched):
+            previous = before.get(name)
+            current = self._service_named(name)
+            if previous is None:
+                if current is not None:
+                    log.command(["docker", "service", "rm", current["Spec"]["Name"]])
+                    self.api.remove_service(current["ID"])
+                continue
+            prev_spec = previous["Spec"]
+            if current is None:
+                log.command(["docker", "service", "create", "--name", prev_spec["Name"]])
+                self.api.create_service(**_spec_args(prev_spec))
+                baseline = _Baseline()
+            elif not _same_tasks(current["Spec"], prev_spec):
+                log.command(["docker", "service", "rollback", prev_spec["Name"]])
+                baseline = self._baseline(current)
+                self.api.update_service(current["ID"], current["Version"]["Index"],
+                                        **_spec_args(prev_spec))
+            elif current["Spec"].get("Labels") != prev_spec.get("Labels"):  # only relabelled
+                self.api.update_service(current["ID"], current["Version"]["Index"],
+                                        **_spec_args(prev_spec))
+                continue
+            else:  # swarm rolled it back itself (or is doing so): wait for it
+                log.info(f"  {name}: swarm rolled it back")
+                baseline = _Baseline(update_started=None)
+            try:
+                self._converge({name: baseline}, deadline, log, restoring=True)
+            except _Failed as e:
+                log.warn(f"rolling back {name} did not converge: {e}")
+                ok = False
+        return ok
+
+    # ------------------------------------------------------------------ swarm objects
+
+    def _check_manager(self) -> None:
+        swarm = self.client.info().get("Swarm") or {}
+        if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+            raise UsageError("the Docker engine (DOCKER_HOST) is not a swarm manager; point "
+                             "DOCKER_HOST at a manager node, run `docker swarm init`, or use "
+                             "--target docker", "target")
+
+    def _check_host_ports(self, stack: Any, template: Any) -> None:
+        """start-first with host-mode ports needs a free node for the new task."""
+        nodes = [n for n in self.api.nodes() if n["Status"]["State"] == "ready"
+                 and n["Spec"].get("Availability") == "active"]
+        for name, spec in stack.services.items():
+            if not stack.host_ports.get(name):
+                continue
+            replicas = (spec["Mode"].get("Replicated") or {"Replicas": len(nodes)})["Replicas"]
+            for key, conf in (("update_config", "UpdateConfig"),
+                              ("rollback_config", "RollbackConfig")):
+                if spec[conf]["Order"] == "start-first" and replicas >= len(nodes):
+                    raise TemplateError(
+                        f"{template.where(('services', name, 'deploy', key, 'order'))}: "
+                        f"start-first cannot work here: the service publishes host-mode port(s) "
+                        f"{stack.host_ports[name]} and the swarm has {len(nodes)} node(s) for "
+                        f"{replicas} replica(s), so the new task finds no free port; use "
+                        "stop-first, fewer replicas or more nodes")
+
+    def _ensure_networks(self, networks: Mapping[str, dict[str, Any]], log: Log) -> None:
+        for name, spec in networks.items():
+            found = [n for n in self.api.networks(names=[name]) if n["Name"] == name]
+            if found:
+                if found[0].get("Scope") != "swarm":
+                    raise UsageError(f"network {name} exists but is not a swarm (overlay) "
+                                     "network; remove it or name another one in the template")
+                continue
+            if spec["external"]:
+                raise UsageError(f"external network {name} does not exist; create it with "
+                                 f"`docker network create -d overlay {name}`")
+            log.command(["docker", "network", "create", "-d", "overlay", name])
+            self.api.create_network(name, driver="overlay", options=spec["options"] or None,
+                                    internal=spec["internal"], attachable=spec["attachable"],
+                                    labels=spec["labels"], scope="swarm")
+
+    def _ensure_objects(self, stack: Any, template: Any, log: Log) -> None:
+        for obj in stack.objects:
+            if self._find_object(obj.kind, obj.name):
+                continue
+            data = (template.configs if obj.kind == "config" else template.secrets)[obj.key]
+            log.command(["docker", obj.kind, "create", obj.name, "-"])
+            create = self.api.create_config if obj.kind == "config" else self.api.create_secret
+            create(obj.name, data, labels=obj.labels)
+
+    def _find_object(self, kind: str, name: str) -> dict[str, Any] | None:
+        listing = self.api.configs if kind == "config" else self.api.secrets
+        return next((o for o in listing(filters={"name": name}) if o["Spec"]["Name"] == name),
+                    None)
+
+    def _resolve_refs(self, desired: dict[str, Any]) -> dict[str, Any]:
+        """Fill the config/secret IDs swarm needs beside the names."""
+        container = dict(desired["TaskTemplate"]["ContainerSpec"])
+        for kind, key in (("config", "Configs"), ("secret", "Secrets")):
+            refs = []
+            for ref in container.get(key, []):
+                name = ref[f"{kind.title()}Name"]
+                obj = self._find_object(kind, name)
+                if obj is None:
+                    raise UsageError(f"{kind} {name} does not exist on the swarm (declared "
+                                     f"external in the template?); create it first")
+                refs.append({**ref, f"{kind.title()}ID": obj["ID"]})
+            if refs:
+                container[key] = refs
+        task = {**desired["TaskTemplate"], "ContainerSpec": container}
+        return {**desired, "TaskTemplate": task}
+
+    def _services(self, labels: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        found = self.api.services(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
+        return {s["Spec"]["Labels"][SERVICE]: s for s in found
+                if s["Spec"]["Labels"].get(ROLE) == "service"}
+
+    def _why(self, task: Mapping[str, Any]) -> str:
+        """Why a task ended: its container's failing health check output, else its status."""
+        cid = ((task["Status"].get("ContainerStatus") or {}).get("ContainerID"))
+        try:
+            health = self.api.inspect_container(cid)["State"].get("Health") or {} if cid else {}
+        except Exception:  # the container is gone already
+            health = {}
+        if health.get("Status") == "unhealthy":
+            last = (health.get("Log") or [{}])[-1]
+            output = " ".join(str(last.get("Output", "")).split())[:200]
+            return f"health check failed (exit {last.get('ExitCode')}): {output or 'no output'}"
+        return _describe(task)
+
+    def _remove_canaries(self, labels: Mapping[str, str]) -> None:
+        """Canaries an interrupted deploy left behind."""
+        for service in self.api.services(filters={"label": [
+                *(f"{k}={v}" for k, v in labels.items()), f"{ROLE}=canary"]}):
+            self.api.remove_service(service["ID"])
+
+    def _service_named(self, name: str) -> dict[str, Any] | None:
+        """The service of the stack being rolled out whose template name is `name`."""
+        found = self.api.services(filters={"label": [
+            *(f"{k}={v}" for k, v in self._scope.items()), f"{SERVICE}={name}", f"{ROLE}=service"]})
+        return found[0] if found else None
+
+    def _record(self, release: Release) -> None:
+        """Store the release on the swarm: one config object, its data the record."""
+        stack = stack_name(release.project, release.environment)
+        name = release_object_name(stack, release.id)
+        existing = self._find_object("config", name)
+        if existing:  # a retry of the same release id: keep the first outcome
+            return
+        self.api.create_config(name, release.to_json().encode(), labels={
+            PROJECT: release.project, ENVIRONMENT: release.environment, RELEASE: release.id,
+            ROLE: "release", LABEL_RECORD: release.status})
+
+    def _clean_objects(self, labels: Mapping[str, str], log: Log) -> None:
+        """Remove configs/secrets of this stack that no service and no recent release uses."""
+        keep: set[str] = set()
+        for service in self._services(labels).values():
+            container = service["Spec"]["TaskTemplate"]["ContainerSpec"]
+            keep |= {r.get("ConfigName") for r in container.get("Configs") or []}
+            keep |= {r.get("SecretName") for r in container.get("Secrets") or []}
+        recent = sorted((r for r in self.records(labels[PROJECT], labels[ENVIRONMENT])
+                         if r.status == SUCCEEDED), key=lambda r: (r.created, r.id))
+        for record in recent[-KEEP_OBJECTS_OF:]:
+            keep |= set((record.spec or {}).get("objects", {}))
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        for kind, listing, remove in (("config", self.api.configs, self.api.remove_config),
+                                      ("secret", self.api.secrets, self.api.remove_secret)):
+            for obj in listing(filters=filters):
+                if obj["Spec"]["Labels"].get(ROLE) != kind or obj["Spec"]["Name"] in keep:
+                    continue
+                log.command(["docker", kind, "rm", obj["Spec"]["Name"]])
+                try:
+                    remove(obj["ID"])
+                except Exception as e:  # still in use by a task shutting down: next deploy
+                    log.debug(f"kept {obj['Spec']['Name']}: {e}")
+
+    def _images(self, services: Mapping[str, dict[str, Any]],
+                known: Mapping[str, str]) -> dict[str, str]:
+        """service -> digest reference of what its tasks run."""
+        out = dict(known)
+        for name, spec in services.items():
+            out[name] = self._digest(spec["TaskTemplate"]["ContainerSpec"]["Image"])
+        return out
+
+    def _digest(self, image: str) -> str:
+        repo, at, digest = image.partition("@")
+        if at:
+            return f"{_strip_tag(repo)}@{digest}"
+        try:
+            attrs = self.api.inspect_image(image)
+        except Exception:
+            return image
+        wanted = _strip_tag(image)
+        for ref in attrs.get("RepoDigests") or []:
+            if ref.partition("@")[0] == wanted:
+                return ref
+        return attrs["Id"]
+
+
+def _spec_args(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {"task_template": spec["TaskTemplate"], "name": spec["Name"],
+            "labels": spec.get("Labels") or {}, "mode": spec.get("Mode"),
+            "update_config": spec.get("UpdateConfig") or {},
+            "rollback_config": spec.get("RollbackConfig") or {},
+            "endpoint_spec": spec.get("EndpointSpec") or {}}
+
+
+def _same_tasks(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Would applying `desired` leave the running tasks as they are (labels aside)?"""
+    return (current.get("Labels", {}).get(CONFIG_HASH) == desired["Labels"].get(CONFIG_HASH)
+            and current.get("Mode") == desired.get("Mode"))
+
+
+def _needs_canary(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """A stop-first update of a stateless service with a health check gets a canary first.
+
+    Services holding data (volume or bind mounts) are left out: two tasks on one data
+    directory could harm it.
+    """
+    container = desired["TaskTemplate"]["ContainerSpec"]
+    health = (container.get("Healthcheck") or {}).get("Test") or ["NONE"]
+    stateful = any(m["Type"] in ("volume", "bind") for m in container.get("Mounts") or [])
+    return (desired["UpdateConfig"].get("Order") == "stop-first" and health[0] != "NONE"
+            and not stateful and current.get("Mode") is not None)
+
+
+def _canary_spec(desired: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str, Any]:
+    """The new spec as one throw-away task: no ports, no aliases, no restarts."""
+    task = json.loads(json.dumps(desired["TaskTemplate"]))
+    task["Networks"] = [{"Target": n["Target"]} for n in task.get("Networks") or []]
+    task["RestartPolicy"] = {"Condition": "none"}
+    task["Placement"] = {k: v for k, v in (task.get("Placement") or {}).items()
+                         if k != "MaxReplicas"}
+    service = desired["Labels"].get(SERVICE, "")
+    return {"Name": desired["Name"][:56] + "-canary", "TaskTemplate": task,
+            "Labels": {**scope, SERVICE: service, ROLE: "canary"},
+            "Mode": {"Replicated": {"Replicas": 1}}, "EndpointSpec": {"Mode": "dnsrr"}}
+
+
+def _last_error(tasks: list[Mapping[str, Any]]) -> str:
+    failed = [t for t in tasks if t["Status"]["State"] in _TASK_FAILED]
+    return f" ({_describe(failed[-1])})" if failed else ""
+
+
+def _task_hash(task: Mapping[str, Any]) -> str | None:
+    return ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels", {}).get(CONFIG_HASH)
+
+
+def _describe(task: Mapping[str, Any]) -> str:
+    status = task["Status"]
+    return f"task {status['State']}: {status.get('Err') or status.get('Message') or ''}".strip()
+
+
+def _strip_tag(ref: str) -> str:
+    name, _, tag = ref.rpartition(":")
+    return name if name and "/" not in tag else ref
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    """Engine API errors become ExternalError once, here at the boundary."""
+    import docker.errors
+    import requests
+
+    try:
+        yield
+    except (docker.errors.APIError, requests.RequestException) as e:
+        raise ExternalError(f"the swarm manager failed: {e}") from e

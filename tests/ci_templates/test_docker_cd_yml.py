@@ -1,0 +1,137 @@
+"""The GitLab template and every example pipeline: valid against GitLab's CI schema, and the
+jobs each kind of pipeline gets (evaluated by gitlab-ci-local, as GitLab evaluates rules)."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.local_gitlab import EXAMPLES, PIPELINES, ROOT, TEMPLATE, AppRepo
+
+# GitLab's CI schema (app/assets/javascripts/editor/schema/ci.json, as vendored by
+# check-jsonschema on 2026-06-29; sha256 7568b544...4dda), copied here so a clean clone has it.
+SCHEMA_FILE = ROOT / "tests" / "ci_templates" / "gitlab-ci.schema.json"
+
+CONFIGS = [TEMPLATE, *sorted(EXAMPLES.glob("*/.gitlab-ci.yml"))]
+
+
+def _schema() -> dict:
+    return json.loads(SCHEMA_FILE.read_text())
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_config_is_valid_against_gitlab_schema(path):
+    documents = list(yaml.safe_load_all(path.read_text()))
+    assert documents, f"{path} is empty"
+    validator = jsonschema.Draft7Validator(_schema())
+    for document in documents:  # a `spec:` header, then the configuration
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+        assert not errors, "\n".join(f"{list(e.path)}: {e.message[:300]}" for e in errors)
+
+
+def test_schema_check_catches_a_broken_job():
+    broken = {"build": {"script": "docker-cd build", "when": "sometimes"}}
+    assert list(jsonschema.Draft7Validator(_schema()).iter_errors(broken))
+
+
+def test_template_header_documents_every_input_and_switch():
+    header, body = yaml.safe_load_all(TEMPLATE.read_text())
+    text = TEMPLATE.read_text().split("\nspec:", 1)[0]
+    for name, spec in header["spec"]["inputs"].items():
+        assert "default" in spec, f"input {name} has no default"
+        assert name in text, f"input {name} is not described in the header comment"
+    for job in _concrete_jobs(body):
+        for rule in body[job]["rules"]:
+            condition = str(rule.get("if", ""))
+            if "_DISABLED" in condition:
+                switch = condition.split()[0].lstrip("$")
+                assert switch in text, f"{switch} ({job}) is not in the header comment"
+                break
+        else:
+            pytest.fail(f"job {job} has no *_DISABLED switch")
+
+
+def test_every_job_extends_a_hidden_base_and_only_calls_docker_cd():
+    _, body = yaml.safe_load_all(TEMPLATE.read_text())
+    for job in _concrete_jobs(body):
+        assert str(body[job]["extends"]).startswith(".docker-cd-"), job
+    for name, job in body.items():
+        for line in job.get("script", []) if isinstance(job, dict) else []:
+            assert line.startswith("docker-cd "), f"{name}: {line}"
+        assert "before_script" not in (job if isinstance(job, dict) else {}), name
+
+
+def _concrete_jobs(body: dict) -> list[str]:
+    keywords = {"stages", "variables", "include", "default", "workflow", "spec"}
+    return [k for k in body if not k.startswith(".") and k not in keywords]
+
+
+# ------------------------------------------------ rules, as gitlab-ci-local sees them
+
+SERVICE = {"CD_SERVICE_URL": "http://127.0.0.1:1"}
+TRIGGERED = {"CI_PIPELINE_SOURCE": "trigger", "CD_IMAGE": "127.0.0.1:5000/demo/hello-app@sha256:"
+             + "a" * 64, "CD_PROMOTION_ID": "17"}
+
+CASES = [
+    ("merge-request", PIPELINES["merge-request"] | SERVICE,
+     {"build": "on_success", "scan": "on_success", "register": "on_success",
+      "gate": "on_success"}),
+    ("merge-request without service", PIPELINES["merge-request"],
+     {"build": "on_success", "scan": "on_success"}),
+    ("feature-branch", PIPELINES["feature-branch"] | SERVICE,
+     {"build": "on_success", "scan": "on_success", "register": "on_success"}),
+    ("default-branch", PIPELINES["default-branch"] | SERVICE,
+     {"build": "on_success", "scan": "on_success", "register": "on_success",
+      "deploy-test": "on_success", "verify-test": "on_success", "rollback-test": "manual",
+      "gate-staging": "on_success"}),
+    ("default-branch without service", PIPELINES["default-branch"],
+     {"build": "on_success", "scan": "on_success", "deploy-test": "on_success",
+      "verify-test": "on_success", "rollback-test": "manual", "deploy-staging": "manual",
+      "verify-staging": "on_success", "rollback-staging": "manual",
+      "deploy-production": "manual", "verify-production": "on_success",
+      "rollback-production": "manual"}),
+    ("tag", PIPELINES["tag"] | SERVICE,
+     {"build": "on_success", "scan": "on_success", "register": "on_success",
+      "tag-release": "on_success"}),
+    ("triggered for test", TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "test"},
+     {"deploy-test": "on_success", "verify-test": "on_success", "rollback-test": "manual"}),
+    ("triggered for staging", TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "staging"},
+     {"deploy-staging": "on_success", "verify-staging": "on_success",
+      "rollback-staging": "manual"}),
+    ("triggered for production", TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "production"},
+     {"deploy-production": "manual", "verify-production": "on_success",
+      "rollback-production": "manual"}),
+    ("triggered without an image deploys nothing",
+     {"CI_PIPELINE_SOURCE": "trigger", "CD_TARGET_ENVIRONMENT": "staging"} | SERVICE, {}),
+    ("build disabled", PIPELINES["feature-branch"] | {"CD_BUILD_DISABLED": "true",
+                                                     "CD_SCAN_DISABLED": "1"}, {}),
+    ("production disabled",
+     TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "production",
+                            "CD_DEPLOY_PRODUCTION_DISABLED": "true"},
+     {"rollback-production": "manual"}),
+]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> AppRepo:
+    return AppRepo.create(tmp_path_factory.mktemp("rules") / "hello-app")
+
+
+@pytest.mark.parametrize(("variables", "expected"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_pipeline_holds_exactly_these_jobs(repo, variables, expected):
+    assert repo.jobs(variables) == expected
+
+
+def test_production_deploy_blocks_the_pipeline_and_staging_does_not_wait(repo):
+    listing = repo.jobs(TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "production"})
+    assert listing["deploy-production"] == "manual"
+    _, body = yaml.safe_load_all(TEMPLATE.read_text())
+    production = body["deploy-production"]
+    rule = next(r for r in production["rules"] if r.get("when") == "manual")
+    assert rule["allow_failure"] is False  # blocking: the pipeline waits for QA
+    assert production["environment"]["deployment_tier"] == "production"
+    assert production["resource_group"] == body["rollback-production"]["resource_group"]

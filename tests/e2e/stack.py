@@ -1,0 +1,248 @@
+"""Everything a docker-cd pipeline talks to, on this machine, for the end-to-end test, the demo
+and the lead-time benchmark.
+
+    registry         Docker Distribution on 127.0.0.1 (tests.support.start_registry)
+    GitLab API       the in-repo double (tests.gitlab_double): records the pipelines the
+                     promotion service triggers
+    promotion        `promotion-service serve` (gunicorn) with its dispatcher thread, on SQLite
+    runner           gitlab-ci-local, shell executor, in a git repository of examples/hello-app
+                     that includes ci-templates/docker-cd.yml (tests.local_gitlab.AppRepo)
+    engine           the local Docker engine: build, scan and every environment's deploy
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.gitlab_double import GitLabDouble, Pipeline
+from tests.local_gitlab import AppRepo
+from tests.service_process import PromotionService
+from tests.support import Registry, docker_client, free_port, start_registry
+
+PROJECT_PATH = "demo/hello-app"
+GITLAB_PROJECT_ID = 42
+TRIGGER_TOKEN = "glptt-e2e-trigger-token-0123456789"
+GITLAB_TOKEN = "glpat-e2e-api-token-0123456789"
+ENVIRONMENTS = ("test", "staging", "production")
+GREETINGS = {"test": "Hello", "staging": "Bonjour", "production": "Welcome"}
+PROJECT_LABEL = "io.docker-cd.project"
+
+# test -> staging automatically once test is verified; production after one approval by
+# someone other than who registered the image (four eyes).
+POLICY = f"""\
+defaults:
+  environments:
+    - name: test
+    - name: staging
+      auto_promote: true
+    - name: production
+      required_approvals: 1
+      four_eyes: true
+projects:
+  {PROJECT_PATH}:
+    gitlab_id: {GITLAB_PROJECT_ID}
+"""
+
+
+@dataclass
+class Stack:
+    """The running parts and the app's repository; `stop()` removes what it created."""
+
+    root: Path
+    project: str  # CD_PROJECT: names and labels the app's containers
+    ports: dict[str, int]
+    registry: Registry | None = None
+    gitlab: GitLabDouble | None = None
+    service: PromotionService | None = None
+    repo: AppRepo | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, root: Path, project: str | None = None,
+              ports: dict[str, int] | None = None) -> Stack:
+        """Start registry, GitLab double and service; create the app's repository."""
+        stack = cls(root, project or f"e2e-{uuid.uuid4().hex[:8]}",
+                    ports or {env: free_port() for env in ENVIRONMENTS})
+        try:
+            stack.registry = start_registry()
+            stack.gitlab = GitLabDouble(access_token=GITLAB_TOKEN).start()
+            stack.gitlab.add_project(GITLAB_PROJECT_ID, PROJECT_PATH,
+                                     trigger_token=TRIGGER_TOKEN)
+            stack.service = PromotionService.start(root / "service", policy=POLICY, settings={
+                "PROMOTION_GITLAB_URL": stack.gitlab.url,
+                "PROMOTION_GITLAB_TOKEN": GITLAB_TOKEN,
+                "PROMOTION_GITLAB_TRIGGER_TOKEN": TRIGGER_TOKEN,
+                "PROMOTION_GITLAB_TRIGGER_REF": "main",
+                "PROMOTION_DISPATCHER_THREAD": "1",
+                "PROMOTION_DISPATCHER_POLL_SECONDS": "0.2",
+            })
+            stack.repo = AppRepo.create(root / "hello-app", project_path=PROJECT_PATH)
+            stack.repo.variables = stack.variables()
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    # ------------------------------------------------------------------ what pipelines see
+
+    @property
+    def image_repository(self) -> str:
+        assert self.registry is not None
+        return f"{self.registry.host}/{PROJECT_PATH}"
+
+    def url(self, environment: str) -> str:
+        return f"http://127.0.0.1:{self.ports[environment]}/cgi-bin/hello"
+
+    def variables(self) -> dict[str, str]:
+        """What GitLab would give every job: predefined and project CI/CD variables."""
+        assert self.registry is not None and self.service is not None
+        variables = {
+            "CI_REGISTRY": self.registry.host,
+            "CI_REGISTRY_IMAGE": self.image_repository,
+            "CI_REGISTRY_USER": "",
+            "CI_REGISTRY_PASSWORD": "",
+            "CI_PROJECT_ID": str(GITLAB_PROJECT_ID),
+            "CI_PROJECT_PATH": PROJECT_PATH,
+            "CI_DEFAULT_BRANCH": "main",
+            "CD_SERVICE_URL": self.service.url,
+            "DOCKER_CD_SERVICE_TOKEN": self.service.tokens["ci"],
+            "CD_PROJECT": self.project,
+            # No vulnerability database can be downloaded here: scan for secrets (for real).
+            "CD_SCAN_SCANNERS": "secret",
+        }
+        for env in ENVIRONMENTS:
+            variables[f"HELLO_{env.upper()}_PORT"] = str(self.ports[env])
+            variables[f"CD_{env.upper()}_URL"] = self.url(env)
+        return variables
+
+    # ------------------------------------------------------------------ driving pipelines
+
+    def push(self, change: str | None = None) -> str:
+        """Commit (optionally after a one-line change to APP_VERSION); return the SHA."""
+        assert self.repo is not None
+        if change is not None:
+            dockerfile = self.repo.path / "Dockerfile"
+            text = re.sub(r"^ENV APP_VERSION=.*$", f"ENV APP_VERSION={change}",
+                          dockerfile.read_text(), flags=re.M)
+            dockerfile.write_text(text)
+        return self.repo.commit(f"release {change or 'initial'}")
+
+    def run_branch_pipeline(self, echo: bool = False) -> str:
+        """The default branch's pipeline after a push."""
+        assert self.repo is not None
+        return self.repo.run(variables={"CI_PIPELINE_SOURCE": "push"}, echo=echo)
+
+    def wait_for_pipeline(self, environment: str, after: int, timeout: float = 30) -> Pipeline:
+        """The pipeline the service triggers for `environment` (the `after`+1-th one overall)."""
+        assert self.gitlab is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pipelines = self.gitlab.pipelines
+            if len(pipelines) > after:
+                pipeline = pipelines[after]
+                if pipeline.variables.get("CD_TARGET_ENVIRONMENT") != environment:
+                    raise AssertionError(f"expected a {environment} pipeline, got {pipeline}")
+                return pipeline
+            time.sleep(0.1)
+        raise AssertionError(f"the service triggered no {environment} pipeline within {timeout}s "
+                             f"(pipelines: {self.gitlab.pipelines})\n"
+                             f"{self.service.log()[-3000:] if self.service else ''}")
+
+    def run_triggered(self, pipeline: Pipeline, jobs: tuple[str, ...] = (),
+                      manual: tuple[str, ...] = (), echo: bool = False) -> str:
+        """Run a triggered pipeline with exactly the variables the service sent."""
+        assert self.repo is not None
+        variables = {**pipeline.variables, "CI_PIPELINE_SOURCE": "trigger",
+                     "CI_PIPELINE_ID": str(pipeline.id), "CI_PIPELINE_URL": pipeline.web_url}
+        return self.repo.run(jobs, variables=variables, manual=manual, echo=echo)
+
+    def approve(self, image: str, environment: str, comment: str = "QA passed") -> Any:
+        """An approval through the service's API, as QA (an approver token) gives it."""
+        assert self.service is not None
+        repository, digest = image.rsplit("@", 1)
+        return self.service.api("POST", "approvals", role="approver", json={
+            "repository": repository, "digest": digest, "environment": environment,
+            "decision": "approve", "comment": comment})
+
+    # ------------------------------------------------------------------ looking at the world
+
+    def answer(self, environment: str, timeout: float = 10) -> str:
+        """What the environment serves at /cgi-bin/hello (waits for it to answer)."""
+        deadline, last = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            try:
+                response = requests.get(self.url(environment), timeout=2)
+                if response.status_code == 200:
+                    return response.text
+                last = response.status_code
+            except requests.ConnectionError as e:
+                last = e
+            time.sleep(0.1)
+        raise AssertionError(f"{environment} does not answer at {self.url(environment)}: {last}")
+
+    def containers(self, environment: str) -> list[Any]:
+        """The app's running containers in one environment."""
+        client = docker_client()
+        return client.containers.list(filters={"label": [f"{PROJECT_LABEL}={self.project}",
+                                                         f"io.docker-cd.environment={environment}",
+                                                         "io.docker-cd.role=service"]})
+
+    def registry_tags(self) -> list[str]:
+        assert self.registry is not None
+        url = f"{self.registry.url}/v2/{PROJECT_PATH}/tags/list"
+        return sorted(requests.get(url, timeout=5).json().get("tags") or [])
+
+    def registry_digest(self, tag: str) -> str:
+        assert self.registry is not None
+        response = requests.head(
+            f"{self.registry.url}/v2/{PROJECT_PATH}/manifests/{tag}", timeout=5,
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                               "application/vnd.oci.image.manifest.v1+json"})
+        response.raise_for_status()
+        return response.headers["Docker-Content-Digest"]
+
+    def image_state(self, image: str) -> dict[str, Any]:
+        """The service's view of an image: {environment: {...live, deployment, ...}}."""
+        assert self.service is not None
+        repository, digest = image.rsplit("@", 1)
+        found = self.service.api("GET", "images", params={"repository": repository,
+                                                          "digest": digest})
+        assert len(found) == 1, f"{image} is registered {len(found)} times"
+        detail = self.service.api("GET", f"images/{found[0]['id']}")
+        return {"image": detail, **{e["environment"]: e for e in detail["environments"]}}
+
+    # ------------------------------------------------------------------ cleaning up
+
+    def remove_app(self) -> None:
+        """Remove the app's containers, networks and volumes, and the images built here."""
+        try:
+            client = docker_client()
+        except RuntimeError:
+            return
+        label = {"label": f"{PROJECT_LABEL}={self.project}"}
+        for container in client.containers.list(all=True, filters=label):
+            container.remove(force=True)
+        for network in client.networks.list(filters=label):
+            network.remove()
+        for volume in client.volumes.list(filters=label):
+            volume.remove(force=True)
+        if self.registry is not None:
+            for image in client.images.list(name=self.image_repository):
+                client.images.remove(image.id, force=True)
+
+    def stop(self, keep_app: bool = False) -> None:
+        if not keep_app:
+            self.remove_app()
+        for part in (self.service, self.gitlab, self.registry):
+            if part is not None:
+                part.stop()
+        if not keep_app:
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,93 @@
+"""The whole delivery of examples/hello-app, as a team gets it from one `include:`.
+
+gitlab-ci-local runs the pipelines (shell executor) on the real engine and registry; the real
+promotion service (a gunicorn process) records everything and triggers the staging and
+production pipelines through the GitLab API double; the test then runs each triggered pipeline
+with exactly the variables the service sent. Two releases go all the way to production, then
+production is rolled back. After each stage: the registry, the running containers, the
+service's state.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.stack import Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(480)]
+
+
+@pytest.fixture(scope="module")
+def stack(docker, tmp_path_factory):
+    stack = Stack.start(tmp_path_factory.mktemp("e2e"))
+    yield stack
+    stack.stop()
+
+
+def _release(stack: Stack, version: str, pipelines_before: int) -> str:
+    """Push a commit and take its image through test and staging to production."""
+    sha = stack.push(change=version)
+    stack.run_branch_pipeline()
+
+    # build + push: the image is in the registry under its commit and branch, by one digest
+    build = stack.repo.dotenv("build", "build.env")
+    image = build["CD_IMAGE"]
+    repository, digest = image.rsplit("@", 1)
+    assert repository == stack.image_repository
+    tags = stack.registry_tags()
+    assert sha[:8] in " ".join(tags) and "main" in tags
+    assert stack.registry_digest("main") == digest
+
+    # scan + register + deploy test + verify: the service saw all of it
+    state = stack.image_state(image)
+    assert state["image"]["commit_sha"] == sha
+    assert state["test"]["live"] is True
+    assert state["test"]["deployment"]["state"] == "succeeded"
+    assert state["test"]["verification"]["passed"] is True
+    assert stack.answer("test").startswith(f"Hello from test (version {version})")
+    [web] = stack.containers("test")
+    assert image in web.image.attrs["RepoDigests"]  # the digest that was built and scanned
+
+    # the service promotes to staging by policy: one pipeline, with exactly these variables
+    staging = stack.wait_for_pipeline("staging", after=pipelines_before)
+    assert set(staging.variables) == {"CD_IMAGE", "CD_TARGET_ENVIRONMENT", "CD_PROMOTION_ID"}
+    assert staging.variables["CD_IMAGE"] == image
+    assert (staging.project_id, staging.ref) == (42, "main")
+    stack.run_triggered(staging)
+    assert stack.answer("staging").startswith(f"Bonjour from staging (version {version})")
+    state = stack.image_state(image)
+    assert state["staging"]["live"] is True
+    assert state["staging"]["promotion"]["state"] == "verified"
+    assert stack.answer("test").startswith(f"Hello from test (version {version})")
+
+    # production waits for an approval: no pipeline until QA approves through the service
+    assert len(stack.gitlab.pipelines) == pipelines_before + 1
+    assert state["production"]["live"] is False
+    stack.approve(image, "production")
+    production = stack.wait_for_pipeline("production", after=pipelines_before + 1)
+    assert production.variables["CD_IMAGE"] == image
+
+    # deploy-production is a manual job: QA plays it
+    assert stack.repo.jobs({**production.variables, "CI_PIPELINE_SOURCE": "trigger"}) \
+        ["deploy-production"] == "manual"
+    stack.run_triggered(production, manual=("deploy-production",))
+    assert stack.answer("production").startswith(f"Welcome from production (version {version})")
+    assert stack.image_state(image)["production"]["live"] is True
+    return image
+
+
+def test_two_releases_reach_production_and_production_rolls_back(stack):
+    first = _release(stack, "1", pipelines_before=0)
+    second = _release(stack, "2", pipelines_before=2)
+    assert first != second
+    assert len(stack.containers("production")) == 1
+
+    # one click: production goes back to the last verified release, the first image
+    last = stack.gitlab.pipelines[-1]
+    stack.run_triggered(last, jobs=("rollback-production",))
+    assert stack.answer("production").startswith("Welcome from production (version 1)")
+    assert stack.image_state(first)["production"]["live"] is True
+    assert stack.image_state(second)["production"]["live"] is False
+    # the other environments were left alone
+    assert stack.answer("staging").startswith("Bonjour from staging (version 2)")
+    assert stack.answer("test").startswith("Hello from test (version 2)")

@@ -1,0 +1,98 @@
+"""The gate's policy evaluation, table-driven (no database)."""
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from promotion_service.domain.policy import (
+    Approval,
+    EnvironmentPolicy,
+    GateFacts,
+    PolicyError,
+    Stop,
+    evaluate,
+)
+
+NOW = datetime(2026, 11, 26, 12, 0, 0)
+PROD = EnvironmentPolicy.from_dict({
+    "required_approvals": 2, "four_eyes": True, "approval_ttl": "1d", "min_soak": "1h",
+    "max_severity": "medium",
+})
+
+
+def facts(**kw):
+    base = dict(environment="production", now=NOW, previous_environment="staging",
+                verified_in_previous_at=NOW - timedelta(hours=2),
+                scan_counts={"critical": 0, "high": 0}, image_authors=frozenset({"carol"}),
+                approvals=(approval("alice"), approval("bob")))
+    return GateFacts(**(base | kw))
+
+
+def approval(actor, role="approver", decision="approve", at=NOW - timedelta(hours=1),
+             expires=None, comment=""):
+    return Approval(actor, role, decision, at, expires, comment)
+
+
+def codes(decision):
+    return [r.code for r in decision.reasons]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({}, []),
+    ({"revoked": True, "revoked_reason": "CVE"}, ["revoked"]),
+    ({"verified_in_previous_at": None}, ["not_verified"]),
+    ({"verified_in_previous_at": NOW - timedelta(minutes=20)}, ["soak_time"]),
+    ({"scan_counts": None}, ["scan_missing"]),
+    ({"scan_counts": {"high": 1}}, ["scan_failed"]),
+    ({"scan_counts": {"medium": 5, "low": 9}}, []),
+    ({"approvals": (approval("alice"),)}, ["approvals_missing"]),
+    ({"approvals": (approval("alice"), approval("carol"))}, ["approvals_missing"]),
+    ({"approvals": (approval("alice"), approval("bob", role="ci"))}, ["approvals_missing"]),
+    ({"approvals": (approval("alice"), approval("bob", at=NOW - timedelta(days=2)))},
+     ["approvals_missing"]),
+    ({"approvals": (approval("alice"), approval("bob", expires=NOW))}, ["approvals_missing"]),
+    ({"approvals": (approval("alice"), approval("bob"), approval("rm", decision="reject"))},
+     ["rejected"]),
+    ({"stops": (Stop("incident", "rm", NOW),)}, ["emergency_stop"]),
+    ({"revoked": True, "approvals": ()}, ["revoked", "approvals_missing"]),
+])
+def test_gate_reasons(change, expected):
+    assert codes(evaluate(PROD, facts(**change))) == expected
+
+
+def test_a_rollback_only_checks_revocation():
+    rollback = facts(approvals=(), verified_in_previous_at=None, rollback=True)
+    assert evaluate(PROD, rollback).allowed
+    assert codes(evaluate(PROD, facts(rollback=True, revoked=True))) == ["revoked"]
+
+
+def test_soak_reason_says_how_long_is_left_and_until_when():
+    [reason] = evaluate(PROD, facts(verified_in_previous_at=NOW - timedelta(minutes=20))).reasons
+    assert "40m left" in reason.message
+    assert reason.satisfy == "wait until 2026-11-26T12:40:00Z"
+
+
+def test_freeze_window_reason_gives_its_end():
+    policy = EnvironmentPolicy.from_dict({"freeze_windows": [
+        {"start": "2026-11-26T00:00:00Z", "end": "2026-11-27T00:00:00+00:00", "reason": "sale"}]})
+    [reason] = evaluate(policy, facts()).reasons
+    assert (reason.code, reason.details["until"]) == ("freeze_window", "2026-11-27T00:00:00Z")
+    assert evaluate(policy, facts(now=datetime(2026, 11, 27))).allowed
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"required_approvals": -1}, "required_approvals"),
+    ({"approver_roles": ["ci"]}, "approver_roles"),
+    ({"max_severity": "severe"}, "max_severity: expected one of none, low"),
+    ({"min_soak": "a while"}, "min_soak: expected a duration"),
+    ({"auto_promote": "yes"}, "auto_promote: expected true or false"),
+    ({"freeze_windows": [{"start": "2026-01-02", "end": "2026-01-01"}]}, "end must be after"),
+    ({"colour": "blue"}, "unknown key(s) colour"),
+])
+def test_bad_policies_name_the_field(doc, message):
+    with pytest.raises(PolicyError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        EnvironmentPolicy.from_dict(doc)
+
+
+def test_policy_round_trips_through_its_stored_form():
+    assert EnvironmentPolicy.from_dict(PROD.to_dict()) == PROD

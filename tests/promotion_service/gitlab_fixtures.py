@@ -1,0 +1,84 @@
+"""Helpers for the GitLab-integration tests: a project with environments, images, promotions."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from promotion_service.models import (
+    Environment,
+    Image,
+    Outbox,
+    Project,
+    Promotion,
+    Scan,
+)
+from promotion_service.store.promotions import trigger_payload
+
+SHA = "2695effb5807a22ff3d138d593fd856244e155e7"
+
+
+def make_project(session: Session, *, path: str = "group/app", gitlab_id: int | None = 42,
+                 policies: dict[str, dict[str, Any]] | None = None) -> Project:
+    """A project with test -> staging -> production."""
+    policies = policies or {"test": {}, "staging": {"auto_promote": True},
+                            "production": {"required_approvals": 1}}
+    project = Project(path=path, gitlab_id=gitlab_id)
+    session.add(project)
+    session.flush()
+    for position, (name, policy) in enumerate(policies.items()):
+        session.add(Environment(project_id=project.id, name=name, position=position,
+                                policy=policy))
+    session.flush()
+    return project
+
+
+def environment(session: Session, project: Project, name: str) -> Environment:
+    return session.scalars(select(Environment).where(Environment.project_id == project.id,
+                                                     Environment.name == name)).one()
+
+
+def make_image(session: Session, project: Project, *, sha: str = SHA, n: int = 1,
+               scan: dict[str, int] | None = None) -> Image:
+    """An image of a commit, optionally with a scan summary."""
+    digest = "sha256:" + hashlib.sha256(f"{sha}{n}".encode()).hexdigest()
+    image = Image(project_id=project.id, repository="registry.example.com/group/app",
+                  digest=digest, commit_sha=sha, ref="main", registered_by="ci")
+    session.add(image)
+    session.flush()
+    if scan is not None:
+        session.add(Scan(image_id=image.id, scanner="trivy", counts=scan,
+                         findings=[{"id": "CVE-2026-0001", "severity": "critical"}]
+                         if scan.get("critical") else [], actor="ci"))
+        session.flush()
+    return image
+
+
+def make_promotion(session: Session, project: Project, image: Image,
+                   env_name: str = "staging") -> Promotion:
+    """A promotion and its outbox row, in one transaction, as the service writes them."""
+    env = environment(session, project, env_name)
+    promotion = Promotion(image_id=image.id, environment_id=env.id, kind="auto",
+                          state="requested", requested_by="test")
+    session.add(promotion)
+    session.flush()
+    session.add(Outbox(promotion_id=promotion.id, kind="trigger_pipeline",
+                       payload=trigger_payload(project, env, image, promotion)))
+    session.flush()
+    return promotion
+
+
+def database_app(database_url: str, **config: Any):
+    """A bare Flask app on the service's (migrated) database, for dispatcher tests."""
+    from flask import Flask
+
+    from promotion_service import db
+
+    app = Flask("gitlab-tests")
+    app.config.update(DATABASE_URL=database_url, **config)
+    db.init_app(app)
+    return app
+

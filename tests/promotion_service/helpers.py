@@ -1,0 +1,77 @@
+"""Small helpers for driving an image through the API in tests."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from promotion_service import db
+
+REPO = "registry.example.com/group/app"
+PROJECT = "group/app"
+
+
+def digest(n: int) -> str:
+    """A valid, distinct digest per n."""
+    return "sha256:" + hashlib.sha256(str(n).encode()).hexdigest()
+
+
+def ref(n: int, environment: str | None = None) -> dict[str, Any]:
+    """The JSON naming image n (and an environment)."""
+    body = {"repository": REPO, "digest": digest(n)}
+    if environment:
+        body["environment"] = environment
+    return body
+
+
+def register(api: Any, n: int, *, scan: dict[str, int] | None = None, as_: str = "ci-bot",
+             **fields: Any) -> dict[str, Any]:
+    """Register image n (and record a clean scan unless told otherwise)."""
+    resp = api.post("/images", json=ref(n) | {"project": PROJECT, "commit_sha": "ab" * 20}
+                    | fields, as_=as_)
+    assert resp.status_code in (200, 201), resp.json
+    counts = {"critical": 0, "high": 0} if scan is None else scan
+    assert api.post("/scans", json=ref(n) | {"counts": counts}).status_code == 201
+    return resp.json
+
+
+def deploy(api: Any, n: int, environment: str, state: str = "succeeded") -> dict[str, Any]:
+    """Report a deployment of image n."""
+    resp = api.post("/deployments", json=ref(n, environment) | {"state": state})
+    assert resp.status_code == 201, resp.json
+    return resp.json
+
+
+def verify(api: Any, n: int, environment: str, passed: bool = True) -> dict[str, Any]:
+    """Report a verification of image n."""
+    resp = api.post("/verifications", json=ref(n, environment) | {"passed": passed})
+    assert resp.status_code == 201, resp.json
+    return resp.json
+
+
+def gate(api: Any, n: int, environment: str, as_: str = "ci-bot", **params: Any) -> Any:
+    """Ask the gate about image n."""
+    return api.get("/gate", query_string=ref(n, environment) | params, as_=as_)
+
+
+def codes(resp: Any) -> list[str]:
+    """Reason codes of a gate answer or a refusal."""
+    return [r["code"] for r in resp.json["reasons"]]
+
+
+def promotions(api: Any, **filters: Any) -> list[dict[str, Any]]:
+    """Promotions, newest first."""
+    resp = api.get("/promotions", query_string=filters)
+    assert resp.status_code == 200, resp.json
+    return resp.json
+
+
+def age(app: Any, model: Any, by: timedelta, column: str = "created_at") -> None:
+    """Move every row's timestamp into the past (time passing, without waiting)."""
+    with db.session_for(app) as session:
+        for row in session.scalars(select(model)):
+            if getattr(row, column) is not None:
+                setattr(row, column, getattr(row, column) - by)

@@ -1,0 +1,101 @@
+"""Racing requests: 50 simultaneous promotion requests make exactly one promotion, no 5xx."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from threading import Barrier
+
+import requests
+from sqlalchemy import func, select
+
+from promotion_service import db
+from promotion_service.models import Outbox, Promotion, Verification
+from tests.promotion_service.helpers import age, deploy, ref, register, verify
+
+RACERS = 50
+
+
+def ready_for_staging(api, app):
+    register(api, 1)
+    deploy(api, 1, "test")
+    verify(api, 1, "test")
+    age(app, Verification, timedelta(minutes=11))  # soaked, but no worker ran yet
+
+
+def counts(app):
+    with db.session_for(app, write=False) as session:
+        return (session.scalar(select(func.count()).select_from(Promotion)),
+                session.scalar(select(func.count()).select_from(Outbox)))
+
+
+def test_threads_racing_to_promote_make_one_promotion(api, app, tokens):
+    ready_for_staging(api, app)
+    barrier = Barrier(RACERS)
+
+    def request_promotion(_):
+        client = app.test_client()
+        barrier.wait()
+        resp = client.post("/api/v1/promotions", json=ref(1, "staging"),
+                           headers={"Authorization": f"Bearer {tokens['rm']}"})
+        return resp.status_code, resp.json["id"]
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        results = list(pool.map(request_promotion, range(RACERS)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200] * (RACERS - 1) + [201]
+    assert len({pid for _, pid in results}) == 1
+    assert counts(app) == (1, 1)
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_gunicorn_workers_racing_to_promote_make_one_promotion(api, app, tokens, database_url):
+    ready_for_staging(api, app)
+    port = _free_port()
+    env = dict(os.environ, PROMOTION_DATABASE_URL=database_url,
+               PROMOTION_POLICY_FILE=app.config["POLICY_FILE"])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "promotion_service", "serve", "--bind", f"127.0.0.1:{port}",
+         "--workers", "4"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, server)
+        barrier = Barrier(RACERS)
+
+        def request_promotion(_):
+            barrier.wait()
+            resp = requests.post(f"{base}/api/v1/promotions", json=ref(1, "staging"),
+                                 headers={"Authorization": f"Bearer {tokens['rm']}"}, timeout=60)
+            return resp.status_code, resp.json()["id"]
+
+        with ThreadPoolExecutor(RACERS) as pool:
+            results = list(pool.map(request_promotion, range(RACERS)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert sorted(s for s, _ in results) == [200] * (RACERS - 1) + [201]
+    assert len({pid for _, pid in results}) == 1
+    assert counts(app) == (1, 1)
+
+
+def _wait_until_up(base, server):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"server exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            if requests.get(f"{base}/ready", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError("server did not come up within 30 s")
