@@ -165,19 +165,12 @@ def _push_one(client: Any, repository: str, tag: str, auth: dict | None, log: Lo
         for event in client.api.push(repository, tag, stream=True, decode=True,
                                      auth_config=auth):
             if "error" in event:
-                _raise_push_error(registry, event["error"])
+                _raise_push_error(registry, f"{repository}:{tag}", event["error"])
             aux = event.get("aux") or {}
             digest = aux.get("Digest") or digest
             progress.update(event)
-    except docker.errors.NotFound as e:
-        raise UsageError(f"there is no local image {repository}:{tag}: build it first "
-                         "(docker-cd build)", "tag") from e
     except docker.errors.APIError as e:
-        text = str(e.explanation or e)
-        if "does not exist locally" in text or "No such image" in text:
-            raise UsageError(f"there is no local image {repository}:{tag}: build it first "
-                             "(docker-cd build)", "tag") from e
-        _raise_push_error(registry, text)
+        _raise_push_error(registry, f"{repository}:{tag}", str(e.explanation or e))
     except (OSError, docker.errors.DockerException) as e:
         raise ExternalError(f"the Docker engine failed while pushing {repository}:{tag}: {e}"
                             ) from e
@@ -188,8 +181,11 @@ def _push_one(client: Any, repository: str, tag: str, auth: dict | None, log: Lo
     return digest
 
 
-def _raise_push_error(registry: str, message: str) -> None:
+def _raise_push_error(registry: str, ref: str, message: str) -> None:
     lower = message.lower()
+    if "does not exist locally" in lower or "no such image" in lower:
+        raise UsageError(f"there is no local image {ref}: build it first (docker-cd build)",
+                         "tag")
     if any(word in lower for word in _REFUSED):
         raise ExternalError(f"registry {registry} refused the credentials: {message.strip()}")
     if any(word in lower for word in _TRANSIENT):

@@ -132,13 +132,14 @@ class _Reader:
         except yaml.YAMLError as e:
             raise TemplateError(f"{self._where(node, path)}: {e}") from e
         if isinstance(value, str):
+            text = value
             try:
-                value, used = interpolate(value, self.environ)
+                value, used = interpolate(text, self.environ)
             except InterpolationError as e:
                 raise TemplateError(f"{self._where(node, path)}: {e}") from e
             if any(_SECRET_NAME.search(name) for name in used):
                 self.secret_paths.add(path)
-            for name in used - set(self.environ):
+            for name in unset_without_default(text, self.environ):
                 self.warnings.append(f"{self._where(node, path)}: ${{{name}}} is not set; "
                                      "using an empty string")
         return value
@@ -161,6 +162,15 @@ def interpolate(text: str, environ: Mapping[str, str]) -> tuple[str, set[str]]:
     used: set[str] = set()
     value, _ = _expand(text, 0, environ, used, closing=False)
     return value, used
+
+
+def unset_without_default(text: str, environ: Mapping[str, str]) -> list[str]:
+    """Variables written as $VAR or ${VAR} (no default) that are not set: worth a warning."""
+    return [m.group(1) or m.group(2) for m in _PLAIN_REF.finditer(text.replace("$$", ""))
+            if (m.group(1) or m.group(2)) not in environ]
+
+
+_PLAIN_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _expand(text: str, i: int, environ: Mapping[str, str], used: set[str],

@@ -40,7 +40,7 @@ def wait_for_http(url: str, timeout: float = 15.0, ok=(200, 401)) -> None:
             if response.status_code in ok:
                 return
             last = response.status_code
-        except requests.ConnectionError as e:
+        except (requests.ConnectionError, requests.Timeout) as e:  # a busy server may be slow
             last = e
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {timeout}s (last: {last})")

@@ -7,74 +7,49 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..domain.policy import Approval, Decision, GateFacts, Reason, Stop, evaluate
+from ..domain.policy import Decision, GateFacts, Reason, evaluate
 from ..domain.states import IN_FLIGHT
-from ..models import (
-    ApprovalRecord,
-    EmergencyStop,
-    Environment,
-    Image,
-    Promotion,
-    Scan,
-    Verification,
-    utcnow,
-)
-from . import projects
+from ..errors import NotFound
+from ..models import Environment, Image, Promotion, utcnow
+from . import gate_query, projects
+from .gate_query import GateRow
+
+
+def lookup(session: Session, repository: str, digest: str, environment: str) -> GateRow:
+    """The gate's row for an image reference and environment name, or a 404 that helps."""
+    row = gate_query.load(session, environment, repository=repository, digest=digest)
+    if row is None:
+        raise NotFound(f"image {repository}@{digest} is not registered "
+                       "(register it with POST /api/v1/images)")
+    if row.environment_id is None:
+        projects.get_environment(session, row.project_id, environment)  # raises, naming them
+    return row
 
 
 def facts(session: Session, image: Image, env: Environment, now: datetime | None = None,
           rollback: bool = False) -> GateFacts:
-    """Everything the policy looks at, read in a handful of indexed queries."""
-    now = now or utcnow()
-    prev = projects.neighbour(session, env, -1)
-    verified_at = None
-    if prev is not None:
-        last = session.execute(
-            select(Verification.passed, Verification.created_at)
-            .where(Verification.image_id == image.id, Verification.environment_id == prev.id)
-            .order_by(Verification.id.desc()).limit(1)).first()
-        verified_at = last.created_at if last is not None and last.passed else None
-    scan = session.execute(select(Scan.counts, Scan.findings).where(Scan.image_id == image.id)
-                           .order_by(Scan.id.desc()).limit(1)).first()
-    approvals = session.execute(
-        select(ApprovalRecord.actor, ApprovalRecord.role, ApprovalRecord.decision,
-               ApprovalRecord.created_at, ApprovalRecord.expires_at, ApprovalRecord.comment)
-        .where(ApprovalRecord.image_id == image.id, ApprovalRecord.environment_id == env.id,
-               ApprovalRecord.withdrawn_at.is_(None))).all()
-    stops = session.execute(
-        select(EmergencyStop.reason, EmergencyStop.actor, EmergencyStop.created_at)
-        .where(EmergencyStop.environment == env.name, EmergencyStop.lifted_at.is_(None))).all()
-    return GateFacts(
-        environment=env.name, now=now,
-        previous_environment=prev.name if prev is not None else None,
-        verified_in_previous_at=verified_at,
-        revoked=image.revoked_at is not None, revoked_reason=image.revoked_reason or "",
-        scan_counts=scan.counts if scan is not None else None,
-        scan_findings=tuple(scan.findings or ()) if scan is not None else (),
-        approvals=tuple(Approval(a.actor, a.role, a.decision, a.created_at, a.expires_at,
-                                 a.comment or "") for a in approvals),
-        image_authors=frozenset(x for x in (image.registered_by, image.triggered_by) if x),
-        stops=tuple(Stop(s.reason, s.actor, s.created_at) for s in stops),
-        rollback=rollback,
-    )
+    """Everything the policy looks at for this image entering this environment."""
+    row = gate_query.load(session, env.name, image_id=image.id)
+    return row.facts(session, now or utcnow(), rollback)
 
 
 def decide(session: Session, image: Image, env: Environment, now: datetime | None = None,
            rollback: bool = False) -> Decision:
     """The policy's answer for this image entering this environment now."""
-    return evaluate(projects.policy_of(env), facts(session, image, env, now, rollback))
+    row = gate_query.load(session, env.name, image_id=image.id)
+    return evaluate(row.policy, row.facts(session, now or utcnow(), rollback))
 
 
-def for_deploy(session: Session, image: Image, env: Environment, promotion_id: int | None,
-               pipeline_id: int | None) -> Decision:
+def for_deploy(session: Session, row: GateRow, promotion_id: int | None = None,
+               pipeline_id: int | None = None) -> Decision:
     """The deploy job's gate; with a promotion, the first pipeline to ask claims it."""
     promotion = session.get(Promotion, promotion_id) if promotion_id is not None else None
     if promotion_id is not None:
-        problem = _promotion_problem(promotion, promotion_id, image, env)
+        problem = _promotion_problem(promotion, promotion_id, row)
         if problem is not None:
             return Decision(False, (problem,))
-    decision = decide(session, image, env, rollback=promotion is not None
-                      and promotion.kind == "rollback")
+    rollback = promotion is not None and promotion.kind == "rollback"
+    decision = evaluate(row.policy, row.facts(session, utcnow(), rollback))
     if not decision.allowed or promotion is None or pipeline_id is None:
         return decision
     claimed = session.execute(
@@ -92,12 +67,12 @@ def for_deploy(session: Session, image: Image, env: Environment, promotion_id: i
         {"pipeline_id": owner}),))
 
 
-def _promotion_problem(promotion: Promotion | None, promotion_id: int, image: Image,
-                       env: Environment) -> Reason | None:
+def _promotion_problem(promotion: Promotion | None, promotion_id: int,
+                       row: GateRow) -> Reason | None:
     if promotion is None:
         return Reason("promotion_unknown", f"there is no promotion {promotion_id}",
                       "pass the CD_PROMOTION_ID the service gave this pipeline")
-    if promotion.image_id != image.id or promotion.environment_id != env.id:
+    if promotion.image_id != row.image_id or promotion.environment_id != row.environment_id:
         return Reason("promotion_mismatch",
                       f"promotion {promotion_id} is for another image or environment",
                       "deploy the image and environment named by the promotion")

@@ -137,6 +137,7 @@ class Poller:
     failed: int = 0
     longest_gap: float = 0.0
     bodies: list[str] = field(default_factory=list)
+    seen: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time, new body)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -171,6 +172,7 @@ class Poller:
                 self.ok += 1
                 if not self.bodies or self.bodies[-1] != body:
                     self.bodies.append(body)
+                    self.seen.append((now, body))
             else:
                 failing = True
                 self.failed += 1

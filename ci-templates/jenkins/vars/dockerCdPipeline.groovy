@@ -12,7 +12,7 @@
 //
 // Settings (each also a CD_* variable the steps read; the defaults are the template's):
 //   imageRepository (CD_IMAGE_REPOSITORY), registry (CD_REGISTRY), dockerfile (CD_DOCKERFILE,
-//   Dockerfile), context (CD_CONTEXT, .), severityThreshold (CD_SCAN_SEVERITY_THRESHOLD, HIGH),
+//   Dockerfile), context (CD_BUILD_CONTEXT, .), severityThreshold (CD_SCAN_SEVERITY_THRESHOLD, HIGH),
 //   templateDir (CD_TEMPLATE_DIR, deploy), deployTarget (CD_DEPLOY_TARGET, docker),
 //   serviceUrl (CD_SERVICE_URL, none), registryCredentialsId, serviceTokenCredentialsId,
 //   productionApprovers (who may answer the production input; any user when empty),
@@ -47,7 +47,7 @@ def call(Map config = [:]) {
             CD_IMAGE_REPOSITORY = "${settings.imageRepository}"
             CD_REGISTRY = "${settings.registry}"
             CD_DOCKERFILE = "${settings.dockerfile}"
-            CD_CONTEXT = "${settings.context}"
+            CD_BUILD_CONTEXT = "${settings.context}"
             CD_SCAN_SEVERITY_THRESHOLD = "${settings.severityThreshold}"
             CD_TEMPLATE_DIR = "${settings.templateDir}"
             CD_DEPLOY_TARGET = "${settings.deployTarget}"

@@ -1,0 +1,128 @@
+"""The gate's facts in one SQL round trip (plus one for approvals when there are any).
+
+The gate is on every deploy job's path and every merge-request check, so it reads with
+hand-written SQL instead of ORM queries; the answer still comes from domain.policy.evaluate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import DateTime, Integer, String, column, text
+from sqlalchemy.orm import Session
+
+from ..domain.policy import Approval, EnvironmentPolicy, GateFacts, Stop
+
+_FACTS = """
+SELECT i.id, i.project_id, i.repository, i.digest, i.registered_by, i.triggered_by,
+       i.revoked_at, i.revoked_reason, p.path,
+       e.id AS env_id, e.name AS env_name, e.position, CAST(e.policy AS TEXT) AS policy,
+       pe.name AS prev_name,
+       (SELECT v.passed FROM verifications v WHERE v.image_id = i.id
+          AND v.environment_id = pe.id ORDER BY v.id DESC LIMIT 1) AS prev_passed,
+       (SELECT v.created_at FROM verifications v WHERE v.image_id = i.id
+          AND v.environment_id = pe.id ORDER BY v.id DESC LIMIT 1) AS prev_verified_at,
+       (SELECT CAST(s.counts AS TEXT) FROM scans s WHERE s.image_id = i.id
+          ORDER BY s.id DESC LIMIT 1) AS scan_counts,
+       (SELECT CAST(s.findings AS TEXT) FROM scans s WHERE s.image_id = i.id
+          ORDER BY s.id DESC LIMIT 1) AS scan_findings,
+       (SELECT COUNT(*) FROM approvals a WHERE a.image_id = i.id AND a.environment_id = e.id
+          AND a.withdrawn_at IS NULL) AS standing_approvals,
+       (SELECT COUNT(*) FROM stops st WHERE st.environment = e.name
+          AND st.lifted_at IS NULL) AS active_stops
+FROM images i
+JOIN projects p ON p.id = i.project_id
+LEFT JOIN environments e ON e.project_id = i.project_id AND e.name = :environment
+LEFT JOIN environments pe ON pe.project_id = i.project_id AND pe.position = e.position - 1
+WHERE {where}
+"""
+_COLUMNS = (
+    column("id", Integer), column("project_id", Integer), column("repository", String),
+    column("digest", String), column("registered_by", String), column("triggered_by", String),
+    column("revoked_at", DateTime), column("revoked_reason", String), column("path", String),
+    column("env_id", Integer), column("env_name", String), column("position", Integer),
+    column("policy", String), column("prev_name", String), column("prev_passed", Integer),
+    column("prev_verified_at", DateTime), column("scan_counts", String),
+    column("scan_findings", String), column("standing_approvals", Integer),
+    column("active_stops", Integer),
+)
+BY_REF = text(_FACTS.format(where="i.repository = :repository AND i.digest = :digest")
+              ).columns(*_COLUMNS)
+BY_ID = text(_FACTS.format(where="i.id = :image_id")).columns(*_COLUMNS)
+APPROVALS = text(
+    "SELECT actor, role, decision, created_at, expires_at, comment FROM approvals "
+    "WHERE image_id = :image_id AND environment_id = :env_id AND withdrawn_at IS NULL "
+    "ORDER BY id").columns(column("actor", String), column("role", String),
+                           column("decision", String), column("created_at", DateTime),
+                           column("expires_at", DateTime), column("comment", String))
+STOPS = text(
+    "SELECT reason, actor, created_at FROM stops WHERE environment = :name "
+    "AND lifted_at IS NULL ORDER BY id").columns(column("reason", String),
+                                                  column("actor", String),
+                                                  column("created_at", DateTime))
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """The image and environment the gate was asked about, with the policy's facts."""
+
+    image_id: int
+    project_id: int
+    project_path: str
+    image_ref: str
+    environment_id: int | None
+    environment: str
+    position: int | None
+    policy: EnvironmentPolicy | None
+    row: Any
+
+    def facts(self, session: Session, now: datetime, rollback: bool = False) -> GateFacts:
+        """The GateFacts for domain.policy.evaluate (one more query only if needed)."""
+        r = self.row
+        approvals: tuple[Approval, ...] = ()
+        if r.standing_approvals:
+            approvals = tuple(
+                Approval(a.actor, a.role, a.decision, a.created_at, a.expires_at, a.comment or "")
+                for a in session.execute(APPROVALS, {"image_id": self.image_id,
+                                                     "env_id": self.environment_id}))
+        stops: tuple[Stop, ...] = ()
+        if r.active_stops:
+            stops = tuple(Stop(s.reason, s.actor, s.created_at)
+                          for s in session.execute(STOPS, {"name": self.environment}))
+        return GateFacts(
+            environment=self.environment, now=now, previous_environment=r.prev_name,
+            verified_in_previous_at=r.prev_verified_at if r.prev_passed else None,
+            revoked=r.revoked_at is not None, revoked_reason=r.revoked_reason or "",
+            scan_counts=json.loads(r.scan_counts) if r.scan_counts is not None else None,
+            scan_findings=tuple(json.loads(r.scan_findings or "[]")),
+            approvals=approvals,
+            image_authors=frozenset(x for x in (r.registered_by, r.triggered_by) if x),
+            stops=stops, rollback=rollback,
+        )
+
+
+def load(session: Session, environment: str, *, repository: str | None = None,
+         digest: str | None = None, image_id: int | None = None) -> GateRow | None:
+    """One round trip: the image (by reference or id), its environment, the facts' summary."""
+    if image_id is not None:
+        row = session.execute(BY_ID, {"image_id": image_id, "environment": environment}).first()
+    else:
+        row = session.execute(BY_REF, {"repository": repository, "digest": digest,
+                                       "environment": environment}).first()
+    if row is None:
+        return None
+    return GateRow(
+        image_id=row.id, project_id=row.project_id, project_path=row.path,
+        image_ref=f"{row.repository}@{row.digest}", environment_id=row.env_id,
+        environment=environment, position=row.position,
+        policy=parse_policy(row.policy) if row.policy is not None else None, row=row)
+
+
+@lru_cache(maxsize=1024)
+def parse_policy(stored: str) -> EnvironmentPolicy:
+    """Policies change rarely: parse each stored form once per process."""
+    return EnvironmentPolicy.from_dict(json.loads(stored), "stored policy")

@@ -1,0 +1,235 @@
+"""`docker-cd build`: build the image with its provenance labels; with --push, name it by digest.
+
+The build runs on the Docker engine (docker-py) from a context and Dockerfile, with build args
+and a target stage. `--cache-from` images (default: the branch's earlier image) are pulled when
+present and skipped quietly when not. OCI labels (revision, source, created, version, title,
+url) and the pipeline's id and URL come from the CI variables. On failure the log ends with
+the failing instruction and its output, and the step exits 1.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steps.errors import ExternalError, Refused, UsageError
+from steps.push import (
+    IMAGE_OPTIONS,
+    RETRIES,
+    check_repository,
+    image_result,
+    image_tags,
+    push_tags,
+    registry_credentials,
+)
+from steps.reference import parse_reference
+from steps.runtime import CI_CONTEXT, REGISTRY_AUTH, Log, Option, Result, Step
+
+OCI = "org.opencontainers.image."
+PIPELINE_LABEL = "dev.docker-cd.pipeline."
+_ENGINE_CHATTER = (" ---> ", "Removing intermediate container")
+
+OPTIONS = (
+    Option("context", "Build context directory.", env=("CD_BUILD_CONTEXT",), default=".",
+           metavar="DIR"),
+    Option("file", "Dockerfile, relative to the context unless absolute [default: Dockerfile].",
+           env=("CD_DOCKERFILE",), metavar="FILE"),
+    Option("build-arg", "Build argument (repeat, or one per line in the variable).",
+           env=("CD_BUILD_ARGS",), kind="map"),
+    Option("target", "Stage of a multi-stage Dockerfile to build.", env=("CD_BUILD_TARGET",)),
+    Option("cache-from", "Images to reuse layers from, pulled when present [default: the "
+           "branch's earlier image, REPOSITORY:REF_SLUG].", env=("CD_CACHE_FROM",), kind="list",
+           default=()),
+    Option("label", "Extra label (repeat, or one per line in the variable).",
+           env=("CD_LABELS",), kind="map"),
+    Option("title", "Human title of the image (org.opencontainers.image.title).",
+           env=("CD_TITLE", "CI_PROJECT_TITLE", "CI_PROJECT_NAME")),
+    Option("version", "Version of the packaged software [default: the git tag, else the short "
+           "commit SHA].", env=("CD_VERSION",)),
+    Option("push", "Push the tags and write CD_IMAGE (repository@digest) to the outputs.",
+           env=("CD_PUSH",), kind="flag", default=False),
+    *IMAGE_OPTIONS,
+    *RETRIES,
+    *REGISTRY_AUTH,
+    *CI_CONTEXT,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    context: str = "."
+    file: str | None = None
+    build_arg: Mapping[str, str] | None = None
+    target: str | None = None
+    cache_from: tuple[str, ...] = ()
+    label: Mapping[str, str] | None = None
+    title: str | None = None
+    version: str | None = None
+    push: bool = False
+    image_repository: str | None = None
+    tag: tuple[str, ...] = ()
+    docker_host: str | None = None
+    retries: int = 3
+    registry: str | None = None
+    registry_user: str | None = None
+    registry_password: str | None = None
+    docker_auth_config: str | None = None
+    docker_config: str | None = None
+    commit_sha: str | None = None
+    ref_slug: str | None = None
+    git_tag: str | None = None
+    pipeline_id: str | None = None
+    pipeline_url: str | None = None
+    project_url: str | None = None
+    project_path: str | None = None
+
+
+def labels(settings: Settings, created: datetime.datetime) -> dict[str, str]:
+    """The provenance labels, from the CI variables; extra --label values win."""
+    title = settings.title or (settings.project_path or "").rstrip("/").rsplit("/", 1)[-1]
+    version = settings.version or settings.git_tag or (settings.commit_sha or "")[:8]
+    found = {
+        OCI + "revision": settings.commit_sha,
+        OCI + "source": settings.project_url,
+        OCI + "url": settings.project_url,
+        OCI + "created": created.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        OCI + "version": version,
+        OCI + "title": title,
+        PIPELINE_LABEL + "id": settings.pipeline_id,
+        PIPELINE_LABEL + "url": settings.pipeline_url,
+    }
+    return {k: v for k, v in found.items() if v} | dict(settings.label or {})
+
+
+def dockerfile_in_context(settings: Settings) -> str:
+    """The Dockerfile's path relative to the context (as the engine takes it)."""
+    context = Path(settings.context)
+    path = Path(settings.file or "Dockerfile")
+    if not path.is_absolute():
+        path = context / path
+    if not path.is_file():
+        raise UsageError(f"no Dockerfile at {path}", "file")
+    try:
+        return str(path.resolve().relative_to(context.resolve()))
+    except ValueError:
+        raise UsageError(f"{path} is outside the build context {context}; move it in or "
+                         "change --context", "file") from None
+
+
+def cache_images(settings: Settings, repository: str) -> list[str]:
+    """The images to take cache from: as asked, else the branch's earlier image."""
+    if settings.cache_from:
+        return list(settings.cache_from)
+    return [f"{repository}:{settings.ref_slug}"] if settings.ref_slug else []
+
+
+def validate(settings: Settings) -> None:
+    if not Path(settings.context).is_dir():
+        raise UsageError(f"no directory {settings.context}", "context")
+    dockerfile_in_context(settings)
+    check_repository(settings)
+    image_tags(settings)
+    for ref in settings.cache_from:
+        try:
+            parse_reference(ref)
+        except ValueError as e:
+            raise UsageError(str(e), "cache_from") from None
+    if settings.retries < 0:
+        raise UsageError("must be 0 or more", "retries")
+
+
+def execute(settings: Settings, log: Log) -> Result:
+    from steps.engine import docker_client
+
+    repository = check_repository(settings)
+    tags = image_tags(settings)
+    client = docker_client(settings.docker_host)
+    credentials = registry_credentials(settings, repository, log)
+    auth = credentials.docker_auth_config() if credentials else None
+    cache = [ref for ref in cache_images(settings, repository) if _pull_cache(client, ref, auth,
+                                                                              log)]
+    all_labels = labels(settings, datetime.datetime.now(datetime.UTC))
+    image_id = _build(client, settings, f"{repository}:{tags[0]}", all_labels, cache, log)
+    for tag in tags[1:]:
+        client.api.tag(image_id, repository, tag)
+    log.info(f"built {image_id} as " + ", ".join(f"{repository}:{t}" for t in tags))
+    if not settings.push:
+        return Result(outputs={"CD_IMAGE_REPOSITORY": repository,
+                               "CD_IMAGE_TAGS": ",".join(tags)},
+                      data={"image_id": image_id, "labels": all_labels})
+    digest = push_tags(client, repository, tags, credentials, log, settings.retries + 1)
+    result = image_result(repository, digest, tags)
+    return Result(outputs=result.outputs, data={**result.data, "image_id": image_id,
+                                                "labels": all_labels})
+
+
+def _pull_cache(client: Any, ref: str, auth: dict | None, log: Log) -> bool:
+    """Pull a cache image if the registry has it; any failure only means no cache."""
+    import docker.errors
+
+    reference = parse_reference(ref)
+    try:
+        for event in client.api.pull(reference.name, reference.reference, stream=True,
+                                     decode=True, auth_config=auth):
+            if "error" in event:
+                raise docker.errors.APIError(event["error"])
+    except (docker.errors.DockerException, OSError) as e:
+        reason = str(getattr(e, "explanation", None) or e).strip().splitlines()[0][:200]
+        log.info(f"no cache from {ref} ({reason}); building without it")
+        return False
+    log.info(f"cache from {ref}")
+    return True
+
+
+def _build(client: Any, settings: Settings, name: str, all_labels: dict[str, str],
+           cache: list[str], log: Log) -> str:
+    """Run the build, streaming its output; return the image id or raise Refused."""
+    import docker.errors
+
+    dockerfile = dockerfile_in_context(settings)
+    argv = ["docker", "build", "-f", dockerfile, "-t", name]
+    for key in settings.build_arg or {}:
+        argv += ["--build-arg", key]
+    argv += [f"--target={settings.target}"] if settings.target else []
+    argv += [f"--cache-from={c}" for c in cache]
+    log.command([*argv, settings.context])
+    step, step_output, image_id = "", [], None
+    with log.section(f"docker build {name}"):
+        try:
+            stream = client.api.build(
+                path=str(Path(settings.context)), dockerfile=dockerfile, tag=name,
+                buildargs=dict(settings.build_arg or {}), target=settings.target,
+                labels=all_labels, cache_from=cache or None, rm=True, forcerm=True,
+                decode=True)
+            for event in stream:
+                if "stream" in event:
+                    text = event["stream"]
+                    for line in text.splitlines():
+                        if line.startswith("Step "):
+                            step, step_output = line, []
+                        elif line.strip() and not line.startswith(_ENGINE_CHATTER):
+                            step_output.append(line)
+                        if line.strip():
+                            log.info(line)
+                elif "error" in event:
+                    raise Refused(f"docker build failed at {step or 'its start'}",
+                                  [*step_output[-30:], event["error"].strip()])
+                elif "aux" in event:
+                    image_id = event["aux"].get("ID", image_id)
+        except docker.errors.APIError as e:
+            text = str(e.explanation or e)
+            if e.is_client_error() or "dockerfile" in text.lower():
+                raise Refused(f"docker build failed: {text}") from e
+            raise ExternalError(f"the Docker engine failed the build: {text}") from e
+        except (OSError, docker.errors.DockerException) as e:
+            raise ExternalError(f"the Docker engine failed during the build: {e}") from e
+    if not image_id:
+        image_id = client.api.inspect_image(name)["Id"]
+    return image_id
+
+
+STEP = Step(name="build", help=__doc__ or "", options=OPTIONS, settings=Settings,
+            execute=execute, validate=validate)
