@@ -94,7 +94,9 @@ def scenario(target: str, rounds: int, images: ImageFactory, client) -> dict[str
 
 
 def report(target: str, results: dict[str, list]) -> None:
-    print(f"\n== {target} target ({len(results['good'])} rounds; polling every 10 ms)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n== {target} target ({len(results['good'])} rounds; polling every 10 ms; "
+          f"load average {load} on {os.cpu_count()} CPUs)")
     print(f"{'scenario':<16}{'longest gap (s)':>18}{'failed requests':>17}{'step time (s)':>15}"
           f"{'old version back (s)':>22}")
     for kind in ("good", "failed", "rollback"):

@@ -36,9 +36,10 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, pool_size: int = 5) -> 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A writer takes the write lock up front, so it waits (busy_timeout) instead of
-        # failing on a stale snapshot; readers never block.
-        write = conn.get_execution_options().get("promotion_write")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # failing on a stale snapshot. Readers run each statement in autocommit: one round
+        # trip less on the gate's path, and they never block anyone.
+        if conn.get_execution_options().get("promotion_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -52,16 +53,24 @@ WRITE_LOCK = 0x70726F6D  # PostgreSQL advisory lock key that orders writers (and
 
 
 def begin_write(session: Session) -> None:
-    """End any read transaction and start one that may write; writers go one at a time.
+    """Make the session's transaction one that may write; writers go one at a time.
 
-    SQLite: BEGIN IMMEDIATE. PostgreSQL: a transaction-scoped advisory lock, taken before any
-    row lock, so writers never deadlock and audit entries chain in commit order.
+    SQLite: BEGIN IMMEDIATE (reads before it ran in autocommit). PostgreSQL: a
+    transaction-scoped advisory lock, taken before any row lock, so writers never deadlock
+    and audit entries chain in commit order. The connection is kept: no pool round trip.
     """
-    if session.in_transaction():
-        session.commit()
-    connection = session.connection(execution_options=_WRITE)
+    if not session.in_transaction():
+        connection = session.connection(execution_options=_WRITE)
+    else:
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            if not connection.connection.dbapi_connection.in_transaction:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+        connection.execute(_LOCK, {"key": WRITE_LOCK})
+
+
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def init_app(app: Flask) -> None:

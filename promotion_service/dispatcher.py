@@ -29,6 +29,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, wait_exponential, wait_random_exponential
 
+from .config import ConfigError
 from .db import begin_write
 from .domain.actor import Actor
 from .gitlab import GitLabClient, GitLabError, TerminalGitLabError
@@ -64,11 +65,11 @@ class DispatcherSettings:
             try:
                 value = kind(raw)
             except (TypeError, ValueError):
-                raise ValueError(
+                raise ConfigError(
                     f"PROMOTION_{key} must be a {kind.__name__} number, not {raw!r}"
                 ) from None
             if value <= 0:
-                raise ValueError(f"PROMOTION_{key} must be greater than 0, not {raw!r}")
+                raise ConfigError(f"PROMOTION_{key} must be greater than 0, not {raw!r}")
             return value
 
         return cls(
@@ -352,21 +353,21 @@ def client_from_config(config: Any, *, timeout: float = 10.0) -> GitLabClient:
     """The GitLab client configured by PROMOTION_GITLAB_URL / PROMOTION_GITLAB_TOKEN."""
     url = config.get("GITLAB_URL")
     if not url:
-        raise ValueError("PROMOTION_GITLAB_URL is not set; set it to your GitLab's base URL, "
+        raise ConfigError("PROMOTION_GITLAB_URL is not set; set it to your GitLab's base URL, "
                          "e.g. https://gitlab.example.com")
     return GitLabClient(url, config.get("GITLAB_TOKEN") or None, timeout=timeout)
-
-
-_thread_lock = threading.Lock()
 
 
 def init_app(app: Flask) -> None:
     """Start an in-process dispatcher thread per process when PROMOTION_DISPATCHER_THREAD=1.
 
-    Started lazily on the first request so that it runs in each forked gunicorn worker.
+    The configuration is checked now (a mistake stops the service from starting); the thread
+    starts with the first request each process serves (health probes count), so that it runs
+    in every forked gunicorn worker and never in the master.
     """
-    if str(app.config.get("DISPATCHER_THREAD", "0")).lower() not in ("1", "true", "yes", "on"):
+    if str(app.config.get("DISPATCHER_THREAD") or "0").lower() not in ("1", "true", "yes", "on"):
         return
+    from_app(app)  # validate PROMOTION_GITLAB_* and PROMOTION_DISPATCHER_* now
     state = {"pid": None}
 
     @app.before_request
@@ -380,15 +381,21 @@ def init_app(app: Flask) -> None:
             start_thread(app)
 
 
+_thread_lock = threading.Lock()
+
+
 def start_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
     """Run a dispatcher in a daemon thread of this process; set the event to stop it."""
     from .worker import periodic_tasks
 
     stop = threading.Event()
     dispatcher = from_app(app)
+    periodic = float(app.config.get("WORKER_PERIODIC_SECONDS") or 10)
     thread = threading.Thread(
         target=dispatcher.run, args=(stop,),
-        kwargs={"periodic": periodic_tasks(app)}, name="outbox-dispatcher", daemon=True,
+        kwargs={"periodic": periodic_tasks(app), "periodic_seconds": periodic},
+        name="outbox-dispatcher", daemon=True,
     )
     thread.start()
+    log.info("dispatcher thread %s started", dispatcher.name)
     return thread, stop

@@ -340,6 +340,14 @@ def _flag(config: Any, key: str) -> bool:
     return str(config.get(key) or "").lower() in ("1", "true", "yes", "on")
 
 
+def plays_jobs(config: Any, project_path: str) -> bool:
+    """PROMOTION_GITLAB_PLAY_APPROVED_JOBS: 1 (every project) or a comma list of project paths."""
+    value = str(config.get("GITLAB_PLAY_APPROVED_JOBS") or "").strip()
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    return project_path in {p.strip() for p in value.split(",") if p.strip()}
+
+
 def approval_targets(session: Session) -> list[tuple[int, int, str]]:
     """(environment id, GitLab project id, environment name) of environments needing approvals."""
     from .store.projects import policy_of
@@ -357,7 +365,8 @@ def sync_blocked_deployments(session: Session, config: Any, client: Any = None) 
     With PROMOTION_GITLAB_DEPLOYMENT_APPROVALS=1, for each environment that needs approvals:
     approvals given in GitLab are recorded in the service (actor ``gitlab:<username>``); once the
     service's gate allows the image, the deployment is approved in GitLab (once, as the token's
-    user); with PROMOTION_GITLAB_PLAY_APPROVED_JOBS=1 the waiting job is then played.
+    user); when the project asks for it (PROMOTION_GITLAB_PLAY_APPROVED_JOBS: 1 or a comma list
+    of project paths) the waiting job is then played, since GitLab never starts it by itself.
     """
     if not _flag(config, "GITLAB_DEPLOYMENT_APPROVALS"):
         return 0
@@ -428,7 +437,7 @@ def _sync_one(session: Session, config: Any, project: Project, environment: Envi
                            f"(approved in the service by {', '.join(names)})"})
             done.append("out:approved")
             changes += 1
-    if (allowed and _flag(config, "GITLAB_PLAY_APPROVED_JOBS") and row.played_at is None
+    if (allowed and plays_jobs(config, project.path) and row.played_at is None
             and deployment.job_id and (deployment.pending_approval_count or 0) == 0):
         enqueue(session, "play_job", {"gitlab_project_id": gitlab_id,
                                       "project_path": project.path, "job_id": deployment.job_id})

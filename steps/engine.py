@@ -9,11 +9,10 @@ from typing import Any
 
 from steps.errors import ExternalError
 
-DOCKER_HOST_OPTION_HELP = "Docker engine to use (unix:///var/run/docker.sock, tcp://docker:2375)."
-
 
 def docker_client(host: str | None = None, timeout: int = 300) -> Any:
-    """A docker-py client for `host` (None: DOCKER_HOST or the local socket) that answers."""
+    """A docker-py client for `host` that answers; None: docker-py's own reading of
+    DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (GitLab's TLS dind), else the socket."""
     import docker
 
     try:

@@ -22,8 +22,9 @@ IMAGE_OPTIONS = (
            env=("CD_IMAGE_REPOSITORY", "CI_REGISTRY_IMAGE"), metavar="REPOSITORY"),
     Option("tag", "Tags of the image; default: the commit SHA and the ref slug.",
            env=("CD_TAGS",), kind="list", default=()),
-    Option("docker-host", "Docker engine to use (unix:///var/run/docker.sock, tcp://docker:2375).",
-           env=("CD_DOCKER_HOST", "DOCKER_HOST"), metavar="URL"),
+    Option("docker-host", "Docker engine to use (unix:///..., tcp://docker:2375) [default: "
+           "DOCKER_HOST with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, else the local socket].",
+           env=("CD_DOCKER_HOST",), metavar="URL"),
 )
 RETRIES = tuple(o for o in REGISTRY_OPTIONS if o.dest == "retries")
 _CI = tuple(o for o in CI_CONTEXT if o.dest in ("commit_sha", "ref_slug"))

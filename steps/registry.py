@@ -132,6 +132,7 @@ class RegistryClient:
         self._on_retry = on_retry
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._token_lock = threading.Lock()
         self._creds: dict[str, Credentials | None] = {}
         self._challenges: dict[str, tuple[str, dict[str, str]]] = {}
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
@@ -431,10 +432,7 @@ class RegistryClient:
         creds = self._creds_for(registry)
         scheme, params = self._challenges.get(registry, ("", {}))
         if scheme == "bearer":
-            cached = self._tokens.get((registry, " ".join(scopes)))
-            if cached and cached[1] > time.monotonic():
-                return f"Bearer {cached[0]}"
-            return f"Bearer {self._fetch_token(registry, params, scopes, creds)}"
+            return f"Bearer {self._token(registry, params, scopes, creds)}"
         if creds and creds.username and creds.password and scheme in ("", "basic"):
             return _basic(creds)
         return None
@@ -463,9 +461,18 @@ class RegistryClient:
                         f"registry {registry} denied {' '.join(scopes)}"
                         + ("" if creds else f"; {_needs_credentials(registry)}"))
                 raise ExternalError(_refused(registry, creds))
-            return f"Bearer {self._fetch_token(registry, params, scopes, creds)}"
+            return f"Bearer {self._token(registry, params, scopes, creds, fresh=True)}"
         raise ExternalError(f"registry {registry} asked for unsupported auth: "
                             f"{challenge.split(' ', 1)[0] or 'no WWW-Authenticate'}")
+
+    def _token(self, registry: str, params: dict[str, str], scopes: tuple[str, ...],
+               creds: Credentials | None, fresh: bool = False) -> str:
+        """A cached token for these scopes, else a new one (one fetch at a time per client)."""
+        with self._token_lock:
+            cached = self._tokens.get((registry, " ".join(scopes)))
+            if cached and cached[1] > time.monotonic() and not fresh:
+                return cached[0]
+            return self._fetch_token(registry, params, scopes, creds)
 
     def _fetch_token(self, registry: str, params: dict[str, str], scopes: tuple[str, ...],
                      creds: Credentials | None) -> str:

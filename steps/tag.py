@@ -108,7 +108,10 @@ def execute(settings: Settings, log: Log) -> Result:
     the_plan = plan(settings)
     client = client_for(settings, log)
     source = the_plan.source
-    src = Repo(source.registry, source.repository)
+    # one token for the source repository when it also receives tags (Bearer registries)
+    writes_source = any(ref.name == source.name
+                        for ref in (*the_plan.tagged, *the_plan.scheme_repositories))
+    src = Repo(source.registry, source.repository, push=writes_source)
     manifest = client.get_manifest(src, source.reference)
     if manifest is None:
         raise UsageError(f"{source} is not in registry {source.registry}: push it first", "source")

@@ -119,7 +119,8 @@ class AppRepo:
                              env=self._env(), capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise PipelineFailed(("--list-csv",), out.returncode, out.stdout + out.stderr)
-        rows = csv.DictReader(io.StringIO(out.stdout), delimiter=";")
+        text = out.stdout[out.stdout.find("name;"):]  # after any warning lines
+        rows = csv.DictReader(io.StringIO(text), delimiter=";")
         return {row["name"]: row["when"] for row in rows}
 
     def run(self, jobs: Iterable[str] = (), variables: Mapping[str, str] | None = None,

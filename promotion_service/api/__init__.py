@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, g, request
 from flask_smorest import Api
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ServiceError
@@ -35,6 +36,7 @@ def init_app(app: Flask) -> Api:
     app.after_request(_echo_request_id)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(IntegrityError, _integrity_error)
     app.register_error_handler(Exception, _unexpected)
     return api
 
@@ -59,14 +61,15 @@ def register_blueprints(app: Flask, api: Api) -> None:
                    projects, stops, audit):
         api.register_blueprint(module.blp, url_prefix=f"{PREFIX}/{module.blp.name}")
     app.register_blueprint(health.bp)
-    _gitlab_integration(app)
+    _gitlab_integration(app, api)
 
 
-def _gitlab_integration(app: Flask) -> None:
-    """GitLab's webhooks/status checks, and the in-process outbox dispatcher (issue 4)."""
+def _gitlab_integration(app: Flask, api: Api) -> None:
+    """GitLab's webhooks/status checks, MR gate API, and the outbox dispatcher thread (issue 4)."""
     from .. import dispatcher
-    from . import hooks
+    from . import hooks, merge_request_checks
 
+    api.register_blueprint(merge_request_checks.blp, url_prefix=f"{PREFIX}/merge-request-checks")
     hooks.init_app(app)
     dispatcher.init_app(app)
 
@@ -107,6 +110,12 @@ def _http_error(exc: HTTPException) -> tuple[dict[str, Any], int]:
     headers = dict(data.get("headers") or {})
     response = error_body(code, message, errors=errors)
     return (response, code, headers) if headers else (response, code)  # type: ignore[return-value]
+
+
+def _integrity_error(exc: IntegrityError) -> tuple[dict[str, Any], int]:
+    log.warning("integrity error (request %s): %s", g.get("request_id"), exc.orig)
+    return error_body(409, "the change clashed with another one made at the same time; "
+                           "retry the request"), 409
 
 
 def _unexpected(exc: Exception) -> tuple[dict[str, Any], int]:

@@ -17,7 +17,7 @@ blp = Blueprint("approvals", __name__, description="Approvals and rejections")
 
 @blp.route("", methods=["POST"])
 @require_roles(*APPROVERS)
-@blp.arguments(ApprovalIn)
+@blp.arguments(ApprovalIn())
 @blp.response(201, ApprovalOut)
 @blp.alt_response(200, schema=ApprovalOut, description="the same decision again (idempotent)")
 def decide(data: dict[str, Any]) -> Any:
@@ -33,7 +33,7 @@ def decide(data: dict[str, Any]) -> Any:
 
 @blp.route("", methods=["GET"])
 @require_token
-@blp.arguments(ImageEnvRef, location="query")
+@blp.arguments(ImageEnvRef(), location="query")
 @blp.response(200, ApprovalOut(many=True))
 def standing(query: dict[str, Any]) -> Any:
     """Approvals and rejections standing for an image and environment."""

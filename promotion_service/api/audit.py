@@ -17,7 +17,7 @@ blp = Blueprint("audit", __name__, description="The append-only, hash-chained au
 
 @blp.route("", methods=["GET"])
 @require_token
-@blp.arguments(AuditFilters, location="query")
+@blp.arguments(AuditFilters(), location="query")
 @blp.response(200, AuditOut(many=True))
 @blp.paginate(SelectPage)
 def entries(filters: dict[str, Any]) -> Any:

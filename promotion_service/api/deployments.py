@@ -17,7 +17,7 @@ blp = Blueprint("deployments", __name__, description="Deployments reported by de
 
 @blp.route("", methods=["POST"])
 @require_roles(*REPORTERS)
-@blp.arguments(DeploymentIn)
+@blp.arguments(DeploymentIn())
 @blp.response(201, DeploymentOut)
 def record(data: dict[str, Any]) -> Any:
     """Report a deployment of an image to an environment."""
@@ -32,7 +32,7 @@ def record(data: dict[str, Any]) -> Any:
 
 @blp.route("/<int:deployment_id>", methods=["PATCH"])
 @require_roles(*REPORTERS)
-@blp.arguments(DeploymentPatch)
+@blp.arguments(DeploymentPatch())
 @blp.response(200, DeploymentOut)
 def update(data: dict[str, Any], deployment_id: int) -> Any:
     """Move a deployment on (an illegal move is a 409 naming the legal ones)."""

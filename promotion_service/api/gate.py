@@ -17,7 +17,7 @@ blp = Blueprint("gate", __name__, description="The gate deploy jobs ask before d
 
 @blp.route("", methods=["GET"])
 @require_token
-@blp.arguments(GateQuery, location="query")
+@blp.arguments(GateQuery(), location="query")
 @blp.response(200, GateOut)
 def ask(query: dict[str, Any]) -> Any:
     """Allowed or not, with every reason; with promotion_id + pipeline_id, claims the promotion."""

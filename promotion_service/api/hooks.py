@@ -2,7 +2,7 @@
 
 ``POST /hooks/gitlab``               pipeline, job, deployment (and MR) events; X-Gitlab-Token
 ``POST /hooks/gitlab/status-check``  external status checks; X-Gitlab-Signature (HMAC-SHA256)
-``GET  /api/v1/merge-request-checks`` what the gate answered for merge requests, with reasons
+(what the gate answered is read at /api/v1/merge-request-checks: api/merge_request_checks.py)
 
 A wrong or missing secret is a 401 and nothing is recorded. A delivery seen before (same
 Idempotency-Key, or same X-Gitlab-Event-UUID and body) changes nothing. Unknown projects,
@@ -17,10 +17,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
 from .. import gitlab_sync
-from ..db import get_session, session_for
+from ..db import session_for
 from ..domain.gitlab_events import (
     DeploymentEvent,
     EventError,
@@ -33,13 +32,11 @@ from ..domain.gitlab_events import (
     signature_matches,
     token_matches,
 )
-from ..errors import Invalid, NotFound, Unauthorized
-from ..gitlab_models import MergeRequestCheck
+from ..errors import Invalid, Unauthorized
 
 log = logging.getLogger(__name__)
 
 hooks = Blueprint("gitlab_hooks", __name__, url_prefix="/hooks/gitlab")
-checks = Blueprint("merge_request_checks", __name__, url_prefix="/api/v1/merge-request-checks")
 
 
 def _flag(name: str) -> bool:
@@ -147,38 +144,6 @@ def external_status_check() -> ResponseReturnValue:
     return jsonify(body), 200
 
 
-@checks.get("")
-def list_checks() -> ResponseReturnValue:
-    """Merge-request checks, newest first; filter by project path, MR iid or commit SHA."""
-    from ..auth import current_actor
-
-    current_actor()
-    query = select(MergeRequestCheck).order_by(MergeRequestCheck.updated_at.desc()).limit(100)
-    if project := request.args.get("project"):
-        query = query.where(MergeRequestCheck.project_path == project)
-    if mr := request.args.get("mr_iid"):
-        if not mr.isdigit():
-            raise Invalid.field("mr_iid", "must be a number", "query")
-        query = query.where(MergeRequestCheck.mr_iid == int(mr))
-    if sha := request.args.get("sha"):
-        query = query.where(MergeRequestCheck.sha == sha)
-    rows = get_session().scalars(query).all()
-    return jsonify([gitlab_sync.checks_payload(r) for r in rows]), 200
-
-
-@checks.get("/<int:check_row_id>")
-def get_check(check_row_id: int) -> ResponseReturnValue:
-    """One merge-request check with its reasons."""
-    from ..auth import current_actor
-
-    current_actor()
-    row = get_session().get(MergeRequestCheck, check_row_id)
-    if row is None:
-        raise NotFound(f"no merge-request check with id {check_row_id}")
-    return jsonify(gitlab_sync.checks_payload(row)), 200
-
-
 def init_app(app: Any) -> None:
     """Register the GitLab-facing routes."""
     app.register_blueprint(hooks)
-    app.register_blueprint(checks)

@@ -19,7 +19,7 @@ blp = Blueprint("images", __name__, description="Images, named by repository and
 
 @blp.route("", methods=["POST"])
 @require_roles(*REPORTERS)
-@blp.arguments(ImageIn)
+@blp.arguments(ImageIn())
 @blp.response(201, ImageOut)
 @blp.alt_response(200, schema=ImageOut, description="already registered (idempotent)")
 def register(data: dict[str, Any]) -> Any:
@@ -32,7 +32,7 @@ def register(data: dict[str, Any]) -> Any:
 
 @blp.route("", methods=["GET"])
 @require_token
-@blp.arguments(ImageFilters, location="query")
+@blp.arguments(ImageFilters(), location="query")
 @blp.response(200, ImageOut(many=True))
 @blp.paginate(SelectPage)
 def list_images(filters: dict[str, Any]) -> Any:
@@ -54,7 +54,7 @@ def show(image_id: int) -> Any:
 
 @blp.route("/<int:image_id>/revoke", methods=["POST"])
 @require_roles(*MANAGERS)
-@blp.arguments(RevokeIn)
+@blp.arguments(RevokeIn())
 @blp.response(200, RevokeOut)
 def revoke(data: dict[str, Any], image_id: int) -> Any:
     """Revoke an image for good: no promotion anywhere; lists where it still runs."""

@@ -29,7 +29,7 @@ blp = Blueprint("projects", __name__, description="Projects, environments, relea
 
 @blp.route("", methods=["POST"])
 @require_roles(*ADMINS)
-@blp.arguments(ProjectIn)
+@blp.arguments(ProjectIn())
 @blp.response(201, ProjectDetail)
 def create(data: dict[str, Any]) -> Any:
     """Create a project; its environments come from the policy file."""
@@ -59,7 +59,7 @@ def show(project_id: int) -> Any:
 
 @blp.route("/<int:project_id>/environments/<name>/policy", methods=["PUT"])
 @require_roles(*ADMINS)
-@blp.arguments(PolicyIn)
+@blp.arguments(PolicyIn())
 @blp.response(200, EnvironmentOut)
 def set_policy(data: dict[str, Any], project_id: int, name: str) -> Any:
     """Replace an environment's policy."""
@@ -82,7 +82,7 @@ def list_releases(project_id: int, name: str) -> Any:
 
 @blp.route("/<int:project_id>/environments/<name>/rollback", methods=["POST"])
 @require_roles(*MANAGERS)
-@blp.arguments(RollbackIn)
+@blp.arguments(RollbackIn())
 @blp.response(201, PromotionOut)
 def rollback(data: dict[str, Any], project_id: int, name: str) -> Any:
     """Promote the previous verified release again; holds automatic promotion."""

@@ -28,7 +28,7 @@ class PromotionMove(Strict):
 
 @blp.route("", methods=["POST"])
 @require_roles(*REPORTERS)
-@blp.arguments(PromotionIn)
+@blp.arguments(PromotionIn())
 @blp.response(201, PromotionOut)
 @blp.alt_response(200, schema=PromotionOut, description="one is already in flight")
 @blp.alt_response(409, description="refused: every reason, with what would satisfy it")
@@ -44,7 +44,7 @@ def request_promotion(data: dict[str, Any]) -> Any:
 
 @blp.route("", methods=["GET"])
 @require_token
-@blp.arguments(PromotionFilters, location="query")
+@blp.arguments(PromotionFilters(), location="query")
 @blp.response(200, PromotionOut(many=True))
 @blp.paginate(SelectPage)
 def list_promotions(filters: dict[str, Any]) -> Any:
@@ -72,7 +72,7 @@ def show(promotion_id: int) -> Any:
 
 @blp.route("/<int:promotion_id>", methods=["PATCH"])
 @require_roles(*REPORTERS)
-@blp.arguments(PromotionMove)
+@blp.arguments(PromotionMove())
 @blp.response(200, PromotionOut)
 def move(data: dict[str, Any], promotion_id: int) -> Any:
     """Move a promotion on; an illegal move is a 409 (checked by the database)."""

@@ -16,7 +16,7 @@ blp = Blueprint("scans", __name__, description="Scan results (the gate reads the
 
 @blp.route("", methods=["POST"])
 @require_roles(*REPORTERS)
-@blp.arguments(ScanIn)
+@blp.arguments(ScanIn())
 @blp.response(201, ScanOut)
 def record(data: dict[str, Any]) -> Any:
     """Record a scan summary (counts per severity, optional findings)."""

@@ -16,7 +16,7 @@ blp = Blueprint("stops", __name__, description="Emergency stops")
 
 @blp.route("", methods=["POST"])
 @require_roles(*MANAGERS)
-@blp.arguments(StopIn)
+@blp.arguments(StopIn())
 @blp.response(201, StopOut(many=True))
 def stop(data: dict[str, Any]) -> Any:
     """Stop promotion into these environments in every project until lifted."""

@@ -17,7 +17,7 @@ blp = Blueprint("verifications", __name__, description="Verification results")
 
 @blp.route("", methods=["POST"])
 @require_roles(*REPORTERS)
-@blp.arguments(VerificationIn)
+@blp.arguments(VerificationIn())
 @blp.response(201, VerificationOut)
 def record(data: dict[str, Any]) -> Any:
     """Report a verification; a pass may promote the image onward automatically."""

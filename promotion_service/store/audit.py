@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from ..db import WRITE_LOCK, is_postgres
@@ -15,11 +15,14 @@ from ..models import AuditEntry, utcnow
 
 def append(session: Session, actor: Actor, action: str, subject_type: str,
            subject_id: Any, before: dict[str, Any] | None = None,
-           after: dict[str, Any] | None = None) -> AuditEntry:
-    """Record one change, chained to the previous entry."""
+           after: dict[str, Any] | None = None) -> str:
+    """Record one change, chained to the previous entry; returns the entry's hash."""
+    if session.new or session.dirty:
+        session.flush()
+    conn = session.connection()
     if is_postgres(session):
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
-    prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+    prev = conn.execute(_LAST_HASH).scalar()
     fields = {
         "at": utcnow().isoformat(timespec="microseconds"),
         "actor": actor.name, "role": actor.role, "action": action,
@@ -29,10 +32,13 @@ def append(session: Session, actor: Actor, action: str, subject_type: str,
         "request_id": actor.request_id, "source_ip": actor.source_ip,
     }
     prev = prev or GENESIS
-    entry = AuditEntry(**fields, prev_hash=prev, hash=entry_hash(prev, fields))
-    session.add(entry)
-    session.flush()
-    return entry
+    digest = entry_hash(prev, fields)
+    conn.execute(_INSERT, {**fields, "prev_hash": prev, "hash": digest})
+    return digest
+
+
+_LAST_HASH = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+_INSERT = insert(AuditEntry.__table__)
 
 
 def verify(session: Session) -> tuple[int, ChainBreak | None]:

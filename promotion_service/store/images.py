@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, insert, select, text
 from sqlalchemy.orm import Session
 
 from ..domain.actor import Actor
@@ -21,22 +20,36 @@ AUDITED = ("repository", "digest", "commit_sha", "ref", "tags", "pipeline_id")
 def register(session: Session, actor: Actor, policies: PolicySet, *, project: str,
              repository: str, digest: str, gitlab_project_id: int | None = None,
              **fields: Any) -> tuple[Image, bool]:
-    """The image (created=True) or the one already registered with this digest."""
-    existing = find(session, repository, digest)
+    """The image (created=True) or the one already registered with this digest.
+
+    Core statements, not the ORM unit of work: registration is on every pipeline's path.
+    """
+    conn = session.connection()
+    existing = conn.execute(_IMAGE_ID, {"r": repository, "d": digest}).scalar()
     if existing is not None:
-        return _same_project(session, existing, project), False
-    proj = projects.ensure_project(session, actor, project, policies, gitlab_project_id)
-    image = Image(project_id=proj.id, repository=repository, digest=digest,
-                  registered_by=actor.name, **fields)
-    try:
-        with session.begin_nested():
-            session.add(image)
-            session.flush()
-    except IntegrityError:  # registered concurrently
-        return _same_project(session, find(session, repository, digest), project), False
-    audit.append(session, actor, "image.registered", "image", image.id,
-                 after={k: getattr(image, k) for k in AUDITED} | {"project": project})
+        return _same_project(session, session.get(Image, existing), project), False
+    project_id = conn.execute(_PROJECT_ID, {"p": project}).scalar()
+    if project_id is None:
+        project_id = projects.ensure_project(session, actor, project, policies,
+                                             gitlab_project_id).id
+    else:
+        projects.check_scope(actor, project)
+    values = dict(_NEW_IMAGE, project_id=project_id, repository=repository, digest=digest,
+                  registered_by=actor.name, created_at=utcnow(), **fields)
+    # writers are serialised (db.begin_write), so the unique index only backs this up
+    image_id = conn.execute(_INSERT_IMAGE, values).inserted_primary_key[0]
+    image = Image(id=image_id, **values)
+    audit.append(session, actor, "image.registered", "image", image_id,
+                 after={k: values.get(k) for k in AUDITED} | {"project": project})
     return image, True
+
+
+_NEW_IMAGE = {c: None for c in ("commit_sha", "commit_time", "ref", "pipeline_id", "pipeline_url",
+                                 "triggered_by", "revoked_at", "revoked_by", "revoked_reason")}
+_NEW_IMAGE["tags"] = []
+_INSERT_IMAGE = insert(Image.__table__)
+_IMAGE_ID = text("SELECT id FROM images WHERE repository = :r AND digest = :d")
+_PROJECT_ID = text("SELECT id FROM projects WHERE path = :p")
 
 
 def find(session: Session, repository: str, digest: str) -> Image | None:

@@ -18,8 +18,6 @@ recorded as a never-started container labelled with the release (steps.releases.
 from __future__ import annotations
 
 import contextlib
-import io
-import tarfile
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -29,10 +27,7 @@ from steps.releases import FAILED, SUCCEEDED, Release
 from steps.runtime import Log
 from steps.targets import (
     LABEL_CONFIG_HASH,
-    LABEL_ENVIRONMENT,
-    LABEL_PROJECT,
     LABEL_RECORD,
-    LABEL_RELEASE,
     LABEL_ROLE,
     LABEL_SERVICE,
     Plan,
@@ -40,9 +35,9 @@ from steps.targets import (
     pause,
 )
 from steps.targets import docker_spec as ds
+from steps.targets.docker_resources import EngineResources
 from steps.template import Template, TemplateError, dependency_order
 
-KEEP_RECORDS = 50
 POLL = 0.05
 STABLE_WITHOUT_HEALTHCHECK = 0.5
 
@@ -76,13 +71,14 @@ class DockerTarget:
         self.client = client
         self.api = client.api
         self._holder_image: str | None = None
+        self.res = EngineResources(client)
         self._errors = docker.errors
 
     # ------------------------------------------------------------ releases
 
     def records(self, project: str, environment: str) -> list[Release]:
         """Every release recorded for the environment (record containers' labels)."""
-        found = self._containers(project, environment, "release")
+        found = self.res.containers(project, environment, "release")
         return [Release.from_json(c["Labels"][LABEL_RECORD]) for c in found
                 if LABEL_RECORD in c.get("Labels", {})]
 
@@ -94,7 +90,7 @@ class DockerTarget:
         digests: dict[str, str] = {}
         with log.section("Images"):
             for service, spec in template.model["services"].items():
-                image_ids[service], digests[service] = self._image(spec["image"], log)
+                image_ids[service], digests[service] = self.res.image(spec["image"], log)
         spec = {"model": template.model, "image_ids": image_ids,
                 "file_hashes": template.config_hashes(),
                 "checks": [c.to_dict() for c in template.checks]}
@@ -110,8 +106,8 @@ class DockerTarget:
         spec = dict(source.spec)
         image_ids = dict(spec["image_ids"])
         for service, image_id in image_ids.items():
-            if not self._image_exists(image_id):
-                image_ids[service], _ = self._image(source.images[service], log)
+            if not self.res.image_exists(image_id):
+                image_ids[service], _ = self.res.image(source.images[service], log)
         spec["image_ids"] = image_ids
         release = replace(plan.release, images=source.images, template=source.template,
                           template_hash=source.template_hash,
@@ -143,9 +139,10 @@ class DockerTarget:
         services = model["services"]
         helper_image = next(iter(spec["image_ids"].values()))
         self._tidy(project, env, log)
-        networks = self._networks(project, env, model, log)
-        volumes = self._volumes(project, env, model, log)
-        files = self._files(project, env, model, spec["file_hashes"], contents, helper_image, log)
+        networks = self.res.networks(project, env, model, log)
+        volumes = self.res.volumes(project, env, model, log)
+        files = self.res.files(project, env, model, spec["file_hashes"], contents, helper_image,
+                               log)
         current = self._by_service(project, env)
         switches: list[_Switch] = []
         try:
@@ -161,13 +158,13 @@ class DockerTarget:
             with log.section("Rolling back to the previous release"):
                 self._revert(switches, timeout, log)
             failed = replace(release, status=FAILED, message=str(e))
-            self._record(failed, helper_image)
+            self.res.record(failed, helper_image)
             back = f"; {release.previous} serves again" if release.previous else ""
             raise Refused(f"release {release.id} failed and was rolled back{back}: {e}") from None
         with log.section("Removing the previous containers"):
             self._commit(project, env, switches, current, services, log)
         done = replace(release, status=SUCCEEDED)
-        self._record(done, helper_image)
+        self.res.record(done, helper_image)
         return done
 
     def _roll_service(self, release: Release, service: str, networks: dict[str, str],
@@ -182,7 +179,7 @@ class DockerTarget:
         aliases = [service, *spec["networks"][nets[0]].get("aliases", [])]
         extra = {networks[n]: [service, *spec["networks"][n].get("aliases", [])]
                  for n in nets[1:]}
-        mounts = self._mounts(spec, volumes, files)
+        mounts = ds.mounts(spec, volumes, files)
         holder = self._use_holder(spec)
         if holder:
             holder_kw = ds.holder_kwargs(project, env, service, spec, holder, first, aliases)
@@ -261,13 +258,15 @@ class DockerTarget:
         final = {**final, "host_config": {**final["host_config"],
                                           "NetworkMode": f"container:{holder_id}"}}
         new = [self._create(name, final, {})]
-        started = time.monotonic()
-        self._stop(old, log)
         try:
-            if not reuse:
-                self._stop([old_holder] if old_holder else [], log)
+            if reuse:
+                self._swap(old, new[0], name, log)
+                self._wait(new, [name], timeout, log, restart_once=True)
+            else:
+                started = time.monotonic()
+                self._stop([*old, *([old_holder] if old_holder else [])], log)
                 self._start_holder(holder_id)
-            self._start_and_wait(new, [name], timeout, log, handover_from=started)
+                self._start_and_wait(new, [name], timeout, log, handover_from=started)
         except _Unhealthy:
             self._remove([*new, *([candidate] if candidate else [])])
             if not reuse:
@@ -280,6 +279,30 @@ class DockerTarget:
                        extra=[candidate] if candidate else [],
                        new_holder=None if reuse else holder_id,
                        old_holder=None if reuse else old_holder)
+
+    def _swap(self, old: list[dict[str, Any]], new: str, name: str, log: Log) -> None:
+        """Hand the port over inside the holder's namespace: signal the old process and start
+        the new container at once, so the engine's clean-up of the old one overlaps the start of
+        the new one. If the new process still found the port taken, it is started again once the
+        old container is gone (see _wait's restart_once)."""
+        started = time.monotonic()
+        for c in old:
+            config = self.api.inspect_container(c["Id"])["Config"]
+            with contextlib.suppress(self._errors.APIError):
+                self.api.kill(c["Id"], config.get("StopSignal") or "SIGTERM")
+            c["_grace"] = config.get("StopTimeout") or ds.DEFAULT_STOP_GRACE
+        try:
+            self.api.start(new)
+        except self._errors.APIError as e:
+            raise _Unhealthy(f"{name} did not start: {e.explanation or e}") from e
+        for c in old:
+            try:
+                self.api.wait(c["Id"], timeout=c.pop("_grace"))
+            except Exception:  # the grace period ran out (a read timeout): what `docker stop` does
+                with contextlib.suppress(self._errors.APIError):
+                    self.api.kill(c["Id"], "SIGKILL")
+                self.api.wait(c["Id"])
+        log.info(f"  port handed over in {time.monotonic() - started:.2f}s")
 
     def _use_holder(self, spec: dict[str, Any]) -> str | None:
         """The holder image when this service needs one and the engine can run it."""
@@ -297,7 +320,7 @@ class DockerTarget:
             raise _Unhealthy(f"the network holder did not start: {e.explanation or e}") from e
 
     def _holder(self, project: str, env: str, service: str) -> dict[str, Any] | None:
-        for c in self._containers(project, env, "holder"):
+        for c in self.res.containers(project, env, "holder"):
             if (c["Labels"].get(LABEL_SERVICE) == service
                     and c["Names"][0].lstrip("/") == ds.holder_name(project, env, service)):
                 return c
@@ -361,7 +384,7 @@ class DockerTarget:
                      + ", ".join(sorted({c["Labels"][LABEL_SERVICE] for c in gone})))
             self._stop(gone, log)
             self._remove([c["Id"] for c in gone])
-        self._remove([c["Id"] for c in self._containers(project, env, "holder")
+        self._remove([c["Id"] for c in self.res.containers(project, env, "holder")
                       if c["Labels"].get(LABEL_SERVICE) not in services])
 
     # ------------------------------------------------------------ containers
@@ -387,15 +410,22 @@ class DockerTarget:
             log.info(f"  port handed over in {time.monotonic() - handover_from:.2f}s")
         self._wait(ids, names, timeout, log)
 
-    def _wait(self, ids: list[str], names: list[str], timeout: float, log: Log) -> None:
+    def _wait(self, ids: list[str], names: list[str], timeout: float, log: Log,
+              restart_once: bool = False) -> None:
         """Wait until every container is healthy (or, without a healthcheck, stays up 0.5 s)."""
         deadline = time.monotonic() + timeout
         for cid, name in zip(ids, names, strict=True):
             started = time.monotonic()
+            restarts = 1 if restart_once else 0
             while True:
                 info = self.api.inspect_container(cid)
                 state = info["State"]
                 health = (state.get("Health") or {}).get("Status")
+                if state["Status"] == "exited" and restarts:
+                    restarts -= 1
+                    log.info(f"  {name} exited (the port was still taken); starting it again")
+                    self._start_holder(cid)
+                    continue
                 if state["Status"] in ("exited", "dead", "restarting"):
                     raise _Unhealthy(f"{name} exited with code {state.get('ExitCode')}"
                                      f"{self._tail(cid)}")
@@ -440,25 +470,17 @@ class DockerTarget:
             except self._errors.APIError as e:
                 raise ExternalError(f"cannot remove container {cid[:12]}: {e}") from e
 
-    def _containers(self, project: str, env: str, role: str) -> list[dict[str, Any]]:
-        filters = {"label": [f"{LABEL_PROJECT}={project}", f"{LABEL_ENVIRONMENT}={env}",
-                             f"{LABEL_ROLE}={role}"]}
-        try:
-            return self.api.containers(all=True, filters=filters)
-        except self._errors.APIError as e:
-            raise ExternalError(f"cannot list containers: {e}") from e
-
     def _by_service(self, project: str, env: str) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
-        for c in sorted(self._containers(project, env, "service"), key=lambda c: c["Names"][0]):
+        for c in sorted(self.res.containers(project, env, "service"), key=lambda c: c["Names"][0]):
             out.setdefault(c["Labels"][LABEL_SERVICE], []).append(c)
         return out
 
     def _tidy(self, project: str, env: str, log: Log) -> None:
         """Finish what an interrupted rollout left: candidates go, pending containers are renamed
         when their service has no container under its proper name, else removed."""
-        self._remove([c["Id"] for c in self._containers(project, env, "candidate")])
-        for c in self._containers(project, env, "holder"):
+        self._remove([c["Id"] for c in self.res.containers(project, env, "candidate")])
+        for c in self.res.containers(project, env, "holder"):
             service = c["Labels"].get(LABEL_SERVICE, "")
             proper = ds.holder_name(project, env, service)
             if c["Names"][0].lstrip("/") != proper:
@@ -482,148 +504,6 @@ class DockerTarget:
                 else:
                     log.warn(f"removing {name} left by an interrupted deploy")
                     self._remove([c["Id"]])
-
-    # ------------------------------------------------------------ images, networks, volumes, files
-
-    def _image(self, ref: str, log: Log) -> tuple[str, str]:
-        """The image id to run and the digest reference to record."""
-        try:
-            try:
-                image = self.client.images.get(ref)
-            except self._errors.ImageNotFound:
-                log.command(["docker", "pull", ref])
-                image = self.client.images.pull(ref)
-        except self._errors.APIError as e:
-            raise ExternalError(f"cannot get image {ref}: {e.explanation or e}") from e
-        if "@sha256:" in ref:
-            return image.id, ref
-        repo = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
-        digests = [d for d in image.attrs.get("RepoDigests") or [] if d.split("@")[0] == repo]
-        return image.id, digests[0] if digests else image.id
-
-    def _image_exists(self, image_id: str) -> bool:
-        try:
-            self.api.inspect_image(image_id)
-            return True
-        except self._errors.NotFound:
-            return False
-
-    def _networks(self, project: str, env: str, model: dict[str, Any], log: Log) -> dict[str, str]:
-        declared = {"default": {}, **model.get("networks", {})}
-        out = {}
-        for name, spec in declared.items():
-            engine_name = ds.resource_name(project, env, name, spec or {})
-            out[name] = engine_name
-            if self.api.networks(names=[engine_name]):
-                continue
-            if (spec or {}).get("external"):
-                raise Refused(f"external network {engine_name} does not exist; create it first")
-            log.command(["docker", "network", "create", engine_name])
-            self.api.create_network(
-                engine_name, driver=spec.get("driver"), options=spec.get("driver_opts"),
-                internal=bool(spec.get("internal")), attachable=spec.get("attachable"),
-                labels={**spec.get("labels", {}), **ds.labels(project, env, "network")})
-        return out
-
-    def _volumes(self, project: str, env: str, model: dict[str, Any], log: Log) -> dict[str, str]:
-        out = {}
-        for name, spec in model.get("volumes", {}).items():
-            spec = spec or {}
-            engine_name = ds.resource_name(project, env, name, spec)
-            out[name] = engine_name
-            try:
-                self.api.inspect_volume(engine_name)
-                continue
-            except self._errors.NotFound:
-                if spec.get("external"):
-                    raise Refused(f"external volume {engine_name} does not exist; create it "
-                                  "first") from None
-            log.command(["docker", "volume", "create", engine_name])
-            self.api.create_volume(engine_name, driver=spec.get("driver"),
-                                   driver_opts=spec.get("driver_opts"),
-                                   labels={**spec.get("labels", {}),
-                                           **ds.labels(project, env, "volume")})
-        return out
-
-    def _files(self, project: str, env: str, model: dict[str, Any], hashes: dict[str, str],
-               contents: dict[tuple[str, str], bytes], helper_image: str,
-               log: Log) -> dict[tuple[str, str, str], str]:
-        """Config and secret files, each in a volume named by its content; mounted read-only."""
-        out: dict[tuple[str, str, str], str] = {}
-        for spec in model["services"].values():
-            for kind in ("configs", "secrets"):
-                for ref in spec[kind]:
-                    name = ref["source"]
-                    volume = ds.file_volume(project, env, kind, name,
-                                            hashes[f"{kind[:-1]}:{name}"], ref)
-                    key = (kind, name, ref["target"])
-                    if key in out:
-                        continue
-                    try:
-                        out[key] = self.api.inspect_volume(volume)["Mountpoint"] + "/content"
-                        continue
-                    except self._errors.NotFound:
-                        if (kind, name) not in contents:
-                            raise Refused(f"the {kind[:-1]} volume {volume} of this release is "
-                                          "gone; deploy from the repository instead") from None
-                    self._write_file(volume, contents[(kind, name)], ref, helper_image,
-                                     ds.labels(project, env, kind[:-1]))
-                    out[key] = self.api.inspect_volume(volume)["Mountpoint"] + "/content"
-        return out
-
-    def _write_file(self, volume: str, data: bytes, ref: dict[str, Any], image: str,
-                    labels: dict[str, str]) -> None:
-        self.api.create_volume(volume, labels=labels)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo("content")
-            info.size = len(data)
-            info.mode = ref.get("mode") if ref.get("mode") is not None else 0o444
-            info.uid = int(ref.get("uid") or 0)
-            info.gid = int(ref.get("gid") or 0)
-            tar.addfile(info, io.BytesIO(data))
-        helper = self.api.create_container(
-            image, entrypoint=["/docker-cd-helper"], network_disabled=True,
-            labels={**labels, LABEL_ROLE: "helper"},
-            host_config=self.api.create_host_config(
-                mounts=[{"Type": "volume", "Source": volume, "Target": "/f"}]))
-        try:
-            self.api.put_archive(helper["Id"], "/f", buf.getvalue())
-        finally:
-            self.api.remove_container(helper["Id"], force=True)
-
-    def _mounts(self, spec: dict[str, Any], volumes: dict[str, str],
-                files: dict[tuple[str, str, str], str]) -> list[dict[str, Any]]:
-        mounts = []
-        for vol in spec["volumes"]:
-            mount: dict[str, Any] = {"Target": vol["target"], "Type": vol["type"],
-                                     "ReadOnly": vol["read_only"]}
-            if vol["type"] == "volume" and vol["source"]:
-                mount["Source"] = volumes[vol["source"]]
-            elif vol["type"] == "bind":
-                mount["Source"] = vol["source"]
-            mounts.append(mount)
-        for kind in ("configs", "secrets"):
-            for ref in spec[kind]:
-                source = files[(kind, ref["source"], ref["target"])]
-                mounts.append({"Type": "bind", "Source": source, "Target": ref["target"],
-                               "ReadOnly": True})
-        return mounts
-
-    def _record(self, release: Release, image: str) -> None:
-        """Keep the release on the engine: a never-started container carrying it as a label."""
-        labels = ds.labels(release.project, release.environment, "release",
-                           **{LABEL_RELEASE: release.id, LABEL_RECORD: release.to_json()})
-        name = f"{ds.prefix(release.project, release.environment)}-release-{release.id}"
-        try:
-            self.api.create_container(image, name=name.lower(), labels=labels,
-                                      entrypoint=["/docker-cd-release-record"],
-                                      network_disabled=True)
-        except self._errors.APIError as e:
-            raise ExternalError(f"cannot record release {release.id}: {e}") from e
-        records = sorted(self._containers(release.project, release.environment, "release"),
-                         key=lambda c: c["Created"], reverse=True)
-        self._remove([c["Id"] for c in records[KEEP_RECORDS:]])
 
     # ------------------------------------------------------------ checks
 

@@ -199,6 +199,26 @@ def with_release(kwargs: dict[str, Any], release: str, digest: str) -> dict[str,
     return out
 
 
+def mounts(spec: Mapping[str, Any], volumes: Mapping[str, str],
+           files: Mapping[tuple[str, str, str], str]) -> list[dict[str, Any]]:
+    """Volumes, binds, tmpfs, and config/secret files (read-only binds of their volume)."""
+    mounts = []
+    for vol in spec["volumes"]:
+        mount: dict[str, Any] = {"Target": vol["target"], "Type": vol["type"],
+                                 "ReadOnly": vol["read_only"]}
+        if vol["type"] == "volume" and vol["source"]:
+            mount["Source"] = volumes[vol["source"]]
+        elif vol["type"] == "bind":
+            mount["Source"] = vol["source"]
+        mounts.append(mount)
+    for kind in ("configs", "secrets"):
+        for ref in spec[kind]:
+            source = files[(kind, ref["source"], ref["target"])]
+            mounts.append({"Type": "bind", "Source": source, "Target": ref["target"],
+                           "ReadOnly": True})
+    return mounts
+
+
 def _port_bindings(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
     bindings: dict[str, list[dict[str, str]]] = {}
     for port in ports:

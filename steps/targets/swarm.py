@@ -121,6 +121,29 @@ class SwarmTarget:
             out.append(Release.from_json(base64.b64decode(data).decode()))
         return out
 
+    def exec(self, project: str, environment: str, service: str, command: list[str],
+             timeout: float) -> tuple[int, str]:
+        """Run a verify command inside a running task of the service (on this node)."""
+        with _engine_errors():
+            self._scope = {PROJECT: project, ENVIRONMENT: environment}
+            found = self._service_named(service)
+            tasks = self.api.tasks(filters={"service": found["ID"], "desired-state": "running"}
+                                   ) if found else []
+            running = [t for t in tasks if t["Status"]["State"] == "running"]
+            if not running:
+                raise Refused(f"no running task of service {service!r} to run the check in")
+            cid = running[0]["Status"]["ContainerStatus"]["ContainerID"]
+            import docker.errors
+
+            try:
+                exec_id = self.api.exec_create(cid, command)["Id"]
+            except docker.errors.NotFound as e:
+                raise Refused(f"cannot run the check in {service}: its task runs on another "
+                              f"node than DOCKER_HOST ({e})") from e
+            output = self.api.exec_start(exec_id).decode(errors="replace")
+            code = self.api.exec_inspect(exec_id)["ExitCode"]
+        return int(code if code is not None else 1), output
+
     # ------------------------------------------------------------------ the rollout
 
     def _roll_out(self, release: Release, spec: dict[str, Any], timeout: float,
@@ -207,7 +230,8 @@ class SwarmTarget:
                              f"({self.clock() - started:.1f}s); updating the service")
                     return
                 done = [t for t in tasks if t["Status"]["State"] in (*_TASK_FAILED, "complete",
-                                                                      "shutdown")]
+                                                                      "shutdown")
+                        or self._health(t).get("Status") == "unhealthy"]
                 if done:
                     raise _Failed(name, f"the new version failed before taking over (the "
                                   f"running tasks were not touched): {self._why(done[0])}")
@@ -262,8 +286,9 @@ class SwarmTarget:
         new = [t for t in tasks if t["ID"] not in baseline.tasks]
         if update in ("paused", "rollback_paused") or (
                 update in ("rollback_started", "rollback_completed") and not restoring):
-            return "failed", (f"update {update.replace('_', ' ')}: {status.get('Message', '')}"
-                              f"{_last_error(new)}")
+            failed = [t for t in new if t["Status"]["State"] in _TASK_FAILED]
+            why = f" ({self._why(failed[-1])})" if failed else ""
+            return "failed", f"update {update.replace('_', ' ')}: {status.get('Message', '')}{why}"
         in_progress = update in ("updating", "rollback_started")
         if not in_progress:
             for task in new:
@@ -400,15 +425,23 @@ class SwarmTarget:
         return {s["Spec"]["Labels"][SERVICE]: s for s in found
                 if s["Spec"]["Labels"].get(ROLE) == "service"}
 
+    def _health(self, task: Mapping[str, Any]) -> dict[str, Any]:
+        """The health state of a task's container (empty when it has none or is gone)."""
+        cid = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+        if not cid or task["Status"]["State"] not in ("starting", "running", "failed",
+                                                       "complete", "shutdown"):
+            return {}
+        try:
+            return self.api.inspect_container(cid)["State"].get("Health") or {}
+        except Exception:  # the container is gone already
+            return {}
+
     def _why(self, task: Mapping[str, Any]) -> str:
         """Why a task ended: its container's failing health check output, else its status."""
-        cid = ((task["Status"].get("ContainerStatus") or {}).get("ContainerID"))
-        try:
-            health = self.api.inspect_container(cid)["State"].get("Health") or {} if cid else {}
-        except Exception:  # the container is gone already
-            health = {}
+        health = self._health(task)
         if health.get("Status") == "unhealthy":
-            last = (health.get("Log") or [{}])[-1]
+            failures = [e for e in health.get("Log") or [] if e.get("ExitCode") not in (0, 137)]
+            last = failures[-1] if failures else (health.get("Log") or [{}])[-1]
             output = " ".join(str(last.get("Output", "")).split())[:200]
             return f"health check failed (exit {last.get('ExitCode')}): {output or 'no output'}"
         return _describe(task)
@@ -520,11 +553,6 @@ def _canary_spec(desired: Mapping[str, Any], scope: Mapping[str, str]) -> dict[s
     return {"Name": desired["Name"][:56] + "-canary", "TaskTemplate": task,
             "Labels": {**scope, SERVICE: service, ROLE: "canary"},
             "Mode": {"Replicated": {"Replicas": 1}}, "EndpointSpec": {"Mode": "dnsrr"}}
-
-
-def _last_error(tasks: list[Mapping[str, Any]]) -> str:
-    failed = [t for t in tasks if t["Status"]["State"] in _TASK_FAILED]
-    return f" ({_describe(failed[-1])})" if failed else ""
 
 
 def _task_hash(task: Mapping[str, Any]) -> str | None:

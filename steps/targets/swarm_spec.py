@@ -144,8 +144,9 @@ def object_name(stack: str, key: str, digest: str) -> str:
 
 
 def release_object_name(stack: str, release_id: str) -> str:
-    """The config object holding one release record."""
-    return scoped(stack, f"release_{release_id}")[:64]
+    """The config object holding one release record (the id kept whole: names cap at 64)."""
+    suffix = f"_release_{release_id}"
+    return stack[: 64 - len(suffix)] + suffix
 
 
 def ns(seconds: float) -> int:

@@ -91,3 +91,17 @@ def test_two_releases_reach_production_and_production_rolls_back(stack):
     # the other environments were left alone
     assert stack.answer("staging").startswith("Bonjour from staging (version 2)")
     assert stack.answer("test").startswith("Hello from test (version 2)")
+
+
+def test_a_git_tag_gets_semver_tags_and_deploys_nothing(stack):
+    pipelines_before = len(stack.gitlab.pipelines)
+    stack.repo.run(variables={"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "",
+                              "CI_COMMIT_TAG": "v1.2.3", "CI_COMMIT_REF_NAME": "v1.2.3",
+                              "CI_COMMIT_REF_SLUG": "v1-2-3"})
+    image = stack.repo.dotenv("build", "build.env")["CD_IMAGE"]
+    digest = image.rsplit("@", 1)[1]
+    for tag in ("1.2.3", "1.2", "1", "latest", "v1-2-3"):
+        assert stack.registry_digest(tag) == digest, tag
+    assert stack.image_state(image)["image"]["ref"] == "v1.2.3"
+    assert len(stack.gitlab.pipelines) == pipelines_before
+    assert stack.image_state(image)["test"]["deployment"] is None

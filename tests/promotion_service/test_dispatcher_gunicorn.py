@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,7 +78,7 @@ class Service:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGQUIT)  # gunicorn: quick shutdown
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
@@ -92,8 +93,23 @@ def gitlab():
 
 
 @pytest.fixture
-def environment(gitlab, database_url, tmp_path):
+def service_db(request, tmp_path):
+    """SQLite unless a test asks (indirect parametrize) for PostgreSQL too."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        return request.getfixturevalue("postgres_url")
+    path = tmp_path / "promotion.db"
+    shutil.copy(request.getfixturevalue("sqlite_template"), path)
+    return f"sqlite:///{path}"
+
+
+BOTH_DATABASES = pytest.mark.parametrize(
+    "service_db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+
+
+@pytest.fixture
+def environment(gitlab, service_db, tmp_path):
     """Everything the service process needs, and bearer tokens made in its database."""
+    database_url = service_db
     gitlab.reset()
     policy = tmp_path / "policies.yml"
     policy.write_text(yaml.safe_dump(POLICIES))
@@ -156,11 +172,12 @@ def promotions(url: str, auth: dict[str, str]) -> list[dict]:
     return answer.json()
 
 
-def settle(gitlab: GitLabDouble, seconds: float = 1.5) -> None:
+def settle(gitlab: GitLabDouble, seconds: float = 1.0) -> None:
     """Give any (wrong) extra dispatch the time to happen before counting."""
     time.sleep(seconds)
 
 
+@BOTH_DATABASES
 def test_a_promotion_triggers_exactly_one_pipeline(gitlab, environment, service):
     _, auth = environment
     url = service().url
@@ -189,6 +206,7 @@ def test_gitlab_failing_three_times_still_gives_one_pipeline(gitlab, environment
     assert statuses == [500, 500, 500, 201]
 
 
+@BOTH_DATABASES
 def test_killed_after_commit_before_send_sends_once_after_restart(gitlab, environment, service):
     _, auth = environment
     # GitLab holds the trigger call: the service has committed and claimed, and is sending.

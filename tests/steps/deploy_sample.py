@@ -8,6 +8,7 @@ Overlays per environment publish web on a different host port.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -118,13 +119,18 @@ def build_sample(images: ImageFactory, root: Path, environments=("test", "stagin
 
 def remove_project(client, project: str) -> None:
     """Remove every container, network and volume labelled with the project (tests only)."""
+    import docker.errors
+
     label = {"label": f"io.docker-cd.project={project}"}
     for c in client.api.containers(all=True, filters=label):
-        client.api.remove_container(c["Id"], force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_container(c["Id"], force=True)
     for n in client.api.networks(filters=label):
-        client.api.remove_network(n["Id"])
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_network(n["Id"])
     for v in client.api.volumes(filters=label).get("Volumes") or []:
-        client.api.remove_volume(v["Name"], force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_volume(v["Name"], force=True)
 
 
 @dataclass

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from steps import template
-from steps.targets.swarm_spec import CONFIG_HASH, SUPPORTED, plan_stack
+from steps.targets.swarm_spec import (
+    CONFIG_HASH,
+    SUPPORTED,
+    object_name,
+    plan_stack,
+    release_object_name,
+)
 
 BASE = """
 services:
@@ -148,3 +154,11 @@ def test_unsupported_keys_are_named(key, value):
 def test_the_sample_keys_are_all_supported():
     tpl, _ = stack()
     tpl.check_supported("swarm", SUPPORTED)
+
+
+def test_object_names_keep_their_hash_and_release_id_within_swarm_limits():
+    stack = "a-very-long-project-name-for-a-very-long-team-name-production"
+    config = object_name(stack, "message", "sha256:" + "ab" * 32)
+    release = release_object_name(stack, "20261126T171530123Z-3f2a")
+    assert len(config) <= 64 and config.endswith("_abababababab")
+    assert len(release) <= 64 and release.endswith("_release_20261126T171530123Z-3f2a")

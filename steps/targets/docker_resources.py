@@ -1,0 +1,171 @@
+"""Engine objects around a docker-target release: images, networks, volumes, config and secret
+files, and the release records (never-started containers carrying the record as a label)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from typing import Any
+
+from steps.errors import ExternalError, Refused
+from steps.releases import Release
+from steps.runtime import Log
+from steps.targets import (
+    LABEL_ENVIRONMENT,
+    LABEL_PROJECT,
+    LABEL_RECORD,
+    LABEL_RELEASE,
+    LABEL_ROLE,
+)
+from steps.targets import docker_spec as ds
+
+KEEP_RECORDS = 50
+
+
+class EngineResources:
+    """The engine calls the docker target makes besides running containers."""
+
+    def __init__(self, client: Any) -> None:
+        import docker.errors
+
+        self.client = client
+        self.api = client.api
+        self._errors = docker.errors
+
+    def containers(self, project: str, env: str, role: str) -> list[dict[str, Any]]:
+        filters = {"label": [f"{LABEL_PROJECT}={project}", f"{LABEL_ENVIRONMENT}={env}",
+                             f"{LABEL_ROLE}={role}"]}
+        try:
+            return self.api.containers(all=True, filters=filters)
+        except self._errors.APIError as e:
+            raise ExternalError(f"cannot list containers: {e}") from e
+
+
+    def image(self, ref: str, log: Log) -> tuple[str, str]:
+        """The image id to run and the digest reference to record."""
+        try:
+            try:
+                image = self.client.images.get(ref)
+            except self._errors.ImageNotFound:
+                log.command(["docker", "pull", ref])
+                image = self.client.images.pull(ref)
+        except self._errors.APIError as e:
+            raise ExternalError(f"cannot get image {ref}: {e.explanation or e}") from e
+        if "@sha256:" in ref:
+            return image.id, ref
+        repo = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
+        digests = [d for d in image.attrs.get("RepoDigests") or [] if d.split("@")[0] == repo]
+        return image.id, digests[0] if digests else image.id
+
+    def image_exists(self, image_id: str) -> bool:
+        try:
+            self.api.inspect_image(image_id)
+            return True
+        except self._errors.NotFound:
+            return False
+
+    def networks(self, project: str, env: str, model: dict[str, Any], log: Log) -> dict[str, str]:
+        declared = {"default": {}, **model.get("networks", {})}
+        out = {}
+        for name, spec in declared.items():
+            engine_name = ds.resource_name(project, env, name, spec or {})
+            out[name] = engine_name
+            if self.api.networks(names=[engine_name]):
+                continue
+            if (spec or {}).get("external"):
+                raise Refused(f"external network {engine_name} does not exist; create it first")
+            log.command(["docker", "network", "create", engine_name])
+            self.api.create_network(
+                engine_name, driver=spec.get("driver"), options=spec.get("driver_opts"),
+                internal=bool(spec.get("internal")), attachable=spec.get("attachable"),
+                labels={**spec.get("labels", {}), **ds.labels(project, env, "network")})
+        return out
+
+    def volumes(self, project: str, env: str, model: dict[str, Any], log: Log) -> dict[str, str]:
+        out = {}
+        for name, spec in model.get("volumes", {}).items():
+            spec = spec or {}
+            engine_name = ds.resource_name(project, env, name, spec)
+            out[name] = engine_name
+            try:
+                self.api.inspect_volume(engine_name)
+                continue
+            except self._errors.NotFound:
+                if spec.get("external"):
+                    raise Refused(f"external volume {engine_name} does not exist; create it "
+                                  "first") from None
+            log.command(["docker", "volume", "create", engine_name])
+            self.api.create_volume(engine_name, driver=spec.get("driver"),
+                                   driver_opts=spec.get("driver_opts"),
+                                   labels={**spec.get("labels", {}),
+                                           **ds.labels(project, env, "volume")})
+        return out
+
+    def files(self, project: str, env: str, model: dict[str, Any], hashes: dict[str, str],
+               contents: dict[tuple[str, str], bytes], helper_image: str,
+               log: Log) -> dict[tuple[str, str, str], str]:
+        """Config and secret files, each in a volume named by its content; mounted read-only."""
+        out: dict[tuple[str, str, str], str] = {}
+        for spec in model["services"].values():
+            for kind in ("configs", "secrets"):
+                for ref in spec[kind]:
+                    name = ref["source"]
+                    volume = ds.file_volume(project, env, kind, name,
+                                            hashes[f"{kind[:-1]}:{name}"], ref)
+                    key = (kind, name, ref["target"])
+                    if key in out:
+                        continue
+                    try:
+                        out[key] = self.api.inspect_volume(volume)["Mountpoint"] + "/content"
+                        continue
+                    except self._errors.NotFound:
+                        if (kind, name) not in contents:
+                            raise Refused(f"the {kind[:-1]} volume {volume} of this release is "
+                                          "gone; deploy from the repository instead") from None
+                    self._write_file(volume, contents[(kind, name)], ref, helper_image,
+                                     ds.labels(project, env, kind[:-1]))
+                    out[key] = self.api.inspect_volume(volume)["Mountpoint"] + "/content"
+        return out
+
+    def _write_file(self, volume: str, data: bytes, ref: dict[str, Any], image: str,
+                    labels: dict[str, str]) -> None:
+        self.api.create_volume(volume, labels=labels)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo("content")
+            info.size = len(data)
+            info.mode = ref.get("mode") if ref.get("mode") is not None else 0o444
+            info.uid = int(ref.get("uid") or 0)
+            info.gid = int(ref.get("gid") or 0)
+            tar.addfile(info, io.BytesIO(data))
+        helper = self.api.create_container(
+            image, entrypoint=["/docker-cd-helper"], network_disabled=True,
+            labels={**labels, LABEL_ROLE: "helper"},
+            host_config=self.api.create_host_config(
+                mounts=[{"Type": "volume", "Source": volume, "Target": "/f"}]))
+        try:
+            self.api.put_archive(helper["Id"], "/f", buf.getvalue())
+        finally:
+            self.api.remove_container(helper["Id"], force=True)
+
+    def record(self, release: Release, image: str) -> None:
+        """Keep the release on the engine: a never-started container carrying it as a label."""
+        labels = ds.labels(release.project, release.environment, "release",
+                           **{LABEL_RELEASE: release.id, LABEL_RECORD: release.to_json()})
+        name = f"{ds.prefix(release.project, release.environment)}-release-{release.id}"
+        try:
+            self.api.create_container(image, name=name.lower(), labels=labels,
+                                      entrypoint=["/docker-cd-release-record"],
+                                      network_disabled=True)
+        except self._errors.APIError as e:
+            raise ExternalError(f"cannot record release {release.id}: {e}") from e
+        records = sorted(self.containers(release.project, release.environment, "release"),
+                         key=lambda c: c["Created"], reverse=True)
+        self._remove([c["Id"] for c in records[KEEP_RECORDS:]])
+
+
+    def _remove(self, ids: list[str]) -> None:
+        for cid in ids:
+            with contextlib.suppress(self._errors.NotFound):
+                self.api.remove_container(cid, force=True)
