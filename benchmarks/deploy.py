@@ -19,11 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.steps.deploy_sample import Poller, build_sample, remove_project
+from tests.steps.swarm_support import one_node_swarm, remove_swarm_project
 from tests.support import ImageFactory, docker_client
 
 # Swarm publishes in host mode and cannot bind one address (see docs/deploy.md).
@@ -82,13 +84,7 @@ def scenario(target: str, rounds: int, images: ImageFactory, client) -> dict[str
             current = back
     finally:
         if target == "swarm":
-            for service in client.services.list(
-                    filters={"label": f"io.docker-cd.project={sample.project}"}):
-                service.remove()
-            for config in client.configs.list(
-                    filters={"label": f"io.docker-cd.project={sample.project}"}):
-                config.remove()
-            time.sleep(2)  # tasks' containers go away asynchronously
+            remove_swarm_project(client, sample.project)
         remove_project(client, sample.project)
     return results
 
@@ -131,14 +127,10 @@ def main() -> None:
     images = ImageFactory(client)
     try:
         for target in args.targets.split(","):
-            if target == "swarm":
-                state = (client.info().get("Swarm") or {}).get("LocalNodeState")
-                if state != "active":
-                    print(f"\n== swarm target: skipped, the engine is not in a swarm ({state}); "
-                          "run `docker swarm init --advertise-addr 127.0.0.1` first")
-                    continue
             try:
-                report(target, scenario(target, args.rounds, images, client))
+                # a one-node swarm for the swarm target, left again if made here
+                with one_node_swarm(client) if target == "swarm" else nullcontext():
+                    report(target, scenario(target, args.rounds, images, client))
             except RuntimeError as e:
                 print(f"\n== {target} target: could not be measured: {e}")
     finally:

@@ -143,9 +143,9 @@ class _server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(base + self.probe, timeout=1).status_code == 200:
+                if requests.get(base + self.probe, timeout=5).status_code == 200:
                     return base
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
         self.__exit__()
         raise RuntimeError(f"server did not start: {' '.join(self.command)}")
@@ -162,16 +162,15 @@ def _wrk(args: argparse.Namespace, url: str, *, lua: str | None = None,
         command += ["-H", f"{key}: {value}"]
     script = None
     if lua:
-        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        script.write(lua)
-        script.close()
-        command += ["-s", script.name]
+        script = Path(tempfile.mkdtemp(prefix="wrk-")) / "script.lua"
+        script.write_text(lua)
+        command += ["-s", str(script)]
     command.append(url)
     if lua_args:
         command += ["--", *lua_args]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     if script:
-        os.unlink(script.name)
+        shutil.rmtree(script.parent)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),

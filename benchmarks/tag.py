@@ -69,8 +69,12 @@ def timed(fn) -> float:
     return elapsed
 
 
+# as an installed package runs: with its bytecode cached (pip compiles it at install time)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run(argv: list[str], **kwargs) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=ENV, **kwargs)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): "
                            f"{done.stderr.strip()[-500:]}")
@@ -184,6 +188,11 @@ def main() -> None:
     try:
         print(f"registry {host}; CLI {cli}; {args.runs} runs (slow methods: {args.slow_runs})")
         print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+        run([cli, "tag", "--help"])  # warm-up: writes the bytecode cache
+        CPU.clear()
+        bare = [timed(partial(run, [sys.executable, "-c", "pass"])) for _ in range(args.runs * 2)]
+        print(f"`python -c pass` (any Python CLI's floor): median {median_ms(bare):.0f} ms wall, "
+              f"{median_ms(CPU):.0f} ms CPU")
         CPU.clear()
         help_times = [timed(partial(run, [cli, "tag", "--help"])) for _ in range(args.runs * 2)]
         print(f"`docker-cd tag --help` start-up: median {median_ms(help_times):.0f} ms wall, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from flask import Flask
@@ -15,7 +16,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from . import api, db
-    from .config import load_config
+    from .config import default_database_url, load_config
     from .policy_file import load_policies
 
     app = Flask(__name__, instance_relative_config=True)
@@ -23,9 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                             if test_config is None else load_config({}, app.instance_path))
     if test_config is not None:
         app.config.from_mapping(test_config)
-    if app.config["DATABASE_URL"].startswith("sqlite:///") and test_config is None:
-        import os
-
+    if app.config["DATABASE_URL"] == default_database_url(app.instance_path):
         os.makedirs(app.instance_path, exist_ok=True)
     logging.getLogger("promotion_service").setLevel(app.config.get("LOG_LEVEL", "INFO"))
     if app.config.get("PROXY_HOPS"):

@@ -6,10 +6,11 @@ import functools
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 from sqlalchemy import DateTime, String, column, text
 from sqlalchemy.orm import Session
 
@@ -46,7 +47,7 @@ def lookup(session: Session, token: str) -> Any:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX or not parts[1].isdigit() or len(parts[1]) > 12:
         return None
-    row = session.execute(_TOKEN_BY_ID, {"id": int(parts[1])}).first()
+    row = session.connection().execute(_TOKEN_BY_ID, {"id": int(parts[1])}).first()
     if row is None or row.revoked_at is not None:
         return None
     return row if hmac.compare_digest(row.token_hash, hash_token(token)) else None
@@ -90,13 +91,34 @@ def require_token(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _lookup_cached(token: str) -> Any:
+    """Tokens checked in the last PROMOTION_TOKEN_CACHE_SECONDS skip the database (per process).
+
+    The gate is on every deploy job's path; a revoked token stops working within that time.
+    """
+    ttl = current_app.config.get("TOKEN_CACHE_SECONDS", 0)
+    if not ttl:
+        return lookup(db.get_session(), token)
+    cache = current_app.extensions.setdefault("promotion_token_cache", {})
+    key, now = hash_token(token), time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = lookup(db.get_session(), token)
+    if row is not None:
+        if len(cache) >= 1024:
+            cache.clear()
+        cache[key] = (now + ttl, row)
+    return row
+
+
 def _authenticate() -> Actor:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>' "
                            "(create one with 'promotion-service token create')")
-    row = lookup(db.get_session(), token.strip())
+    row = _lookup_cached(token.strip())
     if row is None:
         raise Unauthorized("invalid or revoked token")
     return Actor(name=row.name, role=row.role, project=row.project,

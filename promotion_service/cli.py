@@ -21,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; exit 0 ok, 1 the answer is no, 2 usage, 3 an outside system failed."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except (ConfigError, PolicyError, ServiceError) as exc:

@@ -19,6 +19,7 @@ KNOWN: dict[str, tuple[str, Any, Any]] = {
     "DB_POOL_SIZE": ("DB_POOL_SIZE", int, 5),
     "PROXY_HOPS": ("PROXY_HOPS", int, 0),
     "LOG_LEVEL": ("LOG_LEVEL", str, "INFO"),
+    "TOKEN_CACHE_SECONDS": ("TOKEN_CACHE_SECONDS", float, 5.0),
 }
 SECRET_KEYS = frozenset({"GITLAB_TOKEN", "WEBHOOK_SECRET"})
 
@@ -42,6 +43,10 @@ def load_config(environ: Mapping[str, str] | None = None,
         except ValueError as exc:
             raise ConfigError(f"{name}: expected {parse.__name__}, got {value!r}") from exc
     if not config["DATABASE_URL"]:
-        base = instance_path or os.getcwd()
-        config["DATABASE_URL"] = f"sqlite:///{os.path.join(base, 'promotion.db')}"
+        config["DATABASE_URL"] = default_database_url(instance_path or os.getcwd())
     return config
+
+
+def default_database_url(directory: str) -> str:
+    """An SQLite file in the app's instance folder: nothing to set up."""
+    return f"sqlite:///{os.path.join(directory, 'promotion.db')}"

@@ -63,9 +63,9 @@ def begin_write(session: Session) -> None:
         connection = session.connection(execution_options=_WRITE)
     else:
         connection = session.connection()
-        if connection.dialect.name == "sqlite":
-            if not connection.connection.dbapi_connection.in_transaction:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi = connection.connection.dbapi_connection
+        if connection.dialect.name == "sqlite" and not dbapi.in_transaction:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
     if connection.dialect.name == "postgresql":
         connection.execute(_LOCK, {"key": WRITE_LOCK})
 

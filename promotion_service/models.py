@@ -165,7 +165,8 @@ class ApprovalRecord(Base):
         CheckConstraint("decision IN ('approve', 'reject')", name="decision"),
         Index(
             "uq_approvals_standing", "image_id", "environment_id", "actor", unique=True,
-            sqlite_where=text("withdrawn_at IS NULL"), postgresql_where=text("withdrawn_at IS NULL"),
+            sqlite_where=text("withdrawn_at IS NULL"),
+            postgresql_where=text("withdrawn_at IS NULL"),
         ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -218,7 +219,8 @@ class Outbox(Base):
         Index("ix_outbox_state_available_at", "state", "available_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id", ondelete="CASCADE"))
+    promotion_id: Mapped[int | None] = mapped_column(
+        ForeignKey("promotions.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(16), default="pending")
@@ -237,7 +239,8 @@ class Release(Base):
     __tablename__ = "releases"
     __table_args__ = (Index("ix_releases_environment_id_id", "environment_id", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"))
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
     deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))

@@ -19,16 +19,17 @@ log = logging.getLogger(__name__)
 
 def periodic_tasks(app: Flask) -> Callable[[], None]:
     """What the dispatcher loop also does every few seconds (each in its own transaction)."""
-    from . import gitlab_sync
+    from . import deployment_approvals, merge_request_gate
     from .db import session_for
     from .store.promotions import reevaluate_waiting
 
     def tick() -> None:
         for name, task in (
             ("promotions waiting for time", lambda s: reevaluate_waiting(s)),
-            ("pending merge-request checks", lambda s: gitlab_sync.recheck_pending(s, app.config)),
+            ("pending merge-request checks",
+             lambda s: merge_request_gate.recheck_pending(s, app.config)),
             ("GitLab deployments waiting for approval",
-             lambda s: gitlab_sync.sync_blocked_deployments(s, app.config)),
+             lambda s: deployment_approvals.sync_blocked_deployments(s, app.config)),
         ):
             try:
                 with session_for(app) as session:

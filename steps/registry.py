@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from base64 import b64encode
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -236,21 +236,6 @@ class RegistryClient:
 
         self._retrying(target.registry, f"copy blob {digest}", attempt)
 
-    def upload_blob(self, repo: Repo, data: bytes) -> str:
-        """Upload bytes as a blob (monolithic); return its digest."""
-        digest = digest_of(data)
-
-        def attempt() -> None:
-            start = self._send(repo, "POST", "blobs/uploads/", accept=(202,))
-            location = start.header("Location")
-            sep = "&" if "?" in location else "?"
-            self._send(repo, "PUT", f"{location}{sep}{urlencode({'digest': digest})}",
-                       accept=(201,), body=data,
-                       headers={"Content-Type": "application/octet-stream"})
-
-        self._retrying(repo.registry, f"upload blob {digest}", attempt)
-        return digest
-
     # -- the HTTP layer ------------------------------------------------------------------
 
     def _call(self, repo: Repo, method: str, path: str, *, accept: tuple[int, ...],
@@ -400,19 +385,15 @@ class RegistryClient:
         if conn is not None:
             conn.close()
 
-    def _stream(self, repo: Repo, path: str):
-        client = self
-
-        class _Open:
-            def __enter__(self) -> Response:
-                self.response = client._send(repo, "GET", path, accept=(200,), stream=True)
-                return self.response
-
-            def __exit__(self, *exc: object) -> None:
-                if self.response.raw:
-                    self.response.raw.close()
-
-        return _Open()
+    @contextlib.contextmanager
+    def _stream(self, repo: Repo, path: str) -> Iterator[Response]:
+        """A GET whose body is read by the caller (a blob copied without touching disk)."""
+        response = self._send(repo, "GET", path, accept=(200,), stream=True)
+        try:
+            yield response
+        finally:
+            if response.raw:
+                response.raw.close()
 
     def close(self) -> None:
         """Close this thread's connections."""

@@ -1,9 +1,11 @@
-"""GitLab talks to the service here: webhooks, external status checks, and the MR checks read API.
+"""GitLab talks to the service here: project webhooks and external status checks.
 
 ``POST /hooks/gitlab``               pipeline, job, deployment (and MR) events; X-Gitlab-Token
 ``POST /hooks/gitlab/status-check``  external status checks; X-Gitlab-Signature (HMAC-SHA256)
 (what the gate answered is read at /api/v1/merge-request-checks: api/merge_request_checks.py)
 
+GitLab's payloads (a pipeline with many jobs, an MR with a long description) are larger than
+the API's body limit: these routes take up to PROMOTION_GITLAB_HOOK_MAX_BYTES (default 5 MiB).
 A wrong or missing secret is a 401 and nothing is recorded. A delivery seen before (same
 Idempotency-Key, or same X-Gitlab-Event-UUID and body) changes nothing. Unknown projects,
 environments and event kinds are acknowledged (200) and ignored.
@@ -15,10 +17,10 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from .. import gitlab_sync
+from .. import gitlab_sync, merge_request_gate
 from ..db import session_for
 from ..domain.gitlab_events import (
     DeploymentEvent,
@@ -39,6 +41,15 @@ log = logging.getLogger(__name__)
 hooks = Blueprint("gitlab_hooks", __name__, url_prefix="/hooks/gitlab")
 
 
+HOOK_MAX_BYTES = 5 * 1024 * 1024
+
+
+@hooks.before_request
+def _allow_gitlab_sized_bodies() -> None:
+    request.max_content_length = int(current_app.config.get("GITLAB_HOOK_MAX_BYTES")
+                                     or HOOK_MAX_BYTES)
+
+
 def _flag(name: str) -> bool:
     return str(current_app.config.get(name) or "").lower() in ("1", "true", "yes", "on")
 
@@ -52,7 +63,7 @@ def _json_body(raw: bytes) -> Any:
 
 
 def _source() -> tuple[str | None, str | None]:
-    return request.headers.get("X-Request-Id"), request.remote_addr
+    return g.get("request_id"), request.remote_addr
 
 
 @hooks.post("")
@@ -109,8 +120,9 @@ def _apply(session: Any, event: Any, actor: Any) -> str:
                     "PROMOTION_GITLAB_GATE_COMMIT_STATUS=1")
         if event.state != "opened":
             return f"ignored: merge request !{event.mr_iid} is {event.state}"
-        row = gitlab_sync.check_merge_request(
-            session, event, current_app.config, check_id=gitlab_sync.COMMIT_STATUS_CHECK_ID,
+        row = merge_request_gate.check_merge_request(
+            session, event, current_app.config,
+            check_id=merge_request_gate.COMMIT_STATUS_CHECK_ID,
             always_answer=False)
         return f"merge request !{event.mr_iid} gate {row.status} (commit status)"
     return "ignored"
@@ -136,9 +148,9 @@ def external_status_check() -> ResponseReturnValue:
         raise Invalid("status check: field 'external_approval_rule.id' is missing "
                       "(GitLab sends it with every external status check)")
     with session_for(current_app._get_current_object()) as session:
-        row = gitlab_sync.check_merge_request(session, event, current_app.config,
+        row = merge_request_gate.check_merge_request(session, event, current_app.config,
                                               check_id=event.check_id)
-        body = gitlab_sync.checks_payload(row)
+        body = merge_request_gate.checks_payload(row)
     log.info("status check %s on %s!%s: %s", event.check_id, event.project_path,
              event.mr_iid, body["status"])
     return jsonify(body), 200

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 from sqlalchemy import select
 
-from .. import gitlab_sync
+from .. import merge_request_gate
 from ..auth import current_actor, require_token
 from ..db import get_session
 from ..errors import NotFound
@@ -86,7 +86,7 @@ def list_checks(query: dict[str, Any]) -> Any:
         stmt = stmt.where(MergeRequestCheck.sha == query["sha"])
     actor = current_actor()
     rows = [r for r in get_session().scalars(stmt) if actor.may_act_on(r.project_path)]
-    return [gitlab_sync.checks_payload(r) for r in rows]
+    return [merge_request_gate.checks_payload(r) for r in rows]
 
 
 @blp.route("/<int:check_row_id>", methods=["GET"])
@@ -98,7 +98,7 @@ def get_check(check_row_id: int) -> Any:
     if row is None:
         raise NotFound(f"no merge-request check with id {check_row_id}")
     check_scope(current_actor(), row.project_path)
-    return gitlab_sync.checks_payload(row)
+    return merge_request_gate.checks_payload(row)
 
 
 @blp.route("/gate", methods=["GET"])
@@ -110,7 +110,7 @@ def gate(query: dict[str, Any]) -> Any:
     check_scope(current_actor(), query["project"])
     session = get_session()
     project = session.scalar(select(Project).where(Project.path == query["project"]))
-    verdict = gitlab_sync.merge_request_verdict(session, project, query["sha"],
+    verdict = merge_request_gate.merge_request_verdict(session, project, query["sha"],
                                                 current_app.config)
     return {"allowed": verdict.status == "passed", "status": verdict.status,
             "reasons": [r.to_dict() for r in verdict.reasons], "image_id": verdict.image_id}

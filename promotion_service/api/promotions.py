@@ -12,7 +12,7 @@ from ..auth import REPORTERS, current_actor, require_roles, require_token
 from ..db import get_session
 from ..models import Environment, Image, Project, Promotion
 from ..store import promotions
-from .common import SelectPage, image_and_env
+from .common import SelectPage, image_and_env, scoped
 from .schemas import PromotionFilters, PromotionIn, PromotionOut, Strict
 
 blp = Blueprint("promotions", __name__, description="Promotions of images into environments")
@@ -78,10 +78,7 @@ def move(data: dict[str, Any], promotion_id: int) -> Any:
     """Move a promotion on; an illegal move is a 409 (checked by the database)."""
     session = get_session()
     promotion = promotions.get(session, promotion_id)
-    image = session.get(Image, promotion.image_id)
-    from .common import scoped
-
-    scoped(current_actor(), image)
+    scoped(current_actor(), session.get(Image, promotion.image_id))
     promotion = promotions.mark_state(session, promotion_id, data["state"], current_actor(),
                                       data.get("message"))
     session.commit()

@@ -26,7 +26,7 @@ def parse_duration(value: int | str | None, field: str) -> int:
 
 def format_duration(seconds: float) -> str:
     """A short readable duration for reasons ('7m 5s')."""
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

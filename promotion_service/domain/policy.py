@@ -55,9 +55,8 @@ class EnvironmentPolicy:
         data = dict(data or {})
         unknown = sorted(set(data) - POLICY_KEYS)
         if unknown:
-            raise PolicyError(
-                f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(POLICY_KEYS))}"
-            )
+            known = ", ".join(sorted(POLICY_KEYS))
+            raise PolicyError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {known}")
         try:
             return cls(
                 auto_promote=_bool(data, "auto_promote", False, where),
@@ -65,7 +64,8 @@ class EnvironmentPolicy:
                 required_approvals=_count(data.get("required_approvals", 0), where),
                 approver_roles=_roles(data.get("approver_roles"), where),
                 four_eyes=_bool(data, "four_eyes", False, where),
-                approval_ttl_seconds=parse_duration(data.get("approval_ttl"), f"{where}.approval_ttl"),
+                approval_ttl_seconds=parse_duration(data.get("approval_ttl"),
+                                                    f"{where}.approval_ttl"),
                 min_soak_seconds=parse_duration(data.get("min_soak"), f"{where}.min_soak"),
                 max_severity=_severity(data.get("max_severity"), where),
                 freeze_windows=_windows(data.get("freeze_windows") or (), where),
@@ -320,7 +320,8 @@ def _bool(data: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
 
 def _count(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PolicyError(f"{where}.required_approvals: expected a whole number >= 0, got {value!r}")
+        raise PolicyError(
+            f"{where}.required_approvals: expected a whole number >= 0, got {value!r}")
     return value
 
 
@@ -342,9 +343,8 @@ def _severity(value: Any, where: str) -> str | None:
     if value is None:
         return None
     if value not in MAX_SEVERITY_CHOICES:
-        raise PolicyError(
-            f"{where}.max_severity: expected one of {', '.join(MAX_SEVERITY_CHOICES)}, got {value!r}"
-        )
+        choices = ", ".join(MAX_SEVERITY_CHOICES)
+        raise PolicyError(f"{where}.max_severity: expected one of {choices}, got {value!r}")
     return value
 
 
@@ -370,7 +370,8 @@ def _moment(value: Any, where: str) -> datetime:
         try:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError as exc:
-            raise PolicyError(f"{where}: expected an ISO 8601 time like 2026-12-24T00:00:00Z") from exc
+            raise PolicyError(
+                f"{where}: expected an ISO 8601 time like 2026-12-24T00:00:00Z") from exc
     if moment.tzinfo is not None:
         moment = (moment - moment.utcoffset()).replace(tzinfo=None)
     return moment

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+import promotion_service.gitlab_models  # noqa: F401 - revision 0002's tables, same metadata
 from promotion_service.config import load_config
 from promotion_service.models import Base
 

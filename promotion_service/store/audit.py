@@ -13,6 +13,7 @@ from ..domain.actor import Actor
 from ..domain.audit_chain import GENESIS, HASHED_FIELDS, ChainBreak, entry_hash, verify_chain
 from ..models import AuditEntry, utcnow
 
+
 def append(session: Session, actor: Actor, action: str, subject_type: str,
            subject_id: Any, before: dict[str, Any] | None = None,
            after: dict[str, Any] | None = None) -> str:

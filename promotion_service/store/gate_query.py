@@ -21,15 +21,8 @@ _FACTS = """
 SELECT i.id, i.project_id, i.repository, i.digest, i.registered_by, i.triggered_by,
        i.revoked_at, i.revoked_reason, p.path,
        e.id AS env_id, e.name AS env_name, e.position, CAST(e.policy AS TEXT) AS policy,
-       pe.name AS prev_name,
-       (SELECT v.passed FROM verifications v WHERE v.image_id = i.id
-          AND v.environment_id = pe.id ORDER BY v.id DESC LIMIT 1) AS prev_passed,
-       (SELECT v.created_at FROM verifications v WHERE v.image_id = i.id
-          AND v.environment_id = pe.id ORDER BY v.id DESC LIMIT 1) AS prev_verified_at,
-       (SELECT CAST(s.counts AS TEXT) FROM scans s WHERE s.image_id = i.id
-          ORDER BY s.id DESC LIMIT 1) AS scan_counts,
-       (SELECT CAST(s.findings AS TEXT) FROM scans s WHERE s.image_id = i.id
-          ORDER BY s.id DESC LIMIT 1) AS scan_findings,
+       pe.name AS prev_name, v.passed AS prev_passed, v.created_at AS prev_verified_at,
+       CAST(s.counts AS TEXT) AS scan_counts, CAST(s.findings AS TEXT) AS scan_findings,
        (SELECT COUNT(*) FROM approvals a WHERE a.image_id = i.id AND a.environment_id = e.id
           AND a.withdrawn_at IS NULL) AS standing_approvals,
        (SELECT COUNT(*) FROM stops st WHERE st.environment = e.name
@@ -38,6 +31,9 @@ FROM images i
 JOIN projects p ON p.id = i.project_id
 LEFT JOIN environments e ON e.project_id = i.project_id AND e.name = :environment
 LEFT JOIN environments pe ON pe.project_id = i.project_id AND pe.position = e.position - 1
+LEFT JOIN verifications v ON v.id = (SELECT MAX(v2.id) FROM verifications v2
+                                     WHERE v2.image_id = i.id AND v2.environment_id = pe.id)
+LEFT JOIN scans s ON s.id = (SELECT MAX(s2.id) FROM scans s2 WHERE s2.image_id = i.id)
 WHERE {where}
 """
 _COLUMNS = (
@@ -108,11 +104,12 @@ class GateRow:
 def load(session: Session, environment: str, *, repository: str | None = None,
          digest: str | None = None, image_id: int | None = None) -> GateRow | None:
     """One round trip: the image (by reference or id), its environment, the facts' summary."""
+    conn = session.connection()  # Core, not the ORM: this is the gate's hot path
     if image_id is not None:
-        row = session.execute(BY_ID, {"image_id": image_id, "environment": environment}).first()
+        row = conn.execute(BY_ID, {"image_id": image_id, "environment": environment}).first()
     else:
-        row = session.execute(BY_REF, {"repository": repository, "digest": digest,
-                                       "environment": environment}).first()
+        row = conn.execute(BY_REF, {"repository": repository, "digest": digest,
+                                    "environment": environment}).first()
     if row is None:
         return None
     return GateRow(

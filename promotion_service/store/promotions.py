@@ -59,12 +59,18 @@ def request(session: Session, actor: Actor, image: Image, env: Environment,
     existing = in_flight(session, image.id, env.id)
     if existing is not None:
         return existing, False
+    live = releases.current(session, env.id)
+    if live is not None and live.image_id == image.id and live.verified_at is not None:
+        done = session.scalar(select(Promotion).where(
+            Promotion.image_id == image.id, Promotion.environment_id == env.id,
+            Promotion.state == P.VERIFIED.value).order_by(Promotion.id.desc()).limit(1))
+        if done is not None:  # already live and verified there: nothing to do
+            return done, False
     decision = gate.decide(session, image, env)
     if not decision.allowed:
         raise Refused(f"{image.repository}@{image.digest} may not be promoted to {env.name}",
                       reasons=[r.to_dict() for r in decision.reasons])
     promotion, created = create(session, actor, image, env, "manual", reason)
-    live = releases.current(session, env.id)
     if created and live is not None and live.image_id > image.id:
         releases.set_hold(session, actor, env,
                           f"manual promotion of older image {image.id} by {actor.name}")
@@ -143,7 +149,8 @@ def mark_triggered(session: Session, promotion_id: int, pipeline_id: int | None,
                                             Promotion.pipeline_id.is_(None))
                     .values(pipeline_id=pipeline_id)
                     .execution_options(synchronize_session=False))
-    session.execute(update(Promotion).where(Promotion.id == promotion_id)
+    session.execute(update(Promotion).where(Promotion.id == promotion_id,
+                                            Promotion.pipeline_id == pipeline_id)
                     .values(pipeline_url=pipeline_url)
                     .execution_options(synchronize_session=False))
     return session.get(Promotion, promotion_id, populate_existing=True)
@@ -164,8 +171,9 @@ def advance(session: Session, promotion: Promotion, target: PromotionState,
             actor: Actor) -> Promotion:
     """Walk forward through deploying/deployed/verified up to target, skipping none."""
     for step in FORWARD[: FORWARD.index(target) + 1]:
-        if promotion.state in (P.REQUESTED, P.TRIGGERED) or (
-                promotion.state in FORWARD and FORWARD.index(P(promotion.state)) < FORWARD.index(step)):
+        state = P(promotion.state)
+        if state in (P.REQUESTED, P.TRIGGERED) or (
+                state in FORWARD and FORWARD.index(state) < FORWARD.index(step)):
             promotion = transition(session, promotion.id, step, actor)
     return promotion
 

@@ -70,8 +70,9 @@ def update_deployment(session: Session, actor: Actor, deployment_id: int, *, sta
     target = D(state)
     before = deployment.state
     moved = session.execute(
-        update(Deployment).where(Deployment.id == deployment_id,
-                                 Deployment.state.in_([s.value for s in deployment_sources(target)]))
+        update(Deployment).where(
+            Deployment.id == deployment_id,
+            Deployment.state.in_([s.value for s in deployment_sources(target)]))
         .values(state=target.value, message=message or deployment.message, updated_at=utcnow())
         .execution_options(synchronize_session=False)).rowcount
     session.refresh(deployment)
@@ -133,12 +134,10 @@ def _follow(session: Session, actor: Actor, deployment: Deployment, image: Image
         promotions.mark_failed(session, promotion.id,
                                deployment.message or f"deployment to {env.name} failed", actor)
     elif state is D.ROLLED_BACK:
-        release = session.scalar(
-            Release.__table__.select().with_only_columns(Release.id)
-            .where(Release.deployment_id == deployment.id))
-        if release is not None:
-            session.execute(update(Release).where(Release.id == release)
-                            .values(rolled_back_at=utcnow()))
+        session.execute(update(Release).where(Release.deployment_id == deployment.id,
+                                              Release.rolled_back_at.is_(None))
+                        .values(rolled_back_at=utcnow())
+                        .execution_options(synchronize_session=False))
         if promotion is not None:
             promotions.mark_failed(session, promotion.id, deployment.message
                                    or f"deployment to {env.name} was rolled back", actor)

@@ -19,7 +19,7 @@ def create(session: Session, actor: Actor, *, name: str, role: str,
         raise Invalid.field("role", f"must be one of {', '.join(ROLES)}")
     if session.scalar(select(Token.id).where(Token.name == name)) is not None:
         raise Conflict(f"a token named {name!r} exists; pick another name or revoke it first")
-    row = Token(name=name, role=role, project=project, token_hash="pending")
+    row = Token(name=name, role=role, project=project, token_hash="")  # set once the id is known
     session.add(row)
     session.flush()
     token = new_token(row.id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from steps.errors import ExternalError, UsageError
+from steps.errors import UsageError
 from steps.runtime import Log, Option
 
 if TYPE_CHECKING:  # steps.releases imports this module for its options
@@ -126,18 +126,7 @@ def open_target(name: str) -> Target:
 
 
 def engine_client() -> Any:
-    """A docker-py client for DOCKER_HOST (steps.engine when present)."""
-    try:
-        from steps.engine import client  # type: ignore[attr-defined]
-    except ImportError:
-        client = None
-    if client is not None:
-        return client()
-    import docker
+    """A docker-py client for DOCKER_HOST (exit 3 when the engine does not answer)."""
+    from steps.engine import docker_client
 
-    try:
-        c = docker.from_env(timeout=120)
-        c.ping()
-    except Exception as e:
-        raise ExternalError(f"the Docker engine does not answer (DOCKER_HOST): {e}") from e
-    return c
+    return docker_client()

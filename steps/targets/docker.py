@@ -133,6 +133,12 @@ class DockerTarget:
 
     def _rollout(self, release: Release, timeout: float, log: Log,
                  contents: dict[tuple[str, str], bytes]) -> Release:
+        helper_image = next(iter(release.spec["image_ids"].values()))  # type: ignore[index]
+        with self.res.lock(release, helper_image, timeout):
+            return self._rollout_locked(release, timeout, log, contents)
+
+    def _rollout_locked(self, release: Release, timeout: float, log: Log,
+                        contents: dict[tuple[str, str], bytes]) -> Release:
         project, env = release.project, release.environment
         spec = release.spec or {}
         model = spec["model"]
@@ -218,9 +224,16 @@ class DockerTarget:
                 self._start(old, timeout, log)
                 raise
             return _Switch(service, new, old, old_stopped=True)
-        new = [self._create(n, final, extra) for n in names]
+        # Start-first next to the old containers: the new ones join the service's DNS alias only
+        # once healthy, so no request reaches a release that has not proved itself.
+        hidden = {**final, "networking_config": {"EndpointsConfig": {first: {"Aliases": []}}}}
+        new = [self._create(n, hidden, {net: [] for net in extra}) for n in names]
         try:
             self._start_and_wait(new, names, timeout, log)
+            for cid in new:
+                for net, net_aliases in {first: aliases, **extra}.items():
+                    self.api.disconnect_container_from_network(cid, net)
+                    self.api.connect_container_to_network(cid, net, aliases=net_aliases)
         except _Unhealthy:
             self._remove(new)
             raise

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import tarfile
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from steps.errors import ExternalError, Refused
@@ -21,6 +23,15 @@ from steps.targets import (
 from steps.targets import docker_spec as ds
 
 KEEP_RECORDS = 50
+STALE_LOCK_MARGIN = 600.0
+
+
+def _epoch(created: str) -> float:
+    """The engine's RFC 3339 time (nanoseconds) as a Unix time."""
+    from datetime import datetime
+
+    head, _, frac = created.rstrip("Z").partition(".")
+    return datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (frac or "0"))
 
 
 class EngineResources:
@@ -164,6 +175,39 @@ class EngineResources:
                          key=lambda c: c["Created"], reverse=True)
         self._remove([c["Id"] for c in records[KEEP_RECORDS:]])
 
+
+    @contextlib.contextmanager
+    def lock(self, release: Release, image: str, timeout: float) -> Iterator[None]:
+        """One rollout per environment at a time: a container name is unique on the engine.
+
+        A lock older than the longest a rollout may take (an interrupted job) is taken over.
+        """
+        name = f"{ds.prefix(release.project, release.environment)}-deploy-lock"
+        labels = ds.labels(release.project, release.environment, "lock",
+                           **{LABEL_RELEASE: release.id})
+        for attempt in range(2):
+            try:
+                created = self.api.create_container(image, name=name, labels=labels,
+                                                    entrypoint=["/docker-cd-lock"],
+                                                    network_disabled=True)
+                break
+            except self._errors.APIError as e:
+                if e.status_code != 409 or attempt:
+                    raise ExternalError(f"cannot take the deploy lock {name}: {e}") from e
+                held = self.api.inspect_container(name)
+                age = time.time() - _epoch(held["Created"])
+                if age < timeout + STALE_LOCK_MARGIN:
+                    owner = held["Config"]["Labels"].get(LABEL_RELEASE)
+                    raise ExternalError(
+                        f"another deploy or rollback of {release.environment} is running "
+                        f"(release {owner}, started {age:.0f}s ago); run them one at a time "
+                        "(GitLab: resource_group) or retry later") from e
+                self.api.remove_container(name, force=True)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(self._errors.APIError):
+                self.api.remove_container(created["Id"], force=True)
 
     def _remove(self, ids: list[str]) -> None:
         for cid in ids:

@@ -39,7 +39,7 @@ _SERVICE_KEYS = (
     "hostname", "read_only", "tmpfs", "cap_add", "cap_drop", "extra_hosts", "extra_hosts.**",
 )
 SUPPORTED: tuple[str, ...] = (
-    "version", "name",
+    "version",
     *(f"services.*.{key}" for key in _SERVICE_KEYS),
     "volumes.*.name", "volumes.*.driver", "volumes.*.driver_opts.**", "volumes.*.labels.**",
     "volumes.*.external",

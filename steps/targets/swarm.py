@@ -24,7 +24,7 @@ from typing import Any
 from steps.errors import ExternalError, Refused, UsageError
 from steps.releases import FAILED, SUCCEEDED, Release
 from steps.runtime import Log
-from steps.targets import LABEL_RECORD, Plan, RestorePlan
+from steps.targets import Plan, RestorePlan
 from steps.targets.swarm_spec import (
     CONFIG_HASH,
     ENVIRONMENT,
@@ -40,7 +40,6 @@ from steps.targets.swarm_spec import (
 from steps.template import TemplateError
 
 KEEP_OBJECTS_OF = 10  # configs/secrets of the last N succeeded releases stay, for rollbacks
-_UPDATE_FAILED = {"paused", "rollback_started", "rollback_paused", "rollback_completed"}
 _TASK_FAILED = {"failed", "rejected", "orphaned"}
 _PENDING_GRACE = 5.0  # seconds a task may wait for a node before "no suitable node" is final
 
@@ -89,7 +88,7 @@ class SwarmTarget:
             spec = {"stack": stack.name, "networks": stack.networks,
                     "objects": {o.name: o.kind for o in stack.objects},
                     "services": stack.services, "waves": stack.waves}
-            return self._roll_out(release, spec, plan.health_timeout, log)
+            return self._roll_out(release, spec, plan.health_timeout, log, canary=True)
 
     def restore(self, source: Release, plan: RestorePlan, log: Log) -> Release:
         """Run a recorded release again from its stored service specs (no repo needed)."""
@@ -108,7 +107,8 @@ class SwarmTarget:
             if missing:
                 raise Refused(f"cannot restore release {source.id}: swarm object(s) "
                               f"{', '.join(sorted(missing))} no longer exist")
-            return self._roll_out(release, spec, plan.health_timeout, log)
+            # A recorded release proved itself already: no canary, back as fast as swarm goes.
+            return self._roll_out(release, spec, plan.health_timeout, log, canary=False)
 
     def records(self, project: str, environment: str) -> list[Release]:
         """Every release recorded on this swarm for (project, environment)."""
@@ -147,7 +147,7 @@ class SwarmTarget:
     # ------------------------------------------------------------------ the rollout
 
     def _roll_out(self, release: Release, spec: dict[str, Any], timeout: float,
-                  log: Log) -> Release:
+                  log: Log, canary: bool) -> Release:
         """Apply every service wave by wave; converge, or put back what ran and refuse."""
         labels = {PROJECT: release.project, ENVIRONMENT: release.environment}
         self._scope = labels
@@ -162,7 +162,7 @@ class SwarmTarget:
                 for name in wave:
                     services[name] = self._resolve_refs(services[name])
                     started[name] = self._apply(name, services[name], before.get(name),
-                                                release.id, deadline, log)
+                                                release.id, deadline, log, canary)
                     touched.append(name)
                 self._converge(started, deadline, log)
         except _Failed as e:
@@ -191,7 +191,7 @@ class SwarmTarget:
         return done
 
     def _apply(self, name: str, desired: dict[str, Any], current: dict[str, Any] | None,
-               release_id: str, deadline: float, log: Log) -> _Baseline:
+               release_id: str, deadline: float, log: Log, canary: bool) -> _Baseline:
         """Create or update one service; returns what ran before it."""
         image = desired["TaskTemplate"]["ContainerSpec"]["Image"]
         if current is None:
@@ -203,7 +203,7 @@ class SwarmTarget:
             log.command(["docker", "service", "update", "--label-add",
                          f"{RELEASE}={release_id}", desired["Name"]])
         else:
-            if _needs_canary(current["Spec"], desired):
+            if canary and _needs_canary(current["Spec"], desired):
                 self._canary(name, desired, deadline, log)
             log.command(["docker", "service", "update", "--image", image, desired["Name"]])
         self.api.update_service(current["ID"], current["Version"]["Index"], **_spec_args(desired))
@@ -338,7 +338,9 @@ class SwarmTarget:
                 continue
             else:  # swarm rolled it back itself (or is doing so): wait for it
                 log.info(f"  {name}: swarm rolled it back")
-                baseline = _Baseline(update_started=None)
+                failed = self.api.tasks(filters={"service": current["ID"]})
+                baseline = _Baseline(frozenset(t["ID"] for t in failed
+                                               if t["Status"]["State"] in _TASK_FAILED), None)
             try:
                 self._converge({name: baseline}, deadline, log, restoring=True)
             except _Failed as e:
@@ -363,6 +365,12 @@ class SwarmTarget:
             if not stack.host_ports.get(name):
                 continue
             replicas = (spec["Mode"].get("Replicated") or {"Replicas": len(nodes)})["Replicas"]
+            if replicas > len(nodes):
+                raise TemplateError(
+                    f"{template.where(('services', name, 'deploy', 'replicas'))}: {replicas} "
+                    f"replicas cannot all run: the service publishes host-mode port(s) "
+                    f"{stack.host_ports[name]} and the swarm has {len(nodes)} node(s), one task "
+                    "per node; use fewer replicas or publish with mode: ingress")
             for key, conf in (("update_config", "UpdateConfig"),
                               ("rollback_config", "RollbackConfig")):
                 if spec[conf]["Order"] == "start-first" and replicas >= len(nodes):
@@ -467,7 +475,7 @@ class SwarmTarget:
             return
         self.api.create_config(name, release.to_json().encode(), labels={
             PROJECT: release.project, ENVIRONMENT: release.environment, RELEASE: release.id,
-            ROLE: "release", LABEL_RECORD: release.status})
+            ROLE: "release"})
 
     def _clean_objects(self, labels: Mapping[str, str], log: Log) -> None:
         """Remove configs/secrets of this stack that no service and no recent release uses."""
@@ -538,8 +546,9 @@ def _needs_canary(current: Mapping[str, Any], desired: Mapping[str, Any]) -> boo
     container = desired["TaskTemplate"]["ContainerSpec"]
     health = (container.get("Healthcheck") or {}).get("Test") or ["NONE"]
     stateful = any(m["Type"] in ("volume", "bind") for m in container.get("Mounts") or [])
-    return (desired["UpdateConfig"].get("Order") == "stop-first" and health[0] != "NONE"
-            and not stateful and current.get("Mode") is not None)
+    changed = current.get("Labels", {}).get(CONFIG_HASH) != desired["Labels"].get(CONFIG_HASH)
+    return (changed and desired["UpdateConfig"].get("Order") == "stop-first"
+            and health[0] != "NONE" and not stateful)
 
 
 def _canary_spec(desired: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str, Any]:

@@ -12,9 +12,9 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from promotion_service import create_app, db
+from promotion_service.domain.actor import Actor
 from promotion_service.schema import upgrade
 from promotion_service.store import tokens as token_store
-from promotion_service.domain.actor import Actor
 from tests.promotion_service.postgres import PostgresServer, start_postgres
 
 # The policy every test app runs with (tests change it through the API when they need to).
@@ -90,7 +90,7 @@ def policy_file(tmp_path: Any) -> str:
 def app(database_url: str, policy_file: str) -> Iterator[Any]:
     """The service on a fresh database."""
     app = create_app({"DATABASE_URL": database_url, "POLICY_FILE": policy_file,
-                      "TESTING": True})
+                      "TESTING": True, "TOKEN_CACHE_SECONDS": 0})
     yield app
     db.engine_of(app).dispose()
 

@@ -131,3 +131,18 @@ def test_health_ready_and_metrics(client, api):
     assert client.get("/ready").json["status"] == "ready"
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "promotion_images 1.0" in metrics
+
+
+def test_a_revoked_token_stops_working_once_the_token_cache_expires(api, app):
+    import time
+
+    from promotion_service import db
+    from promotion_service.domain.actor import Actor
+    from promotion_service.store import tokens
+
+    app.config["TOKEN_CACHE_SECONDS"] = 0.5
+    assert api.get("/images", as_="alice").status_code == 200  # now cached
+    with db.session_for(app) as session:
+        tokens.revoke(session, Actor.system("tests"), "alice")
+    time.sleep(0.6)
+    assert_error_shape(api.get("/images", as_="alice"), 401)

@@ -96,6 +96,6 @@ def _wait_until_up(base, server):
         try:
             if requests.get(f"{base}/ready", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     raise AssertionError("server did not come up within 30 s")

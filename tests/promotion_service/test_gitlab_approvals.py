@@ -5,11 +5,11 @@ import pytest
 from sqlalchemy import select
 
 from promotion_service.db import session_for
+from promotion_service.deployment_approvals import sync_blocked_deployments
 from promotion_service.dispatcher import Dispatcher, DispatcherSettings
 from promotion_service.domain.actor import Actor
 from promotion_service.gitlab import GitLabClient
 from promotion_service.gitlab_models import GitLabDeployment
-from promotion_service.gitlab_sync import sync_blocked_deployments
 from promotion_service.models import ApprovalRecord, AuditEntry, Verification
 from promotion_service.store import approvals
 from tests.gitlab_double import GitLabDouble

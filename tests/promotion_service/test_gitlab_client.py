@@ -180,6 +180,8 @@ FAILURES = [
     (503, {"message": "503 Service Unavailable"}, {}, TransientGitLabError, "Unavailable", None),
     (429, {"message": "Retry later"}, {"Retry-After": "7"}, TransientGitLabError, "Retry later", 7),
     (409, {"message": "409 Resource lock"}, {}, TransientGitLabError, "Resource lock", None),
+    (408, {"message": "408 Request Timeout"}, {}, TransientGitLabError, "Request Timeout", None),
+    (422, {"message": "422 Unprocessable"}, {}, TerminalGitLabError, "Unprocessable", None),
     (401, {"message": "401 Unauthorized"}, {}, TerminalGitLabError, "401 Unauthorized", None),
     (403, {"message": "403 Forbidden"}, {}, TerminalGitLabError, "403 Forbidden", None),
     (404, {"message": "404 Project Not Found"}, {}, TerminalGitLabError, "Project Not Found", None),

@@ -160,6 +160,27 @@ def test_deployment_the_step_already_reported_is_not_overwritten(app, client, pr
         assert [d.state for d in session.scalars(select(Deployment))] == ["succeeded"]
 
 
+def test_deploy_job_that_does_not_report_still_records_the_deployment(app, client, promotion):
+    answer = post(client, deployment_event(10, "success", environment="staging"))
+    assert "deployed to staging" in answer.json["outcome"]
+    with session_for(app, write=False) as session:
+        [deployment] = session.scalars(select(Deployment)).all()
+        assert (deployment.state, deployment.actor) == ("succeeded", "gitlab:qa-lead")
+        assert session.get(Promotion, promotion).state == "deployed"
+    again = post(client, deployment_event(11, "success", environment="staging"))
+    assert "reported it" in again.json["outcome"]
+
+
+def test_a_big_pipeline_event_is_accepted_beyond_the_api_body_limit(app, client, promotion):
+    event = pipeline_event(1000, "running", variables={"CD_PROMOTION_ID": str(promotion)})
+    event["builds"] = [{"id": n, "name": f"job-{n}", "stage": "test", "status": "success",
+                        "failure_reason": None, "runner": {"description": "x" * 500}}
+                       for n in range(400)]
+    assert len(json.dumps(event)) > 2 * app.config["MAX_CONTENT_LENGTH"]
+    assert post(client, event).status_code == 200
+    assert promotion_row(app, promotion).pipeline_id == 1000
+
+
 def image_project(session, image):
     from promotion_service.models import Project
 

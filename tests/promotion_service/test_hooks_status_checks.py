@@ -5,7 +5,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from promotion_service import gitlab_sync
+from promotion_service import merge_request_gate
 from promotion_service.db import session_for
 from promotion_service.dispatcher import Dispatcher, DispatcherSettings
 from promotion_service.gitlab import GitLabClient
@@ -101,13 +101,13 @@ def test_image_not_ready_is_pending_then_answered_when_its_state_changes(app, cl
     assert check(client, mr_iid=14, sha=later).json["status"] == "pending"
     assert [p["status"] for _, p in outbox(app)] == ["pending"]
     with session_for(app) as session:
-        assert gitlab_sync.recheck_pending(session, app.config) == 0  # nothing changed yet
+        assert merge_request_gate.recheck_pending(session, app.config) == 0  # nothing changed yet
         from promotion_service.models import Project
 
         project = session.scalars(select(Project)).one()
         make_image(session, project, sha=later, n=3, scan=CLEAN)
     with session_for(app) as session:
-        assert gitlab_sync.recheck_pending(session, app.config) == 1
+        assert merge_request_gate.recheck_pending(session, app.config) == 1
     assert [p["status"] for _, p in outbox(app)] == ["pending", "passed"]
 
 

@@ -84,7 +84,7 @@ def test_promotion_states_follow_deploy_and_verify_reports(api, app):
     promotion = api.get(f"/promotions/{promotion_id}").json
     assert (promotion["state"], promotion["kind"], promotion["environment"]) == (
         "verified", "auto", "staging")
-    [release] = api.get(f"/projects/1/environments/staging/releases").json
+    [release] = api.get("/projects/1/environments/staging/releases").json
     assert release["image"].endswith(ref(1)["digest"]) and release["verified_at"]
     actions = [e["action"] for e in api.get("/audit", query_string={
         "subject_type": "promotion"}).json]
@@ -290,7 +290,8 @@ def test_illegal_state_moves_are_refused_by_the_database(api, app):
                                                            "message": "boom"}).status_code == 200
     assert api.patch(f"/promotions/{promotion_id}", json={"state": "deploying"}).status_code == 409
     shown = api.get(f"/promotions/{promotion_id}").json
-    assert (shown["state"], shown["failure_message"], shown["pipeline_id"]) == ("failed", "boom", 55)
+    assert (shown["state"], shown["failure_message"], shown["pipeline_id"]) == (
+        "failed", "boom", 55)
 
 
 def test_the_audit_chain_is_intact_after_a_life(api, app):
@@ -303,3 +304,9 @@ def test_the_audit_chain_is_intact_after_a_life(api, app):
     assert (entry["actor"], entry["role"], entry["subject_type"]) == ("ci-bot", "ci", "image")
     assert entry["request_id"] and entry["source_ip"] == "127.0.0.1"
     assert entry["after"]["project"] == PROJECT
+
+
+def test_requesting_a_promotion_that_is_done_returns_it(api, app):
+    promotion_id = walk_to_staging(api, app, 1)
+    resp = api.post("/promotions", json=ref(1, "staging"), as_="rm")
+    assert (resp.status_code, resp.json["id"]) == (200, promotion_id)

@@ -71,6 +71,13 @@ services:
     ports: ["127.0.0.1:${WEB_PORT:?set WEB_PORT}:8080"]
 """
 
+# Staging's own configuration file: the overlay replaces the base file's config source.
+STAGING_EXTRA = """\
+configs:
+  message:
+    file: ./message.staging.txt
+"""
+
 
 @dataclass
 class Sample:
@@ -112,8 +119,9 @@ def build_sample(images: ImageFactory, root: Path, environments=("test", "stagin
     root.mkdir(parents=True, exist_ok=True)
     (root / "compose.yml").write_text(COMPOSE)
     for env in environments:
-        (root / f"compose.{env}.yml").write_text(OVERLAY)
+        (root / f"compose.{env}.yml").write_text(OVERLAY + STAGING_EXTRA * (env == "staging"))
     (root / "message.txt").write_text("hello from the template\n")
+    (root / "message.staging.txt").write_text("hello from staging\n")
     return Sample(root, f"dcdtest-{tag}", built, {e: free_port() for e in environments}, db)
 
 

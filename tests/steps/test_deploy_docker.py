@@ -49,7 +49,8 @@ def test_first_deploy_to_test_and_staging(sample, docker, capsys, tmp_path):
                          sample.env(env_name), capsys)
         assert code == 0, log
         assert sample.get(env_name) == "version 1\n"
-        assert sample.get(env_name, "/message.txt") == "hello from the template\n"
+        message = "hello from staging\n" if env_name == "staging" else "hello from the template\n"
+        assert sample.get(env_name, "/message.txt") == message  # each overlay's own config
         assert dotenv.read_text().startswith("CD_RELEASE_ID=")
     # db started first and web waited for it to be healthy
     assert log.index("db: 0 -> 1") < log.index("web: 0 -> 1")
@@ -68,6 +69,11 @@ def test_update_to_a_new_image_keeps_the_data(sample, docker, capsys, tmp_path):
     assert sample.get("test") == "version 2\n"
     assert poll.bodies[0] == "version 1" and poll.bodies[-1] == "version 2"
     assert db_exec(docker, sample, "test", ["cat", "/data/keep.txt"]) == "precious"
+    [web] = docker.containers.list(filters={"name": f"{sample.project}-test-web-1"})
+    [db] = docker.containers.list(filters={"name": f"{sample.project}-test-db-1"})
+    assert db.labels["io.docker-cd.release"] == web.labels["io.docker-cd.release"]  # replaced
+    answer = web.exec_run(["wget", "-q", "-O-", "http://db/health"]).output.decode()
+    assert answer == "ok\n"  # the service name leads to the new db container
     assert sample.get("staging") == "version 1\n"  # other environments untouched
 
 
@@ -156,3 +162,65 @@ def test_unsupported_key_and_missing_variable_fail_before_touching_the_engine(
     assert code == 2
     assert "compose.test.yml:3: services.web.ports[0]: required variable WEB_PORT is not set: " \
            "set WEB_PORT" in log
+
+
+SECRET_TEMPLATE = """\
+services:
+  files:
+    image: ${CD_IMAGE}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/run/secrets"]
+    ports: ["127.0.0.1:${FILES_PORT}:8080"]
+    secrets: [api_key]
+    labels: {team: shop}
+    restart: unless-stopped
+    logging: {driver: json-file, options: {max-size: 1m}}
+    stop_grace_period: 1s
+    deploy: {resources: {limits: {memory: 32m, pids: 50}}}
+secrets:
+  api_key: {environment: API_KEY}
+"""
+
+
+def test_secrets_from_ci_variables_and_container_settings(sample, docker, capsys, tmp_path):
+    from tests.support import free_port
+
+    directory = tmp_path / "deploy"
+    directory.mkdir()
+    (directory / "compose.yml").write_text(SECRET_TEMPLATE)
+    port = free_port()
+    env = {**sample.env("test"), "CD_TEMPLATE_DIR": str(directory), "FILES_PORT": str(port),
+           "API_KEY": "first-s3cret-key"}
+    out = tmp_path / "deploy.json"
+    code, log = step(["deploy", "--environment", "secrets", "--json", str(out)], env, capsys)
+    assert code == 0, log
+    url = f"http://127.0.0.1:{port}/api_key"
+    import requests
+
+    assert requests.get(url, timeout=5).text == "first-s3cret-key"
+    assert "first-s3cret-key" not in log and "first-s3cret-key" not in out.read_text()
+    container = docker.containers.get(f"{sample.project}-secrets-files-1")
+    host = container.attrs["HostConfig"]
+    assert (host["Memory"], host["PidsLimit"]) == (32 * 1024 ** 2, 50)
+    assert host["RestartPolicy"]["Name"] == "unless-stopped"
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+    assert container.labels["team"] == "shop"
+    assert container.attrs["Config"]["StopTimeout"] == 1
+    [mount] = [m for m in container.attrs["Mounts"] if m["Destination"] == "/run/secrets/api_key"]
+    assert mount["RW"] is False
+    code, log = step(["deploy", "--environment", "secrets"], {**env, "API_KEY": "rotated-key"},
+                     capsys)
+    assert code == 0, log
+    assert requests.get(url, timeout=5).text == "rotated-key"  # a changed secret rolls out
+
+
+def test_one_rollout_per_environment_at_a_time(sample, docker, capsys):
+    lock = docker.api.create_container(
+        sample.db_image, name=f"{sample.project}-test-deploy-lock", entrypoint=["/x"],
+        labels={"io.docker-cd.project": sample.project, "io.docker-cd.release": "r-other"})
+    try:
+        code, log = step(["deploy", "--environment", "test"], sample.env("test", "v1"), capsys)
+    finally:
+        docker.api.remove_container(lock["Id"], force=True)
+    assert code == 3
+    assert "another deploy or rollback of test is running (release r-other" in log
+    assert sample.get("test") == "version 2\n"  # untouched

@@ -7,6 +7,7 @@ holds the data, rollbacks. Each test builds on the state the one before left.
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -28,13 +29,17 @@ services:
       update_config: {monitor: 500ms}
   db:
     ports: ["${DB_PORT:?set DB_PORT}:80"]
+    secrets: [db_password]
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/${DB_HEALTH:-health}"]
     deploy:
       update_config: {monitor: 500ms}
       rollback_config: {monitor: 500ms}
       restart_policy: {delay: 200ms}
+secrets:
+  db_password: {environment: DB_PASSWORD}
 """
+DB_PASSWORD = "swarm-Secret-pa55"
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +55,8 @@ def app(swarm, images, tmp_path_factory):
 def run(capsys, app, step: str, environment: str = "test", *args: str, image: str = "v2",
         **extra: str) -> tuple[int, str]:
     """Run a step on the swarm target; return its exit code and log."""
-    env = {**app.env(environment, image, **extra), "CD_DEPLOY_TARGET": "swarm",
-           "DB_PORT": str(app.db_ports[environment])}
+    env = {"DB_PASSWORD": DB_PASSWORD, **app.env(environment, image, **extra),
+           "CD_DEPLOY_TARGET": "swarm", "DB_PORT": str(app.db_ports[environment])}
     code = cli.run([step, "--environment", environment, *args], env)
     return code, capsys.readouterr().err
 
@@ -64,6 +69,13 @@ def db_task(swarm, app, environment: str = "test") -> str:
 
 def db_get(app, path: str, environment: str = "test") -> str:
     return requests.get(f"http://127.0.0.1:{app.db_ports[environment]}{path}", timeout=5).text
+
+
+def message_configs(swarm, app) -> list[str]:
+    configs = swarm.api.configs(filters={"label": [f"io.docker-cd.project={app.project}",
+                                                   "io.docker-cd.role=config"]})
+    return [c["Spec"]["Name"] for c in configs
+            if c["Spec"]["Name"].startswith(f"{app.project}-test_message_")]
 
 
 def history(capsys, app, tmp_path) -> list[dict]:
@@ -94,6 +106,13 @@ def test_deploys_through_the_test_and_staging_overlays(capsys, swarm, app):
                                                f"{db_task(swarm, app)}"})[0]
     container.exec_run(["sh", "-c", "echo kept > /data/marker"])
     assert db_get(app, "/marker") == "kept\n"
+    # the secret reaches the task as a file, and nothing else: not the log, not the record
+    assert container.exec_run(["cat", "/run/secrets/db_password"]).output.decode() == DB_PASSWORD
+    assert DB_PASSWORD not in log
+    records = swarm.api.configs(filters={"label": [f"io.docker-cd.project={app.project}",
+                                                   "io.docker-cd.role=release"]})
+    assert records and not any(DB_PASSWORD in base64.b64decode(r["Spec"]["Data"]).decode()
+                               for r in records)
 
 
 def test_an_update_to_a_new_image_rolls_out_and_leaves_other_services_alone(capsys, swarm, app):
@@ -106,7 +125,8 @@ def test_an_update_to_a_new_image_rolls_out_and_leaves_other_services_alone(caps
 
 
 def test_an_unhealthy_image_is_rolled_back_and_the_previous_version_answers(
-        capsys, app, tmp_path):
+        capsys, swarm, app, tmp_path):
+    app.set_message("message of the failed release\n")
     with Poller(app.url("test"), interval=0.02) as poller:
         code, log = run(capsys, app, "deploy", "test", image="bad")
     assert code == 1, log
@@ -115,6 +135,8 @@ def test_an_unhealthy_image_is_rolled_back_and_the_previous_version_answers(
     assert poller.failed == 0 and poller.bodies == ["version 2"]
     statuses = [r["status"] for r in history(capsys, app, tmp_path)]
     assert statuses == ["failed", "succeeded", "succeeded"]
+    # the failed release's config object is gone again; the running one stays
+    assert len(message_configs(swarm, app)) == 1
 
 
 def test_a_changed_config_file_rolls_out_as_a_new_swarm_config(capsys, swarm, app):
@@ -122,10 +144,8 @@ def test_a_changed_config_file_rolls_out_as_a_new_swarm_config(capsys, swarm, ap
     code, log = run(capsys, app, "deploy", "test")
     assert code == 0, log
     assert app.get("test", "/message.txt") == "changed message\n"
-    names = {c["Spec"]["Name"] for c in swarm.api.configs(
-        filters={"label": [f"io.docker-cd.project={app.project}", "io.docker-cd.role=config"]})}
     # one object per content; the old one stays for a rollback
-    assert len([n for n in names if n.startswith(f"{app.project}-test_message_")]) == 2
+    assert len(message_configs(swarm, app)) == 2
 
 
 def test_data_in_a_volume_survives_an_update_of_its_service(capsys, swarm, app):
@@ -181,13 +201,19 @@ def test_an_unsupported_key_is_an_error_naming_it(capsys, swarm, app, tmp_path):
     assert not swarm.api.services(filters={"label": "io.docker-cd.project=unsupported"})
 
 
-def test_start_first_with_a_host_port_on_one_node_is_an_error(capsys, swarm, app, tmp_path):
+@pytest.mark.parametrize(("deploy", "error"), [
+    ("{monitor: 500ms, order: start-first}",
+     "services.web.deploy.update_config.order: start-first cannot work here"),
+    ("{monitor: 500ms}\n      replicas: 2",
+     "services.web.deploy.replicas: 2 replicas cannot all run"),
+])
+def test_what_host_mode_ports_on_one_node_cannot_do_is_an_error(capsys, app, deploy, error):
     (app.directory / "compose.staging.yml").write_text(
-        SWARM_OVERLAY.replace("monitor: 500ms", "monitor: 500ms, order: start-first"))
+        SWARM_OVERLAY.replace("{monitor: 500ms}", deploy, 1))
     try:
         code, log = run(capsys, app, "deploy", "staging", image="v2")
     finally:
         (app.directory / "compose.staging.yml").write_text(SWARM_OVERLAY)
-    assert code == 2
-    assert "services.web.deploy.update_config.order: start-first cannot work here" in log
+    assert code == 2, log
+    assert error in log
     assert app.get("staging") == "version 1\n"

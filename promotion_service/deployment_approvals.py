@@ -1,0 +1,135 @@
+"""Deployment approvals kept in step with GitLab's protected environments, and playing the job.
+
+SQL-bound (a Session in, the caller commits); GitLab is read here (between transactions),
+written to through the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .dispatcher import enqueue
+from .domain.actor import Actor
+from .gitlab_sync import image_for_commit, upsert_deployment
+from .models import Environment, Project, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _flag(config: Any, key: str) -> bool:
+    return str(config.get(key) or "").lower() in ("1", "true", "yes", "on")
+
+
+def plays_jobs(config: Any, project_path: str) -> bool:
+    """PROMOTION_GITLAB_PLAY_APPROVED_JOBS: 1 (every project) or a comma list of project paths."""
+    value = str(config.get("GITLAB_PLAY_APPROVED_JOBS") or "").strip()
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    return project_path in {p.strip() for p in value.split(",") if p.strip()}
+
+
+def approval_targets(session: Session) -> list[tuple[int, int, str]]:
+    """(environment id, GitLab project id, environment name) of environments needing approvals."""
+    from .store.projects import policy_of
+
+    rows = session.execute(
+        select(Environment, Project.gitlab_id).join(Project, Project.id == Environment.project_id)
+        .where(Environment.position > 0, Project.gitlab_id.is_not(None))).all()
+    return [(env.id, gitlab_id, env.name) for env, gitlab_id in rows
+            if policy_of(env).required_approvals > 0]
+
+
+def sync_blocked_deployments(session: Session, config: Any, client: Any = None) -> int:
+    """Bring GitLab's blocked deployments and the service's approvals together.
+
+    With PROMOTION_GITLAB_DEPLOYMENT_APPROVALS=1, for each environment that needs approvals:
+    approvals given in GitLab are recorded in the service (actor ``gitlab:<username>``); once the
+    service's gate allows the image, the deployment is approved in GitLab (once, as the token's
+    user); when the project asks for it (PROMOTION_GITLAB_PLAY_APPROVED_JOBS: 1 or a comma list
+    of project paths) the waiting job is then played, since GitLab never starts it by itself.
+    """
+    if not _flag(config, "GITLAB_DEPLOYMENT_APPROVALS"):
+        return 0
+    from .db import begin_write
+    from .dispatcher import client_from_config
+    from .gitlab import GitLabError
+
+    client = client or client_from_config(config)
+    targets = approval_targets(session)
+    session.commit()  # no transaction held while GitLab answers
+    fetched = []
+    for env_id, gitlab_id, name in targets:
+        try:
+            fetched.append((env_id, gitlab_id,
+                            client.list_deployments(gitlab_id, environment=name)))
+        except GitLabError as e:
+            log.warning("cannot read blocked deployments of %s in project %s: %s",
+                        name, gitlab_id, e)
+    begin_write(session)
+    changes = 0
+    for env_id, gitlab_id, deployments in fetched:
+        environment = session.get(Environment, env_id)
+        project = session.get(Project, environment.project_id)
+        for deployment in deployments:
+            changes += _sync_one(session, config, project, environment, gitlab_id, deployment)
+    return changes
+
+
+def _sync_one(session: Session, config: Any, project: Project, environment: Environment,
+              gitlab_id: int, deployment: Any) -> int:
+    from .errors import ServiceError
+    from .store import approvals as approval_store
+    from .store import gate
+
+    image = image_for_commit(session, project, deployment.sha, environment) \
+        if deployment.sha else None
+    row = upsert_deployment(session, gitlab_id, deployment.id, environment=environment,
+                            status=deployment.status, job_id=deployment.job_id,
+                            sha=deployment.sha, image=image)
+    if image is None:
+        return 0
+    # Several dispatchers run this: the row lock (PostgreSQL; SQLite serialises writers) makes
+    # each approval recorded, mirrored and each job played once.
+    session.refresh(row, with_for_update=True)
+    done = list(row.mirrored_approvals or [])
+    changes = 0
+    for given in deployment.approvals:
+        marker = f"in:{given.username}:{given.status}"
+        if marker in done or given.status not in ("approved", "rejected"):
+            continue
+        actor = Actor(name=f"gitlab:{given.username}", role="approver")
+        try:
+            approval_store.decide(
+                session, actor, image, environment,
+                decision="approve" if given.status == "approved" else "reject",
+                comment=f"in GitLab (deployment {deployment.id})"
+                        + (f": {given.comment}" if given.comment else ""))
+        except ServiceError as e:
+            log.warning("GitLab approval by %s not recorded: %s", given.username, e.message)
+        done.append(marker)
+        changes += 1
+    allowed = gate.decide(session, image, environment).allowed
+    if allowed and "out:approved" not in done and (deployment.pending_approval_count or 0) > 0:
+        names = sorted({a.actor for a in approval_store.standing(session, image.id, environment.id)
+                        if a.decision == "approve" and not a.actor.startswith("gitlab:")})
+        if names:
+            enqueue(session, "deployment_approval", {
+                "gitlab_project_id": gitlab_id, "project_path": project.path,
+                "deployment_id": deployment.id, "status": "approved",
+                "comment": f"docker-cd: policy for {environment.name} satisfied "
+                           f"(approved in the service by {', '.join(names)})"})
+            done.append("out:approved")
+            changes += 1
+    if (allowed and plays_jobs(config, project.path) and row.played_at is None
+            and deployment.job_id and (deployment.pending_approval_count or 0) == 0):
+        enqueue(session, "play_job", {"gitlab_project_id": gitlab_id,
+                                      "project_path": project.path, "job_id": deployment.job_id})
+        row.played_at = utcnow()
+        changes += 1
+    row.mirrored_approvals = done
+    session.flush()
+    return changes
