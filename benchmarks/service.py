@@ -7,8 +7,8 @@ the service on a database seeded with 100,000 images. Prints requests/s, p50/p99
 Goals (issue 3): gate >= 1/2 of bare constant throughput with p99 < 25 ms; registration (with
 its audit entry) >= 1/4 of the bare INSERT throughput.
 
-    python benchmarks/service.py [--images 100000] [--duration 10] [--connections 32]
-                                 [--workers 2] [--database-url URL]
+    python benchmarks/service.py [--images 100000] [--duration 5] [--rounds 3]
+                                 [--connections 32] [--workers 2] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,24 +75,31 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     url = args.database_url or f"sqlite:///{work}/service.db"
     print(f"# seeding {args.images:,} images into {url.split('@')[-1]}", file=sys.stderr)
     token, gate_digest = _seed(url, args.images)
-    results = {}
     bare_env = dict(os.environ, BENCH_SQLITE=str(work / "bare.db"))
-    with _server([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "sync",
-                  "--chdir", str(HERE), "bare_app:app"], bare_env, "/constant") as base:
-        results["bare constant"] = _wrk(args, f"{base}/constant")
-        results["bare read"] = _wrk(args, f"{base}/read")
-        results["bare insert"] = _wrk(args, f"{base}/insert", lua=POST_LUA)
     service_env = dict(os.environ, PROMOTION_DATABASE_URL=url)
-    with _server([sys.executable, "-m", "promotion_service", "serve", "--workers",
-                  str(args.workers)], service_env, "/ready") as base:
-        query = f"repository={REPO}&digest={gate_digest}&environment=staging"
-        check = requests.get(f"{base}/api/v1/gate?{query}", timeout=5,
-                             headers={"Authorization": f"Bearer {token}"}).json()
+    auth = {"Authorization": f"Bearer {token}"}
+    query = f"repository={REPO}&digest={gate_digest}&environment=staging"
+    runs: dict[str, list[dict]] = {}
+    with _server([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "sync",
+                  "--chdir", str(HERE), "bare_app:app"], bare_env, "/constant") as bare, \
+         _server([sys.executable, "-m", "promotion_service", "serve", "--workers",
+                  str(args.workers)], service_env, "/ready") as service:
+        check = requests.get(f"{service.base}/api/v1/gate?{query}", headers=auth,
+                             timeout=10).json()
         print(f"# gate answer: {check}", file=sys.stderr)
-        results["gate query"] = _wrk(args, f"{base}/api/v1/gate?{query}",
-                                     headers={"Authorization": f"Bearer {token}"})
-        results["register image"] = _wrk(args, f"{base}/", lua=REGISTER_LUA,
-                                         lua_args=[secrets.token_hex(4), token])
+        # rounds interleave the endpoints, so a change in machine load hits all of them alike
+        for _ in range(args.rounds):
+            for name, server, kwargs in (
+                ("bare constant", bare, {"path": "/constant"}),
+                ("bare read", bare, {"path": "/read"}),
+                ("bare insert", bare, {"path": "/insert", "lua": POST_LUA}),
+                ("gate query", service, {"path": f"/api/v1/gate?{query}", "headers": auth}),
+                ("register image", service, {"path": "/", "lua": REGISTER_LUA,
+                                             "lua_args": [secrets.token_hex(4), token]}),
+            ):
+                runs.setdefault(name, []).append(_wrk(args, server, **kwargs))
+    results = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+               for name, rs in runs.items()}
     _report(args, results)
     return 0
 
@@ -136,7 +144,7 @@ class _server:
         self.command = [*command, "--bind", f"127.0.0.1:{self.port}"]
         self.env, self.probe = env, probe
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> _server:
         self.proc = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{self.port}"
@@ -144,7 +152,8 @@ class _server:
         while time.monotonic() < deadline:
             try:
                 if requests.get(base + self.probe, timeout=5).status_code == 200:
-                    return base
+                    self.base = base
+                    return self
             except requests.RequestException:
                 time.sleep(0.2)
         self.__exit__()
@@ -155,7 +164,21 @@ class _server:
         self.proc.wait(timeout=30)
 
 
-def _wrk(args: argparse.Namespace, url: str, *, lua: str | None = None,
+def _cpu_seconds(master: int) -> float:
+    """User + system CPU time of a gunicorn master's workers (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    for pid in children:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _wrk(args: argparse.Namespace, server: _server, path: str, lua: str | None = None,
          lua_args: list[str] | None = None, headers: dict[str, str] | None = None) -> dict:
     command = ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
     for key, value in (headers or {}).items():
@@ -165,14 +188,18 @@ def _wrk(args: argparse.Namespace, url: str, *, lua: str | None = None,
         script = Path(tempfile.mkdtemp(prefix="wrk-")) / "script.lua"
         script.write_text(lua)
         command += ["-s", str(script)]
-    command.append(url)
+    command.append(server.base + path)
     if lua_args:
         command += ["--", *lua_args]
+    cpu_before = _cpu_seconds(server.proc.pid)
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu = _cpu_seconds(server.proc.pid) - cpu_before
     if script:
         shutil.rmtree(script.parent)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "cpu_us": cpu / max(requests_done, 1) * 1e6,
             "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
             "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
             "non2xx": int(errors.group(1)) if errors else 0}
@@ -185,10 +212,13 @@ def _ms(value: str) -> float:
 
 def _report(args: argparse.Namespace, results: dict) -> None:
     print(f"\npromotion service benchmark: gunicorn {args.workers} sync workers, "
-          f"wrk -t2 -c{args.connections} -d{args.duration}s, {args.images:,} images")
-    print(f"{'endpoint':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+          f"wrk -t2 -c{args.connections} -d{args.duration}s, medians of {args.rounds} "
+          f"interleaved rounds, {args.images:,} images")
+    print(f"{'endpoint':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
+          f"{'worker CPU us/req':>19}")
     for name, r in results.items():
-        print(f"{name:<16}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['non2xx']:>9}")
+        print(f"{name:<16}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['non2xx']:>9.0f}"
+              f"{r['cpu_us']:>19.0f}")
     gate = results["gate query"]["rps"] / results["bare constant"]["rps"]
     reg = results["register image"]["rps"] / results["bare insert"]["rps"]
     print(f"\ngate / bare constant throughput: {gate:.2f} (goal >= 0.50) "
@@ -197,12 +227,24 @@ def _report(args: argparse.Namespace, results: dict) -> None:
     print(f"gate p99: {p99:.2f} ms (goal < 25 ms) {'OK' if p99 < 25 else 'MISSED'}")
     print(f"registration / bare insert throughput: {reg:.2f} (goal >= 0.25) "
           f"{'OK' if reg >= 0.25 else 'MISSED'}")
+    cpu = {name: r["cpu_us"] for name, r in results.items()}
+    print("the same ratios from the workers' CPU time per request (what throughput tends to on a "
+          "machine where nothing else runs):")
+    print(f"  gate: {cpu['bare constant'] / cpu['gate query']:.2f}, "
+          f"registration: {cpu['bare insert'] / cpu['register image']:.2f}")
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        print(f"note: load average {load:.1f} on {os.cpu_count()} CPUs during the run: other work "
+              "competed for the CPUs, so throughput and latency figures are lower than this "
+              "machine gives alone")
 
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100_000)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds; figures are the medians")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")

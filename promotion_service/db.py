@@ -39,7 +39,7 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, pool_size: int = 5) -> 
         # failing on a stale snapshot. Readers run each statement in autocommit: one round
         # trip less on the gate's path, and they never block anyone.
         if conn.get_execution_options().get("promotion_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
     return engine
 
@@ -65,7 +65,7 @@ def begin_write(session: Session) -> None:
         connection = session.connection()
         dbapi = connection.connection.dbapi_connection
         if connection.dialect.name == "sqlite" and not dbapi.in_transaction:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            dbapi.execute("BEGIN IMMEDIATE")
     if connection.dialect.name == "postgresql":
         connection.execute(_LOCK, {"key": WRITE_LOCK})
 

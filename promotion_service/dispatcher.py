@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -313,7 +314,8 @@ class Dispatcher:
         from .store.promotions import mark_failed
 
         try:
-            mark_failed(session, promotion_id, f"GitLab refused the trigger: {message}", ACTOR)
+            mark_failed(session, promotion_id,
+                        f"could not start the deploy pipeline in GitLab: {message}", ACTOR)
         except Conflict as e:
             log.warning("promotion %s not marked failed: %s", promotion_id, e)
 
@@ -325,19 +327,13 @@ class Dispatcher:
             busy = 0
             try:
                 busy = self.run_once()
-                if periodic is not None and _monotonic() >= next_periodic:
-                    next_periodic = _monotonic() + periodic_seconds
+                if periodic is not None and time.monotonic() >= next_periodic:
+                    next_periodic = time.monotonic() + periodic_seconds
                     periodic()
             except Exception:  # the database may be briefly away; never let the loop die
                 log.exception("dispatcher %s: iteration failed", self.name)
             if not busy:
                 stop.wait(self.settings.poll_seconds)
-
-
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def from_app(app: Flask, *, name: str | None = None) -> Dispatcher:

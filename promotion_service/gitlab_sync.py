@@ -7,8 +7,9 @@ merge_request_gate.py, deployment approvals in deployment_approvals.py.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,6 +48,13 @@ def seen_before(session: Session, key: str, event: str, project_id: int | None) 
     except IntegrityError:  # the same delivery, concurrently
         return True
     return False
+
+
+def prune_deliveries(session: Session, keep_days: float = 7.0) -> int:
+    """Forget delivery keys older than GitLab would ever redeliver (it retries for hours)."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    return session.execute(delete(WebhookDelivery).where(WebhookDelivery.received_at < cutoff)
+                           ).rowcount or 0
 
 
 def note_outcome(session: Session, key: str, outcome: str) -> None:
@@ -100,7 +108,8 @@ def apply_pipeline(session: Session, event: PipelineEvent, actor: Actor) -> str:
     environment = session.get(Environment, promotion.environment_id)
     if environment is None or environment.project_id != project.id:
         return f"ignored: promotion {event.promotion_id} belongs to another project"
-    if promotion.pipeline_id is None:
+    if promotion.pipeline_id is None or (promotion.pipeline_id == event.pipeline_id
+                                         and not promotion.pipeline_url):
         try:
             mark_triggered(session, promotion.id, event.pipeline_id, event.url, actor)
         except Conflict as e:

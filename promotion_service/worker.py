@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def periodic_tasks(app: Flask) -> Callable[[], None]:
     """What the dispatcher loop also does every few seconds (each in its own transaction)."""
-    from . import deployment_approvals, merge_request_gate
+    from . import deployment_approvals, gitlab_sync, merge_request_gate
     from .db import session_for
     from .store.promotions import reevaluate_waiting
 
@@ -28,6 +28,9 @@ def periodic_tasks(app: Flask) -> Callable[[], None]:
             ("promotions waiting for time", lambda s: reevaluate_waiting(s)),
             ("pending merge-request checks",
              lambda s: merge_request_gate.recheck_pending(s, app.config)),
+            ("old webhook delivery keys",
+             lambda s: gitlab_sync.prune_deliveries(
+                 s, float(app.config.get("WEBHOOK_DEDUPE_DAYS") or 7))),
             ("GitLab deployments waiting for approval",
              lambda s: deployment_approvals.sync_blocked_deployments(s, app.config)),
         ):

@@ -144,8 +144,8 @@ class Template:
 
     def rendered(self) -> str:
         """The merged model as YAML with secrets redacted, for review and the release record."""
-        return yaml.safe_dump(self.redacted(), sort_keys=False, default_flow_style=False,
-                              allow_unicode=True)
+        return yaml.safe_dump(_concise(self.redacted()), sort_keys=False,
+                              default_flow_style=False, allow_unicode=True)
 
     def redacted(self) -> dict[str, Any]:
         """The normalised model with every secret value replaced by [REDACTED]."""
@@ -171,6 +171,28 @@ class Template:
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+_DEFAULTS = {"ports": [], "volumes": [], "configs": [], "secrets": [], "depends_on": {},
+             "labels": {}, "environment": {}, "networks": {"default": {}}}
+
+
+def _concise(model: dict[str, Any]) -> dict[str, Any]:
+    """The model without what it says by default (nulls, empty lists, the default network)."""
+    def service(spec: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in spec.items():
+            if value is None or _DEFAULTS.get(key, object()) == value:
+                continue
+            if isinstance(value, list):
+                value = [{k: v for k, v in item.items() if v is not None}
+                         if isinstance(item, dict) else item for item in value]
+            out[key] = value
+        return out
+
+    out = dict(model)
+    out["services"] = {name: service(spec) for name, spec in model["services"].items()}
+    return {k: v for k, v in out.items() if v != {} or k == "services"}
 
 
 def redact(model: Any, secret_paths: frozenset[Path_], path: Path_ = ()) -> Any:

@@ -250,8 +250,9 @@ class GitLabDouble:
     ) -> None:
         """Answer the next ``times`` matching calls with ``status`` (path is a glob under /api/v4).
 
-        ``delay`` sleeps before answering (to provoke client timeouts); ``drop`` closes the
-        connection without an answer. The failed call is still recorded, with its status.
+        ``delay`` sleeps before answering (to provoke client timeouts, or to hold a call while
+        the test kills the caller); ``drop`` closes the connection without an answer. The call
+        is recorded as it arrives, with the status it will get.
         """
         if body is None:
             body = {"message": f"{status} Double failure"}
@@ -472,9 +473,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(raw_path)
         failure = self.owner._take_failure(method, path)
         if failure is not None:
+            # Recorded on arrival, so a test sees a call that is still being held (delay).
+            self.owner._record(Call(method, path, query, body, headers, failure.status))
             if failure.delay:
                 time.sleep(failure.delay)
-            self.owner._record(Call(method, path, query, body, headers, failure.status))
             if failure.drop:
                 self.close_connection = True
                 self.connection.close()

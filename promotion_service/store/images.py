@@ -25,10 +25,9 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
     Core statements, not the ORM unit of work: registration is on every pipeline's path.
     """
     conn = session.connection()
-    existing = conn.execute(_IMAGE_ID, {"r": repository, "d": digest}).scalar()
+    existing, project_id = conn.execute(_IDS, {"r": repository, "d": digest, "p": project}).one()
     if existing is not None:
         return _same_project(session, session.get(Image, existing), project), False
-    project_id = conn.execute(_PROJECT_ID, {"p": project}).scalar()
     if project_id is None:
         project_id = projects.ensure_project(session, actor, project, policies,
                                              gitlab_project_id).id
@@ -48,8 +47,8 @@ _NEW_IMAGE = {c: None for c in ("commit_sha", "commit_time", "ref", "pipeline_id
                                  "triggered_by", "revoked_at", "revoked_by", "revoked_reason")}
 _NEW_IMAGE["tags"] = []
 _INSERT_IMAGE = insert(Image.__table__)
-_IMAGE_ID = text("SELECT id FROM images WHERE repository = :r AND digest = :d")
-_PROJECT_ID = text("SELECT id FROM projects WHERE path = :p")
+_IDS = text("SELECT (SELECT id FROM images WHERE repository = :r AND digest = :d), "
+            "(SELECT id FROM projects WHERE path = :p)")
 
 
 def find(session: Session, repository: str, digest: str) -> Image | None:

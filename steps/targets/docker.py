@@ -221,7 +221,7 @@ class DockerTarget:
                 self._start_and_wait(new, names, timeout, log)
             except _Unhealthy:
                 self._remove(new)
-                self._start(old, timeout, log)
+                self._restore_old(service, old, None, timeout, log)
                 raise
             return _Switch(service, new, old, old_stopped=True)
         # Start-first next to the old containers: the new ones join the service's DNS alias only
@@ -278,15 +278,13 @@ class DockerTarget:
             else:
                 started = time.monotonic()
                 self._stop([*old, *([old_holder] if old_holder else [])], log)
-                self._start_holder(holder_id)
+                self._start_one(holder_id)
                 self._start_and_wait(new, [name], timeout, log, handover_from=started)
         except _Unhealthy:
             self._remove([*new, *([candidate] if candidate else [])])
             if not reuse:
                 self._remove([holder_id])
-                if old_holder:
-                    self._start_holder(old_holder["Id"])
-            self._start(old, timeout, log)
+            self._restore_old(service, old, None if reuse else old_holder, timeout, log)
             raise
         return _Switch(service, new, old, old_stopped=True,
                        extra=[candidate] if candidate else [],
@@ -326,11 +324,11 @@ class DockerTarget:
                 self.client) else ""
         return self._holder_image or None
 
-    def _start_holder(self, cid: str) -> None:
+    def _start_one(self, cid: str) -> None:
         try:
             self.api.start(cid)
         except self._errors.APIError as e:
-            raise _Unhealthy(f"the network holder did not start: {e.explanation or e}") from e
+            raise _Unhealthy(f"container {cid[:12]} did not start: {e.explanation or e}") from e
 
     def _holder(self, project: str, env: str, service: str) -> dict[str, Any] | None:
         for c in self.res.containers(project, env, "holder"):
@@ -371,13 +369,19 @@ class DockerTarget:
             self._remove(switch.new + switch.extra)
             if switch.new_holder:
                 self._remove([switch.new_holder])
-                if switch.old_holder:
-                    self._start_holder(switch.old_holder["Id"])
-            if switch.old_stopped:
-                try:
-                    self._start(switch.old, timeout, log)
-                except _Unhealthy as e:
-                    log.warn(f"{switch.service}: the previous containers did not recover: {e}")
+            self._restore_old(switch.service, switch.old if switch.old_stopped else [],
+                              switch.old_holder, timeout, log)
+
+    def _restore_old(self, service: str, old: list[dict[str, Any]],
+                     old_holder: dict[str, Any] | None, timeout: float, log: Log) -> None:
+        """Start the previous containers (and their network holder) again; a failure here is
+        reported, not raised, so the release's own failure stays the error."""
+        try:
+            if old_holder:
+                self._start_one(old_holder["Id"])
+            self._start(old, timeout, log)
+        except _Unhealthy as e:
+            log.warn(f"{service}: the previous containers did not recover: {e}")
 
     def _commit(self, project: str, env: str, switches: list[_Switch],
                 current: dict[str, list[dict[str, Any]]], services: dict[str, Any],
@@ -434,10 +438,12 @@ class DockerTarget:
                 info = self.api.inspect_container(cid)
                 state = info["State"]
                 health = (state.get("Health") or {}).get("Status")
-                if state["Status"] == "exited" and restarts:
-                    restarts -= 1
-                    log.info(f"  {name} exited (the port was still taken); starting it again")
-                    self._start_holder(cid)
+                if state["Status"] in ("exited", "restarting") and restarts:
+                    restarts -= 1  # it may have found the port still taken by the old process
+                    log.info(f"  {name} exited while the port was handed over; starting it again")
+                    if state["Status"] == "exited":
+                        self._start_one(cid)
+                    time.sleep(POLL)
                     continue
                 if state["Status"] in ("exited", "dead", "restarting"):
                     raise _Unhealthy(f"{name} exited with code {state.get('ExitCode')}"

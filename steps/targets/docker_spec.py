@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -134,7 +135,7 @@ def create_kwargs(project: str, environment: str, service: str, spec: Mapping[st
         "environment": [f"{k}={v}" for k, v in sorted(spec.get("environment", {}).items())],
         "labels": {**spec.get("labels", {}), **labels(project, environment, "service",
                                                       **{LABEL_SERVICE: service})},
-        "stop_timeout": round(spec.get("stop_grace_period", DEFAULT_STOP_GRACE)),
+        "stop_timeout": math.ceil(spec.get("stop_grace_period", DEFAULT_STOP_GRACE)),
         "host_config": host,
     }
     if not holder:

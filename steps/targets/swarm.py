@@ -205,7 +205,9 @@ class SwarmTarget:
         else:
             if canary and _needs_canary(current["Spec"], desired):
                 self._canary(name, desired, deadline, log)
-            log.command(["docker", "service", "update", "--image", image, desired["Name"]])
+            was = current["Spec"]["TaskTemplate"]["ContainerSpec"].get("Image")
+            log.command(["docker", "service", "update", *(["--image", image] if image != was
+                                                          else []), desired["Name"]])
         self.api.update_service(current["ID"], current["Version"]["Index"], **_spec_args(desired))
         return baseline
 

@@ -254,3 +254,11 @@ def test_retry_delay_grows_is_capped_and_jittered(attempt):
 def test_settings_name_the_variable_on_bad_numbers():
     with pytest.raises(ValueError, match="PROMOTION_DISPATCHER_LEASE_SECONDS"):
         DispatcherSettings.from_config({"DISPATCHER_LEASE_SECONDS": "soon"})
+
+
+def test_the_service_refuses_to_start_a_dispatcher_thread_without_gitlab_url(database_url):
+    from promotion_service import create_app
+    from promotion_service.config import ConfigError
+
+    with pytest.raises(ConfigError, match="PROMOTION_GITLAB_URL is not set"):
+        create_app({"DATABASE_URL": database_url, "DISPATCHER_THREAD": "1"})

@@ -310,3 +310,49 @@ def test_requesting_a_promotion_that_is_done_returns_it(api, app):
     promotion_id = walk_to_staging(api, app, 1)
     resp = api.post("/promotions", json=ref(1, "staging"), as_="rm")
     assert (resp.status_code, resp.json["id"]) == (200, promotion_id)
+
+
+def test_a_deployment_rolled_back_by_the_deploy_step_restores_the_previous_release(api, app):
+    walk_to_staging(api, app, 1)
+    register(api, 2)
+    deploy(api, 2, "test")
+    verify(api, 2, "test")
+    [promotion_id] = soak(app)
+    started = deploy(api, 2, "staging", state="started")
+    assert api.patch(f"/deployments/{started['id']}", json={"state": "succeeded"}).status_code == 200
+    resp = api.patch(f"/deployments/{started['id']}", json={"state": "rolled_back",
+                                                            "message": "unhealthy"})
+    assert resp.status_code == 200
+    assert api.patch(f"/deployments/{started['id']}", json={"state": "started"}).status_code == 409
+    promotion = api.get(f"/promotions/{promotion_id}").json
+    assert (promotion["state"], promotion["failure_message"]) == ("failed", "unhealthy")
+    live, _ = api.get("/projects/1/environments/staging/releases").json
+    assert live["rolled_back_at"] and live["image"].endswith(ref(2)["digest"])
+    image_1 = api.get("/images", query_string={"digest": ref(1)["digest"]}).json[0]["id"]
+    staging = next(e for e in api.get(f"/images/{image_1}").json["environments"]
+                   if e["environment"] == "staging")
+    assert staging["live"] is True
+
+
+def test_a_failed_verification_fails_the_promotion(api, app):
+    register(api, 1)
+    deploy(api, 1, "test")
+    verify(api, 1, "test")
+    [promotion_id] = soak(app)
+    deploy(api, 1, "staging")
+    verify(api, 1, "staging", passed=False)
+    promotion = api.get(f"/promotions/{promotion_id}").json
+    assert (promotion["state"], promotion["failure_message"]) == (
+        "failed", "verification failed in staging")
+    assert "not_verified" in [r["code"] for r in gate(api, 1, "production").json["reasons"]]
+
+
+def test_a_newer_image_deployed_first_supersedes_an_older_promotion(api, app):
+    for n in (1, 2):
+        register(api, n)
+        deploy(api, n, "test")
+        verify(api, n, "test")
+    age(app, Verification, SOAKED)
+    older = api.post("/promotions", json=ref(1, "staging"), as_="rm").json
+    deploy(api, 2, "staging")
+    assert api.get(f"/promotions/{older['id']}").json["state"] == "superseded"

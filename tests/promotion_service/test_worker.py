@@ -75,6 +75,21 @@ def test_worker_process_sends_and_stops_cleanly_on_sigterm(app, gitlab, promotio
         assert session.scalars(select(Outbox)).one().state == "sent"
 
 
+def test_old_webhook_delivery_keys_are_forgotten(app, gitlab, promotion_id):
+    from datetime import timedelta
+
+    from promotion_service.gitlab_models import WebhookDelivery
+    from promotion_service.models import utcnow
+
+    with session_for(app) as session:
+        session.add(WebhookDelivery(key="old", event="Pipeline Hook",
+                                    received_at=utcnow() - timedelta(days=8)))
+        session.add(WebhookDelivery(key="recent", event="Pipeline Hook"))
+    worker.run(app, once=True)
+    with session_for(app, write=False) as session:
+        assert [d.key for d in session.scalars(select(WebhookDelivery))] == ["recent"]
+
+
 def test_worker_without_gitlab_url_says_which_variable_to_set(app, promotion_id):
     app.config["GITLAB_URL"] = None
     with pytest.raises(ValueError, match="PROMOTION_GITLAB_URL"):

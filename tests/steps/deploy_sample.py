@@ -35,8 +35,8 @@ services:
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]
       interval: 100ms
-      timeout: 1s
-      retries: 3
+      timeout: 5s
+      retries: 10
     stop_grace_period: 2s
   db:
     image: ${DB_IMAGE}
@@ -47,6 +47,8 @@ services:
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/health"]
       interval: 100ms
+      timeout: 5s
+      retries: 10
     stop_grace_period: 2s
 volumes:
   data: {}

@@ -1,12 +1,14 @@
 """`docker-cd build` on the real engine: provenance labels, build args, target stage, cache from
 the branch's earlier image, a failing Dockerfile, and --push naming the image by digest."""
 
+import contextlib
 import datetime
 import re
 import shutil
 import uuid
 
 import pytest
+from docker import errors as docker_errors
 
 from steps.build import Settings, labels
 from steps.cli import run
@@ -44,9 +46,10 @@ def build(docker, tmp_path, capsys):
             made.extend(f"{repository}:{t}" for t in out["CD_IMAGE_TAGS"].split(","))
         return code, err, out
 
+    run_build.made = made
     yield run_build
     for ref in made:
-        if docker.images.list(name=ref):
+        with contextlib.suppress(docker_errors.ImageNotFound):
             docker.images.remove(ref, force=True)
 
 
@@ -139,6 +142,7 @@ def test_push_names_the_image_by_digest_and_cache_from_the_branch(build, docker,
                    "CD_IMAGE_DIGEST": digest, "CD_IMAGE_TAGS": f"{SHA},feature-x"}
     for tag in (SHA, "feature-x"):
         docker.images.remove(f"{repo}:{tag}", force=True)
+    build.made.append(f"{repo}@{digest}")  # the cache image the next build pulls
     # the next pipeline of the branch: no local layers, the pushed image is the cache
     code, err, _ = build("COPY unique.txt /unique.txt\n", [], {**env, "CI_COMMIT_SHA": "1" * 40},
                          unique)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from steps import cli
 from tests.steps.deploy_sample import Poller, build_sample, remove_project
+from tests.support import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -182,8 +184,6 @@ secrets:
 
 
 def test_secrets_from_ci_variables_and_container_settings(sample, docker, capsys, tmp_path):
-    from tests.support import free_port
-
     directory = tmp_path / "deploy"
     directory.mkdir()
     (directory / "compose.yml").write_text(SECRET_TEMPLATE)
@@ -194,8 +194,6 @@ def test_secrets_from_ci_variables_and_container_settings(sample, docker, capsys
     code, log = step(["deploy", "--environment", "secrets", "--json", str(out)], env, capsys)
     assert code == 0, log
     url = f"http://127.0.0.1:{port}/api_key"
-    import requests
-
     assert requests.get(url, timeout=5).text == "first-s3cret-key"
     assert "first-s3cret-key" not in log and "first-s3cret-key" not in out.read_text()
     container = docker.containers.get(f"{sample.project}-secrets-files-1")
@@ -224,3 +222,28 @@ def test_one_rollout_per_environment_at_a_time(sample, docker, capsys):
     assert code == 3
     assert "another deploy or rollback of test is running (release r-other" in log
     assert sample.get("test") == "version 2\n"  # untouched
+
+
+def test_stop_first_service_that_fails_gets_its_old_container_back(sample, docker, capsys,
+                                                                   tmp_path):
+    directory = tmp_path / "deploy"
+    directory.mkdir()
+    for name in ("compose.yml", "compose.test.yml", "message.txt"):
+        (directory / name).write_text((sample.directory / name).read_text())
+    (directory / "compose.stopfirst.yml").write_text(
+        (sample.directory / "compose.test.yml").read_text()
+        + "  db:\n    deploy: {update_config: {order: stop-first}}\n"
+        + "    healthcheck: {test: [CMD, wget, -q, -O, /dev/null, "
+          "'http://127.0.0.1/${DB_HEALTH_PATH:-health}']}\n")
+    env = {**sample.env("test", "v2"), "CD_TEMPLATE_DIR": str(directory),
+           "WEB_PORT": str(free_port())}
+    code, log = step(["deploy", "--environment", "stopfirst"], env, capsys)
+    assert code == 0, log
+    db_exec(docker, sample, "stopfirst", ["sh", "-c", "echo kept > /data/kept.txt"])
+    code, log = step(["deploy", "--environment", "stopfirst"],
+                     {**env, "DB_HEALTH_PATH": "missing", "DB_REVISION": "9"}, capsys)
+    assert code == 1
+    assert "db: 1 -> 1 container(s), stop-first" in log and "failed and was rolled back" in log
+    assert db_exec(docker, sample, "stopfirst", ["cat", "/data/kept.txt"]) == "kept"
+    [db] = docker.containers.list(filters={"name": f"{sample.project}-stopfirst-db-1"})
+    assert db.attrs["Config"]["Env"].count("DB_REVISION=1") == 1  # the old container is back

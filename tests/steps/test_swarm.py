@@ -25,11 +25,13 @@ SWARM_OVERLAY = """\
 services:
   web:
     ports: ["${WEB_PORT:?set WEB_PORT}:8080"]
+    init: true  # httpd as PID 1 ignores SIGTERM: stop at once instead of after the grace period
     deploy:
       update_config: {monitor: 500ms}
   db:
     ports: ["${DB_PORT:?set DB_PORT}:80"]
     secrets: [db_password]
+    init: true
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/${DB_HEALTH:-health}"]
     deploy:
