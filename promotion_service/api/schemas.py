@@ -95,6 +95,7 @@ class ImageDetail(ImageOut):
     """An image with its state in each environment."""
 
     project = fields.Str()
+    scan = fields.Nested(lambda: ScanOut(), allow_none=True)
     environments = fields.List(fields.Dict())
 
 

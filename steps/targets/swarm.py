@@ -13,11 +13,10 @@ The translation itself (template -> Engine API ServiceSpec) is pure: steps.targe
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,6 +24,7 @@ from steps.errors import ExternalError, Refused, UsageError
 from steps.releases import FAILED, SUCCEEDED, Release
 from steps.runtime import Log
 from steps.targets import Plan, RestorePlan
+from steps.targets.swarm_objects import SwarmObjects
 from steps.targets.swarm_spec import (
     CONFIG_HASH,
     ENVIRONMENT,
@@ -33,11 +33,9 @@ from steps.targets.swarm_spec import (
     ROLE,
     SERVICE,
     SUPPORTED,
+    check_host_ports,
     plan_stack,
-    release_object_name,
-    stack_name,
 )
-from steps.template import TemplateError
 
 KEEP_OBJECTS_OF = 10  # configs/secrets of the last N succeeded releases stay, for rollbacks
 _TASK_FAILED = {"failed", "rejected", "orphaned"}
@@ -73,6 +71,7 @@ class SwarmTarget:
         self.poll = poll
         self.clock = clock
         self._scope: dict[str, str] = {}
+        self.store = SwarmObjects(self.api)
 
     # ------------------------------------------------------------------ the Target interface
 
@@ -83,8 +82,8 @@ class SwarmTarget:
             release = plan.release
             stack = plan_stack(plan.template, plan.project, plan.environment, release.id)
             self._check_host_ports(stack, plan.template)
-            self._ensure_networks(stack.networks, log)
-            self._ensure_objects(stack, plan.template, log)
+            self.store.ensure_networks(stack.networks, log)
+            self.store.ensure_objects(stack, plan.template, log)
             spec = {"stack": stack.name, "networks": stack.networks,
                     "objects": {o.name: o.kind for o in stack.objects},
                     "services": stack.services, "waves": stack.waves}
@@ -101,9 +100,9 @@ class SwarmTarget:
             spec["services"] = {
                 name: {**svc, "Labels": {**svc["Labels"], RELEASE: release.id}}
                 for name, svc in spec["services"].items()}
-            self._ensure_networks(spec["networks"], log)
+            self.store.ensure_networks(spec["networks"], log)
             missing = [n for n, kind in spec.get("objects", {}).items()
-                       if not self._find_object(kind, n)]
+                       if not self.store.find(kind, n)]
             if missing:
                 raise Refused(f"cannot restore release {source.id}: swarm object(s) "
                               f"{', '.join(sorted(missing))} no longer exist")
@@ -113,13 +112,7 @@ class SwarmTarget:
     def records(self, project: str, environment: str) -> list[Release]:
         """Every release recorded on this swarm for (project, environment)."""
         with _engine_errors():
-            found = self.api.configs(filters={"label": [
-                f"{PROJECT}={project}", f"{ENVIRONMENT}={environment}", f"{ROLE}=release"]})
-        out = []
-        for config in found:
-            data = config["Spec"].get("Data", "")
-            out.append(Release.from_json(base64.b64decode(data).decode()))
-        return out
+            return self.store.records(project, environment)
 
     def exec(self, project: str, environment: str, service: str, command: list[str],
              timeout: float) -> tuple[int, str]:
@@ -160,7 +153,7 @@ class SwarmTarget:
             for wave in spec["waves"]:
                 started = {}
                 for name in wave:
-                    services[name] = self._resolve_refs(services[name])
+                    services[name] = self.store.resolve_refs(services[name])
                     started[name] = self._apply(name, services[name], before.get(name),
                                                 release.id, deadline, log, canary)
                     touched.append(name)
@@ -169,8 +162,8 @@ class SwarmTarget:
             log.info(f"Release {release.id} failed: {e}")
             restored = self._put_back(touched, before, self.clock() + timeout, log)
             failed = replace(release, status=FAILED, message=str(e), spec=spec,
-                             images=self._images(spec["services"], release.images))
-            self._record(failed)
+                             images=self.store.images(spec["services"], release.images))
+            self.store.record(failed)
             self._clean_objects(labels, log)
             if not restored:
                 back = "the rollback did not complete: check `docker service ps`"
@@ -179,13 +172,20 @@ class SwarmTarget:
             else:
                 back = "nothing ran before: its services were removed"
             raise Refused(f"release {release.id} failed: {e}; {back}") from None
+        except Exception as e:  # an engine or input error mid-way: put back what we can, re-raise
+            log.info(f"Release {release.id} failed: {e}")
+            with suppress(Exception):
+                self._put_back(touched, before, self.clock() + timeout, log)
+            with suppress(Exception):
+                self.store.record(replace(release, status=FAILED, spec=spec, message=str(e)))
+            raise
         for name, current in before.items():
             if name not in services:
                 log.command(["docker", "service", "rm", current["Spec"]["Name"]])
                 self.api.remove_service(current["ID"])
         done = replace(release, status=SUCCEEDED, spec=spec,
-                       images=self._images(services, release.images))
-        self._record(done)
+                       images=self.store.images(services, release.images))
+        self.store.record(done)
         self._clean_objects(labels, log)
         log.info(f"Release {release.id} is running on the swarm ({len(services)} service(s)).")
         return done
@@ -360,75 +360,22 @@ class SwarmTarget:
                              "--target docker", "target")
 
     def _check_host_ports(self, stack: Any, template: Any) -> None:
-        """start-first with host-mode ports needs a free node for the new task."""
         nodes = [n for n in self.api.nodes() if n["Status"]["State"] == "ready"
                  and n["Spec"].get("Availability") == "active"]
-        for name, spec in stack.services.items():
-            if not stack.host_ports.get(name):
-                continue
-            replicas = (spec["Mode"].get("Replicated") or {"Replicas": len(nodes)})["Replicas"]
-            if replicas > len(nodes):
-                raise TemplateError(
-                    f"{template.where(('services', name, 'deploy', 'replicas'))}: {replicas} "
-                    f"replicas cannot all run: the service publishes host-mode port(s) "
-                    f"{stack.host_ports[name]} and the swarm has {len(nodes)} node(s), one task "
-                    "per node; use fewer replicas or publish with mode: ingress")
-            for key, conf in (("update_config", "UpdateConfig"),
-                              ("rollback_config", "RollbackConfig")):
-                if spec[conf]["Order"] == "start-first" and replicas >= len(nodes):
-                    raise TemplateError(
-                        f"{template.where(('services', name, 'deploy', key, 'order'))}: "
-                        f"start-first cannot work here: the service publishes host-mode port(s) "
-                        f"{stack.host_ports[name]} and the swarm has {len(nodes)} node(s) for "
-                        f"{replicas} replica(s), so the new task finds no free port; use "
-                        "stop-first, fewer replicas or more nodes")
+        check_host_ports(stack, template, len(nodes))
 
-    def _ensure_networks(self, networks: Mapping[str, dict[str, Any]], log: Log) -> None:
-        for name, spec in networks.items():
-            found = [n for n in self.api.networks(names=[name]) if n["Name"] == name]
-            if found:
-                if found[0].get("Scope") != "swarm":
-                    raise UsageError(f"network {name} exists but is not a swarm (overlay) "
-                                     "network; remove it or name another one in the template")
-                continue
-            if spec["external"]:
-                raise UsageError(f"external network {name} does not exist; create it with "
-                                 f"`docker network create -d overlay {name}`")
-            log.command(["docker", "network", "create", "-d", "overlay", name])
-            self.api.create_network(name, driver="overlay", options=spec["options"] or None,
-                                    internal=spec["internal"], attachable=spec["attachable"],
-                                    labels=spec["labels"], scope="swarm")
-
-    def _ensure_objects(self, stack: Any, template: Any, log: Log) -> None:
-        for obj in stack.objects:
-            if self._find_object(obj.kind, obj.name):
-                continue
-            data = (template.configs if obj.kind == "config" else template.secrets)[obj.key]
-            log.command(["docker", obj.kind, "create", obj.name, "-"])
-            create = self.api.create_config if obj.kind == "config" else self.api.create_secret
-            create(obj.name, data, labels=obj.labels)
-
-    def _find_object(self, kind: str, name: str) -> dict[str, Any] | None:
-        listing = self.api.configs if kind == "config" else self.api.secrets
-        return next((o for o in listing(filters={"name": name}) if o["Spec"]["Name"] == name),
-                    None)
-
-    def _resolve_refs(self, desired: dict[str, Any]) -> dict[str, Any]:
-        """Fill the config/secret IDs swarm needs beside the names."""
-        container = dict(desired["TaskTemplate"]["ContainerSpec"])
-        for kind, key in (("config", "Configs"), ("secret", "Secrets")):
-            refs = []
-            for ref in container.get(key, []):
-                name = ref[f"{kind.title()}Name"]
-                obj = self._find_object(kind, name)
-                if obj is None:
-                    raise UsageError(f"{kind} {name} does not exist on the swarm (declared "
-                                     f"external in the template?); create it first")
-                refs.append({**ref, f"{kind.title()}ID": obj["ID"]})
-            if refs:
-                container[key] = refs
-        task = {**desired["TaskTemplate"], "ContainerSpec": container}
-        return {**desired, "TaskTemplate": task}
+    def _clean_objects(self, labels: Mapping[str, str], log: Log) -> None:
+        """Remove configs/secrets of this stack that no service and no recent release uses."""
+        keep: set[str] = set()
+        for service in self._services(labels).values():
+            container = service["Spec"]["TaskTemplate"]["ContainerSpec"]
+            keep |= {r.get("ConfigName") for r in container.get("Configs") or []}
+            keep |= {r.get("SecretName") for r in container.get("Secrets") or []}
+        recent = sorted((r for r in self.store.records(labels[PROJECT], labels[ENVIRONMENT])
+                         if r.status == SUCCEEDED), key=lambda r: (r.created, r.id))
+        for record in recent[-KEEP_OBJECTS_OF:]:
+            keep |= set((record.spec or {}).get("objects", {}))
+        self.store.clean_objects(labels, keep, log)
 
     def _services(self, labels: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         found = self.api.services(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
@@ -467,63 +414,6 @@ class SwarmTarget:
         found = self.api.services(filters={"label": [
             *(f"{k}={v}" for k, v in self._scope.items()), f"{SERVICE}={name}", f"{ROLE}=service"]})
         return found[0] if found else None
-
-    def _record(self, release: Release) -> None:
-        """Store the release on the swarm: one config object, its data the record."""
-        stack = stack_name(release.project, release.environment)
-        name = release_object_name(stack, release.id)
-        existing = self._find_object("config", name)
-        if existing:  # a retry of the same release id: keep the first outcome
-            return
-        self.api.create_config(name, release.to_json().encode(), labels={
-            PROJECT: release.project, ENVIRONMENT: release.environment, RELEASE: release.id,
-            ROLE: "release"})
-
-    def _clean_objects(self, labels: Mapping[str, str], log: Log) -> None:
-        """Remove configs/secrets of this stack that no service and no recent release uses."""
-        keep: set[str] = set()
-        for service in self._services(labels).values():
-            container = service["Spec"]["TaskTemplate"]["ContainerSpec"]
-            keep |= {r.get("ConfigName") for r in container.get("Configs") or []}
-            keep |= {r.get("SecretName") for r in container.get("Secrets") or []}
-        recent = sorted((r for r in self.records(labels[PROJECT], labels[ENVIRONMENT])
-                         if r.status == SUCCEEDED), key=lambda r: (r.created, r.id))
-        for record in recent[-KEEP_OBJECTS_OF:]:
-            keep |= set((record.spec or {}).get("objects", {}))
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        for kind, listing, remove in (("config", self.api.configs, self.api.remove_config),
-                                      ("secret", self.api.secrets, self.api.remove_secret)):
-            for obj in listing(filters=filters):
-                if obj["Spec"]["Labels"].get(ROLE) != kind or obj["Spec"]["Name"] in keep:
-                    continue
-                log.command(["docker", kind, "rm", obj["Spec"]["Name"]])
-                try:
-                    remove(obj["ID"])
-                except Exception as e:  # still in use by a task shutting down: next deploy
-                    log.debug(f"kept {obj['Spec']['Name']}: {e}")
-
-    def _images(self, services: Mapping[str, dict[str, Any]],
-                known: Mapping[str, str]) -> dict[str, str]:
-        """service -> digest reference of what its tasks run."""
-        out = dict(known)
-        for name, spec in services.items():
-            out[name] = self._digest(spec["TaskTemplate"]["ContainerSpec"]["Image"])
-        return out
-
-    def _digest(self, image: str) -> str:
-        repo, at, digest = image.partition("@")
-        if at:
-            return f"{_strip_tag(repo)}@{digest}"
-        try:
-            attrs = self.api.inspect_image(image)
-        except Exception:
-            return image
-        wanted = _strip_tag(image)
-        for ref in attrs.get("RepoDigests") or []:
-            if ref.partition("@")[0] == wanted:
-                return ref
-        return attrs["Id"]
-
 
 def _spec_args(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"task_template": spec["TaskTemplate"], "name": spec["Name"],
@@ -573,11 +463,6 @@ def _task_hash(task: Mapping[str, Any]) -> str | None:
 def _describe(task: Mapping[str, Any]) -> str:
     status = task["Status"]
     return f"task {status['State']}: {status.get('Err') or status.get('Message') or ''}".strip()
-
-
-def _strip_tag(ref: str) -> str:
-    name, _, tag = ref.rpartition(":")
-    return name if name and "/" not in tag else ref
 
 
 @contextmanager

@@ -505,3 +505,28 @@ def _str_map(value: Any) -> dict[str, str]:
     if isinstance(value, list):
         value = dict(str(v).partition("=")[::2] for v in value)
     return {str(k): "" if v is None else str(v) for k, v in (value or {}).items()}
+
+
+def check_host_ports(stack: Stack, template: Template, nodes: int) -> None:
+    """A host-mode port has one owner per node: refuse what could never be scheduled.
+
+    Too many replicas never all run; a start-first update needs a free node for its new task.
+    """
+    for name, spec in stack.services.items():
+        if not stack.host_ports.get(name):
+            continue
+        replicas = (spec["Mode"].get("Replicated") or {"Replicas": nodes})["Replicas"]
+        if replicas > nodes:
+            raise TemplateError(
+                f"{template.where(('services', name, 'deploy', 'replicas'))}: {replicas} "
+                f"replicas cannot all run: the service publishes host-mode port(s) "
+                f"{stack.host_ports[name]} and the swarm has {nodes} node(s), one task per "
+                "node; use fewer replicas or publish with mode: ingress")
+        for key, conf in (("update_config", "UpdateConfig"), ("rollback_config", "RollbackConfig")):
+            if spec[conf]["Order"] == "start-first" and replicas >= nodes:
+                raise TemplateError(
+                    f"{template.where(('services', name, 'deploy', key, 'order'))}: "
+                    f"start-first cannot work here: the service publishes host-mode port(s) "
+                    f"{stack.host_ports[name]} and the swarm has {nodes} node(s) for {replicas} "
+                    "replica(s), so the new task finds no free port; use stop-first, fewer "
+                    "replicas or more nodes")

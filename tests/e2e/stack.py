@@ -219,6 +219,21 @@ class Stack:
         detail = self.service.api("GET", f"images/{found[0]['id']}")
         return {"image": detail, **{e["environment"]: e for e in detail["environments"]}}
 
+    def verified_at(self, image: str, environment: str) -> float:
+        """When the service recorded a passed verification of the image there (epoch seconds)."""
+        assert self.service is not None
+        from datetime import UTC, datetime
+
+        image_id = self.image_state(image)["image"]["id"]
+        entries = self.service.api("GET", "audit", params={
+            "action": "verification.recorded", "subject_id": str(image_id)})
+        times = [datetime.fromisoformat(e["at"]).replace(tzinfo=UTC).timestamp()
+                 for e in entries
+                 if e["after"].get("environment") == environment and e["after"].get("passed")]
+        if not times:
+            raise AssertionError(f"{image} was never verified in {environment}")
+        return min(times)
+
     # ------------------------------------------------------------------ cleaning up
 
     def remove_app(self) -> None:

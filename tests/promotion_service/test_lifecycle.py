@@ -319,7 +319,8 @@ def test_a_deployment_rolled_back_by_the_deploy_step_restores_the_previous_relea
     verify(api, 2, "test")
     [promotion_id] = soak(app)
     started = deploy(api, 2, "staging", state="started")
-    assert api.patch(f"/deployments/{started['id']}", json={"state": "succeeded"}).status_code == 200
+    done = api.patch(f"/deployments/{started['id']}", json={"state": "succeeded"})
+    assert done.status_code == 200
     resp = api.patch(f"/deployments/{started['id']}", json={"state": "rolled_back",
                                                             "message": "unhealthy"})
     assert resp.status_code == 200
@@ -332,6 +333,7 @@ def test_a_deployment_rolled_back_by_the_deploy_step_restores_the_previous_relea
     staging = next(e for e in api.get(f"/images/{image_1}").json["environments"]
                    if e["environment"] == "staging")
     assert staging["live"] is True
+    assert api.get(f"/images/{image_1}").json["scan"]["counts"] == {"critical": 0, "high": 0}
 
 
 def test_a_failed_verification_fails_the_promotion(api, app):

@@ -169,6 +169,17 @@ def test_a_failing_update_of_a_service_with_data_is_rolled_back_by_swarm(capsys,
     assert app.get("test") == "version 2\n"
 
 
+def test_a_failure_in_a_later_service_puts_back_the_ones_updated_before_it(capsys, swarm, app):
+    # db (first in depends_on order) updates fine, then web's new image fails: db goes back too
+    code, log = run(capsys, app, "deploy", "test", image="bad", DB_REVISION="4")
+    assert code == 1, log
+    assert "docker service rollback" in log
+    spec = swarm.api.inspect_service(f"{app.project}-test_db")["Spec"]
+    assert "DB_REVISION=2" in spec["TaskTemplate"]["ContainerSpec"]["Env"]
+    assert db_get(app, "/marker") == "kept\n"
+    assert app.get("test") == "version 2\n"
+
+
 def test_a_manual_rollback_restores_the_release_before(capsys, swarm, app, tmp_path):
     db_before = db_task(swarm, app)
     code, log = run(capsys, app, "rollback", "test")
@@ -208,7 +219,7 @@ def test_an_unsupported_key_is_an_error_naming_it(capsys, swarm, app, tmp_path):
      "services.web.deploy.update_config.order: start-first cannot work here"),
     ("{monitor: 500ms}\n      replicas: 2",
      "services.web.deploy.replicas: 2 replicas cannot all run"),
-])
+], ids=["start-first", "replicas"])
 def test_what_host_mode_ports_on_one_node_cannot_do_is_an_error(capsys, app, deploy, error):
     (app.directory / "compose.staging.yml").write_text(
         SWARM_OVERLAY.replace("{monitor: 500ms}", deploy, 1))

@@ -8,6 +8,7 @@ from steps import template
 from steps.targets.swarm_spec import (
     CONFIG_HASH,
     SUPPORTED,
+    check_host_ports,
     object_name,
     plan_stack,
     release_object_name,
@@ -162,3 +163,24 @@ def test_object_names_keep_their_hash_and_release_id_within_swarm_limits():
     release = release_object_name(stack, "20261126T171530123Z-3f2a")
     assert len(config) <= 64 and config.endswith("_abababababab")
     assert len(release) <= 64 and release.endswith("_release_20261126T171530123Z-3f2a")
+
+
+@pytest.mark.parametrize(("deploy", "nodes", "error"), [
+    ("replicas: 2", 1, "services.web.deploy.replicas: 2 replicas cannot all run"),
+    ("update_config: {order: start-first}", 1,
+     "services.web.deploy.update_config.order: start-first cannot work here"),
+    ("rollback_config: {order: start-first}", 1,
+     "services.web.deploy.rollback_config.order: start-first cannot work here"),
+    ("update_config: {order: start-first}", 2, None),
+    ("replicas: 2", 2, None),
+])
+def test_host_mode_ports_limit_replicas_and_start_first_by_nodes(deploy, nodes, error):
+    text = ("services:\n  web:\n    image: web@sha256:aaaa\n    ports: ['8080:80']\n"
+            f"    deploy:\n      {deploy}\n")
+    tpl, s = stack(text)
+    if error is None:
+        check_host_ports(s, tpl, nodes)
+        return
+    with pytest.raises(template.TemplateError) as e:
+        check_host_ports(s, tpl, nodes)
+    assert error in e.value.message and "compose.yml:6:" in e.value.message
