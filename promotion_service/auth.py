@@ -61,8 +61,12 @@ def current_actor() -> Actor:
     return actor
 
 
-def require_roles(*roles: str) -> Callable[[F], F]:
-    """Let a write through only for these roles, then open a write transaction."""
+def require_roles(*roles: str, lock_late: bool = False) -> Callable[[F], F]:
+    """Let a write through only for these roles, then open a write transaction.
+
+    With lock_late the view opens it itself (db.begin_write) just before writing, so the
+    write lock is held for the writes only (image registration: on every pipeline's path).
+    """
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -72,7 +76,8 @@ def require_roles(*roles: str) -> Callable[[F], F]:
                 raise Forbidden(
                     f"role {actor.role!r} may not do this; it needs one of: {', '.join(roles)}"
                 )
-            db.begin_write(db.get_session())
+            if not lock_late:
+                db.begin_write(db.get_session())
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

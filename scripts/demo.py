@@ -44,12 +44,11 @@ def _say(text: str) -> None:
 def demo(workdir: Path, quiet: bool) -> int:
     """Run the pipelines; print the environments' URLs; 0 on success."""
     echo = not quiet
-    cleanup = Stack(workdir, PROJECT, {})
-    cleanup.remove_app()  # a previous demo's containers hold the ports
     ports = {env: _port(port) for env, port in PORTS.items()}
     started = time.monotonic()
     _say("starting a registry, the GitLab API double and the promotion service")
     stack = Stack.start(workdir, project=PROJECT, ports=ports)
+    (workdir / "image-repository").write_text(stack.image_repository)  # for --clean
     try:
         stack.push()
         _say(f"pipeline of the default branch ({stack.repo.path}): build, scan, register, "
@@ -79,6 +78,19 @@ def demo(workdir: Path, quiet: bool) -> int:
     return 0
 
 
+def clean(workdir: Path) -> None:
+    """Remove the demo's containers, networks, volumes and images, and its work directory."""
+    from tests.support import docker_client
+
+    marker = workdir / "image-repository"
+    repository = marker.read_text().strip() if marker.exists() else None
+    Stack(workdir, PROJECT, {}).stop()  # containers, networks, volumes; the work directory
+    if repository:
+        client = docker_client()
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,13 +102,10 @@ def main() -> int:
                         help="remove the demo's containers and images, then exit")
     args = parser.parse_args()
     if args.clean:
-        Stack(args.workdir, PROJECT, {}).stop()
+        clean(args.workdir)
         print("demo removed")
         return 0
-    if args.workdir.exists():
-        import shutil
-
-        shutil.rmtree(args.workdir)
+    clean(args.workdir)  # a previous demo's app holds the ports
     return demo(args.workdir, args.quiet)
 
 

@@ -27,9 +27,11 @@ def ask(query: dict[str, Any]) -> Any:
     if "project" in query and row.project_path != query["project"]:
         raise Invalid.field("project", f"the image belongs to project {row.project_path}",
                             "query")
-    if "pipeline_id" in query:
+    claiming = "pipeline_id" in query
+    if claiming:
         db.begin_write(session)
     decision = gate.for_deploy(session, row, query.get("promotion_id"), query.get("pipeline_id"))
-    session.commit()
+    if claiming:
+        session.commit()
     return {"allowed": decision.allowed, "reasons": [r.to_dict() for r in decision.reasons],
             "image": row.image_ref, "environment": row.environment}

@@ -18,7 +18,7 @@ blp = Blueprint("images", __name__, description="Images, named by repository and
 
 
 @blp.route("", methods=["POST"])
-@require_roles(*REPORTERS)
+@require_roles(*REPORTERS, lock_late=True)
 @blp.arguments(ImageIn())
 @blp.response(201, ImageOut)
 @blp.alt_response(200, schema=ImageOut, description="already registered (idempotent)")

@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..db import begin_write
 from ..domain.actor import Actor
 from ..errors import Conflict, NotFound
 from ..models import Environment, Image, Project, utcnow
@@ -22,12 +24,14 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
              **fields: Any) -> tuple[Image, bool]:
     """The image (created=True) or the one already registered with this digest.
 
-    Core statements, not the ORM unit of work: registration is on every pipeline's path.
+    Registration is on every pipeline's path: Core statements rather than the ORM's unit of
+    work, reads before the write lock, and the lock held only for the two INSERTs.
     """
     conn = session.connection()
     existing, project_id = conn.execute(_IDS, {"r": repository, "d": digest, "p": project}).one()
     if existing is not None:
         return _same_project(session, session.get(Image, existing), project), False
+    begin_write(session)
     if project_id is None:
         project_id = projects.ensure_project(session, actor, project, policies,
                                              gitlab_project_id).id
@@ -35,8 +39,12 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
         projects.check_scope(actor, project)
     values = dict(_NEW_IMAGE, project_id=project_id, repository=repository, digest=digest,
                   registered_by=actor.name, created_at=utcnow(), **fields)
-    # writers are serialised (db.begin_write), so the unique index only backs this up
-    image_id = conn.execute(_INSERT_IMAGE, values).inserted_primary_key[0]
+    values["commit_time"] = parse_time(values["commit_time"])
+    try:
+        image_id = conn.execute(_INSERT_IMAGE, values).inserted_primary_key[0]
+    except IntegrityError:  # registered by another request since the read above
+        session.rollback()
+        return _same_project(session, find(session, repository, digest), project), False
     image = Image(id=image_id, **values)
     audit.append(session, actor, "image.registered", "image", image_id,
                  after={k: values.get(k) for k in AUDITED} | {"project": project})

@@ -117,8 +117,8 @@ class DockerTarget:
     def exec(self, project: str, environment: str, service: str, command: list[str],
              timeout: float) -> tuple[int, str]:
         """Run a verify command inside a running container of the service."""
-        running = [c for c in self._by_service(project, environment).get(service, [])
-                   if c["State"] == "running"]
+        services = _by_service(self.res.containers(project, environment, "service"))
+        running = [c for c in services.get(service, []) if c["State"] == "running"]
         if not running:
             raise Refused(f"no running container of service {service!r} to run the check in")
         try:
@@ -144,18 +144,22 @@ class DockerTarget:
         model = spec["model"]
         services = model["services"]
         helper_image = next(iter(spec["image_ids"].values()))
-        self._tidy(project, env, log)
+        snapshot = self._snapshot(project, env)
+        if self._tidy(project, env, log, snapshot):
+            snapshot = self._snapshot(project, env)
         networks = self.res.networks(project, env, model, log)
         volumes = self.res.volumes(project, env, model, log)
         files = self.res.files(project, env, model, spec["file_hashes"], contents, helper_image,
                                log)
-        current = self._by_service(project, env)
+        current = _by_service(snapshot.get("service", []))
+        holders = {c["Labels"].get(LABEL_SERVICE): c for c in snapshot.get("holder", [])}
         switches: list[_Switch] = []
         try:
             for service in dependency_order(services):
                 self._wait_dependencies(service, services, current, switches, timeout, log)
                 switch = self._roll_service(release, service, networks, volumes, files,
-                                            current.get(service, []), timeout, log)
+                                            current.get(service, []), holders.get(service),
+                                            timeout, log)
                 if switch:
                     switches.append(switch)
             self._monitor(release, switches, log)
@@ -168,14 +172,15 @@ class DockerTarget:
             back = f"; {release.previous} serves again" if release.previous else ""
             raise Refused(f"release {release.id} failed and was rolled back{back}: {e}") from None
         with log.section("Removing the previous containers"):
-            self._commit(project, env, switches, current, services, log)
+            self._commit(project, env, switches, current, holders, services, log)
         done = replace(release, status=SUCCEEDED)
         self.res.record(done, helper_image)
         return done
 
     def _roll_service(self, release: Release, service: str, networks: dict[str, str],
                       volumes: dict[str, str], files: dict[tuple[str, str, str], str],
-                      old: list[dict[str, Any]], timeout: float, log: Log) -> _Switch | None:
+                      old: list[dict[str, Any]], old_holder: dict[str, Any] | None,
+                      timeout: float, log: Log) -> _Switch | None:
         project, env = release.project, release.environment
         spec = release.spec["model"]["services"][service]  # type: ignore[index]
         image_id = release.spec["image_ids"][service]  # type: ignore[index]
@@ -197,7 +202,6 @@ class DockerTarget:
             final = ds.create_kwargs(project, env, service, spec, image_id, mounts, first,
                                      aliases, with_ports=True)
             digest = ds.config_hash(final, extra)
-        old_holder = self._holder(project, env, service)
         if (old and len(old) == replicas and all(
                 c["Labels"].get(LABEL_CONFIG_HASH) == digest and c["State"] == "running"
                 for c in old)):
@@ -330,13 +334,6 @@ class DockerTarget:
         except self._errors.APIError as e:
             raise _Unhealthy(f"container {cid[:12]} did not start: {e.explanation or e}") from e
 
-    def _holder(self, project: str, env: str, service: str) -> dict[str, Any] | None:
-        for c in self.res.containers(project, env, "holder"):
-            if (c["Labels"].get(LABEL_SERVICE) == service
-                    and c["Names"][0].lstrip("/") == ds.holder_name(project, env, service)):
-                return c
-        return None
-
     def _wait_dependencies(self, service: str, services: dict[str, Any],
                            current: dict[str, list[dict[str, Any]]], switches: list[_Switch],
                            timeout: float, log: Log) -> None:
@@ -384,8 +381,8 @@ class DockerTarget:
             log.warn(f"{service}: the previous containers did not recover: {e}")
 
     def _commit(self, project: str, env: str, switches: list[_Switch],
-                current: dict[str, list[dict[str, Any]]], services: dict[str, Any],
-                log: Log) -> None:
+                current: dict[str, list[dict[str, Any]]], holders: dict[str, dict[str, Any]],
+                services: dict[str, Any], log: Log) -> None:
         gone = [c for s, cs in current.items() if s not in services for c in cs]
         for switch in switches:
             if not switch.old_stopped:
@@ -401,8 +398,7 @@ class DockerTarget:
                      + ", ".join(sorted({c["Labels"][LABEL_SERVICE] for c in gone})))
             self._stop(gone, log)
             self._remove([c["Id"] for c in gone])
-        self._remove([c["Id"] for c in self.res.containers(project, env, "holder")
-                      if c["Labels"].get(LABEL_SERVICE) not in services])
+        self._remove([c["Id"] for name, c in holders.items() if name not in services])
 
     # ------------------------------------------------------------ containers
 
@@ -489,25 +485,33 @@ class DockerTarget:
             except self._errors.APIError as e:
                 raise ExternalError(f"cannot remove container {cid[:12]}: {e}") from e
 
-    def _by_service(self, project: str, env: str) -> dict[str, list[dict[str, Any]]]:
+    def _snapshot(self, project: str, env: str) -> dict[str, list[dict[str, Any]]]:
+        """The environment's containers by role, in one call to the engine."""
         out: dict[str, list[dict[str, Any]]] = {}
-        for c in sorted(self.res.containers(project, env, "service"), key=lambda c: c["Names"][0]):
-            out.setdefault(c["Labels"][LABEL_SERVICE], []).append(c)
+        for c in self.res.containers(project, env, None):
+            out.setdefault(c["Labels"].get(LABEL_ROLE, ""), []).append(c)
         return out
 
-    def _tidy(self, project: str, env: str, log: Log) -> None:
+    def _tidy(self, project: str, env: str, log: Log,
+              snapshot: dict[str, list[dict[str, Any]]]) -> bool:
         """Finish what an interrupted rollout left: candidates go, pending containers are renamed
-        when their service has no container under its proper name, else removed."""
-        self._remove([c["Id"] for c in self.res.containers(project, env, "candidate")])
-        for c in self.res.containers(project, env, "holder"):
+        when their service has no container under its proper name, else removed. Returns
+        whether anything changed."""
+        changed = bool(snapshot.get("candidate"))
+        self._remove([c["Id"] for c in snapshot.get("candidate", [])])
+        holders = snapshot.get("holder", [])
+        names = {c["Names"][0].lstrip("/") for c in holders}
+        for c in holders:
             service = c["Labels"].get(LABEL_SERVICE, "")
             proper = ds.holder_name(project, env, service)
             if c["Names"][0].lstrip("/") != proper:
-                if c["State"] == "running" and self._holder(project, env, service) is None:
+                changed = True
+                if c["State"] == "running" and proper not in names:
                     self.api.rename(c["Id"], proper)
+                    names.add(proper)
                 else:
                     self._remove([c["Id"]])
-        for service, containers in self._by_service(project, env).items():
+        for service, containers in _by_service(snapshot.get("service", [])).items():
             proper = {ds.container_name(project, env, service, i + 1)
                       for i in range(len(containers))}
             names = {c["Names"][0].lstrip("/") for c in containers}
@@ -515,6 +519,7 @@ class DockerTarget:
                 name = c["Names"][0].lstrip("/")
                 if name in proper:
                     continue
+                changed = True
                 free = sorted(proper - names)
                 if free and c["State"] == "running":
                     log.warn(f"adopting {name} left by an interrupted deploy as {free[0]}")
@@ -523,6 +528,7 @@ class DockerTarget:
                 else:
                     log.warn(f"removing {name} left by an interrupted deploy")
                     self._remove([c["Id"]])
+        return changed
 
     # ------------------------------------------------------------ checks
 
@@ -538,3 +544,11 @@ class DockerTarget:
             if replicas < 1:
                 raise TemplateError(f"{template.where(('services', name, 'deploy', 'replicas'))}"
                                     ": the docker target runs at least one container")
+
+
+def _by_service(containers: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Service containers grouped by service, in name order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for c in sorted(containers, key=lambda c: c["Names"][0]):
+        out.setdefault(c["Labels"][LABEL_SERVICE], []).append(c)
+    return out

@@ -44,9 +44,10 @@ class EngineResources:
         self.api = client.api
         self._errors = docker.errors
 
-    def containers(self, project: str, env: str, role: str) -> list[dict[str, Any]]:
-        filters = {"label": [f"{LABEL_PROJECT}={project}", f"{LABEL_ENVIRONMENT}={env}",
-                             f"{LABEL_ROLE}={role}"]}
+    def containers(self, project: str, env: str, role: str | None) -> list[dict[str, Any]]:
+        """The environment's containers with this role (every role when None)."""
+        labels = [f"{LABEL_PROJECT}={project}", f"{LABEL_ENVIRONMENT}={env}"]
+        filters = {"label": [*labels, *([f"{LABEL_ROLE}={role}"] if role else [])]}
         try:
             return self.api.containers(all=True, filters=filters)
         except self._errors.APIError as e:

@@ -33,9 +33,11 @@ from steps.targets.swarm_spec import (
     ROLE,
     SERVICE,
     SUPPORTED,
+    Stack,
     check_host_ports,
     plan_stack,
 )
+from steps.template import Template
 
 KEEP_OBJECTS_OF = 10  # configs/secrets of the last N succeeded releases stay, for rollbacks
 _TASK_FAILED = {"failed", "rejected", "orphaned"}
@@ -350,7 +352,7 @@ class SwarmTarget:
                 ok = False
         return ok
 
-    # ------------------------------------------------------------------ swarm objects
+    # ------------------------------------------------------------------ checks and lookups
 
     def _check_manager(self) -> None:
         swarm = self.client.info().get("Swarm") or {}
@@ -359,7 +361,7 @@ class SwarmTarget:
                              "DOCKER_HOST at a manager node, run `docker swarm init`, or use "
                              "--target docker", "target")
 
-    def _check_host_ports(self, stack: Any, template: Any) -> None:
+    def _check_host_ports(self, stack: Stack, template: Template) -> None:
         nodes = [n for n in self.api.nodes() if n["Status"]["State"] == "ready"
                  and n["Spec"].get("Availability") == "active"]
         check_host_ports(stack, template, len(nodes))
@@ -414,6 +416,7 @@ class SwarmTarget:
         found = self.api.services(filters={"label": [
             *(f"{k}={v}" for k, v in self._scope.items()), f"{SERVICE}={name}", f"{ROLE}=service"]})
         return found[0] if found else None
+
 
 def _spec_args(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"task_template": spec["TaskTemplate"], "name": spec["Name"],

@@ -232,6 +232,9 @@ class _Planner:
         out = []
         for kind, contents in (("config", self.t.configs), ("secret", self.t.secrets)):
             for key, data in sorted(contents.items()):
+                if (self.model.get(kind + "s") or {}).get(key, {}).get("name"):
+                    raise self.fail((kind + "s", key, "name"), f"the swarm target names {kind}s "
+                                    "by content hash; name: is for external: true objects only")
                 digest = "sha256:" + hashlib.sha256(data).hexdigest()
                 out.append(SwarmObject(kind, key, object_name(self.stack_name, key, digest),
                                        digest, {**self.labels, ROLE: kind}))

@@ -45,8 +45,7 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
     assert state["test"]["deployment"]["state"] == "succeeded"
     assert state["test"]["verification"]["passed"] is True
     assert stack.answer("test").startswith(f"Hello from test (version {version})")
-    [web] = stack.containers("test")
-    assert image in web.image.attrs["RepoDigests"]  # the digest that was built and scanned
+    assert _running(stack, "test") == image  # the digest that was built and scanned
 
     # the service promotes to staging by policy: one pipeline, with exactly these variables
     staging = stack.wait_for_pipeline("staging", after=pipelines_before)
@@ -55,6 +54,8 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
     assert (staging.project_id, staging.ref) == (42, "main")
     stack.run_triggered(staging)
     assert stack.answer("staging").startswith(f"Bonjour from staging (version {version})")
+    assert _running(stack, "staging") == image  # the very digest test verified, not a rebuild
+    assert stack.registry_digest(sha) == digest  # and the registry's tags did not move
     state = stack.image_state(image)
     assert state["staging"]["live"] is True
     assert state["staging"]["promotion"]["state"] == "verified"
@@ -72,7 +73,16 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
         ["deploy-production"] == "manual"
     stack.run_triggered(production, manual=("deploy-production",))
     assert stack.answer("production").startswith(f"Welcome from production (version {version})")
+    assert _running(stack, "production") == image
     assert stack.image_state(image)["production"]["live"] is True
+    return image
+
+
+def _running(stack: Stack, environment: str) -> str:
+    """The image (repository@digest) of the one container serving an environment."""
+    [container] = stack.containers(environment)
+    [image] = [d for d in container.image.attrs["RepoDigests"]
+               if d.startswith(stack.image_repository + "@")]
     return image
 
 
@@ -80,17 +90,22 @@ def test_two_releases_reach_production_and_production_rolls_back(stack):
     first = _release(stack, "1", pipelines_before=0)
     second = _release(stack, "2", pipelines_before=2)
     assert first != second
-    assert len(stack.containers("production")) == 1
 
     # one click: production goes back to the last verified release, the first image
     last = stack.gitlab.pipelines[-1]
     stack.run_triggered(last, jobs=("rollback-production",))
     assert stack.answer("production").startswith("Welcome from production (version 1)")
+    assert _running(stack, "production") == first
     assert stack.image_state(first)["production"]["live"] is True
     assert stack.image_state(second)["production"]["live"] is False
     # the other environments were left alone
     assert stack.answer("staging").startswith("Bonjour from staging (version 2)")
     assert stack.answer("test").startswith("Hello from test (version 2)")
+
+    # no job log shows the service token
+    logs = list((stack.repo.path / ".gitlab-ci-local" / "output").glob("*.log"))
+    assert len(logs) >= 8
+    assert not [log.name for log in logs if stack.service.tokens["ci"] in log.read_text()]
 
 
 def test_a_git_tag_gets_semver_tags_and_deploys_nothing(stack):

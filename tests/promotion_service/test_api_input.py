@@ -146,3 +146,12 @@ def test_a_revoked_token_stops_working_once_the_token_cache_expires(api, app):
         tokens.revoke(session, Actor.system("tests"), "alice")
     time.sleep(0.6)
     assert_error_shape(api.get("/images", as_="alice"), 401)
+
+
+def test_commit_time_with_an_offset_is_stored_as_utc(api):
+    resp = api.post("/images", json=ref(1) | {"project": PROJECT,
+                                              "commit_time": "2026-11-26T12:00:00+02:00"})
+    assert resp.json["commit_time"] == "2026-11-26T10:00:00"
+    naive = api.post("/images", json=ref(2) | {"project": PROJECT,
+                                               "commit_time": "2026-11-26T12:00:00"})
+    assert naive.status_code == 422 and "commit_time" in naive.json["errors"]["json"]

@@ -99,3 +99,19 @@ def _wait_until_up(base, server):
         except requests.RequestException:
             time.sleep(0.1)
     raise AssertionError("server did not come up within 30 s")
+
+
+def test_threads_registering_the_same_digest_make_one_image(app, tokens):
+    barrier = Barrier(20)
+
+    def register(_):
+        client = app.test_client()
+        barrier.wait()
+        resp = client.post("/api/v1/images", json=ref(7) | {"project": "group/app"},
+                           headers={"Authorization": f"Bearer {tokens['ci-bot']}"})
+        return resp.status_code, resp.json["id"]
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(register, range(20)))
+    assert sorted(s for s, _ in results) == [200] * 19 + [201]
+    assert len({image_id for _, image_id in results}) == 1

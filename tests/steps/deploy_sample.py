@@ -173,7 +173,7 @@ class Poller:
         failing = False
         while not self._stop.is_set():
             try:
-                response = session.get(self.url, timeout=1)
+                response = session.get(self.url, timeout=5)  # slow is not down
                 good = response.status_code == 200
                 body = response.text.strip()
             except requests.RequestException:

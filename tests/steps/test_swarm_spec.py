@@ -133,6 +133,12 @@ def test_what_swarm_cannot_do_is_an_error_naming_the_key_and_line(change, names)
     assert names in e.value.message and "compose.yml:" in e.value.message
 
 
+def test_a_named_config_is_refused_as_configs_are_named_by_hash():
+    with pytest.raises(template.TemplateError, match=r"configs\.site\.name: .*content hash"):
+        stack(BASE.replace('site: {content: "hello ${WHO}"}',
+                           'site: {content: "hello", name: my-site}'))
+
+
 def test_a_non_overlay_network_is_refused():
     text = BASE + "networks: {front: {driver: bridge}}\n"
     with pytest.raises(template.TemplateError, match=r"networks\.front\.driver.*overlay"):
