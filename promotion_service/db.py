@@ -14,12 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 _WRITE = {"promotion_write": True}
 
 
-def make_engine(url: str, *, busy_timeout: float = 30.0, pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = 30.0, pool_size: int = 5,
+                pre_ping: bool = False) -> Engine:
     """An engine tuned per backend: SQLite in WAL mode with IMMEDIATE write transactions."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        # no ping per checkout by default (one round trip less per request); connections are
+        # recycled after 5 minutes instead
         return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2,
-                             pool_pre_ping=True)
+                             pool_pre_ping=pre_ping, pool_recycle=300)
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": busy_timeout}
     )
@@ -67,7 +70,15 @@ def begin_write(session: Session) -> None:
         if connection.dialect.name == "sqlite" and not dbapi.in_transaction:
             dbapi.execute("BEGIN IMMEDIATE")
     if connection.dialect.name == "postgresql":
-        connection.execute(_LOCK, {"key": WRITE_LOCK})
+        take_write_lock(session)
+
+
+def take_write_lock(session: Session) -> None:
+    """PostgreSQL: the advisory lock that orders writers, once per transaction."""
+    transaction = session.get_transaction()
+    if session.info.get("write_locked") is not transaction:
+        session.connection().execute(_LOCK, {"key": WRITE_LOCK})
+        session.info["write_locked"] = transaction
 
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
@@ -77,7 +88,8 @@ def init_app(app: Flask) -> None:
     """Create the engine for the app and close the request's session at teardown."""
     engine = make_engine(app.config["DATABASE_URL"],
                          busy_timeout=app.config.get("SQLITE_BUSY_TIMEOUT", 30.0),
-                         pool_size=app.config.get("DB_POOL_SIZE", 5))
+                         pool_size=app.config.get("DB_POOL_SIZE", 5),
+                         pre_ping=str(app.config.get("DB_PRE_PING") or "0") in ("1", "true"))
     app.extensions["promotion_db"] = sessionmaker(bind=engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 

@@ -26,7 +26,16 @@ from steps.push import (
     registry_credentials,
 )
 from steps.reference import parse_reference
-from steps.runtime import CI_CONTEXT, REGISTRY_AUTH, Log, Option, Result, Step
+from steps.runtime import (
+    CI_CONTEXT,
+    REGISTRY_AUTH,
+    CIContextSettings,
+    Log,
+    Option,
+    RegistryAuthSettings,
+    Result,
+    Step,
+)
 
 OCI = "org.opencontainers.image."
 PIPELINE_LABEL = "dev.docker-cd.pipeline."
@@ -59,7 +68,7 @@ OPTIONS = (
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(CIContextSettings, RegistryAuthSettings):
     context: str = "."
     file: str | None = None
     build_arg: Mapping[str, str] | None = None
@@ -73,17 +82,6 @@ class Settings:
     tag: tuple[str, ...] = ()
     docker_host: str | None = None
     retries: int = 3
-    registry: str | None = None
-    registry_user: str | None = None
-    registry_password: str | None = None
-    docker_auth_config: str | None = None
-    docker_config: str | None = None
-    commit_sha: str | None = None
-    ref_slug: str | None = None
-    git_tag: str | None = None
-    pipeline_id: str | None = None
-    pipeline_url: str | None = None
-    project_url: str | None = None
     project_path: str | None = None
 
 

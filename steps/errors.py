@@ -3,7 +3,7 @@
     StepError              base; never raised directly
     ├── Refused      (1)   the step ran and the answer is no (policy, gate, unhealthy release)
     ├── UsageError   (2)   wrong usage or input; names the option or variable and the fix
-    └── ExternalError(3)   an outside system failed after retries (registry, engine, GitLab, service)
+    └── ExternalError(3)   an outside system failed after retries (registry, engine, GitLab, ...)
 
 Templates may `retry: exit_codes: [3]`: only ExternalError is worth retrying.
 """

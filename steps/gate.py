@@ -21,7 +21,16 @@ from typing import Any
 
 from steps.errors import Refused, UsageError
 from steps.reporting import split_image
-from steps.runtime import CI_CONTEXT, SERVICE, Log, Option, Result, Step
+from steps.runtime import (
+    CI_CONTEXT,
+    SERVICE,
+    CIContextSettings,
+    Log,
+    Option,
+    Result,
+    ServiceSettings,
+    Step,
+)
 
 OPTIONS = (
     Option("image", "The image, by digest (repository@sha256:...); needed with --environment.",
@@ -42,7 +51,7 @@ NOT_READY = frozenset({"image_missing", "scan_missing"})
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(CIContextSettings, ServiceSettings):
     """The gate step's inputs (see OPTIONS)."""
 
     image: str | None = None
@@ -50,14 +59,6 @@ class Settings:
     project: str | None = None
     promotion_id: int | None = None
     wait: float = 0.0
-    commit_sha: str | None = None
-    ref_slug: str | None = None
-    git_tag: str | None = None
-    pipeline_id: str | None = None
-    pipeline_url: str | None = None
-    project_url: str | None = None
-    project_path: str | None = None
-    service_url: str | None = None
     service_token: str | None = None
 
 

@@ -15,7 +15,16 @@ from steps.credentials import Credentials, store_from_settings
 from steps.errors import ExternalError, UsageError
 from steps.reference import TAG, parse_reference
 from steps.registry import REGISTRY_OPTIONS
-from steps.runtime import CI_CONTEXT, REGISTRY_AUTH, Log, Option, Result, Step
+from steps.runtime import (
+    CI_CONTEXT,
+    REGISTRY_AUTH,
+    CIContextSettings,
+    Log,
+    Option,
+    RegistryAuthSettings,
+    Result,
+    Step,
+)
 
 IMAGE_OPTIONS = (
     Option("image-repository", "Repository the image is named in (registry/path).",
@@ -36,17 +45,11 @@ _TRANSIENT = ("connection refused", "connection reset", "no such host", "i/o tim
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(CIContextSettings, RegistryAuthSettings):
     image_repository: str | None = None
     tag: tuple[str, ...] = ()
     docker_host: str | None = None
     retries: int = 3
-    commit_sha: str | None = None
-    ref_slug: str | None = None
-    registry: str | None = None
-    registry_user: str | None = None
-    registry_password: str | None = None
-    docker_auth_config: str | None = None
     docker_config: str | None = None
 
 

@@ -127,6 +127,35 @@ COMMON = (
 )
 
 
+
+# Settings fields behind those groups, for a step's Settings to inherit. A step may declare only
+# some of a group's options: the others keep their defaults.
+@dataclass(frozen=True)
+class CIContextSettings:
+    commit_sha: str | None = None
+    ref_slug: str | None = None
+    git_tag: str | None = None
+    pipeline_id: str | None = None
+    pipeline_url: str | None = None
+    project_url: str | None = None
+    project_path: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistryAuthSettings:
+    registry: str | None = None
+    registry_user: str | None = None
+    registry_password: str | None = None
+    docker_auth_config: str | None = None
+    docker_config: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    service_url: str | None = None
+    service_token: str | None = None
+
+
 def parse_value(option: Option, raw: Any, source: str) -> Any:
     """Turn a raw string (or list from repeated options) into the option's kind."""
     kind = option.kind
@@ -204,7 +233,7 @@ class Masker:
         self._pattern: re.Pattern[str] | None = None
 
     def add(self, *secrets: str | None) -> None:
-        """Mask these values (and their base64 and URL-encoded forms, as auth headers carry them)."""
+        """Mask these values, and their base64 and URL-encoded forms (auth headers carry those)."""
         import base64
         from urllib.parse import quote
 

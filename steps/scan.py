@@ -22,7 +22,17 @@ from steps.errors import ExternalError, Refused, StepError, UsageError
 from steps.findings import ReportFormatError, ScanResult, load_report, parse_trivy
 from steps.reference import parse_reference
 from steps.reporting import split_image
-from steps.runtime import REGISTRY_AUTH, SERVICE, Log, Option, Result, Step, write_outputs
+from steps.runtime import (
+    REGISTRY_AUTH,
+    SERVICE,
+    Log,
+    Option,
+    RegistryAuthSettings,
+    Result,
+    ServiceSettings,
+    Step,
+    write_outputs,
+)
 from steps.scan_policy import THRESHOLDS, Policy, PolicyError, Verdict, evaluate, load_ignore_file
 from steps.scan_report import details, gitlab_report, outputs, service_payload, summary_table
 from steps.trivy import IMAGE_SOURCES, SCANNERS, Trivy, TrivyOptions
@@ -84,7 +94,7 @@ OPTIONS = (
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(RegistryAuthSettings, ServiceSettings):
     """The scan step's inputs (see OPTIONS)."""
 
     image: str | None = None
@@ -108,13 +118,6 @@ class Settings:
     timeout: int = 600
     trivy_bin: str = "trivy"
     job_url: str | None = None
-    registry: str | None = None
-    registry_user: str | None = None
-    registry_password: str | None = None
-    docker_auth_config: str | None = None
-    docker_config: str | None = None
-    service_url: str | None = None
-    service_token: str | None = None
     dotenv: str | None = None
     json: str | None = None
     debug: bool = False

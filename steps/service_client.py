@@ -45,7 +45,7 @@ class ServiceClient:
         url = f"{self.base}/{path.lstrip('/')}"
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential_jitter(initial=0.5, max=self.max_wait),
+            wait=wait_exponential_jitter(multiplier=0.5, max=self.max_wait),
             retry=retry_if_exception_type(_Transient),
             reraise=False,
         )

@@ -16,7 +16,16 @@ from steps.credentials import store_from_settings
 from steps.errors import Refused, UsageError
 from steps.reference import Reference, is_bare_tag, parse_reference
 from steps.registry import REGISTRY_OPTIONS, Manifest, RegistryClient, Repo
-from steps.runtime import CI_CONTEXT, REGISTRY_AUTH, Log, Option, Result, Step
+from steps.runtime import (
+    CI_CONTEXT,
+    REGISTRY_AUTH,
+    CIContextSettings,
+    Log,
+    Option,
+    RegistryAuthSettings,
+    Result,
+    Step,
+)
 from steps.tagscheme import SCHEMES, needs_existing_tags, scheme_tags
 
 OPTIONS = (
@@ -37,20 +46,13 @@ OPTIONS = (
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(CIContextSettings, RegistryAuthSettings):
     source: str | None = None
     target: tuple[str, ...] = ()
     scheme: tuple[str, ...] = ()
     immutable: bool = False
     retries: int = 3
     plain_http: tuple[str, ...] = ()
-    registry: str | None = None
-    registry_user: str | None = None
-    registry_password: str | None = None
-    docker_auth_config: str | None = None
-    docker_config: str | None = None
-    commit_sha: str | None = None
-    ref_slug: str | None = None
     git_tag: str | None = None
 
 

@@ -5,6 +5,7 @@ Used by tests/conftest.py fixtures and by benchmarks/, so both run against the s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -152,10 +153,8 @@ class ImageFactory:
 
     def cleanup(self) -> None:
         for tag in reversed(self.built):
-            try:
+            with contextlib.suppress(Exception):  # already gone is fine
                 self.client.images.remove(tag, force=True)
-            except Exception:  # noqa: S110 - already gone is fine
-                pass
         self.built.clear()
 
 

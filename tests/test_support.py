@@ -17,10 +17,11 @@ def test_plain_registry_accepts_a_push(docker, images, registry):
     docker.images.get(tag).tag(target)
     images.built.append(target)
     docker.images.push(target)
-    assert requests.get(f"{registry.url}/v2/support/plain/tags/list").json()["tags"] == ["v1"]
+    assert requests.get(f"{registry.url}/v2/support/plain/tags/list", timeout=10).json()["tags"] == ["v1"]
 
 
 def test_auth_registry_refuses_anonymous_and_accepts_the_user(auth_registry):
-    assert requests.get(f"{auth_registry.url}/v2/").status_code == 401
-    ok = requests.get(f"{auth_registry.url}/v2/", auth=(REGISTRY_USER, REGISTRY_PASSWORD))
+    assert requests.get(f"{auth_registry.url}/v2/", timeout=10).status_code == 401
+    ok = requests.get(f"{auth_registry.url}/v2/", auth=(REGISTRY_USER, REGISTRY_PASSWORD),
+                      timeout=10)
     assert ok.status_code == 200

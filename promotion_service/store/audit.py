@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from ..db import WRITE_LOCK, is_postgres
+from ..db import is_postgres, take_write_lock
 from ..domain.actor import Actor
 from ..domain.audit_chain import GENESIS, HASHED_FIELDS, ChainBreak, entry_hash, verify_chain
 from ..models import AuditEntry, utcnow
@@ -22,7 +22,7 @@ def append(session: Session, actor: Actor, action: str, subject_type: str,
         session.flush()
     conn = session.connection()
     if is_postgres(session):
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+        take_write_lock(session)
     prev = conn.execute(_LAST_HASH).scalar()
     fields = {
         "at": utcnow().isoformat(timespec="microseconds"),

@@ -57,6 +57,7 @@ class _Switch:
     extra: list[str] = field(default_factory=list)  # candidates still to remove
     new_holder: str | None = None
     old_holder: dict[str, Any] | None = None
+    drop_holder: str | None = None  # the service no longer publishes a fixed port
 
 
 class DockerTarget:
@@ -227,7 +228,8 @@ class DockerTarget:
                 self._remove(new)
                 self._restore_old(service, old, None, timeout, log)
                 raise
-            return _Switch(service, new, old, old_stopped=True)
+            return _Switch(service, new, old, old_stopped=True,
+                           drop_holder=old_holder["Id"] if old_holder else None)
         # Start-first next to the old containers: the new ones join the service's DNS alias only
         # once healthy, so no request reaches a release that has not proved itself.
         hidden = {**final, "networking_config": {"EndpointsConfig": {first: {"Aliases": []}}}}
@@ -241,7 +243,8 @@ class DockerTarget:
         except _Unhealthy:
             self._remove(new)
             raise
-        return _Switch(service, new, old, old_stopped=False)
+        return _Switch(service, new, old, old_stopped=False,
+                       drop_holder=old_holder["Id"] if old_holder else None)
 
     def _handover(self, release: Release, service: str, spec: dict[str, Any],
                   final: dict[str, Any], holder_kw: dict[str, Any], holder_hash: str,
@@ -388,6 +391,7 @@ class DockerTarget:
             if not switch.old_stopped:
                 self._stop(switch.old, log)
             self._remove([c["Id"] for c in switch.old] + switch.extra)
+            self._remove([switch.drop_holder] if switch.drop_holder else [])
             if switch.new_holder:
                 self._remove([switch.old_holder["Id"]] if switch.old_holder else [])
                 self.api.rename(switch.new_holder, ds.holder_name(project, env, switch.service))

@@ -10,6 +10,8 @@ service's state.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.e2e.stack import Stack
@@ -120,3 +122,21 @@ def test_a_git_tag_gets_semver_tags_and_deploys_nothing(stack):
     assert stack.image_state(image)["image"]["ref"] == "v1.2.3"
     assert len(stack.gitlab.pipelines) == pipelines_before
     assert stack.image_state(image)["test"]["deployment"] is None
+
+
+def test_a_merge_request_builds_scans_and_gates_but_deploys_nothing(stack):
+    pipelines_before = len(stack.gitlab.pipelines)
+    serving = _running(stack, "test")
+    sha = stack.push(change="mr")
+    log = stack.repo.run(variables={
+        "CI_PIPELINE_SOURCE": "merge_request_event", "CI_COMMIT_BRANCH": "",
+        "CI_MERGE_REQUEST_IID": "7", "CI_COMMIT_REF_NAME": "feature",
+        "CI_COMMIT_REF_SLUG": "feature"})
+    passed = set(re.findall(r"PASS\s+\[[^\]]*\]\s+(\S+)", log))
+    assert passed == {"build", "register", "scan", "gate"}  # the gate allowed the merge
+    image = stack.repo.dotenv("build", "build.env")["CD_IMAGE"]
+    state = stack.image_state(image)
+    assert state["image"]["commit_sha"] == sha
+    assert all(state[env]["deployment"] is None for env in ("test", "staging", "production"))
+    assert _running(stack, "test") == serving
+    assert len(stack.gitlab.pipelines) == pipelines_before

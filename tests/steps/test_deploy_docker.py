@@ -247,3 +247,23 @@ def test_stop_first_service_that_fails_gets_its_old_container_back(sample, docke
     assert db_exec(docker, sample, "stopfirst", ["cat", "/data/kept.txt"]) == "kept"
     [db] = docker.containers.list(filters={"name": f"{sample.project}-stopfirst-db-1"})
     assert db.attrs["Config"]["Env"].count("DB_REVISION=1") == 1  # the old container is back
+
+
+def test_a_service_dropped_from_the_template_goes_but_its_volume_stays(sample, docker, capsys,
+                                                                       tmp_path):
+    directory = tmp_path / "deploy"
+    directory.mkdir()
+    (directory / "compose.yml").write_text(
+        "services:\n  web:\n    image: ${CD_IMAGE}\n    healthcheck: {test: [CMD, 'true'], "
+        "interval: 100ms}\nvolumes:\n  data: {}\n")
+    env = {**sample.env("test", "v1"), "CD_TEMPLATE_DIR": str(directory)}
+    code, log = step(["deploy", "--environment", "stopfirst"], env, capsys)
+    assert code == 0, log
+    assert "Removing services no longer in the template: db" in log
+    assert not docker.containers.list(all=True,
+                                      filters={"name": f"{sample.project}-stopfirst-db-1"})
+    # web no longer publishes a port: its network holder went with the old container
+    assert not docker.containers.list(all=True,
+                                      filters={"name": f"{sample.project}-stopfirst-web-net"})
+    volume = docker.volumes.get(f"{sample.project}-stopfirst_data")
+    assert volume.attrs["Labels"]["io.docker-cd.project"] == sample.project
