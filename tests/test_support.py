@@ -17,7 +17,8 @@ def test_plain_registry_accepts_a_push(docker, images, registry):
     docker.images.get(tag).tag(target)
     images.built.append(target)
     docker.images.push(target)
-    assert requests.get(f"{registry.url}/v2/support/plain/tags/list", timeout=10).json()["tags"] == ["v1"]
+    tags = requests.get(f"{registry.url}/v2/support/plain/tags/list", timeout=10).json()["tags"]
+    assert tags == ["v1"]
 
 
 def test_auth_registry_refuses_anonymous_and_accepts_the_user(auth_registry):
