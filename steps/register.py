@@ -15,7 +15,16 @@ from typing import Any
 
 from steps.errors import UsageError
 from steps.reporting import split_image
-from steps.runtime import CI_CONTEXT, SERVICE, Log, Option, Result, Step
+from steps.runtime import (
+    CI_CONTEXT,
+    SERVICE,
+    CIContextSettings,
+    Log,
+    Option,
+    Result,
+    ServiceSettings,
+    Step,
+)
 
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 
@@ -43,7 +52,7 @@ OPTIONS = (
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(CIContextSettings, ServiceSettings):
     """The register step's inputs (see OPTIONS)."""
 
     image: str | None = None
@@ -55,15 +64,6 @@ class Settings:
     triggered_by: str | None = None
     scan_report: str | None = None
     job_url: str | None = None
-    commit_sha: str | None = None
-    ref_slug: str | None = None
-    git_tag: str | None = None
-    pipeline_id: str | None = None
-    pipeline_url: str | None = None
-    project_url: str | None = None
-    project_path: str | None = None
-    service_url: str | None = None
-    service_token: str | None = None
 
 
 def image_ref(image: str) -> tuple[str, str]:

@@ -38,12 +38,6 @@ class Check:
     retries: int = 3
     interval: float = 1.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "url": self.url, "status": self.status, "body": self.body,
-                "command": list(self.command), "service": self.service, "timeout": self.timeout,
-                "retries": self.retries, "interval": self.interval}
-
-
 
 class _Normaliser:
     """Turns the merged model into the long syntax every target reads."""

@@ -93,8 +93,7 @@ class DockerTarget:
             for service, spec in template.model["services"].items():
                 image_ids[service], digests[service] = self.res.image(spec["image"], log)
         spec = {"model": template.model, "image_ids": image_ids,
-                "file_hashes": template.config_hashes(),
-                "checks": [c.to_dict() for c in template.checks]}
+                "file_hashes": template.config_hashes()}
         release = replace(plan.release, images=digests, spec=spec)
         contents = {("configs", n): c for n, c in template.configs.items()}
         contents.update({("secrets", n): c for n, c in template.secrets.items()})

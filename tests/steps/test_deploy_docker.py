@@ -211,6 +211,25 @@ def test_secrets_from_ci_variables_and_container_settings(sample, docker, capsys
     assert requests.get(url, timeout=5).text == "rotated-key"  # a changed secret rolls out
 
 
+def test_a_deploy_clears_what_an_interrupted_one_left(sample, docker, capsys):
+    labels = {"io.docker-cd.project": sample.project, "io.docker-cd.environment": "test",
+              "io.docker-cd.service": "web"}
+    leftovers = [
+        docker.api.create_container(sample.db_image, name=f"{sample.project}-test-web-1-dead-check",
+                                    entrypoint=["/x"],
+                                    labels={**labels, "io.docker-cd.role": "candidate"})["Id"],
+        docker.api.create_container(sample.db_image, name=f"{sample.project}-test-web-1-dead",
+                                    entrypoint=["/x"],
+                                    labels={**labels, "io.docker-cd.role": "service"})["Id"]]
+    code, log = step(["deploy", "--environment", "test"],
+                     sample.env("test", "v2", DB_REVISION="2"), capsys)
+    assert code == 0, log
+    assert f"removing {sample.project}-test-web-1-dead left by an interrupted deploy" in log
+    for cid in leftovers:
+        assert not docker.containers.list(all=True, filters={"id": cid})
+    assert sample.get("test") == "version 2\n"
+
+
 def test_one_rollout_per_environment_at_a_time(sample, docker, capsys):
     lock = docker.api.create_container(
         sample.db_image, name=f"{sample.project}-test-deploy-lock", entrypoint=["/x"],
