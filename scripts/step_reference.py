@@ -1,0 +1,82 @@
+"""Write the README's per-step option tables from the steps' own declarations.
+
+    python scripts/step_reference.py          # rewrite README.md between the markers
+    python scripts/step_reference.py --check  # exit 1 when README.md is out of date (a test runs this)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from steps.cli import STEPS, load_step  # noqa: E402
+from steps.runtime import COMMON, Option  # noqa: E402
+
+BEGIN = "<!-- step-reference:begin (scripts/step_reference.py writes this part) -->"
+END = "<!-- step-reference:end -->"
+DOCS = {
+    "build": "docs/steps-build-push-tag.md", "push": "docs/steps-build-push-tag.md",
+    "tag": "docs/steps-build-push-tag.md", "scan": "docs/steps-scan.md",
+    "template render": "docs/deploy.md", "deploy": "docs/deploy.md", "verify": "docs/deploy.md",
+    "rollback": "docs/deploy.md", "releases": "docs/deploy.md",
+    "register": "docs/ci-templates.md", "gate": "docs/gitlab-integration.md",
+}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _row(option: Option) -> str:
+    name = option.dest.upper() if option.positional else f"`{option.flag}`"
+    variables = ", ".join(f"`{v}`" for v in option.env) or "—"
+    default = option.default
+    shown = "" if default in (None, False, (), "", {}) else f"`{default}`"
+    text = option.help + (f" One of: {', '.join(option.choices)}." if option.choices else "")
+    return f"| {name} | {variables} | {shown} | {_cell(text)} |"
+
+
+def render() -> str:
+    """The markdown for every step: its summary, then a table of options and variables."""
+    parts = [BEGIN, ""]
+    for name in STEPS:
+        step = load_step(name)
+        parts += [f"### docker-cd {name}", "", _cell(step.help.strip().splitlines()[0]), "",
+                  "| option | variables (highest first) | default | what |",
+                  "|---|---|---|---|"]
+        parts += [_row(o) for o in step.options]
+        parts += ["", f"More: [{DOCS[name]}]({DOCS[name]}).", ""]
+    common = ", ".join(f"`{o.flag}`" for o in COMMON)
+    parts += [f"Every step also takes {common}.", "", END]
+    return "\n".join(parts)
+
+
+def updated(readme: str) -> str:
+    """README text with the generated part replaced."""
+    head, _, rest = readme.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return head + render() + tail
+
+
+def main(argv: list[str]) -> int:
+    path = ROOT / "README.md"
+    current = path.read_text()
+    if BEGIN not in current or END not in current:
+        print(f"README.md lacks the markers {BEGIN!r} ... {END!r}", file=sys.stderr)
+        return 1
+    new = updated(current)
+    if "--check" in argv:
+        if new != current:
+            print("README.md's step reference is out of date: "
+                  "run python scripts/step_reference.py", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
