@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -16,6 +18,12 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+@lru_cache(maxsize=1)
+def schema_head() -> str:
+    """The newest migration revision this code ships."""
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head() or ""
 
 
 def upgrade(url: str, revision: str = "head") -> None:

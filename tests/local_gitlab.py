@@ -123,6 +123,14 @@ class AppRepo:
         rows = csv.DictReader(io.StringIO(text), delimiter=";")
         return {row["name"]: row["when"] for row in rows}
 
+    def preview(self) -> str:
+        """The configuration as gitlab-ci-local resolves it (includes, inputs, extends)."""
+        out = subprocess.run([GITLAB_CI_LOCAL, "--preview"], cwd=self.path, env=self._env(),
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise PipelineFailed(("--preview",), out.returncode, out.stdout + out.stderr)
+        return out.stdout
+
     def run(self, jobs: Iterable[str] = (), variables: Mapping[str, str] | None = None,
             manual: Iterable[str] = (), timeout: float = 300, echo: bool = False) -> str:
         """Run a pipeline (no `jobs`) or the given jobs; return the log, raise PipelineFailed."""

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..db import get_session
 from ..models import Image, Outbox, Promotion
+from ..schema import schema_head
 
 bp = Blueprint("health", __name__)
 
@@ -33,6 +34,11 @@ def ready() -> Any:
         get_session().rollback()
         return {"status": "unavailable",
                 "message": f"database not ready ({type(exc).__name__}); "
+                           "run 'promotion-service db upgrade'"}, 503
+    head = schema_head()
+    if version != head:
+        return {"status": "unavailable", "schema": version,
+                "message": f"database schema is at {version}, the code needs {head}; "
                            "run 'promotion-service db upgrade'"}, 503
     return {"status": "ready", "schema": version}
 

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.local_gitlab import EXAMPLES, PIPELINES, ROOT, TEMPLATE, AppRepo
+from tests.local_gitlab import EXAMPLES, PIPELINES, ROOT, TEMPLATE, AppRepo, PipelineFailed
 
 # GitLab's CI schema (app/assets/javascripts/editor/schema/ci.json, as vendored by
 # check-jsonschema on 2026-06-29; sha256 7568b544...4dda), copied here so a clean clone has it.
@@ -135,3 +135,33 @@ def test_production_deploy_blocks_the_pipeline_and_staging_does_not_wait(repo):
     assert rule["allow_failure"] is False  # blocking: the pipeline waits for QA
     assert production["environment"]["deployment_tier"] == "production"
     assert production["resource_group"] == body["rollback-production"]["resource_group"]
+
+
+# ------------------------------------------------ the file as a component: spec:inputs
+
+def _include_with(repo: AppRepo, inputs: dict[str, str]) -> None:
+    lines = ["include:", "  - local: ci-templates/docker-cd.yml", "    inputs:"]
+    lines += [f"      {k}: {v}" for k, v in inputs.items()]
+    (repo.path / ".gitlab-ci.yml").write_text("\n".join(lines) + "\n")
+    repo.commit("inputs")
+
+
+def test_inputs_set_the_variables_the_steps_read(tmp_path):
+    repo = AppRepo.create(tmp_path / "app")
+    _include_with(repo, {"deploy_target": "swarm", "staging_environment": "qa",
+                         "service_token_variable": "MY_TOKEN"})
+    variables = yaml.safe_load(repo.preview())["variables"]
+    assert variables["CD_DEPLOY_TARGET"] == "swarm"
+    assert variables["CD_STAGING_ENVIRONMENT"] == "qa"
+    assert variables["CD_SERVICE_TOKEN"] == "$MY_TOKEN"
+    staging = repo.jobs({"CD_TARGET_ENVIRONMENT": "qa", "CD_IMAGE": TRIGGERED["CD_IMAGE"],
+                         "CI_PIPELINE_SOURCE": "trigger"})
+    assert staging == {"deploy-staging": "on_success", "verify-staging": "on_success",
+                       "rollback-staging": "manual"}
+
+
+def test_an_input_outside_its_options_is_refused_by_name(tmp_path):
+    repo = AppRepo.create(tmp_path / "app")
+    _include_with(repo, {"deploy_target": "kubernetes"})
+    with pytest.raises(PipelineFailed, match="deploy_target"):
+        repo.preview()

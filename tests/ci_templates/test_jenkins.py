@@ -16,10 +16,12 @@ from tests.local_gitlab import EXAMPLES, ROOT, TEMPLATE
 
 VARS = ROOT / "ci-templates" / "jenkins" / "vars"
 SOURCES = [*sorted(VARS.glob("*.groovy")), *sorted(EXAMPLES.glob("*/Jenkinsfile"))]
-# Jenkins provides @Library; a stub lets plain groovyc compile a Jenkinsfile.
+# Jenkins provides @Library and @NonCPS; stubs let plain groovyc compile the sources.
 LIBRARY_STUB = """import java.lang.annotation.*
 @Retention(RetentionPolicy.SOURCE)
 @interface Library { String[] value() }
+@Retention(RetentionPolicy.SOURCE)
+@interface NonCPS {}
 """
 
 
@@ -69,10 +71,57 @@ def test_same_stages_and_steps_as_the_gitlab_template():
     assert jenkins_steps == gitlab_steps
 
 
-def test_production_waits_for_input_and_credentials_are_bound():
-    pipeline = (VARS / "dockerCdPipeline.groovy").read_text()
-    production = pipeline.split("stage('deploy-production')", 1)[1]
-    assert production.index("input(") < production.index("deployTo(")
-    assert "usernamePassword(credentialsId: settings.registryCredentialsId" in pipeline
-    assert "passwordVariable: 'CD_REGISTRY_PASSWORD'" in pipeline
-    assert "string(credentialsId: settings.serviceTokenCredentialsId" in pipeline
+# ------------------------------------------------------------------ the library, run
+
+HARNESS = Path(__file__).parent / "jenkins_harness.groovy"
+IMAGE = "registry.example.com/demo/hello-app@sha256:" + "a" * 64
+REGISTRY = "credentials usernamePassword registry-ci -> CD_REGISTRY_USER/CD_REGISTRY_PASSWORD"
+TOKEN = "credentials string docker-cd-service-token -> CD_SERVICE_TOKEN"
+
+
+def run_library(env: dict[str, str], params: dict[str, str] | None = None) -> list[str]:
+    """What the library does in one Jenkins build: stages, sh commands, inputs, credentials."""
+    groovy = shutil.which("groovy")
+    if not groovy:
+        pytest.fail("groovy is not installed (Debian package groovy)", pytrace=False)
+    pairs = [";".join(f"{k}={v}" for k, v in m.items()) for m in (env, params or {})]
+    out = subprocess.run([groovy, str(HARNESS), str(VARS), *pairs], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "JAVA_HOME": _java_home()})
+    assert out.returncode == 0, out.stdout + out.stderr
+    return [line.removesuffix(f" --dotenv .docker-cd-{line.split()[2]}.env")
+            if line.startswith("sh docker-cd") else line for line in out.stdout.splitlines()]
+
+
+def test_default_branch_builds_registers_scans_and_deploys_to_test():
+    calls = run_library({"BRANCH_NAME": "main", "SERVICE": "https://promotion.example.com"})
+    assert [c for c in calls if c.startswith(("stage", "sh", "input"))] == [
+        "stage build", "sh docker-cd build --push", "sh docker-cd register",
+        "stage scan", f"sh docker-cd scan {IMAGE} --gitlab-report "
+        "gl-container-scanning-report.json --sbom gl-sbom-docker-cd.cdx.json",
+        "stage deploy-test", "sh docker-cd deploy --environment test",
+        "stage verify-test", "sh docker-cd verify --environment test",
+        "stage promote", "sh docker-cd gate --environment staging",
+    ]
+    build = calls[calls.index("stage build"):calls.index("sh docker-cd build --push")]
+    assert REGISTRY in build  # registry credentials bound around the push
+
+
+def test_a_triggered_production_build_waits_for_input_then_gates_and_deploys_that_image():
+    calls = run_library({"BRANCH_NAME": "main", "SERVICE": "https://promotion.example.com"},
+                        {"CD_TARGET_ENVIRONMENT": "production", "CD_IMAGE": IMAGE,
+                         "CD_PROMOTION_ID": "3"})
+    assert [c for c in calls if c.startswith(("stage", "sh", "input", "lock"))] == [
+        "stage deploy-production", f"input Deploy {IMAGE} to production?",
+        "lock docker-cd-production", "sh docker-cd gate --environment production",
+        "sh docker-cd deploy --environment production",
+        "sh docker-cd verify --environment production",
+    ]
+    gate = calls.index("sh docker-cd gate --environment production")
+    assert REGISTRY in calls[:gate] and TOKEN in calls[:gate]
+
+
+def test_a_change_request_builds_and_scans_but_deploys_nothing():
+    calls = run_library({"BRANCH_NAME": "PR-7", "CHANGE_ID": "7",
+                         "SERVICE": "https://promotion.example.com"})
+    assert [c.split(" --")[0] for c in calls if c.startswith("sh")] == [
+        "sh docker-cd build", "sh docker-cd register", f"sh docker-cd scan {IMAGE}"]

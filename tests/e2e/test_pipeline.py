@@ -10,11 +10,17 @@ service's state.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.e2e.stack import Stack
+
+CS_SCHEMA = json.loads((Path(__file__).parent.parent / "steps" / "data" /
+                        "gitlab-container-scanning-report-format-15.2.4.json").read_text())
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(480)]
 
@@ -40,9 +46,19 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
     assert sha[:8] in " ".join(tags) and "main" in tags
     assert stack.registry_digest("main") == digest
 
-    # scan + register + deploy test + verify: the service saw all of it
+    # scan: GitLab's reports were exported as the job's artifacts
+    artifacts = stack.repo.path / ".gitlab-ci-local" / "artifacts" / "scan"
+    [report] = artifacts.rglob("gl-container-scanning-report.json")
+    jsonschema.validate(json.loads(report.read_text()), CS_SCHEMA)
+    [sbom] = artifacts.rglob("gl-sbom-docker-cd.cdx.json")
+    assert json.loads(sbom.read_text())["bomFormat"] == "CycloneDX"
+
+    # register + scan + deploy test + verify: the service saw all of it
     state = stack.image_state(image)
     assert state["image"]["commit_sha"] == sha
+    scans = stack.service.api("GET", "audit", params={
+        "action": "scan.recorded", "subject_id": str(state["image"]["id"])})
+    assert [s["after"]["counts"].get("critical", 0) for s in scans] == [0]
     assert state["test"]["live"] is True
     assert state["test"]["deployment"]["state"] == "succeeded"
     assert state["test"]["verification"]["passed"] is True

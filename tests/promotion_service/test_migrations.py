@@ -28,3 +28,10 @@ def test_the_first_revision_is_0001_and_downgrades_cleanly(database_url):
     command.upgrade(config, "0001")
     assert {"promotions", "outbox", "audit_log"} <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_ready_says_when_the_schema_is_behind(database_url, client):
+    assert client.get("/ready").json["status"] == "ready"
+    command.downgrade(alembic_config(database_url), "0001")
+    resp = client.get("/ready")
+    assert resp.status_code == 503 and "promotion-service db upgrade" in resp.json["message"]

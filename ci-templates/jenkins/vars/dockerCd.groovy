@@ -12,9 +12,7 @@
 def call(String step, List args = [], Map options = [:]) {
     int retries = (options.retries == null ? 2 : options.retries) as int
     String dotenv = ".docker-cd-${step.replaceAll('[^a-z]', '-')}.env"
-    List argv = ['docker-cd'] + step.tokenize(' ') + args.collect { it.toString() } +
-        ['--dotenv', dotenv]
-    String command = argv.collect { shellQuote(it) }.join(' ')
+    String command = commandLine(step, args, dotenv)
     int status = 3
     for (int attempt = 0; attempt <= retries && status == 3; attempt++) {
         status = sh(script: command, returnStatus: true) as int
@@ -40,7 +38,7 @@ Map exportOutputs(String dotenv) {
     if (!fileExists(dotenv)) {
         return outputs
     }
-    readFile(dotenv).split('\n').each { String line ->
+    for (String line : readFile(dotenv).split('\n')) {
         int eq = line.indexOf('=')
         if (eq > 0) {
             String key = line.substring(0, eq)
@@ -52,6 +50,10 @@ Map exportOutputs(String dotenv) {
     return outputs
 }
 
-static String shellQuote(String text) {
-    return "'" + text.replace("'", "'\"'\"'") + "'"
+// `docker-cd <step> <args> --dotenv FILE`, each word quoted for sh (pure: no pipeline steps).
+@NonCPS
+String commandLine(String step, List args, String dotenv) {
+    List words = ['docker-cd'] + step.tokenize(' ') + args.collect { it.toString() } +
+        ['--dotenv', dotenv]
+    return words.collect { String word -> "'" + word.replace("'", "'\"'\"'") + "'" }.join(' ')
 }

@@ -122,7 +122,8 @@ def call(Map config = [:]) {
                 when { expression { deploys(params, 'production') } }
                 steps {
                     script {
-                        input(message: "Deploy ${env.CD_IMAGE} to production?", ok: 'Deploy',
+                        input(message: "Deploy ${params.CD_IMAGE ?: env.CD_IMAGE} to production?",
+                              ok: 'Deploy',
                               submitter: settings.productionApprovers ?: null)
                         deployTo(settings, params, 'production', true)
                         verifyIn(settings, 'production')
