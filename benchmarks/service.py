@@ -60,10 +60,9 @@ POST_LUA = 'wrk.method = "POST"\n'
 
 def main() -> int:
     args = _args()
-    for tool in ("wrk",):
-        if shutil.which(tool) is None:
-            print(f"Error: {tool} is not installed (apt-get install wrk)", file=sys.stderr)
-            return 2
+    if shutil.which("wrk") is None:
+        print("Error: wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
     work = Path(tempfile.mkdtemp(prefix="promotion-bench-"))
     try:
         return _run(args, work)

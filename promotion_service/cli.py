@@ -176,9 +176,9 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from importlib import import_module
+    from .worker import run
 
-    return int(import_module("promotion_service.worker").run(once=args.once) or 0)
+    return run(once=args.once)
 
 
 def _cli_actor() -> Actor:

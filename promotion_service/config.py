@@ -21,7 +21,11 @@ KNOWN: dict[str, tuple[str, Any, Any]] = {
     "LOG_LEVEL": ("LOG_LEVEL", str, "INFO"),
     "TOKEN_CACHE_SECONDS": ("TOKEN_CACHE_SECONDS", float, 5.0),
 }
-SECRET_KEYS = frozenset({"GITLAB_TOKEN", "WEBHOOK_SECRET"})
+
+
+def is_on(value: Any) -> bool:
+    """A yes/no setting: 1, true, yes or on (any case) mean yes; anything else no."""
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class ConfigError(ValueError):

@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .config import is_on
+
 _WRITE = {"promotion_write": True}
 
 
@@ -89,7 +91,7 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"],
                          busy_timeout=app.config.get("SQLITE_BUSY_TIMEOUT", 30.0),
                          pool_size=app.config.get("DB_POOL_SIZE", 5),
-                         pre_ping=str(app.config.get("DB_PRE_PING") or "0") in ("1", "true"))
+                         pre_ping=is_on(app.config.get("DB_PRE_PING")))
     app.extensions["promotion_db"] = sessionmaker(bind=engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .config import is_on
 from .dispatcher import enqueue
 from .domain.actor import Actor
 from .gitlab_sync import image_for_commit, upsert_deployment
@@ -20,14 +21,10 @@ from .models import Environment, Project, utcnow
 log = logging.getLogger(__name__)
 
 
-def _flag(config: Any, key: str) -> bool:
-    return str(config.get(key) or "").lower() in ("1", "true", "yes", "on")
-
-
 def plays_jobs(config: Any, project_path: str) -> bool:
     """PROMOTION_GITLAB_PLAY_APPROVED_JOBS: 1 (every project) or a comma list of project paths."""
     value = str(config.get("GITLAB_PLAY_APPROVED_JOBS") or "").strip()
-    if value.lower() in ("1", "true", "yes", "on"):
+    if is_on(value):
         return True
     return project_path in {p.strip() for p in value.split(",") if p.strip()}
 
@@ -52,7 +49,7 @@ def sync_blocked_deployments(session: Session, config: Any, client: Any = None) 
     user); when the project asks for it (PROMOTION_GITLAB_PLAY_APPROVED_JOBS: 1 or a comma list
     of project paths) the waiting job is then played, since GitLab never starts it by itself.
     """
-    if not _flag(config, "GITLAB_DEPLOYMENT_APPROVALS"):
+    if not is_on(config.get("GITLAB_DEPLOYMENT_APPROVALS")):
         return 0
     from .db import begin_write
     from .dispatcher import client_from_config

@@ -30,16 +30,16 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, wait_exponential, wait_random_exponential
 
-from .config import ConfigError
+from .config import ConfigError, is_on
 from .db import begin_write
 from .domain.actor import Actor
+from .domain.states import PromotionState
 from .gitlab import GitLabClient, GitLabError, TerminalGitLabError
 from .models import Outbox, Promotion, utcnow
 
 log = logging.getLogger(__name__)
 
 ACTOR = Actor.system("dispatcher")
-FINAL_PROMOTION_STATES = frozenset({"failed", "superseded", "verified"})
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _trigger_skip(session: Session, row: Outbox) -> str | None:
         return None
     if promotion.pipeline_id is not None:
         return f"pipeline {promotion.pipeline_id} already runs this promotion; not triggered again"
-    if promotion.state in FINAL_PROMOTION_STATES:
+    if PromotionState(promotion.state).is_terminal:
         return f"promotion is {promotion.state}; not triggered"
     return None
 
@@ -361,7 +361,7 @@ def init_app(app: Flask) -> None:
     starts with the first request each process serves (health probes count), so that it runs
     in every forked gunicorn worker and never in the master.
     """
-    if str(app.config.get("DISPATCHER_THREAD") or "0").lower() not in ("1", "true", "yes", "on"):
+    if not is_on(app.config.get("DISPATCHER_THREAD")):
         return
     from_app(app)  # validate PROMOTION_GITLAB_* and PROMOTION_DISPATCHER_* now
     state = {"pid": None}
@@ -382,14 +382,13 @@ _thread_lock = threading.Lock()
 
 def start_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
     """Run a dispatcher in a daemon thread of this process; set the event to stop it."""
-    from .worker import periodic_tasks
+    from .worker import periodic_seconds, periodic_tasks
 
     stop = threading.Event()
     dispatcher = from_app(app)
-    periodic = float(app.config.get("WORKER_PERIODIC_SECONDS") or 10)
     thread = threading.Thread(
         target=dispatcher.run, args=(stop,),
-        kwargs={"periodic": periodic_tasks(app), "periodic_seconds": periodic},
+        kwargs={"periodic": periodic_tasks(app), "periodic_seconds": periodic_seconds(app)},
         name="outbox-dispatcher", daemon=True,
     )
     thread.start()

@@ -24,6 +24,7 @@ from .domain.gitlab_events import (
 from .errors import Conflict
 from .gitlab_models import GitLabDeployment, WebhookDelivery
 from .models import Deployment, Environment, Image, Project, Promotion, utcnow
+from .store import projects
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,6 @@ def find_project(session: Session, gitlab_id: int, path: str = "") -> Project | 
     if path:
         clauses.append(Project.path == path)
     return session.scalars(select(Project).where(or_(*clauses)).order_by(Project.id)).first()
-
-
-def find_environment(session: Session, project: Project, name: str) -> Environment | None:
-    """A known environment of the project by its GitLab environment name."""
-    return session.scalar(select(Environment).where(
-        Environment.project_id == project.id, Environment.name == name))
 
 
 def image_for_commit(session: Session, project: Project, sha: str,
@@ -134,7 +129,7 @@ def apply_deployment(session: Session, event: DeploymentEvent, actor: Actor) -> 
     project = find_project(session, event.project_id, event.project_path)
     if project is None:
         return f"ignored: GitLab project {event.project_id} is not known here"
-    environment = find_environment(session, project, event.environment)
+    environment = projects.find_environment(session, project.id, event.environment)
     if environment is None:
         return f"ignored: environment {event.environment!r} is not known in {project.path}"
     if project.gitlab_id is None:

@@ -18,7 +18,8 @@ from .domain.gitlab_events import MergeRequestEvent
 from .domain.policy import EnvironmentPolicy, GateFacts, Reason, evaluate
 from .gitlab_models import MergeRequestCheck
 from .gitlab_sync import find_project, image_for_commit
-from .models import Environment, Project, Scan, utcnow
+from .models import Environment, Project, utcnow
+from .store.reports import latest_scan
 
 COMMIT_STATUS_CHECK_ID = 0  # merge_request_checks.check_id for the commit-status form
 
@@ -49,8 +50,7 @@ def merge_request_verdict(session: Session, project: Project | None, sha: str,
             "image_missing", f"no image is registered for commit {sha[:12]} yet",
             "let the merge request pipeline build, scan and register the image",
             {"sha": sha}),))
-    scan = session.scalar(select(Scan).where(Scan.image_id == image.id)
-                          .order_by(Scan.id.desc()).limit(1))
+    scan = latest_scan(session, image.id)
     policy = merge_request_policy(session, project, config)
     facts = GateFacts(
         environment="merge request", now=now,

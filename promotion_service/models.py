@@ -52,6 +52,14 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+class ImageInEnvironment:
+    """Columns of a row about one image in one environment (both go with their parents)."""
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"))
+
+
 class Project(Base):
     """A GitLab project whose images walk through its environments."""
 
@@ -122,7 +130,7 @@ class Scan(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class Deployment(Base):
+class Deployment(ImageInEnvironment, Base):
     """A deploy job's report for an image in an environment."""
 
     __tablename__ = "deployments"
@@ -131,8 +139,6 @@ class Deployment(Base):
         Index("ix_deployments_image_env", "image_id", "environment_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
-    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
     state: Mapped[str] = mapped_column(String(16))
     job_url: Mapped[str | None] = mapped_column(Text)
@@ -142,14 +148,12 @@ class Deployment(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class Verification(Base):
+class Verification(ImageInEnvironment, Base):
     """Smoke-check result for an image in an environment."""
 
     __tablename__ = "verifications"
     __table_args__ = (Index("ix_verifications_image_env", "image_id", "environment_id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
-    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
     passed: Mapped[bool] = mapped_column(Boolean)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     job_url: Mapped[str | None] = mapped_column(Text)
@@ -157,7 +161,7 @@ class Verification(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class ApprovalRecord(Base):
+class ApprovalRecord(ImageInEnvironment, Base):
     """An approval or rejection of a digest for an environment."""
 
     __tablename__ = "approvals"
@@ -170,8 +174,6 @@ class ApprovalRecord(Base):
         ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
-    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
     actor: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(32))
     decision: Mapped[str] = mapped_column(String(8))
@@ -182,7 +184,7 @@ class ApprovalRecord(Base):
     withdrawn_by: Mapped[str | None] = mapped_column(String(255))
 
 
-class Promotion(Base):
+class Promotion(ImageInEnvironment, Base):
     """An image on its way into an environment."""
 
     __tablename__ = "promotions"
@@ -197,8 +199,6 @@ class Promotion(Base):
         Index("ix_promotions_environment_id_id", "environment_id", "id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
-    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(16), default=PromotionState.REQUESTED.value)
     kind: Mapped[str] = mapped_column(String(16))
     requested_by: Mapped[str] = mapped_column(String(255))
@@ -233,15 +233,12 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class Release(Base):
+class Release(ImageInEnvironment, Base):
     """An image that went live in an environment (the latest not rolled back is current)."""
 
     __tablename__ = "releases"
     __table_args__ = (Index("ix_releases_environment_id_id", "environment_id", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    environment_id: Mapped[int] = mapped_column(
-        ForeignKey("environments.id", ondelete="CASCADE"))
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
     deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

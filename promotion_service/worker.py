@@ -10,7 +10,6 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from flask import Flask
 
@@ -43,14 +42,19 @@ def periodic_tasks(app: Flask) -> Callable[[], None]:
     return tick
 
 
-def run(app: Flask | None = None, *, once: bool = False, stop: threading.Event | None = None,
-        **_: Any) -> int:
+def periodic_seconds(app: Flask) -> float:
+    """How often the periodic checks run (PROMOTION_WORKER_PERIODIC_SECONDS, default 10)."""
+    return float(app.config.get("WORKER_PERIODIC_SECONDS") or 10)
+
+
+def run(app: Flask | None = None, *, once: bool = False,
+        stop: threading.Event | None = None) -> int:
     """Dispatch the outbox until stopped (or one batch with ``once``); return an exit status."""
     from . import create_app
     from .dispatcher import from_app
 
     app = app or create_app()
-    dispatcher = from_app(app, name=None)
+    dispatcher = from_app(app)
     tick = periodic_tasks(app)
     if once:
         tick()
@@ -62,6 +66,5 @@ def run(app: Flask | None = None, *, once: bool = False, stop: threading.Event |
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
     log.info("worker %s dispatching the outbox to %s", dispatcher.name, dispatcher.gitlab.url)
-    periodic = float(app.config.get("WORKER_PERIODIC_SECONDS") or 10)
-    dispatcher.run(stop, periodic=tick, periodic_seconds=periodic)
+    dispatcher.run(stop, periodic=tick, periodic_seconds=periodic_seconds(app))
     return 0

@@ -15,16 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from steps.credentials import find_credentials
 from steps.errors import ExternalError, Refused, UsageError
 from steps.push import (
     IMAGE_OPTIONS,
     RETRIES,
+    ImageSettings,
     check_repository,
     image_result,
     image_tags,
     push_tags,
-    registry_credentials,
 )
+from steps.push import validate as validate_image
 from steps.reference import parse_reference
 from steps.runtime import (
     CI_CONTEXT,
@@ -68,7 +70,7 @@ OPTIONS = (
 
 
 @dataclass(frozen=True)
-class Settings(CIContextSettings, RegistryAuthSettings):
+class Settings(CIContextSettings, RegistryAuthSettings, ImageSettings):
     context: str = "."
     file: str | None = None
     build_arg: Mapping[str, str] | None = None
@@ -78,11 +80,6 @@ class Settings(CIContextSettings, RegistryAuthSettings):
     title: str | None = None
     version: str | None = None
     push: bool = False
-    image_repository: str | None = None
-    tag: tuple[str, ...] = ()
-    docker_host: str | None = None
-    retries: int = 3
-    project_path: str | None = None
 
 
 def labels(settings: Settings, created: datetime.datetime) -> dict[str, str]:
@@ -128,15 +125,12 @@ def validate(settings: Settings) -> None:
     if not Path(settings.context).is_dir():
         raise UsageError(f"no directory {settings.context}", "context")
     dockerfile_in_context(settings)
-    check_repository(settings)
-    image_tags(settings)
+    validate_image(settings)
     for ref in settings.cache_from:
         try:
             parse_reference(ref)
         except ValueError as e:
             raise UsageError(str(e), "cache_from") from None
-    if settings.retries < 0:
-        raise UsageError("must be 0 or more", "retries")
 
 
 def execute(settings: Settings, log: Log) -> Result:
@@ -145,7 +139,7 @@ def execute(settings: Settings, log: Log) -> Result:
     repository = check_repository(settings)
     tags = image_tags(settings)
     client = docker_client(settings.docker_host)
-    credentials = registry_credentials(settings, repository, log)
+    credentials = find_credentials(settings, parse_reference(repository).registry, log)
     auth = credentials.docker_auth_config() if credentials else None
     cache = [ref for ref in cache_images(settings, repository) if _pull_cache(client, ref, auth,
                                                                               log)]

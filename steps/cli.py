@@ -14,8 +14,17 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from steps.errors import ExternalError, StepError, UsageError
-from steps.runtime import COMMON, Log, Masker, MaskingStream, Option, Step, write_outputs
+from steps.errors import ExternalError, Refused, StepError, UsageError
+from steps.runtime import (
+    COMMON,
+    Log,
+    Masker,
+    MaskingStream,
+    Option,
+    Step,
+    resolve,
+    write_outputs,
+)
 
 # step name (words joined by spaces) -> module holding STEP
 STEPS: dict[str, str] = {
@@ -95,8 +104,16 @@ def _masker_for(env: Mapping[str, str]) -> Masker:
 def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """Run one step; return its exit code. Every byte written to stdout/stderr is masked."""
     masker = _masker_for(env)
+    streams = sys.stdout, sys.stderr
     sys.stdout = MaskingStream(sys.stdout, masker)  # type: ignore[assignment]
     sys.stderr = MaskingStream(sys.stderr, masker)  # type: ignore[assignment]
+    try:
+        return _run(argv, env, masker)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run(argv: Sequence[str], env: Mapping[str, str], masker: Masker) -> int:
     log = Log(masker=masker, sections=env.get("GITLAB_CI") == "true")
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -106,8 +123,6 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
         step = load_step(name)
         options = (*step.options, *COMMON)
         args = vars(_parser(step, options).parse_args(rest))
-        from steps.runtime import resolve
-
         values, sources = resolve(options, args, env)
         for option in options:
             if option.secret and values.get(option.dest):
@@ -130,13 +145,13 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
         log.info(f"Error: {e.message}")
         return e.exit_code
     except StepError as e:
-        for reason in getattr(e, "reasons", []):
-            log.info(f"  - {reason}")
+        if isinstance(e, Refused):
+            if e.result is not None:  # the answer is no, but what the step found is handed on
+                write_outputs(e.result, values["dotenv"], values["json"])
+            for reason in e.reasons:
+                log.info(f"  - {reason}")
         log.info(f"Error: {e.message}")
-        if log.debug_enabled:
-            import traceback
-
-            traceback.print_exc()
+        _traceback_if_debug(log)
         return e.exit_code
     except KeyboardInterrupt:
         log.info("Error: interrupted")
@@ -144,11 +159,15 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
     except Exception as e:  # a bug, or an outside library's error no step wrapped
         log.info(f"Error: {type(e).__name__}: {e}"
                  + ("" if log.debug_enabled else " (run with --debug for the traceback)"))
-        if log.debug_enabled:
-            import traceback
-
-            traceback.print_exc()
+        _traceback_if_debug(log)
         return ExternalError.exit_code
+
+
+def _traceback_if_debug(log: Log) -> None:
+    if log.debug_enabled:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _name_option(error: UsageError, options: Sequence[Option],

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from steps.errors import ExternalError, UsageError
+
+if TYPE_CHECKING:
+    from steps.runtime import Log, RegistryAuthSettings
 
 _DOCKER_HUB_HOSTS = frozenset({"index.docker.io", "docker.io", "registry-1.docker.io"})
 
@@ -58,7 +60,6 @@ class CredentialStore(NamedTuple):
     docker_auth_config: str | None = None
     docker_config: str | None = None
     helper_path: str | None = None  # PATH for docker-credential-* helpers (None: the process's)
-    run: Callable[..., Any] | None = None  # subprocess.run, or a stand-in
 
     def for_host(self, host: str) -> Credentials | None:
         """Credentials for `host` (as in an image reference), or None for anonymous access."""
@@ -109,8 +110,8 @@ class CredentialStore(NamedTuple):
             return None  # as a runner with a stale credsStore: go on anonymously
         server = "https://index.docker.io/v1/" if key == "docker.io" else key
         try:
-            done = (self.run or subprocess.run)([program, "get"], input=server, text=True,
-                                                capture_output=True, timeout=30, check=False)
+            done = subprocess.run([program, "get"], input=server, text=True,
+                                  capture_output=True, timeout=30, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise ExternalError(f"credential helper docker-credential-{name} ({where}) "
                                 f"failed for {key}: {type(e).__name__}") from e
@@ -168,9 +169,20 @@ def _from_auth_entry(entry: dict, key: str, where: str) -> Credentials | None:
     return None
 
 
-def store_from_settings(settings) -> CredentialStore:
+def store_from_settings(settings: RegistryAuthSettings) -> CredentialStore:
     """The CredentialStore a step's REGISTRY_AUTH options describe."""
     return CredentialStore(registry=settings.registry, registry_user=settings.registry_user,
                            registry_password=settings.registry_password,
                            docker_auth_config=settings.docker_auth_config,
                            docker_config=settings.docker_config)
+
+
+def find_credentials(settings: RegistryAuthSettings, host: str, log: Log) -> Credentials | None:
+    """Credentials for `host` from a step's REGISTRY_AUTH options; their secrets join the
+    log's masker before anything can print them."""
+    found = store_from_settings(settings).for_host(host)
+    if found:
+        log.masker.add(*found.secrets())
+        log.masker.add_basic_auth(found.username, found.password)
+        log.debug(f"credentials for {host} from {found.source}")
+    return found

@@ -9,71 +9,71 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from steps.errors import Refused
+from steps.errors import UsageError
 from steps.releases import Release, current, new_release_id, now_iso
-from steps.reporting import Reporter
-from steps.runtime import CI_CONTEXT, SERVICE, Log, Option, Result, Step
+from steps.reporting import JOB_URL, Reporter, ReportSettings
+from steps.runtime import CI_CONTEXT, SERVICE, CIContextSettings, Log, Option, Result, Step
 from steps.targets import (
     HEALTH_TIMEOUT,
     TARGET_OPTIONS,
     TEMPLATE_DIR,
     Plan,
+    TargetSettings,
     open_target,
     project_name,
+    target_class,
     validate_common,
 )
 
+if TYPE_CHECKING:
+    from steps.template import Template
+
 IMAGE = Option("image", "The image being released (repository@sha256:...); the template "
                "refers to it as ${CD_IMAGE}.", env=("CD_IMAGE",), metavar="IMAGE")
-JOB_URL = Option("job-url", "URL of this CI job, for the promotion service.",
-                 env=("CD_JOB_URL", "CI_JOB_URL", "BUILD_URL"), metavar="URL")
 RELEASE_CONTEXT = tuple(o for o in CI_CONTEXT
                         if o.dest in ("commit_sha", "pipeline_id", "pipeline_url"))
 
 
-@dataclass(frozen=True)
-class Settings:
-    environment: str | None
-    target: str
-    project: str | None
+@dataclass(frozen=True, kw_only=True)
+class TemplateSettings(TargetSettings):
+    """What reading the template takes: also `template render`'s Settings."""
+
     template_dir: str
     image: str | None
-    health_timeout: float
-    commit_sha: str | None = None
-    pipeline_id: str | None = None
-    pipeline_url: str | None = None
-    job_url: str | None = None
-    service_url: str | None = None
-    service_token: str | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(TemplateSettings, ReportSettings, CIContextSettings):
+    health_timeout: float
 
 
 def validate(settings: Settings) -> None:
     validate_common(settings)
     if settings.health_timeout <= 0:
-        from steps.errors import UsageError
-
         raise UsageError("must be a positive number of seconds", "health_timeout")
 
 
-def interpolation_env(settings: Settings) -> dict[str, str]:
-    """The variables the template sees: the job's environment, CD_IMAGE from --image."""
+def load_template(settings: TemplateSettings, log: Log) -> Template:
+    """The template for the environment, its warnings logged and every key checked against the
+    target: what deploy rolls out is what `template render` shows."""
+    from steps.template import load
+
     environ = dict(settings.environ)
     if settings.image:
         environ["CD_IMAGE"] = settings.image
-    return environ
+    template = load(Path(settings.template_dir), str(settings.environment), environ)
+    for warning in template.warnings:
+        log.warn(warning)
+    template.check_supported(settings.target, target_class(settings.target).supported)
+    return template
 
 
 def execute(settings: Settings, log: Log) -> Result:
-    from steps.template import load
-
-    template = load(Path(settings.template_dir), str(settings.environment),
-                    interpolation_env(settings))
-    for warning in template.warnings:
-        log.warn(warning)
+    template = load_template(settings, log)
     target = open_target(settings.target)
-    template.check_supported(target.name, target.supported)
     project, env = project_name(settings), str(settings.environment)
     previous = current(target.records(project, env))
     release = Release(
@@ -85,15 +85,8 @@ def execute(settings: Settings, log: Log) -> Result:
     log.info(f"Deploying release {release.id} of {project} to {env} on the {target.name} target"
              f" (template {', '.join(template.files)}; previous release: "
              f"{release.previous or 'none'})")
-    reporter = Reporter(settings.service_url, settings.service_token, settings.image, env,
-                        settings.job_url, log)
-    reporter.deployment("started", f"release {release.id}")
-    try:
+    with Reporter(settings, settings.image, env, log).deployment(f"release {release.id}"):
         done = target.deploy(Plan(project, env, template, release, settings.health_timeout), log)
-    except Refused as e:
-        reporter.deployment("failed", e.message)
-        raise
-    reporter.deployment("succeeded", f"release {done.id}")
     log.info(f"Release {done.id} is live in {env}")
     return Result(outputs={"CD_RELEASE_ID": done.id}, data={"release": done.summary()})
 

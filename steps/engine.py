@@ -1,6 +1,7 @@
 """The Docker engine client the steps share, built once at the edge with errors wrapped.
 
-docker-py is imported here only, so steps that never touch the engine (tag) never load it.
+docker-py is imported when a client is made, so steps that never touch the engine (tag) never
+load it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,3 @@ def docker_client(host: str | None = None, timeout: int = 300) -> Any:
         where = host or "DOCKER_HOST or the local socket"
         raise ExternalError(f"the Docker engine at {where} does not answer: {e}") from e
     return client
-
-
-client = docker_client  # the name steps.targets looks for

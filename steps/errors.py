@@ -10,6 +10,11 @@ Templates may `retry: exit_codes: [3]`: only ExternalError is worth retrying.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from steps.runtime import Result
+
 
 class StepError(Exception):
     """Base of every error a step reports; `exit_code` is what the process exits with."""
@@ -22,13 +27,18 @@ class StepError(Exception):
 
 
 class Refused(StepError):
-    """The step ran and the answer is no: a policy failed, a gate denied, a release rolled back."""
+    """The step ran and the answer is no: a policy failed, a gate denied, a release rolled back.
+
+    `result`, when given, is written to the outputs all the same (a failed scan's counts).
+    """
 
     exit_code = 1
 
-    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
+    def __init__(self, message: str, reasons: list[str] | None = None,
+                 result: Result | None = None) -> None:
         super().__init__(message)
         self.reasons = list(reasons or [])
+        self.result = result
 
 
 class UsageError(StepError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 VULNERABILITY = "vulnerability"
 SECRET = "secret"  # noqa: S105 - a finding type, not a password
 MISCONFIGURATION = "misconfiguration"
-TYPES = (VULNERABILITY, SECRET, MISCONFIGURATION)
 IMAGE_CONFIG = "image config"  # where a finding in the image's ENV, labels or history is
 
 
@@ -96,7 +95,11 @@ class ScanResult:
     image_id: str = ""
     repo_digests: tuple[str, ...] = ()
     created_at: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def scanner_label(self) -> str:
+        """`trivy 0.50.1`, as the log, the outputs and the service name the scanner."""
+        return f"{self.scanner} {self.scanner_version}".strip()
 
     def merged(self, other: ScanResult) -> ScanResult:
         """This result plus another's findings (the Dockerfile scan joins the image scan)."""

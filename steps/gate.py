@@ -59,7 +59,6 @@ class Settings(CIContextSettings, ServiceSettings):
     project: str | None = None
     promotion_id: int | None = None
     wait: float = 0.0
-    service_token: str | None = None
 
 
 def validate(settings: Settings) -> None:
@@ -112,7 +111,7 @@ def reason_lines(reasons: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def execute(settings: Settings, log: Log, sleep: Any = time.sleep) -> Result:
+def execute(settings: Settings, log: Log) -> Result:
     """Ask (and with --wait, ask again while not ready); refuse with the reasons."""
     from steps.service_client import ServiceClient
 
@@ -130,7 +129,7 @@ def execute(settings: Settings, log: Log, sleep: Any = time.sleep) -> Result:
             break
         log.info("Not ready yet: " + "; ".join(reason_lines(reasons)) + f"; asking again in "
                  f"{POLL_SECONDS:.0f}s")
-        sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
     if not answer.get("allowed"):
         raise Refused(f"the gate refused the {what}", reason_lines(reasons))
     log.info(f"The gate allows the {what}")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from steps.credentials import Credentials, store_from_settings
+from steps.credentials import Credentials, find_credentials
 from steps.errors import ExternalError, UsageError
 from steps.reference import TAG, parse_reference
 from steps.registry import REGISTRY_OPTIONS
+from steps.retry import Transient, call_with_retries
 from steps.runtime import (
     CI_CONTEXT,
     REGISTRY_AUTH,
@@ -45,12 +47,18 @@ _TRANSIENT = ("connection refused", "connection reset", "no such host", "i/o tim
 
 
 @dataclass(frozen=True)
-class Settings(CIContextSettings, RegistryAuthSettings):
+class ImageSettings:
+    """The fields behind IMAGE_OPTIONS and RETRIES, for the steps that push (build, push)."""
+
     image_repository: str | None = None
     tag: tuple[str, ...] = ()
     docker_host: str | None = None
     retries: int = 3
-    docker_config: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings(CIContextSettings, RegistryAuthSettings, ImageSettings):
+    """The push step's inputs (see IMAGE_OPTIONS)."""
 
 
 def image_tags(settings: Any) -> list[str]:
@@ -81,7 +89,8 @@ def check_repository(settings: Any) -> str:
     return settings.image_repository
 
 
-def validate(settings: Settings) -> None:
+def validate(settings: ImageSettings) -> None:
+    """The checks of every step that names an image by IMAGE_OPTIONS and RETRIES."""
     check_repository(settings)
     image_tags(settings)
     if settings.retries < 0:
@@ -93,7 +102,7 @@ def execute(settings: Settings, log: Log) -> Result:
 
     repository = check_repository(settings)
     tags = image_tags(settings)
-    credentials = registry_credentials(settings, repository, log)
+    credentials = find_credentials(settings, parse_reference(repository).registry, log)
     digest = push_tags(docker_client(settings.docker_host), repository, tags, credentials, log,
                        attempts=settings.retries + 1)
     return image_result(repository, digest, tags)
@@ -108,48 +117,21 @@ def image_result(repository: str, digest: str, tags: Sequence[str]) -> Result:
                   data={"tags": [f"{repository}:{t}" for t in tags]})
 
 
-def registry_credentials(settings: Any, repository: str, log: Log) -> Credentials | None:
-    """Credentials for the repository's registry; their secrets join the log's masker."""
-    registry = parse_reference(repository).registry
-    found = store_from_settings(settings).for_host(registry)
-    if found:
-        log.masker.add(*found.secrets())
-        log.masker.add_basic_auth(found.username, found.password)
-        log.debug(f"credentials for {registry} from {found.source}")
-    return found
-
-
-class _Transient(Exception):
-    pass
-
-
 def push_tags(client: Any, repository: str, tags: Sequence[str],
               credentials: Credentials | None, log: Log, attempts: int = 4) -> str:
     """Push each tag (retrying transient failures); return the registry's digest."""
-    from tenacity import (
-        RetryError,
-        Retrying,
-        retry_if_exception_type,
-        stop_after_attempt,
-        wait_exponential_jitter,
-    )
-
     registry = parse_reference(repository).registry
     auth = credentials.docker_auth_config() if credentials else None
     digests = set()
     for tag in tags:
-        retrying = Retrying(
-            stop=stop_after_attempt(max(1, attempts)),
-            wait=wait_exponential_jitter(multiplier=1, max=20),
-            retry=retry_if_exception_type(_Transient),
-            before_sleep=lambda state: log.warn(
-                f"push to {registry} failed ({state.outcome.exception()}); retrying"))
         try:
-            digests.add(retrying(_push_one, client, repository, tag, auth, log))
-        except RetryError as e:
-            cause = e.last_attempt.exception()
+            digests.add(call_with_retries(
+                partial(_push_one, client, repository, tag, auth, log),
+                attempts=attempts, multiplier=1, max_wait=20,
+                on_retry=lambda e: log.warn(f"push to {registry} failed ({e}); retrying")))
+        except Transient as e:
             raise ExternalError(f"registry {registry}: pushing {repository}:{tag} failed after "
-                                f"{attempts} attempts: {cause}") from cause
+                                f"{attempts} attempts: {e}") from e
     if len(digests) != 1:
         raise ExternalError(f"the tags of {repository} were pushed as different digests: "
                             f"{', '.join(sorted(digests))} (a tag moved during the push?)")
@@ -193,7 +175,7 @@ def _raise_push_error(registry: str, ref: str, message: str) -> None:
     if any(word in lower for word in _REFUSED):
         raise ExternalError(f"registry {registry} refused the credentials: {message.strip()}")
     if any(word in lower for word in _TRANSIENT):
-        raise _Transient(message.strip())
+        raise Transient(message.strip())
     raise ExternalError(f"registry {registry}: {message.strip()}")
 
 

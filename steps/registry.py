@@ -5,7 +5,7 @@ registries, and has no retries; oras-py re-serialises manifests (changing their 
 validates them as OCI image manifests only, with no cross-repository mounts. Both pull in
 requests, which alone costs more start-up time than a same-repository retag may take. So
 this client sits on the standard library's http.client (one kept-alive connection per host
-and thread), with tenacity for retries (imported only when a retry is needed).
+and thread), with tenacity for retries (steps.retry: imported only when a retry is needed).
 
 Auth: anonymous, basic, and the Bearer token challenge (`WWW-Authenticate: Bearer realm=,
 service=, scope=`), with tokens scoped per repository and cached until they expire.
@@ -29,6 +29,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from steps.credentials import Credentials
 from steps.errors import ExternalError
+from steps.retry import Transient, call_with_retries
 from steps.runtime import Option
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -99,10 +100,6 @@ class Response(NamedTuple):
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name, default)
-
-
-class _Transient(Exception):
-    """A failure worth retrying (5xx, 429, connection trouble)."""
 
 
 def digest_of(body: bytes) -> str:
@@ -248,45 +245,17 @@ class RegistryClient:
                                                  extra_scopes=extra_scopes))
 
     def _retrying(self, registry: str, what: str, fn: Callable[[], Any]) -> Any:
+        def note(error: BaseException) -> None:
+            if self._on_retry:
+                self._on_retry(f"registry {registry}: {what}: {error}; retrying")
+
         try:
-            return fn()
-        except _Transient as first:
-            if self.attempts == 1:
-                raise self._gave_up(registry, what, first) from first
-            self._note_retry(registry, what, first)
-        from tenacity import (  # only when something failed: keeps the CLI start-up lean
-            RetryError,
-            Retrying,
-            retry_if_exception_type,
-            stop_after_attempt,
-            wait_exponential_jitter,
-        )
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts - 1),
-            wait=wait_exponential_jitter(multiplier=self.backoff, max=8, jitter=self.backoff),
-            retry=retry_if_exception_type(_Transient),
-            before_sleep=lambda state: self._note_retry(registry, what,
-                                                        state.outcome.exception()),
-        )
-        time.sleep(self.backoff)
-        try:
-            return retrying(fn)
-        except RetryError as e:
-            cause = e.last_attempt.exception()
-            raise self._gave_up(registry, what, cause) from cause
-
-    def _note_retry(self, registry: str, what: str, error: BaseException | None) -> None:
-        if self._on_retry:
-            self._on_retry(f"registry {registry}: {what}: {error}; retrying")
-
-    def _gave_up(self, registry: str, what: str, cause: BaseException | None) -> ExternalError:
-        text = str(cause)
-        if "unreachable" in text:
-            return ExternalError(f"registry {registry} is unreachable after {self.attempts} "
-                                 f"attempts ({what}): {text}")
-        return ExternalError(f"registry {registry} failed after {self.attempts} attempts "
-                             f"({what}): {text}")
+            return call_with_retries(fn, attempts=self.attempts, multiplier=self.backoff,
+                                     max_wait=8, jitter=self.backoff, on_retry=note)
+        except Transient as e:
+            state = "is unreachable" if "unreachable" in str(e) else "failed"
+            raise ExternalError(f"registry {registry} {state} after {self.attempts} attempts "
+                                f"({what}): {e}") from e
 
     def _send(self, repo: Repo, method: str, path: str, *, accept: tuple[int, ...],
               headers: dict[str, str] | None = None, body: Any = None,
@@ -307,15 +276,14 @@ class RegistryClient:
             if body is not None and not isinstance(body, bytes):
                 # a stream cannot be sent twice: learn the auth, then fail transiently
                 self._answer_challenge(repo, response, scopes, sent_auth)
-                raise _Transient("authentication needed mid-stream")
-            new_auth = self._answer_challenge(repo, response, scopes, sent_auth)
-            sent_auth = new_auth
+                raise Transient("authentication needed mid-stream")
+            sent_auth = self._answer_challenge(repo, response, scopes, sent_auth)
         if response.status in accept:
             return response
         if response.raw:
             response.raw.close()
         if response.status >= 500 or response.status == 429:
-            raise _Transient(f"HTTP {response.status} {_error_text(response)}".strip())
+            raise Transient(f"HTTP {response.status} {_error_text(response)}".strip())
         if response.status == 403:
             raise ExternalError(f"registry {repo.registry} denied {method} {repo.name}: "
                                 f"{_error_text(response)}")
@@ -353,8 +321,8 @@ class RegistryClient:
                 conn.close()
                 self._forget(parts.scheme, parts.netloc)
                 if isinstance(e, ConnectionRefusedError | TimeoutError | socket.gaierror):
-                    raise _Transient(f"unreachable: {type(e).__name__}: {e}") from e
-                raise _Transient(f"{type(e).__name__}: {e}") from e
+                    raise Transient(f"unreachable: {type(e).__name__}: {e}") from e
+                raise Transient(f"{type(e).__name__}: {e}") from e
             if raw.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
                 new_url = urljoin(url, raw.headers.get("Location", ""))
                 if urlsplit(new_url).netloc != parts.netloc:
@@ -476,7 +444,7 @@ class RegistryClient:
             raise ExternalError(_refused(registry, creds) if creds
                                 else _needs_credentials(registry))
         if response.status >= 500 or response.status == 429:
-            raise _Transient(f"token service {realm}: HTTP {response.status}")
+            raise Transient(f"token service {realm}: HTTP {response.status}")
         if response.status != 200:
             raise ExternalError(f"token service {realm} for registry {registry} answered "
                                 f"HTTP {response.status}")

@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from steps.errors import Refused, UsageError
-from steps.runtime import Log, Option, Result, Step
+from steps.runtime import Log, Result, Step
+from steps.targets import (
+    TARGET_OPTIONS,
+    TargetSettings,
+    open_target,
+    project_name,
+    validate_common,
+)
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -140,22 +147,16 @@ def _short(digest: str) -> str:
 
 # ---------------------------------------------------------------- the `releases` step
 
-@dataclass(frozen=True)
-class Settings:
-    environment: str
-    target: str
-    project: str | None
+@dataclass(frozen=True, kw_only=True)
+class Settings(TargetSettings):
+    pass
 
 
 def validate(settings: Settings) -> None:
-    from steps.targets import validate_common
-
     validate_common(settings)
 
 
 def execute(settings: Settings, log: Log) -> Result:
-    from steps.targets import open_target, project_name
-
     project = project_name(settings)
     target = open_target(settings.target)
     found = history(target.records(project, settings.environment))
@@ -168,16 +169,10 @@ def execute(settings: Settings, log: Log) -> Result:
                         "releases": [r.summary() for r in found]})
 
 
-def _options() -> tuple[Option, ...]:
-    from steps.targets import TARGET_OPTIONS
-
-    return TARGET_OPTIONS
-
-
 STEP = Step(
     name="releases",
     help="List the releases of an environment, newest first, from the target alone.",
-    options=_options(),
+    options=TARGET_OPTIONS,
     settings=Settings,
     execute=execute,
     validate=validate,

@@ -6,21 +6,37 @@ or a local id cannot be reported and is logged as such.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from steps.runtime import Log
+from steps.errors import Refused
+from steps.runtime import Log, Option, ServiceSettings
 from steps.service_client import ServiceClient
+from steps.targets import untagged
+
+JOB_URL = Option("job-url", "URL of this CI job, for the promotion service.",
+                 env=("CD_JOB_URL", "CI_JOB_URL", "BUILD_URL"), metavar="URL")
+
+
+@dataclass(frozen=True)
+class ReportSettings(ServiceSettings):
+    """Fields behind SERVICE and JOB_URL, for a reporting step's Settings to inherit."""
+
+    job_url: str | None = None
 
 
 class Reporter:
     """Sends a deploy job's reports; does nothing without --service-url (CD_SERVICE_URL)."""
 
-    def __init__(self, url: str | None, token: str | None, image: str | None, environment: str,
-                 job_url: str | None, log: Log) -> None:
+    def __init__(self, settings: ReportSettings, image: str | None, environment: str,
+                 log: Log) -> None:
         self.log = log
         self.environment = environment
-        self.job_url = job_url
-        self.client = ServiceClient(url, token) if url else None
+        self.job_url = settings.job_url
+        self.client = (ServiceClient(settings.service_url, settings.service_token)
+                       if settings.service_url else None)
         self.image = split_image(image) if image else None
         self.deployment_id: int | None = None
         if self.client and not self.image:
@@ -36,22 +52,31 @@ class Reporter:
             body["job_url"] = self.job_url
         return body
 
-    def deployment(self, state: str, message: str | None = None) -> None:
+    @contextmanager
+    def deployment(self, message: str) -> Iterator[None]:
+        """Report the deployment started, then failed (Refused) or succeeded, around the block."""
+        self._deployment("started", message)
+        try:
+            yield
+        except Refused as e:
+            self._deployment("failed", e.message)
+            raise
+        self._deployment("succeeded", message)
+
+    def _deployment(self, state: str, message: str) -> None:
         """POST a deployment when it starts; PATCH it as it moves on."""
         if not self.client:
             return
+        body = {"state": state, **({"message": message[:1000]} if message else {})}
         if self.deployment_id is None:
-            body = {**self._ref(), "state": state}
-            if message:
-                body["message"] = message[:1000]
-            answer = self.client.post("deployments", body) or {}
+            answer = self.client.post("deployments", {**self._ref(), **body}) or {}
             self.deployment_id = answer.get("id")
         else:
-            body = {"state": state, **({"message": message[:1000]} if message else {})}
             self.client.request("PATCH", f"deployments/{self.deployment_id}", json=body)
         self.log.info(f"Reported deployment {state} to the promotion service")
 
     def verification(self, passed: bool, details: dict[str, Any]) -> None:
+        """POST the outcome of verify's checks."""
         if not self.client:
             return
         self.client.post("verifications", {**self._ref(), "passed": passed, "details": details})
@@ -64,6 +89,4 @@ def split_image(image: str) -> tuple[str, str] | None:
     repository, sep, digest = image.partition("@")
     if not sep or not digest.startswith("sha256:"):
         return None
-    if ":" in repository.rsplit("/", 1)[-1]:
-        repository = repository.rsplit(":", 1)[0]
-    return repository, digest
+    return untagged(repository), digest

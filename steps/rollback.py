@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from steps.deploy import JOB_URL, RELEASE_CONTEXT
-from steps.errors import Refused
+from steps.deploy import RELEASE_CONTEXT
 from steps.releases import Release, current, new_release_id, now_iso, rollback_source
-from steps.reporting import Reporter
-from steps.runtime import SERVICE, Log, Option, Result, Step
+from steps.reporting import JOB_URL, Reporter, ReportSettings
+from steps.runtime import SERVICE, CIContextSettings, Log, Option, Result, Step
 from steps.targets import (
     HEALTH_TIMEOUT,
     TARGET_OPTIONS,
     RestorePlan,
+    TargetSettings,
     open_target,
     project_name,
     validate_common,
@@ -23,19 +23,10 @@ TO = Option("to", "Release id to go back to [default: the last one that succeede
             "current one].", env=("CD_ROLLBACK_TO",), metavar="RELEASE")
 
 
-@dataclass(frozen=True)
-class Settings:
-    environment: str | None
-    target: str
-    project: str | None
+@dataclass(frozen=True, kw_only=True)
+class Settings(TargetSettings, ReportSettings, CIContextSettings):
     to: str | None
     health_timeout: float
-    commit_sha: str | None = None
-    pipeline_id: str | None = None
-    pipeline_url: str | None = None
-    job_url: str | None = None
-    service_url: str | None = None
-    service_token: str | None = None
 
 
 def validate(settings: Settings) -> None:
@@ -56,15 +47,9 @@ def execute(settings: Settings, log: Log) -> Result:
         image=source.image)
     log.info(f"Rolling {project} in {env} back from {release.previous} to {source.id} "
              f"(created {source.created}, commit {(source.commit or '?')[:12]})")
-    reporter = Reporter(settings.service_url, settings.service_token, source.image, env,
-                        settings.job_url, log)
-    reporter.deployment("started", f"rollback {release.id} to release {source.id}")
-    try:
+    reporter = Reporter(settings, source.image, env, log)
+    with reporter.deployment(f"rollback {release.id} to release {source.id}"):
         done = target.restore(source, RestorePlan(release, settings.health_timeout), log)
-    except Refused as e:
-        reporter.deployment("failed", e.message)
-        raise
-    reporter.deployment("succeeded", f"rollback {done.id} to release {source.id}")
     log.info(f"Release {done.id} (a copy of {source.id}) is live in {env}")
     return Result(outputs={"CD_RELEASE_ID": done.id},
                   data={"release": done.summary(), "restored": source.id})

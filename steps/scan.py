@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from steps.credentials import store_from_settings
+from steps.credentials import find_credentials
 from steps.errors import ExternalError, Refused, StepError, UsageError
 from steps.findings import ReportFormatError, ScanResult, load_report, parse_trivy
 from steps.reference import parse_reference
@@ -31,7 +31,6 @@ from steps.runtime import (
     Result,
     ServiceSettings,
     Step,
-    write_outputs,
 )
 from steps.scan_policy import THRESHOLDS, Policy, PolicyError, Verdict, evaluate, load_ignore_file
 from steps.scan_report import details, gitlab_report, outputs, service_payload, summary_table
@@ -118,8 +117,6 @@ class Settings(RegistryAuthSettings, ServiceSettings):
     timeout: int = 600
     trivy_bin: str = "trivy"
     job_url: str | None = None
-    dotenv: str | None = None
-    json: str | None = None
     debug: bool = False
 
     @property
@@ -178,8 +175,8 @@ def execute(settings: Settings, log: Log) -> Result:
     with tempfile.TemporaryDirectory(prefix="docker-cd-scan-") as tmp:
         if settings.from_report:
             scan, raw = _read_report(settings.from_report), Path(settings.from_report)
-            log.info(f"Applying the policy to {settings.from_report} ({scan.scanner} "
-                     f"{scan.scanner_version}, {len(scan.findings)} finding(s))")
+            log.info(f"Applying the policy to {settings.from_report} ({scan.scanner_label}, "
+                     f"{len(scan.findings)} finding(s))")
         else:
             trivy.check()
             scan, raw = _scan(settings, trivy, image, tmp)
@@ -204,8 +201,7 @@ def execute(settings: Settings, log: Log) -> Result:
     if settings.service_url:
         _report_to_service(settings, scan, verdict, image, log)
     if not verdict.passed:
-        write_outputs(result, settings.dotenv, settings.json)  # the CLI writes them on success
-        raise Refused(f"the scan policy failed for {image}", verdict.reasons())
+        raise Refused(f"the scan policy failed for {image}", verdict.reasons(), result)
     log.info(f"The scan policy passed for {image}.")
     return result
 
@@ -328,16 +324,13 @@ def _registry_env(settings: Settings, image: str, log: Log) -> dict[str, str]:
     if not image:
         return env
     host = parse_reference(image).registry
-    found = store_from_settings(settings).for_host(host)
+    found = find_credentials(settings, host, log)
     if found is None:
         return env
-    log.masker.add(*found.secrets())
     if found.identity_token:
         log.warn(f"the credentials for {host} ({found.source}) are an identity token, which "
                  "trivy cannot use; set CD_REGISTRY_USER and CD_REGISTRY_PASSWORD")
         return env
-    log.masker.add_basic_auth(found.username, found.password)
-    log.debug(f"registry credentials for {host} from {found.source}")
     env.update(TRIVY_USERNAME=found.username, TRIVY_PASSWORD=found.password)
     return env
 

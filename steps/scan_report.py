@@ -40,9 +40,8 @@ def summary_table(scan: ScanResult, verdict: Verdict, image: str, top: int = 10)
     """The readable summary: counts per severity, the top findings, what was ignored and why."""
     policy = verdict.policy
     status = "PASSED" if verdict.passed else "FAILED"
-    scanner = f"{scan.scanner} {scan.scanner_version}".strip()
     lines = [
-        f"Scan of {image or scan.artifact} ({scanner}): {status}",
+        f"Scan of {image or scan.artifact} ({scan.scanner_label}): {status}",
         f"policy: fail at {policy.threshold} and above"
         + (", fixable vulnerabilities only" if policy.fixable_only else "")
         + ("; secrets allowed" if policy.allow_secrets else "; any secret fails"),
@@ -120,7 +119,7 @@ def outputs(scan: ScanResult, verdict: Verdict, image: str) -> dict[str, str]:
     out = {
         "CD_SCAN_RESULT": "passed" if verdict.passed else "failed",
         "CD_SCAN_IMAGE": image,
-        "CD_SCAN_SCANNER": f"{scan.scanner} {scan.scanner_version}".strip(),
+        "CD_SCAN_SCANNER": scan.scanner_label,
         "CD_SCAN_THRESHOLD": verdict.policy.threshold,
     }
     out.update({f"CD_SCAN_{s}": str(n) for s, n in counts.items()})
@@ -170,7 +169,7 @@ def service_payload(scan: ScanResult, verdict: Verdict, repository: str, digest:
     body: dict[str, Any] = {
         "repository": repository,
         "digest": digest,
-        "scanner": f"{scan.scanner} {scan.scanner_version}".strip()[:64],
+        "scanner": scan.scanner_label[:64],
         "counts": {s.lower(): n for s, n in verdict.counts().items()},
         "findings": [{"id": f.id[:128], "severity": f.severity.lower(),
                       "package": (f.package or f.location)[:255], "title": f.title[:500]}

@@ -10,19 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from steps.errors import ExternalError, Refused, UsageError
-
-
-class _Transient(Exception):
-    pass
+from steps.retry import Transient, call_with_retries
 
 
 class ServiceClient:
@@ -43,19 +33,14 @@ class ServiceClient:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; return the decoded JSON body (None for an empty one)."""
         url = f"{self.base}/{path.lstrip('/')}"
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential_jitter(multiplier=0.5, max=self.max_wait),
-            retry=retry_if_exception_type(_Transient),
-            reraise=False,
-        )
         try:
-            response = retrying(self._send, method, url, **kwargs)
-        except RetryError as e:
-            cause = e.last_attempt.exception()
+            response = call_with_retries(lambda: self._send(method, url, **kwargs),
+                                         attempts=self.attempts, multiplier=0.5,
+                                         max_wait=self.max_wait)
+        except Transient as e:
             raise ExternalError(
-                f"promotion service {method} {url} failed after {self.attempts} attempts: {cause}"
-            ) from cause
+                f"promotion service {method} {url} failed after {self.attempts} attempts: {e}"
+            ) from e
         return self._decode(method, url, response)
 
     def get(self, path: str, **params: Any) -> Any:
@@ -68,9 +53,9 @@ class ServiceClient:
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as e:
-            raise _Transient(f"cannot reach the service: {type(e).__name__}") from e
+            raise Transient(f"cannot reach the service: {type(e).__name__}") from e
         if response.status_code >= 500 or response.status_code == 429:
-            raise _Transient(f"HTTP {response.status_code}")
+            raise Transient(f"HTTP {response.status_code}")
         return response
 
     @staticmethod
@@ -81,14 +66,14 @@ class ServiceClient:
             body = {"message": response.text[:200]}
         if response.status_code < 400:
             return body
-        message = (body or {}).get("message") if isinstance(body, dict) else None
-        detail = f"{method} {url}: HTTP {response.status_code}: {message or response.reason}"
+        fields = body if isinstance(body, dict) else {}
+        detail = (f"{method} {url}: HTTP {response.status_code}: "
+                  f"{fields.get('message') or response.reason}")
         if response.status_code in (401, 403):
             raise UsageError(f"the promotion service refused the token ({detail}); "
                              "set CD_SERVICE_TOKEN to a token with the right role")
         if response.status_code == 409:
-            reasons = (body or {}).get("reasons", []) if isinstance(body, dict) else []
             raise Refused(detail, [r.get("message", str(r)) if isinstance(r, dict) else str(r)
-                                   for r in reasons])
+                                   for r in fields.get("reasons", [])])
         raise UsageError(f"the promotion service rejected the request: {detail} "
-                         f"{(body or {}).get('errors', '') if isinstance(body, dict) else ''}")
+                         f"{fields.get('errors', '')}")

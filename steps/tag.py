@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from steps.credentials import store_from_settings
+from steps.credentials import find_credentials
 from steps.errors import Refused, UsageError
 from steps.reference import Reference, is_bare_tag, parse_reference
 from steps.registry import REGISTRY_OPTIONS, Manifest, RegistryClient, Repo
@@ -53,7 +53,6 @@ class Settings(CIContextSettings, RegistryAuthSettings):
     immutable: bool = False
     retries: int = 3
     plain_http: tuple[str, ...] = ()
-    git_tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,17 +133,8 @@ def execute(settings: Settings, log: Log) -> Result:
 
 def client_for(settings: Any, log: Log) -> RegistryClient:
     """A registry client with the step's credentials; their secrets are masked in the log."""
-    store = store_from_settings(settings)
-
-    def credentials(host: str):
-        found = store.for_host(host)
-        if found:
-            log.masker.add(*found.secrets())
-            log.masker.add_basic_auth(found.username, found.password)
-            log.debug(f"credentials for {host} from {found.source}")
-        return found
-
-    return RegistryClient(credentials, attempts=settings.retries + 1,
+    return RegistryClient(lambda host: find_credentials(settings, host, log),
+                          attempts=settings.retries + 1,
                           plain_http=set(settings.plain_http), on_retry=log.warn)
 
 

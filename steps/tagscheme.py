@@ -13,13 +13,14 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
+from steps.reference import TAG
+
 SCHEMES = ("sha", "ref", "semver")
 SHORT_SHA = 8  # as GitLab's CI_COMMIT_SHORT_SHA
 _SEMVER = re.compile(
     r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
     r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 class Version(NamedTuple):
@@ -61,7 +62,7 @@ def sha_tags(commit_sha: str) -> list[str]:
 
 def ref_tags(ref_slug: str) -> list[str]:
     """The ref slug (GitLab's CI_COMMIT_REF_SLUG is already a valid tag)."""
-    if not _TAG.fullmatch(ref_slug):
+    if not TAG.fullmatch(ref_slug):
         raise ValueError(f"not a valid tag: {ref_slug!r} (use the slugged ref, CI_COMMIT_REF_SLUG)")
     return [ref_slug]
 

@@ -153,7 +153,7 @@ class Template:
 
     def hash(self) -> str:
         """Identifies what this template deploys (the rendered text, secrets redacted)."""
-        return "sha256:" + hashlib.sha256(self.rendered().encode()).hexdigest()
+        return sha256(self.rendered().encode())
 
     def config_hashes(self) -> dict[str, str]:
         """Content hash of each config and secret: a changed file shows as a changed hash."""
@@ -170,6 +170,7 @@ class Template:
 
 
 def sha256(data: bytes) -> str:
+    """The digest form every record and label uses (`sha256:<hex>`)."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -262,23 +263,13 @@ def load(directory: Path | str, environment: str, environ: Mapping[str, str]) ->
     if not directory.is_dir():
         raise TemplateError(f"template directory {directory} does not exist; set "
                             "--template-dir (CD_TEMPLATE_DIR) to the directory holding compose.yml")
-    files = find_files(directory, environment)
-    merged: Any = LocDict()
-    secret_paths: set[Path_] = set()
-    warnings: list[str] = []
-    for path in files:
-        name = _display(path)
-        reader = _Reader(name, environ)
-        merged = merge(merged, reader.read(path.read_text(encoding="utf-8")))
-        secret_paths |= reader.secret_paths
-        warnings += reader.warnings
-    return build(merged, directory, tuple(_display(p) for p in files), environ,
-                 frozenset(secret_paths), tuple(warnings))
+    texts = {_display(p): p.read_text(encoding="utf-8") for p in find_files(directory, environment)}
+    return loads(texts, environ, directory)
 
 
 def loads(texts: Mapping[str, str], environ: Mapping[str, str],
           directory: Path | str = ".") -> Template:
-    """Like `load` from in-memory files ({name: text}, base first): for tests and restores."""
+    """Like `load`, from files already read ({name: text}, base first)."""
     merged: Any = LocDict()
     secret_paths: set[Path_] = set()
     warnings: list[str] = []

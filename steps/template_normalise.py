@@ -230,6 +230,12 @@ class _Normaliser:
                 if conf.get("order", "start-first") not in ("start-first", "stop-first"):
                     raise self.fail((*path, key, "order"), "order is start-first or stop-first")
                 out[key] = conf
+        if "restart_policy" in spec:
+            policy = dict(self._mapping(spec["restart_policy"], (*path, "restart_policy")))
+            for dkey in ("delay", "window"):
+                if dkey in policy:
+                    policy[dkey] = self.duration(policy[dkey], (*path, "restart_policy", dkey))
+            out["restart_policy"] = policy
         resources = self._mapping(spec.get("resources"), (*path, "resources"))
         if resources:
             out["resources"] = {}

@@ -4,23 +4,16 @@ team reviews exactly what a deploy would roll out. Needs no engine."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from steps.deploy import IMAGE, interpolation_env
+from steps.deploy import IMAGE, TemplateSettings, load_template
 from steps.runtime import Log, Result, Step
-from steps.targets import ENVIRONMENT, TARGET, TEMPLATE_DIR, target_class, validate_common
+from steps.targets import ENVIRONMENT, TARGET, TEMPLATE_DIR, validate_common
 
 
-@dataclass(frozen=True)
-class Settings:
-    environment: str | None
-    target: str
-    template_dir: str
-    image: str | None
-    project: str | None = None
-    environ: Mapping[str, str] = field(default_factory=dict)
+@dataclass(frozen=True, kw_only=True)
+class Settings(TemplateSettings):
+    pass
 
 
 def validate(settings: Settings) -> None:
@@ -28,13 +21,7 @@ def validate(settings: Settings) -> None:
 
 
 def execute(settings: Settings, log: Log) -> Result:
-    from steps.template import load
-
-    template = load(Path(settings.template_dir), str(settings.environment),
-                    interpolation_env(settings))
-    for warning in template.warnings:
-        log.warn(warning)
-    template.check_supported(settings.target, target_class(settings.target).supported)
+    template = load_template(settings, log)
     log.info(f"# {' + '.join(template.files)} for {settings.environment} "
              f"({settings.target} target), {template.hash()}")
     sys.stdout.write(template.rendered())

@@ -93,10 +93,6 @@ def convert_command(opts: TrivyOptions, report: str, output: str) -> list[str]:
     return [opts.binary, "convert", "--format", "cyclonedx", "--output", output, report]
 
 
-def version_command(opts: TrivyOptions) -> list[str]:
-    return [opts.binary, "--version"]
-
-
 def explain_failure(output: str, returncode: int, opts: TrivyOptions, image: str) -> StepError:
     """Turn trivy's failure into the step's error: what went wrong and what would fix it."""
     fatal = _fatal(output) or f"trivy exited with {returncode} and no error message"

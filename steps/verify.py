@@ -13,23 +13,24 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
-from steps.deploy import JOB_URL
 from steps.errors import Refused
 from steps.releases import current
-from steps.reporting import Reporter
+from steps.reporting import JOB_URL, Reporter, ReportSettings
 from steps.runtime import SERVICE, Log, Result, Step
-from steps.targets import TARGET_OPTIONS, Target, open_target, project_name, validate_common
+from steps.targets import (
+    TARGET_OPTIONS,
+    Target,
+    TargetSettings,
+    open_target,
+    project_name,
+    validate_common,
+)
 from steps.template import Check, checks_from_rendered
 
 
-@dataclass(frozen=True)
-class Settings:
-    environment: str | None
-    target: str
-    project: str | None
-    job_url: str | None = None
-    service_url: str | None = None
-    service_token: str | None = None
+@dataclass(frozen=True, kw_only=True)
+class Settings(TargetSettings, ReportSettings):
+    pass
 
 
 def validate(settings: Settings) -> None:
@@ -56,10 +57,7 @@ def run_command(check: Check, target: Target, project: str, environment: str,
     """One attempt of a command check, in the job or inside a service's container."""
     command = list(check.command)
     if check.service:
-        run = getattr(target, "exec", None)
-        if run is None:
-            return f"the {target.name} target cannot run commands inside a service"
-        code, output = run(project, environment, check.service, command, check.timeout)
+        code, output = target.exec(project, environment, check.service, command, check.timeout)
     else:
         log.command(command)
         try:
@@ -99,8 +97,7 @@ def execute(settings: Settings, log: Log) -> Result:
     if release is None:
         raise Refused(f"nothing to verify: no release of {project} in {env} has succeeded")
     checks = checks_from_rendered(release.template)
-    reporter = Reporter(settings.service_url, settings.service_token, release.image, env,
-                        settings.job_url, log)
+    reporter = Reporter(settings, release.image, env, log)
     if not checks:
         log.warn("the template declares no checks (x-docker-cd.verify); nothing to verify")
     results: list[dict[str, Any]] = []

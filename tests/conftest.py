@@ -51,6 +51,13 @@ def images(docker) -> ImageFactory:
     factory.cleanup()
 
 
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty working directory to run a step in (it finds no project files there)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         for fixture, marker in _MARKING_FIXTURES.items():

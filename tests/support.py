@@ -47,6 +47,14 @@ def wait_for_http(url: str, timeout: float = 15.0, ok=(200, 401)) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout}s (last: {last})")
 
 
+def read_dotenv(path: str | Path) -> dict[str, str]:
+    """The KEY=VALUE lines a step wrote with --dotenv; empty when it wrote no file."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
 @dataclass
 class Registry:
     """A running docker-registry process on 127.0.0.1."""
@@ -159,14 +167,12 @@ class ImageFactory:
 
 
 def docker_client():
-    """A docker-py client for the local engine; raises with a clear message when none answers."""
-    import docker
+    """A docker-py client for the local engine; RuntimeError with a clear message when none
+    answers (the steps' own client, so tests reach the engine the way the steps do)."""
+    from steps.engine import docker_client as engine_client
+    from steps.errors import ExternalError
 
     try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except Exception as e:
-        raise RuntimeError(
-            "the Docker engine does not answer (start dockerd; .ci/run does): " + str(e)
-        ) from e
-    return client
+        return engine_client(timeout=120)
+    except ExternalError as e:
+        raise RuntimeError(f"{e.message} (start dockerd; .ci/run does)") from e

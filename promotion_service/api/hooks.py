@@ -21,6 +21,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from .. import gitlab_sync, merge_request_gate
+from ..config import is_on
 from ..db import session_for
 from ..domain.gitlab_events import (
     DeploymentEvent,
@@ -48,10 +49,6 @@ HOOK_MAX_BYTES = 5 * 1024 * 1024
 def _allow_gitlab_sized_bodies() -> None:
     request.max_content_length = int(current_app.config.get("GITLAB_HOOK_MAX_BYTES")
                                      or HOOK_MAX_BYTES)
-
-
-def _flag(name: str) -> bool:
-    return str(current_app.config.get(name) or "").lower() in ("1", "true", "yes", "on")
 
 
 def _json_body(raw: bytes) -> Any:
@@ -115,7 +112,7 @@ def _apply(session: Any, event: Any, actor: Any) -> str:
     if isinstance(event, JobEvent):
         return gitlab_sync.apply_job(session, event, actor)
     if isinstance(event, MergeRequestEvent):
-        if not _flag("GITLAB_GATE_COMMIT_STATUS"):
+        if not is_on(current_app.config.get("GITLAB_GATE_COMMIT_STATUS")):
             return ("ignored: merge request events are used only with "
                     "PROMOTION_GITLAB_GATE_COMMIT_STATUS=1")
         if event.state != "opened":

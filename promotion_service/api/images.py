@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from ..auth import MANAGERS, REPORTERS, current_actor, require_roles, require_token
 from ..db import get_session
-from ..models import ApprovalRecord, Deployment, Promotion, Scan, Verification
-from ..store import images, projects, releases
+from ..models import ApprovalRecord, Deployment, Promotion, Verification
+from ..store import images, projects, releases, reports
 from .common import Extended, SelectPage, policies
 from .schemas import ImageDetail, ImageFilters, ImageIn, ImageOut, RevokeIn, RevokeOut
 
@@ -47,9 +47,8 @@ def show(image_id: int) -> Any:
     """An image and its state in each environment of its project."""
     session = get_session()
     image = images.get_by_id(session, image_id)
-    scan = session.scalar(select(Scan).where(Scan.image_id == image.id)
-                          .order_by(Scan.id.desc()).limit(1))
-    return Extended(image, project=images.project_path(session, image), scan=scan,
+    return Extended(image, project=images.project_path(session, image),
+                    scan=reports.latest_scan(session, image.id),
                     environments=[_env_status(session, image, env)
                                   for env in projects.environments(session, image.project_id)])
 

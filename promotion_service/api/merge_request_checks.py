@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import current_app
 from flask_smorest import Blueprint
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from .. import merge_request_gate
@@ -16,17 +16,14 @@ from ..errors import NotFound
 from ..gitlab_models import MergeRequestCheck
 from ..models import Project
 from ..store.projects import check_scope
-from .schemas import PROJECT, SHA, ReasonOut
+from .schemas import PROJECT, SHA, Filters, ReasonOut
 
 blp = Blueprint("merge-request-checks", __name__,
                 description="Merge-request gates: external status checks and docker-cd gate")
 
 
-class MergeRequestCheckFilters(Schema):
+class MergeRequestCheckFilters(Filters):
     """Filters for listing merge-request checks."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     project = fields.Str(validate=PROJECT)
     mr_iid = fields.Int(validate=validate.Range(min=1))
@@ -51,11 +48,8 @@ class MergeRequestCheckOut(Schema):
     updated_at = fields.Str(allow_none=True)
 
 
-class MergeRequestGateQuery(Schema):
+class MergeRequestGateQuery(Filters):
     """Which commit of which project."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     project = fields.Str(required=True, validate=PROJECT)
     sha = fields.Str(required=True, validate=validate.Regexp(

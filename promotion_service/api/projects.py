@@ -10,7 +10,7 @@ from sqlalchemy import select
 from ..auth import ADMINS, MANAGERS, current_actor, require_roles, require_token
 from ..db import get_session
 from ..domain.policy import EnvironmentPolicy
-from ..models import Project, Release
+from ..models import Environment, Project, Release
 from ..store import projects, releases
 from .common import Extended, SelectPage, policies
 from .schemas import (
@@ -64,7 +64,7 @@ def show(project_id: int) -> Any:
 def set_policy(data: dict[str, Any], project_id: int, name: str) -> Any:
     """Replace an environment's policy."""
     session = get_session()
-    env = projects.get_environment(session, project_id, name)
+    env = _scoped_environment(project_id, name)
     projects.set_policy(session, current_actor(), env, EnvironmentPolicy.from_dict(data))
     session.commit()
     return env
@@ -87,9 +87,7 @@ def list_releases(project_id: int, name: str) -> Any:
 def rollback(data: dict[str, Any], project_id: int, name: str) -> Any:
     """Promote the previous verified release again; holds automatic promotion."""
     session = get_session()
-    project = projects.get_project(session, project_id)
-    projects.check_scope(current_actor(), project.path)
-    env = projects.get_environment(session, project_id, name)
+    env = _scoped_environment(project_id, name)
     promotion = releases.rollback(session, current_actor(), env, data.get("reason") or "")
     session.commit()
     return promotion
@@ -101,9 +99,7 @@ def rollback(data: dict[str, Any], project_id: int, name: str) -> Any:
 def lift_hold(project_id: int, name: str) -> Any:
     """Lift the hold so automatic promotion resumes."""
     session = get_session()
-    project = projects.get_project(session, project_id)
-    projects.check_scope(current_actor(), project.path)
-    env = projects.get_environment(session, project_id, name)
+    env = _scoped_environment(project_id, name)
     releases.lift_hold(session, current_actor(), env)
     session.commit()
     return env
@@ -111,3 +107,10 @@ def lift_hold(project_id: int, name: str) -> Any:
 
 def _detail(project: Project) -> Extended:
     return Extended(project, environments=projects.environments(get_session(), project.id))
+
+
+def _scoped_environment(project_id: int, name: str) -> Environment:
+    """The environment, once a project-scoped token is known to be this project's."""
+    session = get_session()
+    projects.check_scope(current_actor(), projects.get_project(session, project_id).path)
+    return projects.get_environment(session, project_id, name)

@@ -5,25 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
 from sqlalchemy import select
 
 from ..auth import REPORTERS, current_actor, require_roles, require_token
 from ..db import get_session
 from ..models import Environment, Image, Project, Promotion
-from ..store import promotions
-from .common import SelectPage, image_and_env, scoped
-from .schemas import PromotionFilters, PromotionIn, PromotionOut, Strict
+from ..store import images, promotions
+from .common import SelectPage, image_and_env
+from .schemas import PromotionFilters, PromotionIn, PromotionMove, PromotionOut
 
 blp = Blueprint("promotions", __name__, description="Promotions of images into environments")
-
-
-class PromotionMove(Strict):
-    """A state move reported for a promotion."""
-
-    state = fields.Str(required=True, validate=validate.OneOf(
-        ("triggered", "deploying", "deployed", "verified", "failed")))
-    message = fields.Str(validate=validate.Length(max=4000))
 
 
 @blp.route("", methods=["POST"])
@@ -78,7 +69,7 @@ def move(data: dict[str, Any], promotion_id: int) -> Any:
     """Move a promotion on; an illegal move is a 409 (checked by the database)."""
     session = get_session()
     promotion = promotions.get(session, promotion_id)
-    scoped(current_actor(), session.get(Image, promotion.image_id))
+    images.check_scope(session, current_actor(), session.get(Image, promotion.image_id))
     promotion = promotions.mark_state(session, promotion_id, data["state"], current_actor(),
                                       data.get("message"))
     session.commit()

@@ -9,6 +9,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 from ..db import get_session
 from ..domain.actor import ROLES
 from ..domain.policy import SEVERITIES, EnvironmentPolicy, PolicyError
+from ..domain.states import DEPLOYMENT_INITIAL, DeploymentState, PromotionState
 from ..models import Environment, Image
 
 DIGEST = validate.Regexp(r"^sha256:[0-9a-f]{64}$",
@@ -22,6 +23,8 @@ ENV_NAME = validate.Regexp(r"^[a-z0-9][a-z0-9_.-]{0,63}$",
                            error="must be an environment name like staging")
 SHA = validate.Regexp(r"^[0-9a-f]{7,64}$", error="must be a hex commit SHA")
 TEXT = validate.Length(max=4000)
+REASON = validate.Length(1, 4000)
+SEVERITY = validate.OneOf((*SEVERITIES, "unknown"))
 URL = validate.Length(max=2048)
 BIG = validate.Range(min=0, max=2**62)
 
@@ -34,10 +37,29 @@ class Strict(Schema):
 
 
 class Filters(Schema):
-    """Query strings of paginated lists (page/page_size belong to the paginator)."""
+    """Query strings: unknown parameters are ignored (page/page_size are the paginator's)."""
 
     class Meta:
         unknown = EXCLUDE
+
+
+class Record(Schema):
+    """What every stored row shows: its id and when it was made."""
+
+    id = fields.Int()
+    created_at = fields.DateTime()
+
+
+class ImageEnvRecord(Record):
+    """A row about one image in one environment (deployments, verifications, approvals)."""
+
+    image_id = fields.Int()
+    environment_id = fields.Int()
+
+
+def _one_of(states: Any, but: Any = ()) -> validate.OneOf:
+    """The values of a state enum (in its order) as the only choices, so the two never drift."""
+    return validate.OneOf([str(s) for s in states if s not in but])
 
 
 class ImageRef(Strict):
@@ -112,7 +134,7 @@ class ImageFilters(Filters):
 class RevokeIn(Strict):
     """Why the image is bad."""
 
-    reason = fields.Str(required=True, validate=validate.Length(1, 4000))
+    reason = fields.Str(required=True, validate=REASON)
 
 
 class RevokeOut(Schema):
@@ -126,7 +148,7 @@ class ScanIn(ImageRef):
     """A scan summary."""
 
     scanner = fields.Str(load_default="trivy", validate=validate.Length(1, 64))
-    counts = fields.Dict(keys=fields.Str(validate=validate.OneOf((*SEVERITIES, "unknown"))),
+    counts = fields.Dict(keys=fields.Str(validate=SEVERITY),
                          values=fields.Int(validate=validate.Range(min=0)), required=True)
     findings = fields.List(fields.Nested(lambda: FindingIn()), validate=validate.Length(max=1000))
     report_url = fields.Str(validate=URL)
@@ -136,26 +158,25 @@ class FindingIn(Strict):
     """One finding (enough to name it in a gate reason)."""
 
     id = fields.Str(required=True, validate=validate.Length(1, 128))
-    severity = fields.Str(required=True, validate=validate.OneOf((*SEVERITIES, "unknown")))
+    severity = fields.Str(required=True, validate=SEVERITY)
     package = fields.Str(validate=validate.Length(max=255))
     title = fields.Str(validate=validate.Length(max=500))
 
 
-class ScanOut(Schema):
+class ScanOut(Record):
     """A recorded scan."""
 
-    id = fields.Int()
     image_id = fields.Int()
     scanner = fields.Str()
     counts = fields.Dict()
     report_url = fields.Str()
-    created_at = fields.DateTime()
 
 
 class DeploymentIn(ImageEnvRef):
     """A deploy job's report."""
 
-    state = fields.Str(required=True, validate=validate.OneOf(("started", "succeeded", "failed")))
+    state = fields.Str(required=True, validate=_one_of(
+        DeploymentState, but=set(DeploymentState) - DEPLOYMENT_INITIAL))
     job_url = fields.Str(validate=URL)
     message = fields.Str(validate=TEXT)
 
@@ -163,23 +184,18 @@ class DeploymentIn(ImageEnvRef):
 class DeploymentPatch(Strict):
     """A deployment moving on."""
 
-    state = fields.Str(required=True, validate=validate.OneOf(
-        ("started", "succeeded", "failed", "rolled_back")))
+    state = fields.Str(required=True, validate=_one_of(DeploymentState))
     message = fields.Str(validate=TEXT)
 
 
-class DeploymentOut(Schema):
+class DeploymentOut(ImageEnvRecord):
     """A deployment."""
 
-    id = fields.Int()
-    image_id = fields.Int()
-    environment_id = fields.Int()
     promotion_id = fields.Int()
     state = fields.Str()
     job_url = fields.Str()
     message = fields.Str()
     actor = fields.Str()
-    created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
 
@@ -191,16 +207,12 @@ class VerificationIn(ImageEnvRef):
     job_url = fields.Str(validate=URL)
 
 
-class VerificationOut(Schema):
+class VerificationOut(ImageEnvRecord):
     """A verification."""
 
-    id = fields.Int()
-    image_id = fields.Int()
-    environment_id = fields.Int()
     passed = fields.Bool()
     details = fields.Dict()
     job_url = fields.Str()
-    created_at = fields.DateTime()
 
 
 class ApprovalIn(ImageEnvRef):
@@ -212,18 +224,14 @@ class ApprovalIn(ImageEnvRef):
                             metadata={"description": "seconds until the approval lapses"})
 
 
-class ApprovalOut(Schema):
+class ApprovalOut(ImageEnvRecord):
     """An approval or rejection."""
 
-    id = fields.Int()
-    image_id = fields.Int()
-    environment_id = fields.Int()
     actor = fields.Str()
     role = fields.Str()
     decision = fields.Str()
     comment = fields.Str()
     expires_at = fields.DateTime()
-    created_at = fields.DateTime()
     withdrawn_at = fields.DateTime()
     withdrawn_by = fields.Str()
 
@@ -243,13 +251,10 @@ def _image_name(obj: Any) -> str:
     return f"{image.repository}@{image.digest}"
 
 
-class PromotionOut(Schema):
+class PromotionOut(ImageEnvRecord):
     """A promotion."""
 
-    id = fields.Int()
-    image_id = fields.Int()
     image = fields.Function(_image_name)
-    environment_id = fields.Int()
     environment = fields.Function(_env_name)
     state = fields.Str()
     kind = fields.Str()
@@ -258,8 +263,15 @@ class PromotionOut(Schema):
     pipeline_id = fields.Int()
     pipeline_url = fields.Str()
     failure_message = fields.Str()
-    created_at = fields.DateTime()
     updated_at = fields.DateTime()
+
+
+class PromotionMove(Strict):
+    """A state move reported for a promotion (requested and superseded are the service's)."""
+
+    state = fields.Str(required=True, validate=_one_of(
+        PromotionState, but=(PromotionState.REQUESTED, PromotionState.SUPERSEDED)))
+    message = fields.Str(validate=TEXT)
 
 
 class PromotionFilters(Filters):
@@ -267,8 +279,7 @@ class PromotionFilters(Filters):
 
     project = fields.Str(validate=PROJECT)
     environment = fields.Str(validate=ENV_NAME)
-    state = fields.Str(validate=validate.OneOf(
-        ("requested", "triggered", "deploying", "deployed", "verified", "failed", "superseded")))
+    state = fields.Str(validate=_one_of(PromotionState))
     repository = fields.Str(validate=REPOSITORY)
     digest = fields.Str(validate=DIGEST)
 
@@ -305,16 +316,12 @@ class GateOut(Schema):
     environment = fields.Str()
 
 
-class ReleaseOut(Schema):
+class ReleaseOut(ImageEnvRecord):
     """A release of an image in an environment."""
 
-    id = fields.Int()
-    environment_id = fields.Int()
-    image_id = fields.Int()
     image = fields.Function(_image_name)
     promotion_id = fields.Int()
     deployment_id = fields.Int()
-    created_at = fields.DateTime()
     verified_at = fields.DateTime()
     rolled_back_at = fields.DateTime()
 
@@ -350,13 +357,11 @@ class EnvironmentOut(Schema):
     hold = fields.Function(lambda e: HoldOut().dump(e) if e.hold_at is not None else None)
 
 
-class ProjectOut(Schema):
+class ProjectOut(Record):
     """A project."""
 
-    id = fields.Int()
     path = fields.Str()
     gitlab_id = fields.Int()
-    created_at = fields.DateTime()
 
 
 class ProjectDetail(ProjectOut):
@@ -367,9 +372,6 @@ class ProjectDetail(ProjectOut):
 
 class PolicyIn(Strict):
     """An environment policy (same keys as the policy file)."""
-
-    class Meta:
-        unknown = RAISE
 
     auto_promote = fields.Bool()
     promote_on_approval = fields.Bool()
@@ -395,17 +397,15 @@ class StopIn(Strict):
 
     environments = fields.List(fields.Str(validate=ENV_NAME), required=True,
                                validate=validate.Length(1, 20))
-    reason = fields.Str(required=True, validate=validate.Length(1, 4000))
+    reason = fields.Str(required=True, validate=REASON)
 
 
-class StopOut(Schema):
+class StopOut(Record):
     """An emergency stop."""
 
-    id = fields.Int()
     environment = fields.Str()
     reason = fields.Str()
     actor = fields.Str()
-    created_at = fields.DateTime()
     lifted_at = fields.DateTime()
     lifted_by = fields.Str()
 

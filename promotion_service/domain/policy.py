@@ -154,11 +154,6 @@ class Decision:
     allowed: bool
     reasons: tuple[Reason, ...]
 
-    @property
-    def only_waiting(self) -> bool:
-        """True when time alone (soak) stands between the image and the environment."""
-        return bool(self.reasons) and all(r.code == "soak_time" for r in self.reasons)
-
 
 def evaluate(policy: EnvironmentPolicy, facts: GateFacts) -> Decision:
     """Every rule of the environment's policy, each failing one as a reason."""

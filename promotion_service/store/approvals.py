@@ -19,7 +19,7 @@ def decide(session: Session, actor: Actor, image: Image, env: Environment, *, de
            comment: str | None = None,
            expires_in: int | None = None) -> tuple[ApprovalRecord, bool]:
     """Approve or reject; the same decision twice is the same record (created=False)."""
-    projects.check_scope(actor, images.project_path(session, image))
+    images.check_scope(session, actor, image)
     policy = projects.policy_of(env)
     if actor.role not in policy.approver_roles:
         raise Forbidden(f"{env.name} takes approvals from {', '.join(policy.approver_roles)}; "
@@ -56,7 +56,7 @@ def withdraw(session: Session, actor: Actor, approval_id: int) -> ApprovalRecord
     if record is None:
         raise NotFound(f"no approval with id {approval_id}")
     image = session.get(Image, record.image_id)
-    projects.check_scope(actor, images.project_path(session, image))
+    images.check_scope(session, actor, image)
     if record.actor != actor.name and actor.role not in MANAGERS:
         raise Forbidden(f"only {record.actor} or a release manager may withdraw this "
                         f"{record.decision}")

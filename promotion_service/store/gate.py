@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..domain.policy import Decision, GateFacts, Reason, evaluate
+from ..domain.policy import Decision, Reason, evaluate
 from ..domain.states import IN_FLIGHT
 from ..errors import NotFound
 from ..models import Environment, Image, Promotion, utcnow
-from . import gate_query, projects
+from . import gate_query, images, projects
 from .gate_query import GateRow
 
 
@@ -19,25 +19,17 @@ def lookup(session: Session, repository: str, digest: str, environment: str) -> 
     """The gate's row for an image reference and environment name, or a 404 that helps."""
     row = gate_query.load(session, environment, repository=repository, digest=digest)
     if row is None:
-        raise NotFound(f"image {repository}@{digest} is not registered "
-                       "(register it with POST /api/v1/images)")
+        raise images.not_registered(repository, digest)
     if row.environment_id is None:
         projects.get_environment(session, row.project_id, environment)  # raises, naming them
     return row
 
 
-def facts(session: Session, image: Image, env: Environment, now: datetime | None = None,
-          rollback: bool = False) -> GateFacts:
-    """Everything the policy looks at for this image entering this environment."""
-    row = gate_query.load(session, env.name, image_id=image.id)
-    return row.facts(session, now or utcnow(), rollback)
-
-
-def decide(session: Session, image: Image, env: Environment, now: datetime | None = None,
-           rollback: bool = False) -> Decision:
+def decide(session: Session, image: Image, env: Environment,
+           now: datetime | None = None) -> Decision:
     """The policy's answer for this image entering this environment now."""
     row = gate_query.load(session, env.name, image_id=image.id)
-    return evaluate(row.policy, row.facts(session, now or utcnow(), rollback))
+    return evaluate(row.policy, row.facts(session, now or utcnow()))
 
 
 def for_deploy(session: Session, row: GateRow, promotion_id: int | None = None,

@@ -27,6 +27,7 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
     Registration is on every pipeline's path: Core statements rather than the ORM's unit of
     work, reads before the write lock, and the lock held only for the two INSERTs.
     """
+    projects.check_scope(actor, project)
     conn = session.connection()
     existing, project_id = conn.execute(_IDS, {"r": repository, "d": digest, "p": project}).one()
     if existing is not None:
@@ -35,8 +36,6 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
     if project_id is None:
         project_id = projects.ensure_project(session, actor, project, policies,
                                              gitlab_project_id).id
-    else:
-        projects.check_scope(actor, project)
     values = dict(_NEW_IMAGE, project_id=project_id, repository=repository, digest=digest,
                   registered_by=actor.name, created_at=utcnow(), **fields)
     values["commit_time"] = parse_time(values["commit_time"])
@@ -69,9 +68,14 @@ def get(session: Session, repository: str, digest: str) -> Image:
     """The image or a 404 that says how to register it."""
     image = find(session, repository, digest)
     if image is None:
-        raise NotFound(f"image {repository}@{digest} is not registered "
-                       "(register it with POST /api/v1/images)")
+        raise not_registered(repository, digest)
     return image
+
+
+def not_registered(repository: str, digest: str) -> NotFound:
+    """The 404 for an unknown image, saying how to register it."""
+    return NotFound(f"image {repository}@{digest} is not registered "
+                    "(register it with POST /api/v1/images)")
 
 
 def get_by_id(session: Session, image_id: int) -> Image:
@@ -100,7 +104,7 @@ def query(*, project: str | None = None, repository: str | None = None,
 
 def revoke(session: Session, actor: Actor, image: Image, reason: str) -> bool:
     """Mark the image bad for good; False if it was already revoked."""
-    projects.check_scope(actor, project_path(session, image))
+    check_scope(session, actor, image)
     if image.revoked_at is not None:
         return False
     image.revoked_at, image.revoked_by, image.revoked_reason = utcnow(), actor.name, reason
@@ -123,6 +127,11 @@ def running_in(session: Session, image: Image) -> list[str]:
 def project_path(session: Session, image: Image) -> str:
     """The path of the image's project."""
     return session.scalar(select(Project.path).where(Project.id == image.project_id)) or ""
+
+
+def check_scope(session: Session, actor: Actor, image: Image) -> None:
+    """A project-scoped token touches only its own project's images."""
+    projects.check_scope(actor, project_path(session, image))
 
 
 def parse_time(value: datetime | None) -> datetime | None:

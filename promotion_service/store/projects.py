@@ -61,10 +61,15 @@ def environments(session: Session, project_id: int) -> list[Environment]:
                                 .order_by(Environment.position)))
 
 
+def find_environment(session: Session, project_id: int, name: str) -> Environment | None:
+    """One environment of the project by name, if it has one."""
+    return session.scalar(select(Environment).where(Environment.project_id == project_id,
+                                                    Environment.name == name))
+
+
 def get_environment(session: Session, project_id: int, name: str) -> Environment:
     """One environment of the project, or 404 naming the ones that exist."""
-    env = session.scalar(select(Environment).where(Environment.project_id == project_id,
-                                                   Environment.name == name))
+    env = find_environment(session, project_id, name)
     if env is None:
         names = ", ".join(e.name for e in environments(session, project_id)) or "none"
         raise NotFound(f"environment {name!r} does not exist in this project (it has: {names})")

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..domain.actor import Actor
+from ..domain.gitlab_events import ENVIRONMENT_VARIABLE, IMAGE_VARIABLE, PROMOTION_VARIABLE
 from ..domain.policy import EnvironmentPolicy
 from ..domain.states import (
     IN_FLIGHT,
@@ -107,9 +108,9 @@ def trigger_payload(project: Project, env: Environment, image: Image,
     return {
         "project_path": project.path, "gitlab_project_id": project.gitlab_id,
         "environment": env.name,
-        "variables": {"CD_IMAGE": f"{image.repository}@{image.digest}",
-                      "CD_TARGET_ENVIRONMENT": env.name,
-                      "CD_PROMOTION_ID": str(promotion.id)},
+        "variables": {IMAGE_VARIABLE: f"{image.repository}@{image.digest}",
+                      ENVIRONMENT_VARIABLE: env.name,
+                      PROMOTION_VARIABLE: str(promotion.id)},
     }
 
 

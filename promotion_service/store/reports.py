@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..domain.actor import Actor
@@ -28,7 +28,7 @@ def record_scan(session: Session, actor: Actor, image: Image, *, scanner: str,
                 counts: dict[str, int], findings: list[dict[str, Any]] | None = None,
                 report_url: str | None = None) -> Scan:
     """Store a scan summary; the gate reads the latest."""
-    projects.check_scope(actor, images.project_path(session, image))
+    images.check_scope(session, actor, image)
     scan = Scan(image_id=image.id, scanner=scanner, counts=counts, findings=findings or [],
                 report_url=report_url, actor=actor.name)
     session.add(scan)
@@ -38,11 +38,17 @@ def record_scan(session: Session, actor: Actor, image: Image, *, scanner: str,
     return scan
 
 
+def latest_scan(session: Session, image_id: int) -> Scan | None:
+    """The scan the gate reads: the image's most recent."""
+    return session.scalar(select(Scan).where(Scan.image_id == image_id)
+                          .order_by(Scan.id.desc()).limit(1))
+
+
 def record_deployment(session: Session, actor: Actor, image: Image, env: Environment, *,
                       state: str, job_url: str | None = None,
                       message: str | None = None) -> Deployment:
     """A deploy job reports; the promotion in flight and the releases follow."""
-    projects.check_scope(actor, images.project_path(session, image))
+    images.check_scope(session, actor, image)
     if D(state) not in DEPLOYMENT_INITIAL:
         raise Invalid.field("state", f"a new deployment starts as one of: "
                             f"{', '.join(sorted(DEPLOYMENT_INITIAL))}")
@@ -66,7 +72,7 @@ def update_deployment(session: Session, actor: Actor, deployment_id: int, *, sta
     if deployment is None:
         raise NotFound(f"no deployment with id {deployment_id}")
     image = session.get(Image, deployment.image_id)
-    projects.check_scope(actor, images.project_path(session, image))
+    images.check_scope(session, actor, image)
     target = D(state)
     before = deployment.state
     moved = session.execute(
@@ -92,7 +98,7 @@ def record_verification(session: Session, actor: Actor, image: Image, env: Envir
                         passed: bool, details: dict[str, Any] | None = None,
                         job_url: str | None = None) -> Verification:
     """Smoke checks ran; a pass may promote the image onward automatically."""
-    projects.check_scope(actor, images.project_path(session, image))
+    images.check_scope(session, actor, image)
     verification = Verification(image_id=image.id, environment_id=env.id, passed=passed,
                                 details=details or {}, job_url=job_url, actor=actor.name)
     session.add(verification)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -49,6 +50,15 @@ TARGET_OPTIONS = (ENVIRONMENT, TARGET, PROJECT)
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class TargetSettings:
+    """Fields behind TARGET_OPTIONS, for the Settings of a step that acts on a target."""
+
+    environment: str | None
+    target: str
+    project: str | None = None
+
+
 class Target(Protocol):
     """What the deploy, rollback, releases and verify steps need from a target."""
 
@@ -66,6 +76,10 @@ class Target(Protocol):
 
     def restore(self, source: Release, plan: RestorePlan, log: Log) -> Release:
         """Run `source` again from what the target stored for it (no repo needed)."""
+
+    def exec(self, project: str, environment: str, service: str, command: list[str],
+             timeout: float) -> tuple[int, str]:
+        """Run a verify command inside a running container of the service: (exit code, output)."""
 
 
 @dataclass(frozen=True)
@@ -92,12 +106,38 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63].strip("-")
 
 
-def project_name(settings: Any) -> str:
+def name_prefix(project: str, environment: str) -> str:
+    """`shop-staging`: every container, network, volume and swarm object of an environment
+    starts with it."""
+    return f"{project}-{environment}"
+
+
+def project_name(settings: TargetSettings) -> str:
     """--project (CD_PROJECT, CI_PROJECT_PATH_SLUG), else the current directory's name, slugged."""
     return slug(settings.project or Path.cwd().name) or "app"
 
 
-def validate_common(settings: Any) -> None:
+def exec_in(api: Any, container_id: str, command: list[str]) -> tuple[int, str]:
+    """`docker exec` through the Engine API: the exit code (1 when unknown) and the output."""
+    exec_id = api.exec_create(container_id, command)["Id"]
+    output = api.exec_start(exec_id).decode(errors="replace")
+    code = api.exec_inspect(exec_id)["ExitCode"]
+    return int(code if code is not None else 1), output
+
+
+def untagged(ref: str) -> str:
+    """`registry:5000/app:v1` -> `registry:5000/app`: the repository an image was tagged in."""
+    name, _, tag = ref.rpartition(":")
+    return name if name and "/" not in tag else ref
+
+
+def digest_reference(ref: str, repo_digests: Iterable[str]) -> str | None:
+    """`ref` as `repository@sha256:...`, picked from the image's RepoDigests, if it has one."""
+    wanted = untagged(ref)
+    return next((d for d in repo_digests if d.partition("@")[0] == wanted), None)
+
+
+def validate_common(settings: TargetSettings) -> None:
     """Checks every deploy-side step shares: an environment and a usable project name."""
     if not settings.environment:
         raise UsageError("required; name the environment, e.g. --environment staging",
@@ -121,12 +161,8 @@ def target_class(name: str) -> type:
 
 
 def open_target(name: str) -> Target:
-    """The target called `name`, with a client for the Docker engine (DOCKER_HOST)."""
-    return target_class(name)(engine_client())
-
-
-def engine_client() -> Any:
-    """A docker-py client for DOCKER_HOST (exit 3 when the engine does not answer)."""
+    """The target called `name`, with a client for the Docker engine (DOCKER_HOST; exit 3
+    when it does not answer)."""
     from steps.engine import docker_client
 
-    return docker_client()
+    return target_class(name)(docker_client())

@@ -32,6 +32,7 @@ from steps.targets import (
     LABEL_SERVICE,
     Plan,
     RestorePlan,
+    exec_in,
     pause,
 )
 from steps.targets import docker_spec as ds
@@ -122,12 +123,9 @@ class DockerTarget:
         if not running:
             raise Refused(f"no running container of service {service!r} to run the check in")
         try:
-            exec_id = self.api.exec_create(running[0]["Id"], command)["Id"]
-            output = self.api.exec_start(exec_id).decode(errors="replace")
-            code = self.api.exec_inspect(exec_id)["ExitCode"]
+            return exec_in(self.api, running[0]["Id"], command)
         except self._errors.APIError as e:
             raise ExternalError(f"cannot run the check in {service}: {e}") from e
-        return int(code if code is not None else 1), output
 
     # ------------------------------------------------------------ rollout
 
@@ -224,7 +222,7 @@ class DockerTarget:
             try:
                 self._start_and_wait(new, names, timeout, log)
             except _Unhealthy:
-                self._remove(new)
+                self.res.remove(new)
                 self._restore_old(service, old, None, timeout, log)
                 raise
             return _Switch(service, new, old, old_stopped=True,
@@ -240,7 +238,7 @@ class DockerTarget:
                     self.api.disconnect_container_from_network(cid, net)
                     self.api.connect_container_to_network(cid, net, aliases=net_aliases)
         except _Unhealthy:
-            self._remove(new)
+            self.res.remove(new)
             raise
         return _Switch(service, new, old, old_stopped=False,
                        drop_holder=old_holder["Id"] if old_holder else None)
@@ -265,7 +263,7 @@ class DockerTarget:
             try:
                 self._start_and_wait([candidate], [f"{name}-check"], timeout, log)
             except _Unhealthy:
-                self._remove([candidate])
+                self.res.remove([candidate])
                 raise
         reuse = (old_holder is not None and old_holder["State"] == "running"
                  and old_holder["Labels"].get(LABEL_CONFIG_HASH) == holder_hash)
@@ -287,9 +285,9 @@ class DockerTarget:
                 self._start_one(holder_id)
                 self._start_and_wait(new, [name], timeout, log, handover_from=started)
         except _Unhealthy:
-            self._remove([*new, *([candidate] if candidate else [])])
+            self.res.remove([*new, *([candidate] if candidate else [])])
             if not reuse:
-                self._remove([holder_id])
+                self.res.remove([holder_id])
             self._restore_old(service, old, None if reuse else old_holder, timeout, log)
             raise
         return _Switch(service, new, old, old_stopped=True,
@@ -365,9 +363,9 @@ class DockerTarget:
     def _revert(self, switches: list[_Switch], timeout: float, log: Log) -> None:
         for switch in reversed(switches):
             log.info(f"{switch.service}: back to the previous containers")
-            self._remove(switch.new + switch.extra)
+            self.res.remove(switch.new + switch.extra)
             if switch.new_holder:
-                self._remove([switch.new_holder])
+                self.res.remove([switch.new_holder])
             self._restore_old(switch.service, switch.old if switch.old_stopped else [],
                               switch.old_holder, timeout, log)
 
@@ -389,10 +387,10 @@ class DockerTarget:
         for switch in switches:
             if not switch.old_stopped:
                 self._stop(switch.old, log)
-            self._remove([c["Id"] for c in switch.old] + switch.extra)
-            self._remove([switch.drop_holder] if switch.drop_holder else [])
+            self.res.remove([c["Id"] for c in switch.old] + switch.extra)
+            self.res.remove([switch.drop_holder] if switch.drop_holder else [])
             if switch.new_holder:
-                self._remove([switch.old_holder["Id"]] if switch.old_holder else [])
+                self.res.remove([switch.old_holder["Id"]] if switch.old_holder else [])
                 self.api.rename(switch.new_holder, ds.holder_name(project, env, switch.service))
             for i, cid in enumerate(switch.new):
                 self.api.rename(cid, ds.container_name(project, env, switch.service, i + 1))
@@ -400,8 +398,8 @@ class DockerTarget:
             log.info("Removing services no longer in the template: "
                      + ", ".join(sorted({c["Labels"][LABEL_SERVICE] for c in gone})))
             self._stop(gone, log)
-            self._remove([c["Id"] for c in gone])
-        self._remove([c["Id"] for name, c in holders.items() if name not in services])
+            self.res.remove([c["Id"] for c in gone])
+        self.res.remove([c["Id"] for name, c in holders.items() if name not in services])
 
     # ------------------------------------------------------------ containers
 
@@ -479,15 +477,6 @@ class DockerTarget:
         names = [c["Names"][0].lstrip("/") for c in containers]
         self._start_and_wait(ids, names, timeout, log)
 
-    def _remove(self, ids: list[str]) -> None:
-        for cid in ids:
-            try:
-                self.api.remove_container(cid, force=True)
-            except self._errors.NotFound:
-                pass
-            except self._errors.APIError as e:
-                raise ExternalError(f"cannot remove container {cid[:12]}: {e}") from e
-
     def _snapshot(self, project: str, env: str) -> dict[str, list[dict[str, Any]]]:
         """The environment's containers by role, in one call to the engine."""
         out: dict[str, list[dict[str, Any]]] = {}
@@ -501,7 +490,7 @@ class DockerTarget:
         when their service has no container under its proper name, else removed. Returns
         whether anything changed."""
         changed = bool(snapshot.get("candidate"))
-        self._remove([c["Id"] for c in snapshot.get("candidate", [])])
+        self.res.remove([c["Id"] for c in snapshot.get("candidate", [])])
         holders = snapshot.get("holder", [])
         names = {c["Names"][0].lstrip("/") for c in holders}
         for c in holders:
@@ -513,7 +502,7 @@ class DockerTarget:
                     self.api.rename(c["Id"], proper)
                     names.add(proper)
                 else:
-                    self._remove([c["Id"]])
+                    self.res.remove([c["Id"]])
         for service, containers in _by_service(snapshot.get("service", [])).items():
             proper = {ds.container_name(project, env, service, i + 1)
                       for i in range(len(containers))}
@@ -530,7 +519,7 @@ class DockerTarget:
                     names.add(free[0])
                 else:
                     log.warn(f"removing {name} left by an interrupted deploy")
-                    self._remove([c["Id"]])
+                    self.res.remove([c["Id"]])
         return changed
 
     # ------------------------------------------------------------ checks

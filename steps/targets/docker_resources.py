@@ -19,6 +19,8 @@ from steps.targets import (
     LABEL_RECORD,
     LABEL_RELEASE,
     LABEL_ROLE,
+    digest_reference,
+    name_prefix,
 )
 from steps.targets import docker_spec as ds
 
@@ -66,9 +68,7 @@ class EngineResources:
             raise ExternalError(f"cannot get image {ref}: {e.explanation or e}") from e
         if "@sha256:" in ref:
             return image.id, ref
-        repo = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
-        digests = [d for d in image.attrs.get("RepoDigests") or [] if d.split("@")[0] == repo]
-        return image.id, digests[0] if digests else image.id
+        return image.id, digest_reference(ref, image.attrs.get("RepoDigests") or []) or image.id
 
     def image_exists(self, image_id: str) -> bool:
         try:
@@ -165,7 +165,7 @@ class EngineResources:
         """Keep the release on the engine: a never-started container carrying it as a label."""
         labels = ds.labels(release.project, release.environment, "release",
                            **{LABEL_RELEASE: release.id, LABEL_RECORD: release.to_json()})
-        name = f"{ds.prefix(release.project, release.environment)}-release-{release.id}"
+        name = f"{name_prefix(release.project, release.environment)}-release-{release.id}"
         try:
             self.api.create_container(image, name=name.lower(), labels=labels,
                                       entrypoint=["/docker-cd-release-record"],
@@ -174,7 +174,7 @@ class EngineResources:
             raise ExternalError(f"cannot record release {release.id}: {e}") from e
         records = sorted(self.containers(release.project, release.environment, "release"),
                          key=lambda c: c["Created"], reverse=True)
-        self._remove([c["Id"] for c in records[KEEP_RECORDS:]])
+        self.remove([c["Id"] for c in records[KEEP_RECORDS:]])
 
 
     @contextlib.contextmanager
@@ -183,7 +183,7 @@ class EngineResources:
 
         A lock older than the longest a rollout may take (an interrupted job) is taken over.
         """
-        name = f"{ds.prefix(release.project, release.environment)}-deploy-lock"
+        name = f"{name_prefix(release.project, release.environment)}-deploy-lock"
         labels = ds.labels(release.project, release.environment, "lock",
                            **{LABEL_RELEASE: release.id})
         for attempt in range(2):
@@ -210,7 +210,12 @@ class EngineResources:
             with contextlib.suppress(self._errors.APIError):
                 self.api.remove_container(created["Id"], force=True)
 
-    def _remove(self, ids: list[str]) -> None:
+    def remove(self, ids: list[str]) -> None:
+        """Remove containers (force); one already gone is fine."""
         for cid in ids:
-            with contextlib.suppress(self._errors.NotFound):
+            try:
                 self.api.remove_container(cid, force=True)
+            except self._errors.NotFound:
+                pass
+            except self._errors.APIError as e:
+                raise ExternalError(f"cannot remove container {cid[:12]}: {e}") from e

@@ -19,6 +19,7 @@ from steps.targets import (
     LABEL_RELEASE,
     LABEL_ROLE,
     LABEL_SERVICE,
+    name_prefix,
 )
 
 # What the docker target honours, as dotted key patterns (see steps.template.first_unsupported).
@@ -54,22 +55,17 @@ DEFAULT_STOP_GRACE = 10.0
 NS = 1_000_000_000
 
 
-def prefix(project: str, environment: str) -> str:
-    """`shop-staging`: every container, network and volume of an environment starts with it."""
-    return f"{project}-{environment}"
-
-
 def resource_name(project: str, environment: str, name: str, spec: Mapping[str, Any]) -> str:
     """A volume's or network's engine name: its `name:` if given, else `<project>-<env>_<name>`."""
     if spec.get("name"):
         return str(spec["name"])
     if spec.get("external"):
         return name
-    return f"{prefix(project, environment)}_{name}"
+    return f"{name_prefix(project, environment)}_{name}"
 
 
 def container_name(project: str, environment: str, service: str, index: int) -> str:
-    return f"{prefix(project, environment)}-{service}-{index}"
+    return f"{name_prefix(project, environment)}-{service}-{index}"
 
 
 def labels(project: str, environment: str, role: str, **extra: str) -> dict[str, str]:
@@ -84,7 +80,7 @@ def file_volume(project: str, environment: str, kind: str, name: str, content_ha
     """The volume holding one config or secret file: named by content and ownership, immutable."""
     key = json.dumps([content_hash, ref.get("uid"), ref.get("gid"), ref.get("mode")])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return f"{prefix(project, environment)}_{kind[:-1]}-{name}-{digest}"
+    return f"{name_prefix(project, environment)}_{kind[:-1]}-{name}-{digest}"
 
 
 def published_host_ports(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -172,7 +168,7 @@ def holder_kwargs(project: str, environment: str, service: str, spec: Mapping[st
 
 
 def holder_name(project: str, environment: str, service: str) -> str:
-    return f"{prefix(project, environment)}-{service}-net"
+    return f"{name_prefix(project, environment)}-{service}-net"
 
 
 def _restart(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,15 +23,19 @@ from typing import Any
 from steps.errors import ExternalError, Refused, UsageError
 from steps.releases import FAILED, SUCCEEDED, Release
 from steps.runtime import Log
-from steps.targets import Plan, RestorePlan
+from steps.targets import (
+    LABEL_CONFIG_HASH,
+    LABEL_ENVIRONMENT,
+    LABEL_PROJECT,
+    LABEL_RELEASE,
+    LABEL_ROLE,
+    LABEL_SERVICE,
+    Plan,
+    RestorePlan,
+    exec_in,
+)
 from steps.targets.swarm_objects import SwarmObjects
 from steps.targets.swarm_spec import (
-    CONFIG_HASH,
-    ENVIRONMENT,
-    PROJECT,
-    RELEASE,
-    ROLE,
-    SERVICE,
     SUPPORTED,
     Stack,
     check_host_ports,
@@ -100,7 +104,7 @@ class SwarmTarget:
             spec = dict(source.spec)
             release = replace(plan.release, images=dict(source.images))
             spec["services"] = {
-                name: {**svc, "Labels": {**svc["Labels"], RELEASE: release.id}}
+                name: {**svc, "Labels": {**svc["Labels"], LABEL_RELEASE: release.id}}
                 for name, svc in spec["services"].items()}
             self.store.ensure_networks(spec["networks"], log)
             missing = [n for n, kind in spec.get("objects", {}).items()
@@ -120,7 +124,7 @@ class SwarmTarget:
              timeout: float) -> tuple[int, str]:
         """Run a verify command inside a running task of the service (on this node)."""
         with _engine_errors():
-            self._scope = {PROJECT: project, ENVIRONMENT: environment}
+            self._scope = {LABEL_PROJECT: project, LABEL_ENVIRONMENT: environment}
             found = self._service_named(service)
             tasks = self.api.tasks(filters={"service": found["ID"], "desired-state": "running"}
                                    ) if found else []
@@ -131,20 +135,17 @@ class SwarmTarget:
             import docker.errors
 
             try:
-                exec_id = self.api.exec_create(cid, command)["Id"]
+                return exec_in(self.api, cid, command)
             except docker.errors.NotFound as e:
                 raise Refused(f"cannot run the check in {service}: its task runs on another "
                               f"node than DOCKER_HOST ({e})") from e
-            output = self.api.exec_start(exec_id).decode(errors="replace")
-            code = self.api.exec_inspect(exec_id)["ExitCode"]
-        return int(code if code is not None else 1), output
 
     # ------------------------------------------------------------------ the rollout
 
     def _roll_out(self, release: Release, spec: dict[str, Any], timeout: float,
                   log: Log, canary: bool) -> Release:
         """Apply every service wave by wave; converge, or put back what ran and refuse."""
-        labels = {PROJECT: release.project, ENVIRONMENT: release.environment}
+        labels = {LABEL_PROJECT: release.project, LABEL_ENVIRONMENT: release.environment}
         self._scope = labels
         before = self._services(labels)
         self._remove_canaries(labels)
@@ -203,7 +204,7 @@ class SwarmTarget:
         baseline = self._baseline(current)
         if _same_tasks(current["Spec"], desired):
             log.command(["docker", "service", "update", "--label-add",
-                         f"{RELEASE}={release_id}", desired["Name"]])
+                         f"{LABEL_RELEASE}={release_id}", desired["Name"]])
         else:
             if canary and _needs_canary(current["Spec"], desired):
                 self._canary(name, desired, deadline, log)
@@ -283,7 +284,7 @@ class SwarmTarget:
         if service is None:
             return "failed", "the service disappeared"
         spec = service["Spec"]
-        config_hash = spec["Labels"].get(CONFIG_HASH)
+        config_hash = spec["Labels"].get(LABEL_CONFIG_HASH)
         status = service.get("UpdateStatus") or {}
         update = status.get("State") if status.get("StartedAt") != baseline.update_started else None
         tasks = self.api.tasks(filters={"service": service["ID"]})
@@ -373,16 +374,17 @@ class SwarmTarget:
             container = service["Spec"]["TaskTemplate"]["ContainerSpec"]
             keep |= {r.get("ConfigName") for r in container.get("Configs") or []}
             keep |= {r.get("SecretName") for r in container.get("Secrets") or []}
-        recent = sorted((r for r in self.store.records(labels[PROJECT], labels[ENVIRONMENT])
-                         if r.status == SUCCEEDED), key=lambda r: (r.created, r.id))
+        records = self.store.records(labels[LABEL_PROJECT], labels[LABEL_ENVIRONMENT])
+        recent = sorted((r for r in records if r.status == SUCCEEDED),
+                        key=lambda r: (r.created, r.id))
         for record in recent[-KEEP_OBJECTS_OF:]:
             keep |= set((record.spec or {}).get("objects", {}))
         self.store.clean_objects(labels, keep, log)
 
     def _services(self, labels: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         found = self.api.services(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
-        return {s["Spec"]["Labels"][SERVICE]: s for s in found
-                if s["Spec"]["Labels"].get(ROLE) == "service"}
+        return {s["Spec"]["Labels"][LABEL_SERVICE]: s for s in found
+                if s["Spec"]["Labels"].get(LABEL_ROLE) == "service"}
 
     def _health(self, task: Mapping[str, Any]) -> dict[str, Any]:
         """The health state of a task's container (empty when it has none or is gone)."""
@@ -408,13 +410,14 @@ class SwarmTarget:
     def _remove_canaries(self, labels: Mapping[str, str]) -> None:
         """Canaries an interrupted deploy left behind."""
         for service in self.api.services(filters={"label": [
-                *(f"{k}={v}" for k, v in labels.items()), f"{ROLE}=canary"]}):
+                *(f"{k}={v}" for k, v in labels.items()), f"{LABEL_ROLE}=canary"]}):
             self.api.remove_service(service["ID"])
 
     def _service_named(self, name: str) -> dict[str, Any] | None:
         """The service of the stack being rolled out whose template name is `name`."""
         found = self.api.services(filters={"label": [
-            *(f"{k}={v}" for k, v in self._scope.items()), f"{SERVICE}={name}", f"{ROLE}=service"]})
+            *(f"{k}={v}" for k, v in self._scope.items()), f"{LABEL_SERVICE}={name}",
+            f"{LABEL_ROLE}=service"]})
         return found[0] if found else None
 
 
@@ -428,7 +431,8 @@ def _spec_args(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def _same_tasks(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     """Would applying `desired` leave the running tasks as they are (labels aside)?"""
-    return (current.get("Labels", {}).get(CONFIG_HASH) == desired["Labels"].get(CONFIG_HASH)
+    return (current.get("Labels", {}).get(LABEL_CONFIG_HASH)
+            == desired["Labels"].get(LABEL_CONFIG_HASH)
             and current.get("Mode") == desired.get("Mode"))
 
 
@@ -441,7 +445,8 @@ def _needs_canary(current: Mapping[str, Any], desired: Mapping[str, Any]) -> boo
     container = desired["TaskTemplate"]["ContainerSpec"]
     health = (container.get("Healthcheck") or {}).get("Test") or ["NONE"]
     stateful = any(m["Type"] in ("volume", "bind") for m in container.get("Mounts") or [])
-    changed = current.get("Labels", {}).get(CONFIG_HASH) != desired["Labels"].get(CONFIG_HASH)
+    changed = (current.get("Labels", {}).get(LABEL_CONFIG_HASH)
+               != desired["Labels"].get(LABEL_CONFIG_HASH))
     return (changed and desired["UpdateConfig"].get("Order") == "stop-first"
             and health[0] != "NONE" and not stateful)
 
@@ -453,14 +458,15 @@ def _canary_spec(desired: Mapping[str, Any], scope: Mapping[str, str]) -> dict[s
     task["RestartPolicy"] = {"Condition": "none"}
     task["Placement"] = {k: v for k, v in (task.get("Placement") or {}).items()
                          if k != "MaxReplicas"}
-    service = desired["Labels"].get(SERVICE, "")
+    service = desired["Labels"].get(LABEL_SERVICE, "")
     return {"Name": desired["Name"][:56] + "-canary", "TaskTemplate": task,
-            "Labels": {**scope, SERVICE: service, ROLE: "canary"},
+            "Labels": {**scope, LABEL_SERVICE: service, LABEL_ROLE: "canary"},
             "Mode": {"Replicated": {"Replicas": 1}}, "EndpointSpec": {"Mode": "dnsrr"}}
 
 
 def _task_hash(task: Mapping[str, Any]) -> str | None:
-    return ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels", {}).get(CONFIG_HASH)
+    container = (task.get("Spec") or {}).get("ContainerSpec") or {}
+    return container.get("Labels", {}).get(LABEL_CONFIG_HASH)
 
 
 def _describe(task: Mapping[str, Any]) -> str:

@@ -10,14 +10,18 @@ from typing import Any
 from steps.errors import UsageError
 from steps.releases import Release
 from steps.runtime import Log
+from steps.targets import (
+    LABEL_ENVIRONMENT,
+    LABEL_PROJECT,
+    LABEL_RELEASE,
+    LABEL_ROLE,
+    digest_reference,
+    name_prefix,
+    untagged,
+)
 from steps.targets.swarm_spec import (
-    ENVIRONMENT,
-    PROJECT,
-    RELEASE,
-    ROLE,
     Stack,
     release_object_name,
-    stack_name,
 )
 from steps.template import Template
 
@@ -31,7 +35,8 @@ class SwarmObjects:
     def records(self, project: str, environment: str) -> list[Release]:
         """Every release recorded on this swarm for (project, environment)."""
         found = self.api.configs(filters={"label": [
-            f"{PROJECT}={project}", f"{ENVIRONMENT}={environment}", f"{ROLE}=release"]})
+            f"{LABEL_PROJECT}={project}", f"{LABEL_ENVIRONMENT}={environment}",
+            f"{LABEL_ROLE}=release"]})
         return [Release.from_json(base64.b64decode(c["Spec"].get("Data", "")).decode())
                 for c in found]
 
@@ -87,14 +92,14 @@ class SwarmObjects:
 
     def record(self, release: Release) -> None:
         """Store the release on the swarm: one config object, its data the record."""
-        stack = stack_name(release.project, release.environment)
+        stack = name_prefix(release.project, release.environment)
         name = release_object_name(stack, release.id)
         existing = self.find("config", name)
         if existing:  # a retry of the same release id: keep the first outcome
             return
         self.api.create_config(name, release.to_json().encode(), labels={
-            PROJECT: release.project, ENVIRONMENT: release.environment, RELEASE: release.id,
-            ROLE: "release"})
+            LABEL_PROJECT: release.project, LABEL_ENVIRONMENT: release.environment,
+            LABEL_RELEASE: release.id, LABEL_ROLE: "release"})
 
     def clean_objects(self, labels: Mapping[str, str], keep: set[str], log: Log) -> None:
         """Remove the stack's configs/secrets whose names are not in `keep`."""
@@ -102,7 +107,7 @@ class SwarmObjects:
         for kind, listing, remove in (("config", self.api.configs, self.api.remove_config),
                                       ("secret", self.api.secrets, self.api.remove_secret)):
             for obj in listing(filters=filters):
-                if obj["Spec"]["Labels"].get(ROLE) != kind or obj["Spec"]["Name"] in keep:
+                if obj["Spec"]["Labels"].get(LABEL_ROLE) != kind or obj["Spec"]["Name"] in keep:
                     continue
                 log.command(["docker", kind, "rm", obj["Spec"]["Name"]])
                 try:
@@ -122,19 +127,9 @@ class SwarmObjects:
         """The digest reference of an image (repo@sha256:...), else its local id."""
         repo, at, digest = image.partition("@")
         if at:
-            return f"{_strip_tag(repo)}@{digest}"
+            return f"{untagged(repo)}@{digest}"
         try:
             attrs = self.api.inspect_image(image)
         except Exception:
             return image
-        wanted = _strip_tag(image)
-        for ref in attrs.get("RepoDigests") or []:
-            if ref.partition("@")[0] == wanted:
-                return ref
-        return attrs["Id"]
-
-
-def _strip_tag(ref: str) -> str:
-    name, _, tag = ref.rpartition(":")
-    return name if name and "/" not in tag else ref
-
+        return digest_reference(image, attrs.get("RepoDigests") or []) or attrs["Id"]

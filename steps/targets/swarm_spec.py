@@ -22,17 +22,14 @@ from steps.targets import (
     LABEL_RELEASE,
     LABEL_ROLE,
     LABEL_SERVICE,
+    name_prefix,
 )
 from steps.template import (
     Template,
     TemplateError,
     dependency_order,
-    parse_duration,
     parse_size,
 )
-
-PROJECT, ENVIRONMENT, SERVICE, RELEASE, ROLE, CONFIG_HASH = (
-    LABEL_PROJECT, LABEL_ENVIRONMENT, LABEL_SERVICE, LABEL_RELEASE, LABEL_ROLE, LABEL_CONFIG_HASH)
 
 # Keys of the merged template (as written) the swarm target honours; see template.check_supported.
 SUPPORTED: tuple[str, ...] = (
@@ -127,11 +124,6 @@ class Stack:
     host_ports: dict[str, list[int]] = field(default_factory=dict)  # service -> host-mode ports
 
 
-def stack_name(project: str, environment: str) -> str:
-    """`<project>-<environment>`: the prefix of every object the target makes."""
-    return f"{project}-{environment}"
-
-
 def scoped(stack: str, name: str) -> str:
     """A stack's name for one of its objects (`<project>-<environment>_<name>`)."""
     return f"{stack}_{name}"
@@ -183,9 +175,9 @@ class _Planner:
                  release_id: str) -> None:
         self.t = template
         self.model = template.model
-        self.stack_name = stack_name(project, environment)
+        self.stack_name = name_prefix(project, environment)
         self.release_id = release_id
-        self.labels = {PROJECT: project, ENVIRONMENT: environment}
+        self.labels = {LABEL_PROJECT: project, LABEL_ENVIRONMENT: environment}
 
     def fail(self, path: tuple, message: str) -> TemplateError:
         return TemplateError(f"{self.t.where(path)}: {message}")
@@ -224,7 +216,7 @@ class _Planner:
                 "driver": "overlay", "internal": bool(spec.get("internal", False)),
                 "attachable": bool(spec.get("attachable", True)),
                 "options": {str(k): str(v) for k, v in (spec.get("driver_opts") or {}).items()},
-                "labels": {**_str_map(spec.get("labels")), **self.labels, ROLE: "network"},
+                "labels": {**_str_map(spec.get("labels")), **self.labels, LABEL_ROLE: "network"},
             }
         return out
 
@@ -237,7 +229,7 @@ class _Planner:
                                     "by content hash; name: is for external: true objects only")
                 digest = "sha256:" + hashlib.sha256(data).hexdigest()
                 out.append(SwarmObject(kind, key, object_name(self.stack_name, key, digest),
-                                       digest, {**self.labels, ROLE: kind}))
+                                       digest, {**self.labels, LABEL_ROLE: kind}))
         return out
 
     # ------------------------------------------------------------ one service
@@ -270,9 +262,10 @@ class _Planner:
         endpoint = self.endpoint(spec, deploy, base)
         # The hash of what the tasks run: tasks carrying it are tasks of this spec.
         config_hash = spec_hash({"task": task, "endpoint": endpoint})
-        container["Labels"][CONFIG_HASH] = config_hash
-        labels = {**_str_map(deploy.get("labels")), **self.labels, SERVICE: name,
-                  RELEASE: self.release_id, ROLE: "service", CONFIG_HASH: config_hash}
+        container["Labels"][LABEL_CONFIG_HASH] = config_hash
+        labels = {**_str_map(deploy.get("labels")), **self.labels, LABEL_SERVICE: name,
+                  LABEL_RELEASE: self.release_id, LABEL_ROLE: "service",
+                  LABEL_CONFIG_HASH: config_hash}
         return {
             "Name": full, "Labels": labels, "TaskTemplate": task,
             "Mode": self.mode(deploy, (*base, "deploy")),
@@ -289,7 +282,7 @@ class _Planner:
         base = ("services", name)
         c: dict[str, Any] = {
             "Image": str(spec["image"]),
-            "Labels": {**spec.get("labels", {}), **self.labels, SERVICE: name},
+            "Labels": {**spec.get("labels", {}), **self.labels, LABEL_SERVICE: name},
         }
         if spec.get("entrypoint") is not None:
             c["Command"] = list(spec["entrypoint"])
@@ -357,7 +350,7 @@ class _Planner:
                     vol["source"] if external else scoped(self.stack_name, vol["source"])))
                 if not external:
                     options: dict[str, Any] = {"Labels": {**_str_map(decl.get("labels")),
-                                                          **self.labels, ROLE: "volume"}}
+                                                          **self.labels, LABEL_ROLE: "volume"}}
                     if decl.get("driver") or decl.get("driver_opts"):
                         options["DriverConfig"] = {
                             "Name": decl.get("driver") or "local",
@@ -405,7 +398,7 @@ class _Planner:
             out["Condition"] = policy["condition"]
         for key, api in (("delay", "Delay"), ("window", "Window")):
             if key in policy:
-                out[api] = ns(self.duration(policy[key], (*path, key)))
+                out[api] = ns(policy[key])
         if "max_attempts" in policy:
             out["MaxAttempts"] = int(policy["max_attempts"])
         return out
@@ -446,7 +439,7 @@ class _Planner:
                             f"failure_action is one of {', '.join(allowed)}")
         for key, api in (("delay", "Delay"), ("monitor", "Monitor")):
             if key in conf:
-                out[api] = ns(self.duration(conf[key], (*path, key)))
+                out[api] = ns(conf[key])
         if "max_failure_ratio" in conf:
             out["MaxFailureRatio"] = float(conf["max_failure_ratio"])
         return out
@@ -481,12 +474,6 @@ class _Planner:
         if ports:
             out["Ports"] = ports
         return out
-
-    def duration(self, value: Any, path: tuple) -> float:
-        try:
-            return parse_duration(value)
-        except ValueError as e:
-            raise self.fail(path, str(e)) from e
 
 
 def _publish_mode(raw: Any, path: tuple) -> str:

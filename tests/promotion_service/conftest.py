@@ -15,6 +15,8 @@ from promotion_service import create_app, db
 from promotion_service.domain.actor import Actor
 from promotion_service.schema import upgrade
 from promotion_service.store import tokens as token_store
+from tests.gitlab_double import GitLabDouble
+from tests.promotion_service.gitlab_fixtures import GITLAB_TOKEN, TRIGGER_TOKEN
 from tests.promotion_service.postgres import PostgresServer, start_postgres
 
 # The policy every test app runs with (tests change it through the API when they need to).
@@ -149,3 +151,18 @@ def api(client: Any, tokens: dict[str, str]) -> ApiClient:
 @pytest.fixture
 def runner(app: Any) -> Any:
     return app.test_cli_runner()
+
+
+@pytest.fixture(scope="module")
+def double() -> Iterator[GitLabDouble]:
+    """One GitLab double per test module, knowing project 42 group/app (refs main, deploy)."""
+    with GitLabDouble(access_token=GITLAB_TOKEN) as gitlab:
+        gitlab.add_project(42, "group/app", trigger_token=TRIGGER_TOKEN, refs=("main", "deploy"))
+        yield gitlab
+
+
+@pytest.fixture
+def gitlab(double: GitLabDouble) -> GitLabDouble:
+    """The module's GitLab double with earlier tests' calls and pipelines forgotten."""
+    double.reset()
+    return double

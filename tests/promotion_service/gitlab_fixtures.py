@@ -19,6 +19,8 @@ from promotion_service.models import (
 from promotion_service.store.promotions import trigger_payload
 
 SHA = "2695effb5807a22ff3d138d593fd856244e155e7"
+GITLAB_TOKEN = "glpat-good"  # the access token the GitLab double accepts (conftest: double)
+TRIGGER_TOKEN = "glptt-good"  # the trigger token of its project 42, group/app
 
 
 def make_project(session: Session, *, path: str = "group/app", gitlab_id: int | None = 42,

@@ -82,6 +82,26 @@ def test_project_scoped_tokens_stay_in_their_project(api):
     assert "other/app" in resp.json["message"]
     register(api, 1)
     assert_error_shape(api.get("/gate", query_string=ref(1, "test"), as_="ci-other"), 403)
+    again = api.post("/images", json=ref(1) | {"project": PROJECT}, as_="ci-other")
+    assert_error_shape(again, 403)
+
+
+def test_a_project_scoped_admin_cannot_change_another_projects_policy(api, app):
+    from promotion_service import db
+    from promotion_service.domain.actor import Actor
+    from promotion_service.store import tokens
+
+    with db.session_for(app) as session:
+        api.tokens["admin-other"] = tokens.create(session, Actor.system("tests"),
+                                                  name="admin-other", role="admin",
+                                                  project="other/app")[1]
+    register(api, 1)
+    path = "/projects/1/environments/production/policy"
+    resp = api.put(path, json={"required_approvals": 0}, as_="admin-other")
+    assert_error_shape(resp, 403)
+    assert "other/app" in resp.json["message"]
+    assert api.get("/projects/1").json["environments"][2]["policy"]["required_approvals"] == 2
+    assert api.put(path, json={"required_approvals": 0}, as_="admin").status_code == 200
 
 
 def test_a_digest_cannot_change_project(api):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from threading import Barrier
@@ -17,6 +15,7 @@ from sqlalchemy import func, select
 from promotion_service import db
 from promotion_service.models import Outbox, Promotion, Verification
 from tests.promotion_service.helpers import age, deploy, ref, register, verify
+from tests.support import free_port, wait_for_http
 
 RACERS = 50
 
@@ -53,23 +52,23 @@ def test_threads_racing_to_promote_make_one_promotion(api, app, tokens):
     assert counts(app) == (1, 1)
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_gunicorn_workers_racing_to_promote_make_one_promotion(api, app, tokens, database_url):
+def test_gunicorn_workers_racing_to_promote_make_one_promotion(api, app, tokens, database_url,
+                                                                tmp_path):
     ready_for_staging(api, app)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PROMOTION_DATABASE_URL=database_url,
                PROMOTION_POLICY_FILE=app.config["POLICY_FILE"])
-    server = subprocess.Popen(
-        [sys.executable, "-m", "promotion_service", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "4"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path / "service.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "promotion_service", "serve", "--bind", f"127.0.0.1:{port}",
+             "--workers", "4"], env=env, stdout=subprocess.DEVNULL, stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(base, server)
+        try:
+            wait_for_http(f"{base}/ready", timeout=30, ok=(200,))
+        except RuntimeError as e:
+            raise AssertionError(f"{e}\n{log.read_text(errors='replace')[-2000:]}") from None
         barrier = Barrier(RACERS)
 
         def request_promotion(_):
@@ -86,19 +85,6 @@ def test_gunicorn_workers_racing_to_promote_make_one_promotion(api, app, tokens,
     assert sorted(s for s, _ in results) == [200] * (RACERS - 1) + [201]
     assert len({pid for _, pid in results}) == 1
     assert counts(app) == (1, 1)
-
-
-def _wait_until_up(base, server):
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"server exited: {server.stderr.read().decode()[-2000:]}")
-        try:
-            if requests.get(f"{base}/ready", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise AssertionError("server did not come up within 30 s")
 
 
 def test_threads_registering_the_same_digest_make_one_image(app, tokens):

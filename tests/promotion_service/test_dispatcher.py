@@ -16,29 +16,17 @@ from promotion_service.dispatcher import (
 )
 from promotion_service.gitlab import GitLabClient
 from promotion_service.models import AuditEntry, Outbox, Promotion, utcnow
-from tests.gitlab_double import GitLabDouble
 from tests.promotion_service.gitlab_fixtures import (
+    GITLAB_TOKEN,
+    TRIGGER_TOKEN,
     database_app,
     make_image,
     make_project,
     make_promotion,
 )
 
-FAST = DispatcherSettings(trigger_token="glptt-good", backoff_initial=0.01, backoff_max=0.05,
+FAST = DispatcherSettings(trigger_token=TRIGGER_TOKEN, backoff_initial=0.01, backoff_max=0.05,
                           lease_seconds=30, poll_seconds=0.01, max_attempts=5)
-
-
-@pytest.fixture(scope="module")
-def double():
-    with GitLabDouble(access_token="glpat-good") as gitlab:
-        gitlab.add_project(42, "group/app", trigger_token="glptt-good")
-        yield gitlab
-
-
-@pytest.fixture
-def gitlab(double):
-    double.reset()
-    return double
 
 
 @pytest.fixture
@@ -57,7 +45,7 @@ def project(app):
 
 
 def dispatcher(app, gitlab, settings=FAST, name=None):
-    return Dispatcher(lambda: session_for(app), GitLabClient(gitlab.url, "glpat-good"),
+    return Dispatcher(lambda: session_for(app), GitLabClient(gitlab.url, GITLAB_TOKEN),
                       settings, name=name)
 
 
@@ -100,7 +88,7 @@ def test_a_promotion_triggers_exactly_one_pipeline_with_its_variables(app, gitla
 
 def test_without_trigger_token_the_pipelines_api_is_used_on_the_configured_ref(
         app, gitlab, project):
-    gitlab.add_project(42, "group/app", trigger_token="glptt-good", refs=("main", "deploy"))
+    gitlab.add_project(42, "group/app", trigger_token=TRIGGER_TOKEN, refs=("main", "deploy"))
     promote(app, project)
     dispatcher(app, gitlab, replace(FAST, trigger_token=None, trigger_ref="deploy")).run_once()
     [pipeline] = gitlab.pipelines

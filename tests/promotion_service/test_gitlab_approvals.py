@@ -12,25 +12,17 @@ from promotion_service.gitlab import GitLabClient
 from promotion_service.gitlab_models import GitLabDeployment
 from promotion_service.models import ApprovalRecord, AuditEntry, Verification
 from promotion_service.store import approvals
-from tests.gitlab_double import GitLabDouble
 from tests.promotion_service.gitlab_fixtures import (
+    GITLAB_TOKEN,
     SHA,
     environment,
     make_image,
     make_project,
 )
 
-TOKEN = "glpat-approvals"
 QA_APPROVAL = {"user": {"id": 100, "username": "qa-lead", "name": "QA Lead"},
                "status": "approved", "created_at": "2026-11-26T16:05:00.000Z",
                "comment": "checked staging"}
-
-
-@pytest.fixture(scope="module")
-def double():
-    with GitLabDouble(access_token=TOKEN) as gitlab:
-        gitlab.add_project(42, "group/app")
-        yield gitlab
 
 
 @pytest.fixture
@@ -42,7 +34,7 @@ def gitlab(double):
 
 @pytest.fixture
 def app(app, gitlab):
-    app.config.update(GITLAB_URL=gitlab.url, GITLAB_TOKEN=TOKEN,
+    app.config.update(GITLAB_URL=gitlab.url, GITLAB_TOKEN=GITLAB_TOKEN,
                       GITLAB_DEPLOYMENT_APPROVALS="1", GITLAB_PLAY_APPROVED_JOBS="1")
     return app
 
@@ -65,7 +57,7 @@ def sync(app):
 
 
 def dispatch(app, gitlab):
-    Dispatcher(lambda: session_for(app), GitLabClient(gitlab.url, TOKEN),
+    Dispatcher(lambda: session_for(app), GitLabClient(gitlab.url, GITLAB_TOKEN),
                DispatcherSettings()).run_once()
 
 

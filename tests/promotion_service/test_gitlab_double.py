@@ -4,28 +4,13 @@ import pytest
 import requests
 
 from promotion_service.gitlab import GitLabClient, TerminalGitLabError, TransientGitLabError
-from tests.gitlab_double import GitLabDouble
-
-SHA = "2695effb5807a22ff3d138d593fd856244e155e7"
-
-
-@pytest.fixture(scope="module")
-def double():
-    with GitLabDouble(access_token="glpat-good") as gitlab:
-        gitlab.add_project(42, "group/app", trigger_token="glptt-good", refs=("main", "deploy"))
-        yield gitlab
-
-
-@pytest.fixture
-def gitlab(double):
-    double.reset()
-    return double
+from tests.promotion_service.gitlab_fixtures import GITLAB_TOKEN, SHA, TRIGGER_TOKEN
 
 
 def test_trigger_records_one_pipeline_with_its_variables(gitlab):
     client = GitLabClient(gitlab.url)
     pipeline = client.trigger_pipeline(
-        "group/app", "main", {"CD_IMAGE": "r@sha256:ab"}, trigger_token="glptt-good"
+        "group/app", "main", {"CD_IMAGE": "r@sha256:ab"}, trigger_token=TRIGGER_TOKEN
     )
     [recorded] = gitlab.pipelines
     assert (recorded.id, recorded.source, recorded.variables) == (
@@ -37,7 +22,7 @@ def test_trigger_records_one_pipeline_with_its_variables(gitlab):
 def test_form_encoded_trigger_like_curl_is_understood(gitlab):
     answer = requests.post(
         f"{gitlab.url}/api/v4/projects/42/trigger/pipeline",
-        data={"token": "glptt-good", "ref": "main", "variables[CD_IMAGE]": "r@sha256:ab"},
+        data={"token": TRIGGER_TOKEN, "ref": "main", "variables[CD_IMAGE]": "r@sha256:ab"},
         timeout=5,
     )
     assert answer.status_code == 201
@@ -46,7 +31,7 @@ def test_form_encoded_trigger_like_curl_is_understood(gitlab):
 
 def test_queued_failures_answer_first_then_the_endpoint_works(gitlab):
     gitlab.fail("POST", "/projects/42/pipeline", status=500, times=3)
-    client = GitLabClient(gitlab.url, "glpat-good")
+    client = GitLabClient(gitlab.url, GITLAB_TOKEN)
     for _ in range(3):
         with pytest.raises(TransientGitLabError):
             client.trigger_pipeline(42, "deploy", {})
@@ -60,16 +45,16 @@ def test_queued_failures_answer_first_then_the_endpoint_works(gitlab):
 def test_rate_limit_answer_carries_retry_after(gitlab):
     gitlab.fail("POST", "/projects/*/pipeline", status=429, headers={"Retry-After": "3"})
     with pytest.raises(TransientGitLabError) as caught:
-        GitLabClient(gitlab.url, "glpat-good").trigger_pipeline(42, "main", {})
+        GitLabClient(gitlab.url, GITLAB_TOKEN).trigger_pipeline(42, "main", {})
     assert caught.value.retry_after == 3
 
 
 @pytest.mark.parametrize(
     ("project", "token", "ref", "message"),
     [
-        (99, "glptt-good", "main", "Project Not Found"),
+        (99, TRIGGER_TOKEN, "main", "Project Not Found"),
         (42, "glptt-wrong", "main", "404 Not Found"),
-        (42, "glptt-good", "nope", "Reference not found"),
+        (42, TRIGGER_TOKEN, "nope", "Reference not found"),
     ],
 )
 def test_refusals_are_terminal_with_gitlabs_message(gitlab, project, token, ref, message):
@@ -87,14 +72,14 @@ def test_dropped_connection_and_slow_answer_are_transient(gitlab):
     gitlab.fail("POST", "/projects/42/trigger/pipeline", drop=True)
     gitlab.fail("POST", "/projects/42/jobs/*/play", delay=1.0, status=200)
     with pytest.raises(TransientGitLabError):
-        GitLabClient(gitlab.url).trigger_pipeline(42, "main", {}, trigger_token="glptt-good")
+        GitLabClient(gitlab.url).trigger_pipeline(42, "main", {}, trigger_token=TRIGGER_TOKEN)
     with pytest.raises(TransientGitLabError, match="in time"):
-        GitLabClient(gitlab.url, "glpat-good", timeout=0.2).play_job(42, 7)
+        GitLabClient(gitlab.url, GITLAB_TOKEN, timeout=0.2).play_job(42, 7)
 
 
 def test_blocked_deployment_can_be_read_approved_and_its_job_played(gitlab):
     gitlab.add_deployment(42, 9, environment="production", job_id=7, sha=SHA)
-    client = GitLabClient(gitlab.url, "glpat-good")
+    client = GitLabClient(gitlab.url, GITLAB_TOKEN)
     assert client.get_deployment(42, 9).status == "blocked"
     client.approve_deployment(42, 9, comment="ok")
     client.play_job(42, 7)
@@ -106,7 +91,7 @@ def test_blocked_deployment_can_be_read_approved_and_its_job_played(gitlab):
 
 
 def test_commit_status_and_status_check_response_are_recorded(gitlab):
-    client = GitLabClient(gitlab.url, "glpat-good")
+    client = GitLabClient(gitlab.url, GITLAB_TOKEN)
     client.set_commit_status(42, SHA, "success", ref="feature", description="allowed")
     client.answer_status_check(42, 12, sha=SHA, check_id=5, status="passed")
     [status] = gitlab.calls_to("POST", f"/projects/42/statuses/{SHA}")
@@ -116,7 +101,7 @@ def test_commit_status_and_status_check_response_are_recorded(gitlab):
 
 
 def test_recorded_calls_are_visible_from_another_process(gitlab):
-    GitLabClient(gitlab.url).trigger_pipeline(42, "main", {}, trigger_token="glptt-good")
+    GitLabClient(gitlab.url).trigger_pipeline(42, "main", {}, trigger_token=TRIGGER_TOKEN)
     seen = requests.get(f"{gitlab.url}/_double/pipelines", timeout=5).json()
     assert [p["ref"] for p in seen] == ["main"]
 
@@ -124,7 +109,7 @@ def test_recorded_calls_are_visible_from_another_process(gitlab):
 def test_blocked_deployments_are_listed_by_environment_and_status(gitlab):
     gitlab.add_deployment(42, 10, environment="production", job_id=8, sha=SHA)
     gitlab.add_deployment(42, 11, environment="staging", job_id=9, sha=SHA)
-    client = GitLabClient(gitlab.url, "glpat-good")
+    client = GitLabClient(gitlab.url, GITLAB_TOKEN)
     [blocked] = client.list_deployments(42, environment="production")
     assert (blocked.id, blocked.job_id, blocked.pending_approval_count) == (10, 8, 1)
     assert client.list_deployments(42, environment="production", status="success") == []

@@ -12,29 +12,19 @@ from promotion_service import worker
 from promotion_service.db import session_for
 from promotion_service.gitlab_models import MergeRequestCheck
 from promotion_service.models import Outbox, Promotion
-from tests.gitlab_double import GitLabDouble
-from tests.promotion_service.gitlab_fixtures import make_image, make_project, make_promotion
-
-TRIGGER = "glptt-worker"
-
-
-@pytest.fixture(scope="module")
-def double():
-    with GitLabDouble(access_token="glpat-worker") as gitlab:
-        gitlab.add_project(42, "group/app", trigger_token=TRIGGER)
-        yield gitlab
-
-
-@pytest.fixture
-def gitlab(double):
-    double.reset()
-    return double
+from tests.promotion_service.gitlab_fixtures import (
+    GITLAB_TOKEN,
+    TRIGGER_TOKEN,
+    make_image,
+    make_project,
+    make_promotion,
+)
 
 
 @pytest.fixture
 def promotion_id(app, gitlab):
-    app.config.update(GITLAB_URL=gitlab.url, GITLAB_TOKEN="glpat-worker",
-                      GITLAB_TRIGGER_TOKEN=TRIGGER)
+    app.config.update(GITLAB_URL=gitlab.url, GITLAB_TOKEN=GITLAB_TOKEN,
+                      GITLAB_TRIGGER_TOKEN_TOKEN=TRIGGER_TOKEN)
     with session_for(app) as session:
         project = make_project(session)
         return make_promotion(session, project, make_image(session, project)).id
@@ -56,8 +46,8 @@ def test_worker_process_sends_and_stops_cleanly_on_sigterm(app, gitlab, promotio
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PROMOTION_")},
            "PROMOTION_DATABASE_URL": app.config["DATABASE_URL"],
            "PROMOTION_POLICY_FILE": app.config["POLICY_FILE"],
-           "PROMOTION_GITLAB_URL": gitlab.url, "PROMOTION_GITLAB_TOKEN": "glpat-worker",
-           "PROMOTION_GITLAB_TRIGGER_TOKEN": TRIGGER,
+           "PROMOTION_GITLAB_URL": gitlab.url, "PROMOTION_GITLAB_TOKEN": GITLAB_TOKEN,
+           "PROMOTION_GITLAB_TRIGGER_TOKEN_TOKEN": TRIGGER_TOKEN,
            "PROMOTION_DISPATCHER_POLL_SECONDS": "0.1"}
     log = tmp_path / "worker.log"
     process = subprocess.Popen(

@@ -13,7 +13,7 @@ from docker import errors as docker_errors
 from steps.build import Settings, labels
 from steps.cli import run
 from tests.steps.registry_helpers import manifest_digest
-from tests.support import BUSYBOX, TEST_LABEL
+from tests.support import BUSYBOX, TEST_LABEL, read_dotenv
 
 pytestmark = pytest.mark.docker
 
@@ -39,9 +39,8 @@ def build(docker, tmp_path, capsys):
         code = run(["build", "--context", str(context), "--label", f"{TEST_LABEL}=1",
                     "--dotenv", str(out_file), *argv], env or {})
         err = capsys.readouterr().err
-        out = {}
-        if out_file.exists():
-            out = dict(line.split("=", 1) for line in out_file.read_text().splitlines())
+        out = read_dotenv(out_file)
+        if out:
             repository = out["CD_IMAGE_REPOSITORY"]
             made.extend(f"{repository}:{t}" for t in out["CD_IMAGE_TAGS"].split(","))
         return code, err, out

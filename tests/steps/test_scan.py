@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from steps.cli import run
+from tests.support import read_dotenv
 
 DATA = Path(__file__).parent / "data"
 REPORT = str(DATA / "trivy-debian-python.json")
@@ -18,19 +19,8 @@ DIGEST = "sha256:4b2c1c8e0f0b2e0a9d1f6a1a8e3c2b7d6f5e4a3b2c1d0e9f8a7b6c5d4e3f2a1
 IMAGE = f"registry.example.com/team/app@{DIGEST}"
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """An empty working directory (no .docker-cd-ignore.yml unless a test writes one)."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def scan(argv, env=None):
     return run(["scan", *argv], env or {})
-
-
-def dotenv(path):
-    return dict(line.split("=", 1) for line in Path(path).read_text().splitlines())
 
 
 def test_findings_at_the_threshold_fail_with_reasons_and_still_write_every_output(workdir,
@@ -42,7 +32,7 @@ def test_findings_at_the_threshold_fail_with_reasons_and_still_write_every_outpu
     assert err.splitlines()[-1] == f"Error: the scan policy failed for {IMAGE}"
     assert "  - 6 finding(s) at or above HIGH (2 CRITICAL, 4 HIGH" in err
     assert "Top findings" in err
-    out = dotenv("scan.env")
+    out = read_dotenv("scan.env")
     assert (out["CD_SCAN_RESULT"], out["CD_SCAN_CRITICAL"], out["CD_SCAN_FAILING"]) == (
         "failed", "2", "6")
     assert out["CD_SCAN_IMAGE"] == IMAGE
@@ -55,7 +45,7 @@ def test_below_the_threshold_passes(workdir, capsys):
     code = scan(["--from-report", REPORT, "--severity-threshold", "NONE", "--dotenv", "s.env",
                  "--gitlab-report", "gl.json"])
     assert code == 0
-    assert dotenv("s.env")["CD_SCAN_RESULT"] == "passed"
+    assert read_dotenv("s.env")["CD_SCAN_RESULT"] == "passed"
     assert f"The scan policy passed for {IMAGE}." in capsys.readouterr().err
     assert len(json.loads(Path("gl.json").read_text())["vulnerabilities"]) == 9
 
@@ -73,7 +63,7 @@ def test_variables_set_the_policy_and_the_ignore_file_accepts_the_rest(workdir, 
     err = capsys.readouterr().err
     assert code == 0, err
     assert "CVE-2024-5535 libssl3 until 2999-12-31: no TLS client in this image" in err
-    assert dotenv("s.env")["CD_SCAN_IGNORED"] == "1"
+    assert read_dotenv("s.env")["CD_SCAN_IGNORED"] == "1"
 
 
 def test_the_default_ignore_file_is_read_and_an_expired_entry_ignores_nothing(workdir, capsys):

@@ -16,7 +16,7 @@ import pytest
 
 from steps.cli import run
 from tests.conftest import REGISTRY_PASSWORD, REGISTRY_USER
-from tests.support import free_port
+from tests.support import free_port, read_dotenv
 
 pytestmark = pytest.mark.docker
 
@@ -60,16 +60,6 @@ def leaky_image(images):
                    f"ENV GITHUB_TOKEN={GITHUB_PAT}")
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def dotenv(path):
-    return dict(line.split("=", 1) for line in Path(path).read_text().splitlines())
-
-
 def test_a_clean_image_passes_with_an_sbom_and_an_empty_gitlab_report(workdir, capsys, offline,
                                                                       clean_image):
     code = run(["scan", clean_image, "--scanners", "secret", "--image-src", "docker", *offline,
@@ -78,7 +68,7 @@ def test_a_clean_image_passes_with_an_sbom_and_an_empty_gitlab_report(workdir, c
     err = capsys.readouterr().err
     assert code == 0, err
     assert f"The scan policy passed for {clean_image}." in err
-    assert dotenv("scan.env")["CD_SCAN_RESULT"] == "passed"
+    assert read_dotenv("scan.env")["CD_SCAN_RESULT"] == "passed"
     bom = json.loads(Path("sbom/bom.cdx.json").read_text())
     assert bom["bomFormat"] == "CycloneDX"
     assert bom["metadata"]["component"]["name"] == clean_image
@@ -104,7 +94,7 @@ def test_planted_keys_and_tokens_fail_on_secrets_and_never_reach_the_log(workdir
     assert {"aws-access-key-id", "private-key", "github-pat"} <= rules
     places = {v["location"]["dependency"]["package"]["name"] for v in report["vulnerabilities"]}
     assert {"/app/config.env:1", "/root/.ssh/id_rsa:2", "image config"} <= places
-    assert int(dotenv("scan.env")["CD_SCAN_SECRETS"]) >= 3
+    assert int(read_dotenv("scan.env")["CD_SCAN_SECRETS"]) >= 3
     for leaked in (AWS_KEY_ID, AWS_SECRET, GITHUB_PAT, "BEGIN RSA PRIVATE KEY-----\n"):
         for text in (err, Path("gl.json").read_text(), Path("scan.json").read_text()):
             assert leaked not in text
@@ -173,7 +163,7 @@ def test_an_image_in_an_authenticated_registry_is_scanned_by_digest(workdir, cap
     err = capsys.readouterr().err
     assert code == 0, err
     assert REGISTRY_PASSWORD not in err
-    scanned = dotenv("scan.env")["CD_SCAN_IMAGE"]
+    scanned = read_dotenv("scan.env")["CD_SCAN_IMAGE"]
     assert scanned.startswith(f"{repository}@sha256:")
 
 

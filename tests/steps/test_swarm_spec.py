@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from steps import template
+from steps.targets import LABEL_CONFIG_HASH
 from steps.targets.swarm_spec import (
-    CONFIG_HASH,
     SUPPORTED,
     check_host_ports,
     object_name,
@@ -101,9 +101,10 @@ def test_a_changed_config_file_is_a_new_object_and_a_new_task_spec():
     names = {o.name for o in one.objects}, {o.name for o in two.objects}
     assert names[0] != names[1]
     assert all(n.startswith(("shop-test_site_", "shop-test_db_password_")) for n in names[0])
-    assert (one.services["web"]["Labels"][CONFIG_HASH]
-            != two.services["web"]["Labels"][CONFIG_HASH])
-    assert one.services["db"]["Labels"][CONFIG_HASH] == two.services["db"]["Labels"][CONFIG_HASH]
+    assert (one.services["web"]["Labels"][LABEL_CONFIG_HASH]
+            != two.services["web"]["Labels"][LABEL_CONFIG_HASH])
+    assert (one.services["db"]["Labels"][LABEL_CONFIG_HASH]
+            == two.services["db"]["Labels"][LABEL_CONFIG_HASH])
 
 
 def test_a_new_release_of_the_same_template_restarts_nothing():
@@ -118,6 +119,7 @@ def test_a_new_release_of_the_same_template_restarts_nothing():
     ('ports: ["8080-8081:8080"]', "services.web.ports[0].published"),
     ("restart: sometimes", "services.web.restart"),
     ("deploy: {mode: daemon}", "services.web.deploy.mode"),
+    ("deploy: {restart_policy: {delay: soon}}", "services.web.deploy.restart_policy.delay"),
 ])
 def test_what_swarm_cannot_do_is_an_error_naming_the_key_and_line(change, names):
     key = change.split(":")[0]

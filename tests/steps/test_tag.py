@@ -21,7 +21,7 @@ from tests.steps.registry_helpers import (
     push_image,
     start_token_registry,
 )
-from tests.support import free_port, start_registry
+from tests.support import free_port, read_dotenv, start_registry
 
 pytestmark = pytest.mark.docker
 
@@ -54,11 +54,7 @@ def tag(argv, capsys, env=None, tmp_path=None):
         extra = ["--dotenv", str(tmp_path / "out.env")]
     code = run(["tag", *argv, *extra], env or {})
     err = capsys.readouterr().err
-    outputs = {}
-    if tmp_path is not None and (tmp_path / "out.env").exists():
-        outputs = dict(line.split("=", 1) for line in
-                       (tmp_path / "out.env").read_text().splitlines())
-    return code, err, outputs
+    return code, err, read_dotenv(tmp_path / "out.env") if tmp_path is not None else {}
 
 
 class CountingClient(RegistryClient):
