@@ -1,7 +1,7 @@
 """Write the README's per-step option tables from the steps' own declarations.
 
     python scripts/step_reference.py          # rewrite README.md between the markers
-    python scripts/step_reference.py --check  # exit 1 when README.md is out of date (a test runs this)
+    python scripts/step_reference.py --check  # exit 1 when README.md is out of date
 """
 
 from __future__ import annotations

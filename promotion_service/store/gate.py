@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from ..domain.policy import Decision, Reason, evaluate
 from ..domain.states import IN_FLIGHT
-from ..errors import NotFound
 from ..models import Environment, Image, Promotion, utcnow
 from . import gate_query, images, projects
 from .gate_query import GateRow

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -115,6 +115,11 @@ def name_prefix(project: str, environment: str) -> str:
 def project_name(settings: TargetSettings) -> str:
     """--project (CD_PROJECT, CI_PROJECT_PATH_SLUG), else the current directory's name, slugged."""
     return slug(settings.project or Path.cwd().name) or "app"
+
+
+def label_filter(labels: Mapping[str, str | None]) -> dict[str, list[str]]:
+    """An Engine API `filters` value: objects carrying every one of `labels` (None: any value)."""
+    return {"label": [f"{k}={v}" for k, v in labels.items() if v is not None]}
 
 
 def exec_in(api: Any, container_id: str, command: list[str]) -> tuple[int, str]:

@@ -20,6 +20,7 @@ from steps.targets import (
     LABEL_RELEASE,
     LABEL_ROLE,
     digest_reference,
+    label_filter,
     name_prefix,
 )
 from steps.targets import docker_spec as ds
@@ -48,8 +49,7 @@ class EngineResources:
 
     def containers(self, project: str, env: str, role: str | None) -> list[dict[str, Any]]:
         """The environment's containers with this role (every role when None)."""
-        labels = [f"{LABEL_PROJECT}={project}", f"{LABEL_ENVIRONMENT}={env}"]
-        filters = {"label": [*labels, *([f"{LABEL_ROLE}={role}"] if role else [])]}
+        filters = label_filter({LABEL_PROJECT: project, LABEL_ENVIRONMENT: env, LABEL_ROLE: role})
         try:
             return self.api.containers(all=True, filters=filters)
         except self._errors.APIError as e:

@@ -33,6 +33,7 @@ from steps.targets import (
     Plan,
     RestorePlan,
     exec_in,
+    label_filter,
 )
 from steps.targets.swarm_objects import SwarmObjects
 from steps.targets.swarm_spec import (
@@ -382,7 +383,7 @@ class SwarmTarget:
         self.store.clean_objects(labels, keep, log)
 
     def _services(self, labels: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-        found = self.api.services(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
+        found = self.api.services(filters=label_filter(labels))
         return {s["Spec"]["Labels"][LABEL_SERVICE]: s for s in found
                 if s["Spec"]["Labels"].get(LABEL_ROLE) == "service"}
 
@@ -409,15 +410,14 @@ class SwarmTarget:
 
     def _remove_canaries(self, labels: Mapping[str, str]) -> None:
         """Canaries an interrupted deploy left behind."""
-        for service in self.api.services(filters={"label": [
-                *(f"{k}={v}" for k, v in labels.items()), f"{LABEL_ROLE}=canary"]}):
+        canaries = self.api.services(filters=label_filter({**labels, LABEL_ROLE: "canary"}))
+        for service in canaries:
             self.api.remove_service(service["ID"])
 
     def _service_named(self, name: str) -> dict[str, Any] | None:
         """The service of the stack being rolled out whose template name is `name`."""
-        found = self.api.services(filters={"label": [
-            *(f"{k}={v}" for k, v in self._scope.items()), f"{LABEL_SERVICE}={name}",
-            f"{LABEL_ROLE}=service"]})
+        found = self.api.services(filters=label_filter(
+            {**self._scope, LABEL_SERVICE: name, LABEL_ROLE: "service"}))
         return found[0] if found else None
 
 

@@ -16,6 +16,7 @@ from steps.targets import (
     LABEL_RELEASE,
     LABEL_ROLE,
     digest_reference,
+    label_filter,
     name_prefix,
     untagged,
 )
@@ -34,9 +35,8 @@ class SwarmObjects:
 
     def records(self, project: str, environment: str) -> list[Release]:
         """Every release recorded on this swarm for (project, environment)."""
-        found = self.api.configs(filters={"label": [
-            f"{LABEL_PROJECT}={project}", f"{LABEL_ENVIRONMENT}={environment}",
-            f"{LABEL_ROLE}=release"]})
+        found = self.api.configs(filters=label_filter(
+            {LABEL_PROJECT: project, LABEL_ENVIRONMENT: environment, LABEL_ROLE: "release"}))
         return [Release.from_json(base64.b64decode(c["Spec"].get("Data", "")).decode())
                 for c in found]
 
@@ -103,7 +103,7 @@ class SwarmObjects:
 
     def clean_objects(self, labels: Mapping[str, str], keep: set[str], log: Log) -> None:
         """Remove the stack's configs/secrets whose names are not in `keep`."""
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        filters = label_filter(labels)
         for kind, listing, remove in (("config", self.api.configs, self.api.remove_config),
                                       ("secret", self.api.secrets, self.api.remove_secret)):
             for obj in listing(filters=filters):

@@ -145,14 +145,15 @@ def call(Map config = [:]) {
     }
 }
 
-// A build of the default branch goes to test (and, without a promotion service, on to staging and
-// production); a parameterised build goes to its target environment only.
+// A build of the default branch goes to test; staging and production only take a parameterised
+// build (CD_IMAGE + CD_TARGET_ENVIRONMENT, as the promotion service starts one), whose deploy asks
+// the service's gate first.
 boolean deploys(Map params, String environment) {
     if (params.CD_TARGET_ENVIRONMENT) {
         return params.CD_TARGET_ENVIRONMENT == environment && params.CD_IMAGE
     }
     boolean defaultBranch = env.BRANCH_NAME in ['main', 'master'] && !env.CHANGE_ID
-    return defaultBranch && (environment == 'test' || !env.CD_SERVICE_URL)
+    return defaultBranch && environment == 'test'
 }
 
 def deployTo(Map settings, Map params, String environment, boolean gated) {
