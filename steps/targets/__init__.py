@@ -3,7 +3,8 @@
     docker  steps.targets.docker.DockerTarget   one engine (DOCKER_HOST), blue-green per service
     swarm   steps.targets.swarm.SwarmTarget     Docker Swarm services, update/rollback config
 
-The contract (model, Plan, Release, labels) is described in docs/deploy.md.
+The contract (model, Plan, Release, labels) is described in docs/deploy.md. This module also
+holds what both targets share: the options, labels, names and a few Engine API helpers.
 """
 
 from __future__ import annotations
