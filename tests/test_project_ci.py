@@ -1,18 +1,12 @@
 """The project's own .gitlab-ci.yml is valid GitLab CI."""
 
-import json
 from pathlib import Path
 
-import jsonschema
 import yaml
 
+from tests.schemas import gitlab_ci_validator
+
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT.parent / "shared" / "reference" / "schemas" / "gitlab-ci.json"
-
-
-def gitlab_ci_validator() -> jsonschema.Draft7Validator:
-    """A validator for GitLab CI files, from GitLab's published schema."""
-    return jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
 
 
 def test_project_pipeline_is_valid_gitlab_ci():

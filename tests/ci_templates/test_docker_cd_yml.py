@@ -3,30 +3,20 @@ jobs each kind of pipeline gets (evaluated by gitlab-ci-local, as GitLab evaluat
 
 from __future__ import annotations
 
-import json
-
-import jsonschema
 import pytest
 import yaml
 
 from tests.local_gitlab import EXAMPLES, PIPELINES, ROOT, TEMPLATE, AppRepo, PipelineFailed
-
-# GitLab's CI schema (app/assets/javascripts/editor/schema/ci.json, as vendored by
-# check-jsonschema on 2026-06-29; sha256 7568b544...4dda), copied here so a clean clone has it.
-SCHEMA_FILE = ROOT / "tests" / "ci_templates" / "gitlab-ci.schema.json"
+from tests.schemas import gitlab_ci_validator
 
 CONFIGS = [TEMPLATE, *sorted(EXAMPLES.glob("*/.gitlab-ci.yml"))]
-
-
-def _schema() -> dict:
-    return json.loads(SCHEMA_FILE.read_text())
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_config_is_valid_against_gitlab_schema(path):
     documents = list(yaml.safe_load_all(path.read_text()))
     assert documents, f"{path} is empty"
-    validator = jsonschema.Draft7Validator(_schema())
+    validator = gitlab_ci_validator()
     for document in documents:  # a `spec:` header, then the configuration
         errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
         assert not errors, "\n".join(f"{list(e.path)}: {e.message[:300]}" for e in errors)
@@ -34,7 +24,7 @@ def test_config_is_valid_against_gitlab_schema(path):
 
 def test_schema_check_catches_a_broken_job():
     broken = {"build": {"script": "docker-cd build", "when": "sometimes"}}
-    assert list(jsonschema.Draft7Validator(_schema()).iter_errors(broken))
+    assert list(gitlab_ci_validator().iter_errors(broken))
 
 
 def test_template_header_documents_every_input_and_switch():

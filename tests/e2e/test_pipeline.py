@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-import jsonschema
 import pytest
 
 from tests.e2e.stack import Stack
-
-CS_SCHEMA = json.loads((Path(__file__).parent.parent / "steps" / "data" /
-                        "gitlab-container-scanning-report-format-15.2.4.json").read_text())
+from tests.schemas import container_scanning_validator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(480)]
 
@@ -49,7 +45,7 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
     # scan: GitLab's reports were exported as the job's artifacts
     artifacts = stack.repo.path / ".gitlab-ci-local" / "artifacts" / "scan"
     [report] = artifacts.rglob("gl-container-scanning-report.json")
-    jsonschema.validate(json.loads(report.read_text()), CS_SCHEMA)
+    container_scanning_validator().validate(json.loads(report.read_text()))
     [sbom] = artifacts.rglob("gl-sbom-docker-cd.cdx.json")
     assert json.loads(sbom.read_text())["bomFormat"] == "CycloneDX"
 

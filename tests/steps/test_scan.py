@@ -6,15 +6,15 @@ Real trivy runs on real images are in test_scan_trivy.py.
 import json
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from steps.cli import run
+from tests.schemas import container_scanning_validator
 from tests.support import read_dotenv
 
 DATA = Path(__file__).parent / "data"
 REPORT = str(DATA / "trivy-debian-python.json")
-SCHEMA = json.loads((DATA / "gitlab-container-scanning-report-format-15.2.4.json").read_text())
+SCHEMA = container_scanning_validator()
 DIGEST = "sha256:4b2c1c8e0f0b2e0a9d1f6a1a8e3c2b7d6f5e4a3b2c1d0e9f8a7b6c5d4e3f2a1b"
 IMAGE = f"registry.example.com/team/app@{DIGEST}"
 
@@ -36,7 +36,7 @@ def test_findings_at_the_threshold_fail_with_reasons_and_still_write_every_outpu
     assert (out["CD_SCAN_RESULT"], out["CD_SCAN_CRITICAL"], out["CD_SCAN_FAILING"]) == (
         "failed", "2", "6")
     assert out["CD_SCAN_IMAGE"] == IMAGE
-    jsonschema.validate(json.loads(Path("gl.json").read_text()), SCHEMA)
+    SCHEMA.validate(json.loads(Path("gl.json").read_text()))
     details = json.loads(Path("scan.json").read_text())["scan"]
     assert details["passed"] is False and len(details["findings"]) == 9
 
@@ -94,7 +94,7 @@ def test_a_grype_report_goes_through_the_same_policy(workdir, capsys):
     assert code == 1
     assert "  - 1 fixable finding(s) at or above HIGH (1 HIGH)" in \
         capsys.readouterr().err
-    jsonschema.validate(json.loads(Path("gl.json").read_text()), SCHEMA)
+    SCHEMA.validate(json.loads(Path("gl.json").read_text()))
 
 
 @pytest.mark.parametrize(

@@ -2,16 +2,16 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from steps.findings import load_report
 from steps.scan_policy import IgnoreRule, Policy, evaluate
 from steps.scan_report import gitlab_report, outputs, service_payload, summary_table
+from tests.schemas import container_scanning_validator
 
 DATA = Path(__file__).parent / "data"
 # GitLab's schema, copied from ../shared/reference/schemas/ so the tests need nothing outside.
-SCHEMA = json.loads((DATA / "gitlab-container-scanning-report-format-15.2.4.json").read_text())
+SCHEMA = container_scanning_validator()
 TODAY = date(2026, 11, 26)
 START = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
 END = datetime(2026, 11, 26, 10, 0, 7, tzinfo=UTC)
@@ -39,7 +39,7 @@ def report_for(name, policy):
 @pytest.mark.parametrize("name", REPORTS)
 def test_every_gitlab_report_validates_against_gitlabs_schema(name, policy):
     _, verdict, report = report_for(name, POLICIES[policy])
-    jsonschema.validate(report, SCHEMA)
+    SCHEMA.validate(report)
     assert len(report["vulnerabilities"]) == len(verdict.remaining)
 
 

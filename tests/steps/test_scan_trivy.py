@@ -11,17 +11,17 @@ import json
 import os
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from steps.cli import run
 from tests.conftest import REGISTRY_PASSWORD, REGISTRY_USER
+from tests.schemas import container_scanning_validator
 from tests.support import free_port, read_dotenv
 
 pytestmark = pytest.mark.docker
 
 DATA = Path(__file__).parent / "data"
-SCHEMA = json.loads((DATA / "gitlab-container-scanning-report-format-15.2.4.json").read_text())
+SCHEMA = container_scanning_validator()
 # Built at run time so no token-shaped string sits in the repository.
 AWS_KEY_ID = "AKIA" + "QWERTYUIOPASDFGH"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYzEXAMPLEKEY"
@@ -75,7 +75,7 @@ def test_a_clean_image_passes_with_an_sbom_and_an_empty_gitlab_report(workdir, c
     assert [(c["name"], c["version"], c["purl"]) for c in bom["components"]] == [
         ("requests", "2.31.0", "pkg:pypi/requests@2.31.0")]
     report = json.loads(Path("gl.json").read_text())
-    jsonschema.validate(report, SCHEMA)
+    SCHEMA.validate(report)
     assert report["vulnerabilities"] == []
 
 
@@ -89,7 +89,7 @@ def test_planted_keys_and_tokens_fail_on_secrets_and_never_reach_the_log(workdir
     assert err.strip().splitlines()[-1] == f"Error: the scan policy failed for {leaky_image}"
     assert "secret(s) found in the image" in err
     report = json.loads(Path("gl.json").read_text())
-    jsonschema.validate(report, SCHEMA)
+    SCHEMA.validate(report)
     rules = {v["identifiers"][0]["value"] for v in report["vulnerabilities"]}
     assert {"aws-access-key-id", "private-key", "github-pat"} <= rules
     places = {v["location"]["dependency"]["package"]["name"] for v in report["vulnerabilities"]}
@@ -114,7 +114,7 @@ def test_the_dockerfile_is_checked_for_misconfigurations(workdir, capsys, offlin
     assert "misconfig  DS-0002" in err and "build/app.Dockerfile" in err
     assert "DS-0026 build/app.Dockerfile: the orchestrator probes the app" in err
     report = json.loads(Path("gl.json").read_text())
-    jsonschema.validate(report, SCHEMA)
+    SCHEMA.validate(report)
     assert [v["identifiers"][0]["value"] for v in report["vulnerabilities"]] == ["DS-0002"]
 
 
