@@ -18,8 +18,12 @@ HASHED_FIELDS = (
 def entry_hash(prev_hash: str, entry: Mapping[str, Any]) -> str:
     """SHA-256 over the previous hash and the entry's canonical JSON."""
     body = {k: entry.get(k) for k in HASHED_FIELDS}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    canonical = _CANONICAL.encode(body)
     return hashlib.sha256((prev_hash + "\n" + canonical).encode()).hexdigest()
+
+
+# what json.dumps(sort_keys=True, separators=(",", ":"), default=str) builds on every call
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, select, text
+from sqlalchemy import Integer, Select, column, insert, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, attributes, instrumentation
 
 from ..db import begin_write
 from ..domain.actor import Actor
@@ -44,7 +44,7 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
     except IntegrityError:  # registered by another request since the read above
         session.rollback()
         return _same_project(session, find(session, repository, digest), project), False
-    image = Image(id=image_id, **values)
+    image = _loaded_image(id=image_id, **values)
     audit.append(session, actor, "image.registered", "image", image_id,
                  after={k: values.get(k) for k in AUDITED} | {"project": project})
     return image, True
@@ -54,8 +54,22 @@ _NEW_IMAGE = {c: None for c in ("commit_sha", "commit_time", "ref", "pipeline_id
                                  "triggered_by", "revoked_at", "revoked_by", "revoked_reason")}
 _NEW_IMAGE["tags"] = []
 _INSERT_IMAGE = insert(Image.__table__)
-_IDS = text("SELECT (SELECT id FROM images WHERE repository = :r AND digest = :d), "
-            "(SELECT id FROM projects WHERE path = :p)")
+# typed result columns: SQLAlchemy then builds the result's metadata once, not per request
+_IDS = text("SELECT (SELECT id FROM images WHERE repository = :r AND digest = :d) AS image_id, "
+            "(SELECT id FROM projects WHERE path = :p) AS project_id"
+            ).columns(column("image_id", Integer), column("project_id", Integer))
+_IMAGE_CLASS = instrumentation.manager_of_class(Image)
+
+
+def _loaded_image(**row: Any) -> Image:
+    """An Image (not in the session) holding the row just inserted, for the response.
+
+    Fills its state the way the ORM's loader does, without the per-attribute change events of
+    Image(**row): a tenth of the cost, on every registration.
+    """
+    image = _IMAGE_CLASS.new_instance()
+    attributes.instance_dict(image).update(row)
+    return image
 
 
 def find(session: Session, repository: str, digest: str) -> Image | None:
@@ -93,10 +107,10 @@ def query(*, project: str | None = None, repository: str | None = None,
     stmt = select(Image).order_by(Image.id.desc())
     if project:
         stmt = stmt.join(Project, Project.id == Image.project_id).where(Project.path == project)
-    for column, value in ((Image.repository, repository), (Image.digest, digest),
-                          (Image.commit_sha, commit_sha)):
+    for attr, value in ((Image.repository, repository), (Image.digest, digest),
+                        (Image.commit_sha, commit_sha)):
         if value:
-            stmt = stmt.where(column == value)
+            stmt = stmt.where(attr == value)
     if revoked is not None:
         stmt = stmt.where(Image.revoked_at.is_not(None) if revoked else Image.revoked_at.is_(None))
     return stmt
