@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -108,6 +108,20 @@ def get_session() -> Session:
     return g.db_session
 
 
+def read_connection() -> Connection:
+    """The request's Core connection for hot read-only paths (the gate): no ORM session.
+
+    Reuses the session's connection when the request already opened one (one pool checkout
+    per request); statements run in autocommit, so every read sees the database now.
+    """
+    session = g.get("db_session")
+    if session is not None:
+        return session.connection()
+    if "db_connection" not in g:
+        g.db_connection = engine_of(current_app).connect()
+    return g.db_connection
+
+
 @contextmanager
 def session_for(app: Flask, write: bool = True) -> Iterator[Session]:
     """A session outside requests (CLI, worker, threads): commit on success, else roll back."""
@@ -128,3 +142,6 @@ def _close_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+    connection = g.pop("db_connection", None)
+    if connection is not None:
+        connection.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from flask import current_app
-from flask_smorest import Page
+from flask import current_app, request
+from flask_smorest import Blueprint, Page
+from marshmallow import EXCLUDE, Schema, ValidationError
 from sqlalchemy import Select, func, select
 
 from ..db import get_session
@@ -51,3 +54,28 @@ class Extended:
     def __getattr__(self, name: str) -> Any:
         extra = self.__dict__["_extra"]
         return extra[name] if name in extra else getattr(self.__dict__["_obj"], name)
+
+
+def query_arguments(blp: Blueprint, schema: Schema) -> Callable[[Any], Any]:
+    """blp.arguments(schema, location="query") for hot GET paths, without webargs per request.
+
+    Same OpenAPI description (taken from blp.arguments) and same 422s: a query string the
+    schema refuses is parsed again by webargs, which raises its usual error naming the field.
+    Fits schemas without list fields (webargs reads those with getlist).
+    """
+
+    def decorate(view: Any) -> Any:
+        documented = blp.arguments(schema, location="query")(view)
+
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                data = schema.load(request.args.to_dict(), unknown=EXCLUDE)
+            except ValidationError:
+                return documented(*args, **kwargs)  # raises webargs' 422
+            return view(*args, data, **kwargs)
+
+        wrapper._apidoc = documented._apidoc  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from ..domain.policy import Decision, Reason, evaluate
@@ -14,14 +14,23 @@ from . import gate_query, images, projects
 from .gate_query import GateRow
 
 
-def lookup(session: Session, repository: str, digest: str, environment: str) -> GateRow:
+def lookup(conn: Session | Connection, repository: str, digest: str,
+           environment: str) -> GateRow:
     """The gate's row for an image reference and environment name, or a 404 that helps."""
-    row = gate_query.load(session, environment, repository=repository, digest=digest)
+    row = gate_query.load(conn, environment, repository=repository, digest=digest)
     if row is None:
         raise images.not_registered(repository, digest)
     if row.environment_id is None:
-        projects.get_environment(session, row.project_id, environment)  # raises, naming them
+        if isinstance(conn, Session):
+            projects.get_environment(conn, row.project_id, environment)  # raises, naming them
+        with Session(bind=conn) as session:  # a Core connection: the ORM only for this 404
+            projects.get_environment(session, row.project_id, environment)
     return row
+
+
+def for_image(conn: Session | Connection, row: GateRow, rollback: bool = False) -> Decision:
+    """The policy's answer for the looked-up image now (no promotion involved)."""
+    return evaluate(row.policy, row.facts(conn, utcnow(), rollback))
 
 
 def decide(session: Session, image: Image, env: Environment,
@@ -39,8 +48,7 @@ def for_deploy(session: Session, row: GateRow, promotion_id: int | None = None,
         problem = _promotion_problem(promotion, promotion_id, row)
         if problem is not None:
             return Decision(False, (problem,))
-    rollback = promotion is not None and promotion.kind == "rollback"
-    decision = evaluate(row.policy, row.facts(session, utcnow(), rollback))
+    decision = for_image(session, row, promotion is not None and promotion.kind == "rollback")
     if not decision.allowed or promotion is None or pipeline_id is None:
         return decision
     claimed = session.execute(

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, column, text
+from sqlalchemy import Connection, DateTime, Integer, String, column, text
 from sqlalchemy.orm import Session
 
 from ..domain.policy import Approval, EnvironmentPolicy, GateFacts, Stop
@@ -76,7 +76,8 @@ class GateRow:
     policy: EnvironmentPolicy | None
     row: Any
 
-    def facts(self, session: Session, now: datetime, rollback: bool = False) -> GateFacts:
+    def facts(self, session: Session | Connection, now: datetime,
+              rollback: bool = False) -> GateFacts:
         """The GateFacts for domain.policy.evaluate (one more query only if needed)."""
         r = self.row
         approvals: tuple[Approval, ...] = ()
@@ -101,10 +102,11 @@ class GateRow:
         )
 
 
-def load(session: Session, environment: str, *, repository: str | None = None,
+def load(session: Session | Connection, environment: str, *, repository: str | None = None,
          digest: str | None = None, image_id: int | None = None) -> GateRow | None:
     """One round trip: the image (by reference or id), its environment, the facts' summary."""
-    conn = session.connection()  # Core, not the ORM: this is the gate's hot path
+    # Core, not the ORM: this is the gate's hot path
+    conn = session.connection() if isinstance(session, Session) else session
     if image_id is not None:
         row = conn.execute(BY_ID, {"image_id": image_id, "environment": environment}).first()
     else:
