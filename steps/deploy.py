@@ -13,8 +13,18 @@ from typing import TYPE_CHECKING
 
 from steps.errors import UsageError
 from steps.releases import Release, current, new_release_id, now_iso
-from steps.reporting import JOB_URL, Reporter, ReportSettings
-from steps.runtime import CI_CONTEXT, SERVICE, CIContextSettings, Log, Option, Result, Step
+from steps.reporting import Reporter
+from steps.runtime import (
+    CI_CONTEXT,
+    JOB_URL,
+    SERVICE,
+    CIContextSettings,
+    Log,
+    Option,
+    Result,
+    ServiceSettings,
+    Step,
+)
 from steps.targets import (
     HEALTH_TIMEOUT,
     TARGET_OPTIONS,
@@ -46,7 +56,7 @@ class TemplateSettings(TargetSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings(TemplateSettings, ReportSettings, CIContextSettings):
+class Settings(TemplateSettings, ServiceSettings, CIContextSettings):
     health_timeout: float
 
 

@@ -17,6 +17,7 @@ from steps.errors import UsageError
 from steps.reporting import split_image
 from steps.runtime import (
     CI_CONTEXT,
+    JOB_URL,
     SERVICE,
     CIContextSettings,
     Log,
@@ -44,8 +45,7 @@ OPTIONS = (
            env=("CD_TRIGGERED_BY", "GITLAB_USER_LOGIN", "BUILD_USER_ID")),
     Option("scan-report", "Also record this scan summary: the scan step's --json file or its "
            "dotenv (CD_SCAN_* lines).", env=("CD_SCAN_REPORT",), metavar="FILE"),
-    Option("job-url", "URL of the job that made the scan report.",
-           env=("CD_JOB_URL", "CI_JOB_URL", "BUILD_URL"), metavar="URL"),
+    JOB_URL,
     *CI_CONTEXT,
     *SERVICE,
 )
@@ -63,7 +63,6 @@ class Settings(CIContextSettings, ServiceSettings):
     tags: tuple[str, ...] = ()
     triggered_by: str | None = None
     scan_report: str | None = None
-    job_url: str | None = None
 
 
 def image_ref(image: str) -> tuple[str, str]:

@@ -8,29 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from steps.errors import Refused
-from steps.runtime import Log, Option, ServiceSettings
+from steps.runtime import Log, ServiceSettings
 from steps.service_client import ServiceClient
 from steps.targets import untagged
-
-JOB_URL = Option("job-url", "URL of this CI job, for the promotion service.",
-                 env=("CD_JOB_URL", "CI_JOB_URL", "BUILD_URL"), metavar="URL")
-
-
-@dataclass(frozen=True)
-class ReportSettings(ServiceSettings):
-    """Fields behind SERVICE and JOB_URL, for a reporting step's Settings to inherit."""
-
-    job_url: str | None = None
 
 
 class Reporter:
     """Sends a deploy job's reports; does nothing without --service-url (CD_SERVICE_URL)."""
 
-    def __init__(self, settings: ReportSettings, image: str | None, environment: str,
+    def __init__(self, settings: ServiceSettings, image: str | None, environment: str,
                  log: Log) -> None:
         self.log = log
         self.environment = environment

@@ -7,8 +7,17 @@ from dataclasses import dataclass
 
 from steps.deploy import RELEASE_CONTEXT
 from steps.releases import Release, current, new_release_id, now_iso, rollback_source
-from steps.reporting import JOB_URL, Reporter, ReportSettings
-from steps.runtime import SERVICE, CIContextSettings, Log, Option, Result, Step
+from steps.reporting import Reporter
+from steps.runtime import (
+    JOB_URL,
+    SERVICE,
+    CIContextSettings,
+    Log,
+    Option,
+    Result,
+    ServiceSettings,
+    Step,
+)
 from steps.targets import (
     HEALTH_TIMEOUT,
     TARGET_OPTIONS,
@@ -24,7 +33,7 @@ TO = Option("to", "Release id to go back to [default: the last one that succeede
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings(TargetSettings, ReportSettings, CIContextSettings):
+class Settings(TargetSettings, ServiceSettings, CIContextSettings):
     to: str | None
     health_timeout: float
 

@@ -117,6 +117,8 @@ SERVICE = (
     Option("service-token", "Bearer token for the promotion service.",
            env=("CD_SERVICE_TOKEN",), secret=True),
 )
+JOB_URL = Option("job-url", "URL of this CI job, recorded by the promotion service.",
+                 env=("CD_JOB_URL", "CI_JOB_URL", "BUILD_URL"), metavar="URL")
 
 COMMON = (
     Option("dotenv", "Write outputs as KEY=VALUE lines (artifacts:reports:dotenv).",
@@ -154,6 +156,7 @@ class RegistryAuthSettings:
 class ServiceSettings:
     service_url: str | None = None
     service_token: str | None = None
+    job_url: str | None = None
 
 
 def parse_value(option: Option, raw: Any, source: str) -> Any:

@@ -23,6 +23,7 @@ from steps.findings import ReportFormatError, ScanResult, load_report, parse_tri
 from steps.reference import parse_reference
 from steps.reporting import split_image
 from steps.runtime import (
+    JOB_URL,
     REGISTRY_AUTH,
     SERVICE,
     Log,
@@ -85,8 +86,7 @@ OPTIONS = (
            default=600),
     Option("trivy-bin", "The trivy executable.", env=("CD_TRIVY_BIN", "TRIVY_BIN"),
            default="trivy", metavar="PATH"),
-    Option("job-url", "URL of this job (where the reports are), recorded with the scan.",
-           env=("CD_JOB_URL", "CI_JOB_URL", "BUILD_URL"), metavar="URL"),
+    JOB_URL,
     *REGISTRY_AUTH,
     *SERVICE,
 )
@@ -116,7 +116,6 @@ class Settings(RegistryAuthSettings, ServiceSettings):
     insecure: bool = False
     timeout: int = 600
     trivy_bin: str = "trivy"
-    job_url: str | None = None
     debug: bool = False
 
     @property

@@ -15,8 +15,8 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from steps.errors import Refused
 from steps.releases import current
-from steps.reporting import JOB_URL, Reporter, ReportSettings
-from steps.runtime import SERVICE, Log, Result, Step
+from steps.reporting import Reporter
+from steps.runtime import JOB_URL, SERVICE, Log, Result, ServiceSettings, Step
 from steps.targets import (
     TARGET_OPTIONS,
     Target,
@@ -29,7 +29,7 @@ from steps.template import Check, checks_from_rendered
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings(TargetSettings, ReportSettings):
+class Settings(TargetSettings, ServiceSettings):
     pass
 
 
