@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from steps.findings import parse_trivy
-from steps.scan_policy import IgnoreRule, Policy, evaluate
-from steps.scan_report import gitlab_report, summary_table
+from steps.scanning.findings import parse_trivy
+from steps.scanning.policy import IgnoreRule, Policy, evaluate
+from steps.scanning.report import gitlab_report, summary_table
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "steps" / "data"
 

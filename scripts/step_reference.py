@@ -1,4 +1,4 @@
-"""Write the README's per-step option tables from the steps' own declarations.
+"""Write the README's per-step option tables from the steps' own declarations (their settings).
 
     python scripts/step_reference.py          # rewrite README.md between the markers
     python scripts/step_reference.py --check  # exit 1 when README.md is out of date
@@ -12,8 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from steps.cli import STEPS, load_step  # noqa: E402
-from steps.runtime import COMMON, Option  # noqa: E402
+from steps.cli import Common  # noqa: E402
+from steps.commands import STEPS, load_step  # noqa: E402
+from steps.runtime.inputs import Option, options_of  # noqa: E402
 
 BEGIN = "<!-- step-reference:begin (scripts/step_reference.py writes this part) -->"
 END = "<!-- step-reference:end -->"
@@ -47,9 +48,9 @@ def render() -> str:
         parts += [f"### docker-cd {name}", "", _cell(step.help.strip().splitlines()[0]), "",
                   "| option | variables (highest first) | default | what |",
                   "|---|---|---|---|"]
-        parts += [_row(o) for o in step.options]
+        parts += [_row(o) for o in options_of(step.settings)]
         parts += ["", f"More: [{DOCS[name]}]({DOCS[name]}).", ""]
-    common = ", ".join(f"`{o.flag}`" for o in COMMON)
+    common = ", ".join(f"`{o.flag}`" for o in options_of(Common))
     parts += [f"Every step also takes {common}.", "", END]
     return "\n".join(parts)
 

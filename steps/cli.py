@@ -1,48 +1,40 @@
 """`docker-cd <step> [options]`: resolve inputs, run one step, write its outputs, exit 0/1/2/3.
 
-Step modules are imported only when their step runs, so a step that needs neither docker-py
-nor a YAML parser starts fast.
+The edge of the steps: the only place that reads the process's environment and builds the
+context (log, variables, clients) a command runs with. Step modules are imported only when
+their step runs, so a step that needs neither docker-py nor a YAML parser starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from steps.errors import ExternalError, Refused, StepError, UsageError
-from steps.runtime import (
-    COMMON,
-    Log,
-    Masker,
-    MaskingStream,
-    Option,
-    Step,
-    resolve,
-    write_outputs,
-)
+from steps.commands import STEPS, Step, load_step
+from steps.context import Context
+from steps.runtime import inputs
+from steps.runtime.errors import ExternalError, Refused, StepError, UsageError
+from steps.runtime.inputs import Option, options_of, resolve, settings_from
+from steps.runtime.log import Log
+from steps.runtime.masking import Masker, MaskingStream, is_secret_name
+from steps.runtime.outputs import write_outputs
 
-# step name (words joined by spaces) -> module holding STEP
-STEPS: dict[str, str] = {
-    "build": "steps.build",
-    "push": "steps.push",
-    "tag": "steps.tag",
-    "scan": "steps.scan",
-    "template render": "steps.template_render",
-    "deploy": "steps.deploy",
-    "verify": "steps.verify",
-    "rollback": "steps.rollback",
-    "releases": "steps.releases",
-    "register": "steps.register",
-    "gate": "steps.gate",
-}
 
-# Variables whose values are masked whatever step runs, besides each step's secret options.
-_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|TOKEN|SECRET|PRIVATE_KEY|API_KEY|AUTH_CONFIG)$")
+@dataclass(frozen=True)
+class Common:
+    """Options every step takes besides its own: where its outputs go, and --debug."""
+
+    dotenv: str | None = inputs.option(
+        "Write outputs as KEY=VALUE lines (artifacts:reports:dotenv).", env=("CD_DOTENV",),
+        metavar="FILE")
+    json: str | None = inputs.option("Write outputs and details as JSON.", env=("CD_JSON",),
+                                     metavar="FILE")
+    debug: bool = inputs.option("Show tracebacks and debug lines.", env=("CD_DEBUG",),
+                                default=False)
 
 
 def _usage() -> str:
@@ -59,11 +51,6 @@ def _find_step(argv: Sequence[str]) -> tuple[str, list[str]]:
     raise UsageError(f"unknown step {' '.join(argv[:1])!r}\n{_usage()}")
 
 
-def load_step(name: str) -> Step:
-    """The Step a name stands for."""
-    return importlib.import_module(STEPS[name]).STEP
-
-
 def _parser(step: Step, options: Sequence[Option]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"docker-cd {step.name}", description=step.help,
@@ -75,8 +62,7 @@ def _parser(step: Step, options: Sequence[Option]) -> argparse.ArgumentParser:
         if option.env:
             text += f" (env: {', '.join(option.env)})"
         if option.positional:
-            nargs = option.nargs or "?"
-            parser.add_argument(option.dest, nargs=nargs, help=text,
+            parser.add_argument(option.dest, nargs=option.nargs, help=text,
                                 metavar=option.metavar or option.dest.upper())
             continue
         kwargs: dict[str, Any] = {"dest": option.dest, "help": text, "default": None}
@@ -96,7 +82,7 @@ def _parser(step: Step, options: Sequence[Option]) -> argparse.ArgumentParser:
 def _masker_for(env: Mapping[str, str]) -> Masker:
     masker = Masker()
     for name, value in env.items():
-        if _SECRET_NAME.search(name):
+        if is_secret_name(name):
             masker.add(value)
     return masker
 
@@ -121,23 +107,21 @@ def _run(argv: Sequence[str], env: Mapping[str, str], masker: Masker) -> int:
     try:
         name, rest = _find_step(argv)
         step = load_step(name)
-        options = (*step.options, *COMMON)
+        options = (*options_of(step.settings), *options_of(Common))
         args = vars(_parser(step, options).parse_args(rest))
         values, sources = resolve(options, args, env)
         for option in options:
             if option.secret and values.get(option.dest):
                 masker.add(str(values[option.dest]))
-        log.debug_enabled = bool(values["debug"])
-        fields = {k: v for k, v in values.items() if k in step.settings.__dataclass_fields__}
-        if "environ" in step.settings.__dataclass_fields__:  # template interpolation needs it
-            fields["environ"] = dict(env)
-        settings = step.settings(**fields)
+        common = settings_from(Common, values)
+        log.debug_enabled = common.debug
+        settings = settings_from(step.settings, values)
         try:
             step.validate(settings)
         except UsageError as e:
             raise _name_option(e, options, sources) from None
-        result = step.execute(settings, log)
-        write_outputs(result, values["dotenv"], values["json"])
+        result = step.execute(settings, Context(log, env, process_environ=os.environ))
+        write_outputs(result, common.dotenv, common.json)
         return 0
     except SystemExit as e:  # argparse: --help (0) or bad usage (2)
         return int(e.code or 0)
@@ -175,13 +159,13 @@ def _name_option(error: UsageError, options: Sequence[Option],
     """Prefix a validation error with the option and where its value came from."""
     if not error.option:
         return error
-    option = next((o for o in options if o.dest == error.option), None)
-    if option is None:
+    found = next((o for o in options if o.dest == error.option), None)
+    if found is None:
         return error
-    source = sources.get(option.dest, "default")
-    where = option.describe() if source == "default" else f"{option.flag} (from {source})"
-    if option.positional and source != "default":
-        where = f"{option.dest.upper()} (from {source})"
+    source = sources.get(found.dest, "default")
+    where = found.describe() if source == "default" else f"{found.flag} (from {source})"
+    if found.positional and source != "default":
+        where = f"{found.dest.upper()} (from {source})"
     return UsageError(f"{where}: {error.message}", error.option)
 
 

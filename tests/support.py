@@ -169,8 +169,8 @@ class ImageFactory:
 def docker_client():
     """A docker-py client for the local engine; RuntimeError with a clear message when none
     answers (the steps' own client, so tests reach the engine the way the steps do)."""
-    from steps.engine import docker_client as engine_client
-    from steps.errors import ExternalError
+    from steps.images.engine import docker_client as engine_client
+    from steps.runtime.errors import ExternalError
 
     try:
         return engine_client(timeout=120)

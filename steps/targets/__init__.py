@@ -1,26 +1,27 @@
-"""Deploy targets: where a release runs. One interface, one module per target.
+"""Deploy targets: where a release runs. One interface, one package per target.
 
     docker  steps.targets.docker.DockerTarget   one engine (DOCKER_HOST), blue-green per service
     swarm   steps.targets.swarm.SwarmTarget     Docker Swarm services, update/rollback config
 
 The contract (model, Plan, Release, labels) is described in docs/deploy.md. This module also
-holds what both targets share: the options, labels, names and a few Engine API helpers.
+holds what both targets share: labels, names, a few Engine API helpers, and the template as a
+target reads it (every key checked against what the target supports).
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from steps.errors import UsageError
-from steps.runtime import Log, Option
+from steps.runtime.errors import UsageError
+from steps.runtime.log import Log
 
-if TYPE_CHECKING:  # steps.releases imports this module for its options
-    from steps.releases import Release
+if TYPE_CHECKING:  # loaded by the targets themselves; the commands' options need only the names
+    from steps.release import Release
     from steps.template import Template
 
 TARGETS = {"docker": "steps.targets.docker:DockerTarget",
@@ -34,30 +35,6 @@ LABEL_RELEASE = "io.docker-cd.release"
 LABEL_ROLE = "io.docker-cd.role"          # service | release | config | secret | helper
 LABEL_RECORD = "io.docker-cd.record"      # Release.to_json() on the release record object
 LABEL_CONFIG_HASH = "io.docker-cd.config-hash"
-
-ENVIRONMENT = Option("environment", "Environment to act on (test, staging, production, ...).",
-                     env=("CD_ENVIRONMENT", "CD_TARGET_ENVIRONMENT", "CI_ENVIRONMENT_NAME"))
-TARGET = Option("target", "Where the application runs: one Docker engine or a Docker Swarm.",
-                env=("CD_DEPLOY_TARGET",), default="docker", choices=tuple(TARGETS))
-PROJECT = Option("project", "Project name for resource names and labels [default: the CI "
-                 "project's path slug, else the current directory's name].",
-                 env=("CD_PROJECT", "CI_PROJECT_PATH_SLUG"))
-TEMPLATE_DIR = Option("template-dir", "Directory holding compose.yml and compose.<env>.yml.",
-                      env=("CD_TEMPLATE_DIR",), default="deploy", metavar="DIR")
-HEALTH_TIMEOUT = Option("health-timeout", "Seconds to wait for a release to become healthy.",
-                        env=("CD_HEALTH_TIMEOUT",), default=120.0, kind="float")
-TARGET_OPTIONS = (ENVIRONMENT, TARGET, PROJECT)
-
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TargetSettings:
-    """Fields behind TARGET_OPTIONS, for the Settings of a step that acts on a target."""
-
-    environment: str | None
-    target: str
-    project: str | None = None
 
 
 class Target(Protocol):
@@ -107,15 +84,15 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63].strip("-")
 
 
+def project_name(project: str | None) -> str:
+    """The project's name in resource names: `project` slugged, else the current directory's."""
+    return slug(project or Path.cwd().name) or "app"
+
+
 def name_prefix(project: str, environment: str) -> str:
     """`shop-staging`: every container, network, volume and swarm object of an environment
     starts with it."""
     return f"{project}-{environment}"
-
-
-def project_name(settings: TargetSettings) -> str:
-    """--project (CD_PROJECT, CI_PROJECT_PATH_SLUG), else the current directory's name, slugged."""
-    return slug(settings.project or Path.cwd().name) or "app"
 
 
 def label_filter(labels: Mapping[str, str | None]) -> dict[str, list[str]]:
@@ -131,31 +108,6 @@ def exec_in(api: Any, container_id: str, command: list[str]) -> tuple[int, str]:
     return int(code if code is not None else 1), output
 
 
-def untagged(ref: str) -> str:
-    """`registry:5000/app:v1` -> `registry:5000/app`: the repository an image was tagged in."""
-    name, _, tag = ref.rpartition(":")
-    return name if name and "/" not in tag else ref
-
-
-def digest_reference(ref: str, repo_digests: Iterable[str]) -> str | None:
-    """`ref` as `repository@sha256:...`, picked from the image's RepoDigests, if it has one."""
-    wanted = untagged(ref)
-    return next((d for d in repo_digests if d.partition("@")[0] == wanted), None)
-
-
-def validate_common(settings: TargetSettings) -> None:
-    """Checks every deploy-side step shares: an environment and a usable project name."""
-    if not settings.environment:
-        raise UsageError("required; name the environment, e.g. --environment staging",
-                         "environment")
-    if not _NAME.fullmatch(settings.environment):
-        raise UsageError(f"{settings.environment!r} is not a valid environment name; use lower "
-                         "case letters, digits, '-' and '_'", "environment")
-    if settings.project is not None and not slug(settings.project):
-        raise UsageError(f"{settings.project!r} gives an empty name; use letters or digits",
-                         "project")
-
-
 def target_class(name: str) -> type:
     """The class of the target called `name` (its `supported` keys need no engine)."""
     module, _, cls = TARGETS[name].partition(":")
@@ -166,9 +118,17 @@ def target_class(name: str) -> type:
                          "target") from e
 
 
-def open_target(name: str) -> Target:
-    """The target called `name`, with a client for the Docker engine (DOCKER_HOST; exit 3
-    when it does not answer)."""
-    from steps.engine import docker_client
+def load_template(target: str, directory: str, environment: str, environ: Mapping[str, str],
+                  image: str | None, log: Log) -> Template:
+    """The template for the environment, its warnings logged and every key checked against the
+    target: what deploy rolls out is what `template render` shows. `image` is ${CD_IMAGE}."""
+    from steps.template import load
 
-    return target_class(name)(docker_client())
+    variables = dict(environ)
+    if image:
+        variables["CD_IMAGE"] = image
+    template = load(Path(directory), environment, variables)
+    for warning in template.warnings:
+        log.warn(warning)
+    template.check_supported(target, target_class(target).supported)
+    return template

@@ -1,0 +1,82 @@
+"""`docker-cd deploy`: render the application template for an environment and roll it out.
+
+Exit 0 when the release is live, 1 when it failed and the previous release serves again,
+2 for a template or option to fix, 3 when the engine or the promotion service failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from steps.commands import Step
+from steps.commands.settings import (
+    HEALTH_TIMEOUT,
+    JOB_URL,
+    ReleaseContext,
+    Service,
+    TargetEnvironment,
+    TemplateSource,
+)
+from steps.release import Release, current, new_release_id, now_iso
+from steps.runtime.errors import UsageError
+from steps.runtime.inputs import group
+from steps.runtime.outputs import Result
+from steps.service.reports import Reporter
+from steps.targets import Plan, load_template
+
+if TYPE_CHECKING:
+    from steps.context import Context
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The deploy step's inputs."""
+
+    where: TargetEnvironment = group(TargetEnvironment)
+    template: TemplateSource = group(TemplateSource)
+    health_timeout: float = HEALTH_TIMEOUT.field()
+    release: ReleaseContext = group(ReleaseContext)
+    job_url: str | None = JOB_URL.field()
+    service: Service = group(Service)
+
+
+def validate(settings: Settings) -> None:
+    settings.where.validate()
+    if settings.health_timeout <= 0:
+        raise UsageError("must be a positive number of seconds", "health_timeout")
+
+
+def execute(settings: Settings, ctx: Context) -> Result:
+    where, log = settings.where, ctx.log
+    image = settings.template.image
+    template = load_template(where.target, settings.template.template_dir, where.name,
+                             ctx.environ, image, log)
+    target = ctx.target(where.target)
+    project, env = where.project_name, where.name
+    previous = current(target.records(project, env))
+    context = settings.release
+    release = Release(
+        id=new_release_id(), project=project, environment=env, target=target.name,
+        template=template.rendered(), template_hash=template.hash(),
+        config_hashes=template.config_hashes(), commit=context.commit_sha,
+        pipeline_id=context.pipeline_id, pipeline_url=context.pipeline_url, created=now_iso(),
+        previous=previous.id if previous else None, image=image)
+    log.info(f"Deploying release {release.id} of {project} to {env} on the {target.name} target"
+             f" (template {', '.join(template.files)}; previous release: "
+             f"{release.previous or 'none'})")
+    service = ctx.service(settings.service.service_url, settings.service.service_token)
+    with Reporter(service, settings.job_url, image, env, log).deployment(f"release {release.id}"):
+        done = target.deploy(Plan(project, env, template, release, settings.health_timeout), log)
+    log.info(f"Release {done.id} is live in {env}")
+    return Result(outputs={"CD_RELEASE_ID": done.id}, data={"release": done.summary()})
+
+
+STEP = Step(
+    name="deploy",
+    help="Render the application template (compose.yml + compose.<env>.yml) and roll it out "
+         "service by service; a release that does not become healthy is rolled back at once.",
+    settings=Settings,
+    execute=execute,
+    validate=validate,
+)

@@ -1,0 +1,48 @@
+"""`docker-cd push`: push local tags of an image and learn the digest the registry gave it.
+
+From here on the image is named by digest (CD_IMAGE=repository@sha256:...). Transient
+failures (5xx, connection refused or reset, timeouts) are retried with backoff; refused
+credentials are not retried; either way the step ends with exit 3 naming the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from steps.commands import Step
+from steps.commands.settings import COMMIT_SHA, REF_SLUG, ImagePush, RegistryAuth
+from steps.images.push import image_result, push_tags
+from steps.images.reference import parse_reference
+from steps.runtime.inputs import group
+from steps.runtime.outputs import Result
+
+if TYPE_CHECKING:
+    from steps.context import Context
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The push step's inputs."""
+
+    image: ImagePush = group(ImagePush)
+    auth: RegistryAuth = group(RegistryAuth)
+    commit_sha: str | None = COMMIT_SHA.field()
+    ref_slug: str | None = REF_SLUG.field()
+
+
+def validate(settings: Settings) -> None:
+    settings.image.validate(settings.commit_sha, settings.ref_slug)
+
+
+def execute(settings: Settings, ctx: Context) -> Result:
+    repository = settings.image.repository()
+    tags = settings.image.tags(settings.commit_sha, settings.ref_slug)
+    credentials = ctx.credentials(settings.auth.store(), parse_reference(repository).registry)
+    digest = push_tags(ctx.engine(settings.image.docker_host), repository, tags, credentials,
+                       ctx.log, attempts=settings.image.retries + 1)
+    return image_result(repository, digest, tags)
+
+
+STEP = Step(name="push", help=__doc__ or "", settings=Settings, execute=execute,
+            validate=validate)

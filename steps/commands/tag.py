@@ -1,0 +1,243 @@
+"""`docker-cd tag SOURCE TARGET...`: add tags to an image already in a registry, without a pull.
+
+The manifest's bytes are read once and PUT under each new tag, so the digest never changes.
+Into another repository of the same registry the blobs are mounted; into another registry
+they are streamed, only those the target lacks. Each target is HEADed first: a tag already on
+the digest is left alone (nothing written), and with --immutable a tag on another digest is
+refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from steps.commands import Step
+from steps.commands.settings import COMMIT_SHA, GIT_TAG, REF_SLUG, RETRIES, RegistryAuth
+from steps.images.reference import Reference, is_bare_tag, parse_reference
+from steps.images.tag_schemes import SCHEMES, needs_existing_tags, scheme_tags
+from steps.registry import Manifest, RegistryClient, RegistryError, Repo
+from steps.runtime.errors import ExternalError, Refused, UsageError
+from steps.runtime.inputs import group, option
+from steps.runtime.log import Log
+from steps.runtime.outputs import Result
+
+if TYPE_CHECKING:
+    from steps.context import Context
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The tag step's inputs."""
+
+    source: str | None = option(
+        "Image to tag, by digest or tag (registry/path@sha256:... or :tag).", env=("CD_IMAGE",),
+        positional=True, metavar="SOURCE")
+    target: tuple[str, ...] = option(
+        "Tags to add: a bare tag (in SOURCE's repository), a full reference (registry/path:tag), "
+        "or a repository (registry/path) to receive the --scheme tags.", positional=True,
+        default=(), metavar="TARGET")
+    scheme: tuple[str, ...] = option(
+        "Derive tags from the pipeline: sha (short and long commit SHA), ref (ref slug), semver "
+        "(git tag v1.2.3 -> 1.2.3, 1.2, 1, latest).", env=("CD_TAG_SCHEME",), default=())
+    immutable: bool = option("Refuse to move a tag that already points at another digest.",
+                             env=("CD_IMMUTABLE_TAGS",), default=False)
+    retries: int = RETRIES.field()
+    plain_http: tuple[str, ...] = option(
+        "Registries reached over plain HTTP (loopback ones always are).",
+        env=("CD_PLAIN_HTTP_REGISTRIES",), default=(), metavar="HOST")
+    auth: RegistryAuth = group(RegistryAuth)
+    commit_sha: str | None = COMMIT_SHA.field()
+    ref_slug: str | None = REF_SLUG.field()
+    git_tag: str | None = GIT_TAG.field()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to tag: explicit target references, and repositories that get the scheme tags."""
+
+    source: Reference
+    tagged: tuple[Reference, ...]
+    scheme_repositories: tuple[Reference, ...]
+
+
+def plan(settings: Settings) -> Plan:
+    """Parse SOURCE and TARGETs; raise UsageError naming the one at fault."""
+    if not settings.source:
+        raise UsageError("the image to tag is required, e.g. registry.example.com/app@sha256:...",
+                         "source")
+    try:
+        source = parse_reference(settings.source)
+    except ValueError as e:
+        raise UsageError(str(e), "source") from None
+    tagged: list[Reference] = []
+    repositories: list[Reference] = []
+    for text in settings.target:
+        if is_bare_tag(text):
+            tagged.append(source.with_tag(text))
+            continue
+        try:
+            ref = parse_reference(text)
+        except ValueError as e:
+            raise UsageError(str(e), "target") from None
+        if ref.digest:
+            raise UsageError(f"{text!r}: a target names a tag, not a digest", "target")
+        (tagged if ref.tag else repositories).append(ref)
+    for scheme in settings.scheme:
+        if scheme not in SCHEMES:
+            raise UsageError(f"unknown scheme {scheme!r}; choose from {', '.join(SCHEMES)}",
+                             "scheme")
+    if repositories and not settings.scheme:
+        raise UsageError(f"{repositories[0].name} names a repository without a tag: add :TAG, "
+                         "or --scheme to derive the tags", "target")
+    if not tagged and not settings.scheme:
+        raise UsageError("nothing to tag: give a TARGET or --scheme sha|ref|semver", "target")
+    if settings.retries < 0:
+        raise UsageError("must be 0 or more", "retries")
+    return Plan(source, tuple(tagged), tuple(repositories) or ((source,) if settings.scheme
+                                                                 else ()))
+
+
+def validate(settings: Settings) -> None:
+    plan(settings)
+
+
+@contextmanager
+def _registry_errors() -> Iterator[None]:
+    """A registry that refused or failed, after its retries, ends the step with exit 3."""
+    try:
+        yield
+    except RegistryError as e:
+        raise ExternalError(e.message) from e
+
+
+def execute(settings: Settings, ctx: Context) -> Result:
+    the_plan = plan(settings)
+    log = ctx.log
+    client = ctx.registry(settings.auth.store(), settings.retries + 1, settings.plain_http)
+    source = the_plan.source
+    # one token for the source repository when it also receives tags (Bearer registries)
+    writes_source = any(ref.name == source.name
+                        for ref in (*the_plan.tagged, *the_plan.scheme_repositories))
+    src = Repo(source.registry, source.repository, push=writes_source)
+    with _registry_errors():
+        manifest = client.get_manifest(src, source.reference)
+        if manifest is None:
+            raise UsageError(f"{source} is not in registry {source.registry}: push it first",
+                             "source")
+        log.info(f"{source} is {manifest.digest} ({manifest.media_type})")
+        targets = list(the_plan.tagged)
+        if settings.scheme:
+            targets += _scheme_targets(settings, client, the_plan.scheme_repositories)
+        results = tag_image(client, manifest, src, targets, immutable=settings.immutable,
+                            log=log)
+    first = targets[0]
+    tags = [t.tag for t in targets if t.name == first.name]
+    return Result(
+        outputs={"CD_IMAGE": f"{first.name}@{manifest.digest}",
+                 "CD_IMAGE_REPOSITORY": first.name,
+                 "CD_IMAGE_DIGEST": manifest.digest,
+                 "CD_IMAGE_TAGS": ",".join(t for t in tags if t)},
+        data={"source": str(source), "media_type": manifest.media_type, "tags": results})
+
+
+def _scheme_targets(settings: Settings, client: RegistryClient,
+                    repositories: tuple[Reference, ...]) -> list[Reference]:
+    targets = []
+    for repository in repositories:
+        existing: list[str] = []
+        if needs_existing_tags(settings.scheme, settings.git_tag):
+            existing = client.tags(Repo(repository.registry, repository.repository))
+        try:
+            tags = scheme_tags(settings.scheme, commit_sha=settings.commit_sha,
+                               ref_slug=settings.ref_slug, git_tag=settings.git_tag,
+                               existing_tags=existing)
+        except ValueError as e:
+            raise UsageError(str(e), "scheme") from None
+        targets += [repository.with_tag(tag) for tag in tags]
+    return targets
+
+
+def tag_image(client: RegistryClient, manifest: Manifest, src: Repo,
+              targets: list[Reference], *, immutable: bool = False,
+              log: Log | None = None) -> list[dict[str, str]]:
+    """Point every target tag at the manifest; HEAD first, write only what must change."""
+    current = {str(t): client.head_manifest(_repo(t, push=True), t.tag or "") for t in targets}
+    moved = {ref: digest for ref, digest in current.items()
+             if digest and digest != manifest.digest}
+    if immutable and moved:
+        raise Refused(f"--immutable: {len(moved)} tag(s) already point at another digest; "
+                      "nothing was changed",
+                      [f"{ref} points at {digest}, not {manifest.digest}"
+                       for ref, digest in moved.items()])
+    results = []
+    copied: set[str] = set()
+    for target in targets:
+        ref = str(target)
+        if current[ref] == manifest.digest:
+            results.append({"reference": ref, "action": "unchanged"})
+            _say(log, f"{ref} already points at {manifest.digest}")
+            continue
+        dst = _repo(target, push=True)
+        if (dst.registry, dst.name) != (src.registry, src.name) and target.name not in copied:
+            copy_content(client, manifest, src, dst, log)
+            copied.add(target.name)
+        client.put_manifest(dst, target.tag or "", manifest)
+        action = f"moved from {current[ref]}" if current[ref] else "added"
+        results.append({"reference": ref, "action": action})
+        _say(log, f"{ref} -> {manifest.digest} ({action})")
+    return results
+
+
+def copy_content(client: RegistryClient, manifest: Manifest, src: Repo, dst: Repo,
+                 log: Log | None = None) -> None:
+    """Make everything the manifest references exist in `dst`: mount or stream blobs, and
+    store an index's child manifests by digest."""
+    if manifest.is_index:
+        for child in manifest.children():
+            if client.head_manifest(dst, child["digest"]) == child["digest"]:
+                continue
+            child_manifest = client.get_manifest(src, child["digest"])
+            if child_manifest is None:
+                raise UsageError(f"{src.registry}/{src.name}@{child['digest']} (in the index) "
+                                 "is missing from the source registry", "source")
+            copy_content(client, child_manifest, src, dst, log)
+            client.put_manifest(dst, child["digest"], child_manifest)
+        return
+    blobs = manifest.blobs()
+    same_registry = src.registry == dst.registry
+
+    def one(descriptor: dict[str, Any]) -> str:
+        digest = descriptor["digest"]
+        if same_registry and client.mount_blob(dst, digest, src.name):
+            return "mounted"
+        if client.blob_exists(dst, digest):
+            return "present"
+        client.copy_blob(src, dst, descriptor)
+        return "copied"
+
+    if len(blobs) <= 1:
+        actions = [one(b) for b in blobs]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(blobs))) as pool:
+            actions = list(pool.map(one, blobs))
+    counts = {a: actions.count(a) for a in sorted(set(actions))}
+    _say(log, f"{dst.registry}/{dst.name}: blobs " + ", ".join(f"{n} {a}"
+                                                              for a, n in counts.items()))
+
+
+def _repo(ref: Reference, push: bool = False) -> Repo:
+    return Repo(ref.registry, ref.repository, push)
+
+
+def _say(log: Log | None, text: str) -> None:
+    if log:
+        log.info(text)
+
+
+STEP = Step(name="tag", help=__doc__ or "", settings=Settings, execute=execute,
+            validate=validate)

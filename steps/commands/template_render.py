@@ -1,0 +1,52 @@
+"""`docker-cd template render`: print the merged, interpolated template (secrets redacted), so a
+team reviews exactly what a deploy would roll out. Needs no engine."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from steps.commands import Step
+from steps.commands.settings import ENVIRONMENT, TARGET, TemplateSource, check_environment
+from steps.runtime.inputs import group
+from steps.runtime.outputs import Result
+from steps.targets import load_template
+
+if TYPE_CHECKING:
+    from steps.context import Context
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The template render step's inputs."""
+
+    environment: str | None = ENVIRONMENT.field()
+    target: str = TARGET.field()
+    template: TemplateSource = group(TemplateSource)
+
+
+def validate(settings: Settings) -> None:
+    check_environment(settings.environment)
+
+
+def execute(settings: Settings, ctx: Context) -> Result:
+    environment = str(settings.environment)
+    template = load_template(settings.target, settings.template.template_dir, environment,
+                             ctx.environ, settings.template.image, ctx.log)
+    ctx.log.info(f"# {' + '.join(template.files)} for {environment} "
+                 f"({settings.target} target), {template.hash()}")
+    sys.stdout.write(template.rendered())
+    sys.stdout.flush()
+    return Result(data={"template_hash": template.hash(),
+                        "config_hashes": template.config_hashes()})
+
+
+STEP = Step(
+    name="template render",
+    help="Print the merged, interpolated application template for an environment, secrets "
+         "redacted, after checking every key against the chosen target.",
+    settings=Settings,
+    execute=execute,
+    validate=validate,
+)

@@ -1,0 +1,97 @@
+"""Swarm service updates and their tasks: the arguments of a service spec, whether an update
+changes the tasks, the canary that proves a stop-first update, and how a task is described."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from steps.runtime.errors import ExternalError
+from steps.targets import LABEL_CONFIG_HASH, LABEL_ROLE, LABEL_SERVICE
+
+TASK_FAILED = {"failed", "rejected", "orphaned"}
+PENDING_GRACE = 5.0  # seconds a task may wait for a node before "no suitable node" is final
+
+
+class ServiceFailed(Exception):
+    """A service did not converge: `service` is its template name."""
+
+    def __init__(self, service: str, message: str) -> None:
+        super().__init__(f"{service}: {message}")
+        self.service = service
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a service ran before this rollout touched it: its tasks and its last update."""
+
+    tasks: frozenset[str] = frozenset()
+    update_started: str | None = ""  # "" = any update status counts as this rollout's
+
+
+def spec_args(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {"task_template": spec["TaskTemplate"], "name": spec["Name"],
+            "labels": spec.get("Labels") or {}, "mode": spec.get("Mode"),
+            "update_config": spec.get("UpdateConfig") or {},
+            "rollback_config": spec.get("RollbackConfig") or {},
+            "endpoint_spec": spec.get("EndpointSpec") or {}}
+
+
+def same_tasks(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Would applying `desired` leave the running tasks as they are (labels aside)?"""
+    return (current.get("Labels", {}).get(LABEL_CONFIG_HASH)
+            == desired["Labels"].get(LABEL_CONFIG_HASH)
+            and current.get("Mode") == desired.get("Mode"))
+
+
+def needs_canary(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """A stop-first update of a stateless service with a health check gets a canary first.
+
+    Services holding data (volume or bind mounts) are left out: two tasks on one data
+    directory could harm it.
+    """
+    container = desired["TaskTemplate"]["ContainerSpec"]
+    health = (container.get("Healthcheck") or {}).get("Test") or ["NONE"]
+    stateful = any(m["Type"] in ("volume", "bind") for m in container.get("Mounts") or [])
+    changed = (current.get("Labels", {}).get(LABEL_CONFIG_HASH)
+               != desired["Labels"].get(LABEL_CONFIG_HASH))
+    return (changed and desired["UpdateConfig"].get("Order") == "stop-first"
+            and health[0] != "NONE" and not stateful)
+
+
+def canary_spec(desired: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str, Any]:
+    """The new spec as one throw-away task: no ports, no aliases, no restarts."""
+    task = json.loads(json.dumps(desired["TaskTemplate"]))
+    task["Networks"] = [{"Target": n["Target"]} for n in task.get("Networks") or []]
+    task["RestartPolicy"] = {"Condition": "none"}
+    task["Placement"] = {k: v for k, v in (task.get("Placement") or {}).items()
+                         if k != "MaxReplicas"}
+    service = desired["Labels"].get(LABEL_SERVICE, "")
+    return {"Name": desired["Name"][:56] + "-canary", "TaskTemplate": task,
+            "Labels": {**scope, LABEL_SERVICE: service, LABEL_ROLE: "canary"},
+            "Mode": {"Replicated": {"Replicas": 1}}, "EndpointSpec": {"Mode": "dnsrr"}}
+
+
+def task_hash(task: Mapping[str, Any]) -> str | None:
+    container = (task.get("Spec") or {}).get("ContainerSpec") or {}
+    return container.get("Labels", {}).get(LABEL_CONFIG_HASH)
+
+
+def describe_task(task: Mapping[str, Any]) -> str:
+    status = task["Status"]
+    return f"task {status['State']}: {status.get('Err') or status.get('Message') or ''}".strip()
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """Engine API errors become ExternalError once, here at the boundary."""
+    import docker.errors
+    import requests
+
+    try:
+        yield
+    except (docker.errors.APIError, requests.RequestException) as e:
+        raise ExternalError(f"the swarm manager failed: {e}") from e

@@ -1,0 +1,26 @@
+"""The application template: Compose files merged and interpolated the way `docker compose`
+does, normalised to the long syntax every deploy target reads.
+
+Pure domain logic (reads files, imports no docker/requests), so a team can review what will be
+deployed (`template render`) and every target receives the same normalised model. This is the
+one public entry; the modules behind it:
+
+    values       Compose value syntaxes: durations, sizes, short ports, env files
+    interpolate  $VAR, ${VAR:-default}, ${VAR:?message}, $$
+    merge        the merge rules of `docker compose -f base -f overlay`, keeping file and line
+    normalise    the merged model in long syntax, its files read, its checks parsed
+    model        Template, Check, TemplateError, redaction of secrets
+    load         load(directory, environment, environ): the files found, read and put together
+"""
+
+from steps.template.interpolate import InterpolationError, interpolate
+from steps.template.load import load, loads
+from steps.template.model import REDACTED, Check, Template, TemplateError
+from steps.template.normalise import checks_from_rendered, dependency_order
+from steps.template.values import parse_duration, parse_size
+
+__all__ = [
+    "REDACTED", "Check", "InterpolationError", "Template", "TemplateError",
+    "checks_from_rendered", "dependency_order", "interpolate", "load", "loads",
+    "parse_duration", "parse_size",
+]

@@ -1,0 +1,122 @@
+"""`docker-cd gate` against the real promotion service: exit 0 allowed, 1 refused with reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from steps.cli import run
+from tests.service_process import PromotionService
+
+REPO = "registry.example.com/demo/gate-app"
+GOOD_SHA, BAD_SHA, LATE_SHA = "a1" * 20, "b2" * 20, "c3" * 20
+
+
+def digest(n: int) -> str:
+    return "sha256:" + f"{n:02x}" * 32
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    svc = PromotionService.start(tmp_path_factory.mktemp("gate-service"))
+    ref = {"repository": REPO, "digest": digest(1)}
+    svc.api("POST", "images", role="ci", json={**ref, "project": "demo/gate-app",
+                                                "commit_sha": GOOD_SHA})
+    svc.api("POST", "scans", role="ci", json={**ref, "counts": {"critical": 0, "high": 0}})
+    bad = {"repository": REPO, "digest": digest(2)}
+    svc.api("POST", "images", role="ci", json={**bad, "project": "demo/gate-app",
+                                                "commit_sha": BAD_SHA})
+    svc.api("POST", "scans", role="ci", json={
+        **bad, "counts": {"critical": 1, "high": 0},
+        "findings": [{"id": "CVE-2026-4242", "severity": "critical", "package": "openssl"}]})
+    yield svc
+    svc.stop()
+
+
+def env(service, **extra):
+    return {"CD_SERVICE_URL": service.url, "CD_SERVICE_TOKEN": service.tokens["ci"],
+            "CI_PROJECT_PATH": "demo/gate-app", **extra}
+
+
+def test_merge_request_gate_allows_a_good_image(service, capsys):
+    assert run(["gate"], env(service, CI_COMMIT_SHA=GOOD_SHA)) == 0
+    err = capsys.readouterr().err
+    assert "The gate allows the merge of demo/gate-app at a1a1a1a1a1a1" in err
+    assert service.tokens["ci"] not in err
+
+
+def test_merge_request_gate_refuses_a_failed_scan_with_its_reasons(service, capsys):
+    assert run(["gate"], env(service, CI_COMMIT_SHA=BAD_SHA)) == 1
+    err = capsys.readouterr().err
+    assert "1 critical" in err and "CVE-2026-4242" in err
+    assert "to satisfy: fix the findings" in err
+    assert err.rstrip().splitlines()[-1].startswith("Error: the gate refused the merge")
+
+
+def test_merge_request_gate_refuses_while_no_image_is_registered(service, capsys):
+    assert run(["gate"], env(service, CI_COMMIT_SHA=LATE_SHA)) == 1
+    assert "no image is registered for commit c3c3c3c3c3c3" in capsys.readouterr().err
+
+
+def test_deploy_gate_refuses_what_policy_forbids(service, capsys):
+    code = run(["gate", f"{REPO}@{digest(1)}", "--environment", "staging"], env(service))
+    assert code == 1
+    assert "has not passed verification in test" in capsys.readouterr().err
+
+
+def test_a_second_pipeline_of_the_same_promotion_cannot_deploy(service, capsys):
+    ref = {"repository": REPO, "digest": digest(1)}
+    service.api("POST", "deployments", role="ci", json={**ref, "environment": "test",
+                                                         "state": "succeeded"})
+    service.api("POST", "verifications", role="ci", json={**ref, "environment": "test",
+                                                           "passed": True})
+    [promotion] = service.api("GET", "promotions", params={"environment": "staging"})
+    image = f"{REPO}@{digest(1)}"
+    triggered = env(service, CD_IMAGE=image, CD_TARGET_ENVIRONMENT="staging",
+                    CD_PROMOTION_ID=str(promotion["id"]))
+    assert run(["gate"], {**triggered, "CI_PIPELINE_ID": "501"}) == 0
+    assert run(["gate"], {**triggered, "CI_PIPELINE_ID": "501"}) == 0  # the same job, retried
+    capsys.readouterr()
+    assert run(["gate"], {**triggered, "CI_PIPELINE_ID": "502"}) == 1
+    assert "being deployed by pipeline 501, not 502" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "extra", "message"), [
+    (["gate"], {"CD_SERVICE_URL": ""}, "set CD_SERVICE_URL"),
+    (["gate"], {"CI_COMMIT_SHA": "a1b2c3"}, "--commit-sha (from CI_COMMIT_SHA): the merge-request"
+                                            " gate needs the full 40-hex commit SHA"),
+    (["gate", "--environment", "staging", f"{REPO}:v1"], {}, "needs the image by digest"),
+    (["gate", "--wait", "-1"], {"CI_COMMIT_SHA": GOOD_SHA}, "must be 0 or more seconds"),
+])
+def test_usage_errors_name_the_option(service, capsys, argv, extra, message):
+    assert run(argv, {**env(service), **extra}) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_refused_token_is_a_usage_error(service, capsys):
+    assert run(["gate"], env(service, CI_COMMIT_SHA=GOOD_SHA, CD_SERVICE_TOKEN="pst_1_nope")) == 2
+    assert "CD_SERVICE_TOKEN" in capsys.readouterr().err
+
+
+def test_wait_asks_again_until_the_image_and_its_scan_are_recorded(service, capsys,
+                                                                    monkeypatch):
+    import threading
+
+    import steps.commands.gate as gate_command
+
+    monkeypatch.setattr(gate_command, "POLL_SECONDS", 0.2)
+    ref = {"repository": REPO, "digest": digest(3)}
+
+    def pipeline_finishes_its_scan():
+        service.api("POST", "images", role="ci", json={**ref, "project": "demo/gate-app",
+                                                        "commit_sha": "d4" * 20})
+        service.api("POST", "scans", role="ci", json={**ref, "counts": {"critical": 0}})
+
+    later = threading.Timer(1.0, pipeline_finishes_its_scan)
+    later.start()
+    try:
+        code = run(["gate", "--wait", "30"], env(service, CI_COMMIT_SHA="d4" * 20))
+    finally:
+        later.join()
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "Not ready yet" in err and "The gate allows" in err

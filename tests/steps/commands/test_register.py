@@ -1,0 +1,102 @@
+"""`docker-cd register` against the real promotion service (a gunicorn process)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from steps.cli import run
+from steps.commands.register import scan_payload
+from tests.service_process import PromotionService
+from tests.support import free_port
+
+REPO = "registry.example.com/demo/hello-app"
+DIGEST = "sha256:" + "ab" * 32
+SCAN_JSON = {
+    "outputs": {"CD_SCAN_RESULT": "failed", "CD_SCAN_SCANNER": "trivy 0.58.1"},
+    "scan": {"passed": False, "counts": {"critical": 0, "high": 1, "medium": 2, "low": 0},
+             "findings": [{"id": "CVE-2024-1", "type": "vulnerability", "severity": "high",
+                           "package": "openssl", "installed_version": "3.0.1",
+                           "fixed_version": "3.0.2", "title": "bad", "failing": True}],
+             "scanner": {"name": "trivy", "version": "0.58.1"}},
+}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    svc = PromotionService.start(tmp_path_factory.mktemp("register-service"))
+    yield svc
+    svc.stop()
+
+
+def _env(service, **extra):
+    return {"CD_SERVICE_URL": service.url, "CD_SERVICE_TOKEN": service.tokens["ci"],
+            "CI_PROJECT_PATH": "demo/hello-app", "CI_COMMIT_SHA": "c0ffee" * 6 + "abcd",
+            "CI_COMMIT_REF_NAME": "main", "CD_IMAGE_TAGS": "c0ffee12,main",
+            "CI_PIPELINE_ID": "1234", "CI_PIPELINE_URL": "https://gitlab.example.com/p/1234",
+            **extra}
+
+
+def test_registers_the_image_with_its_provenance_once(service, tmp_path, capsys):
+    image = f"{REPO}@{DIGEST}"
+    out1, out2 = tmp_path / "1.json", tmp_path / "2.json"
+    assert run(["register", image, "--json", str(out1)], _env(service)) == 0
+    assert run(["register", image, "--json", str(out2)], _env(service)) == 0
+    first, second = json.loads(out1.read_text()), json.loads(out2.read_text())
+    assert first["outputs"]["CD_SERVICE_IMAGE_ID"] == second["outputs"]["CD_SERVICE_IMAGE_ID"]
+    shown = service.api("GET", f"images/{first['image']['id']}")
+    assert (shown["repository"], shown["digest"], shown["project"]) == \
+        (REPO, DIGEST, "demo/hello-app")
+    assert shown["commit_sha"] == "c0ffee" * 6 + "abcd"
+    assert (shown["ref"], shown["tags"], shown["pipeline_id"]) == ("main", ["c0ffee12", "main"],
+                                                                   1234)
+    assert len(service.api("GET", "images", params={"digest": DIGEST})) == 1
+    assert service.tokens["ci"] not in capsys.readouterr().err
+
+
+def test_records_the_scan_summary_from_the_scan_steps_json(service, tmp_path):
+    digest = "sha256:" + "cd" * 32
+    report = tmp_path / "scan.json"
+    report.write_text(json.dumps(SCAN_JSON))
+    out = tmp_path / "register.json"
+    assert run(["register", f"{REPO}@{digest}", "--scan-report", str(report), "--json", str(out)],
+               _env(service)) == 0
+    image_id = json.loads(out.read_text())["image"]["id"]
+    entries = service.api("GET", "audit", params={"action": "scan.recorded",
+                                                  "subject_id": str(image_id)})
+    assert [e["after"]["counts"] for e in entries] == [{"critical": 0, "high": 1, "medium": 2,
+                                                        "low": 0}]
+    assert entries[0]["after"]["scanner"] == "trivy 0.58.1"
+
+
+def test_scan_summary_from_a_dotenv_file():
+    text = "CD_SCAN_RESULT=passed\nCD_SCAN_CRITICAL=0\nCD_SCAN_HIGH=0\nCD_SCAN_LOW=3\n"
+    body = scan_payload(text, REPO, DIGEST, None)
+    assert body["counts"] == {"critical": 0, "high": 0, "low": 3}
+
+
+@pytest.mark.parametrize(("argv", "env", "message"), [
+    (["register", f"{REPO}:v1"], {}, "names no digest"),
+    (["register"], {}, "which image?"),
+    (["register", f"{REPO}@{DIGEST}"], {"CD_SERVICE_URL": ""}, "set CD_SERVICE_URL"),
+    (["register", f"{REPO}@{DIGEST}", "--scan-report", "/nonexistent.json"], {},
+     "/nonexistent.json does not exist"),
+])
+def test_bad_input_is_exit_2_naming_the_fault(service, capsys, argv, env, message):
+    assert run(argv, _env(service, **env)) == 2
+    err = capsys.readouterr().err
+    assert err.count("Error:") == 1 and message in err
+
+
+def test_a_refused_token_names_the_variable(service, capsys):
+    env = _env(service, CD_SERVICE_TOKEN="pst_9_not-a-real-token-at-all")
+    assert run(["register", f"{REPO}@{DIGEST}"], env) == 2
+    err = capsys.readouterr().err
+    assert "CD_SERVICE_TOKEN" in err and "pst_9_not-a-real-token-at-all" not in err
+
+
+def test_an_unreachable_service_is_exit_3(capsys):
+    env = {"CD_SERVICE_URL": f"http://127.0.0.1:{free_port()}", "CI_PROJECT_PATH": "demo/app"}
+    assert run(["register", f"{REPO}@{DIGEST}"], env) == 3
+    assert "failed after" in capsys.readouterr().err
