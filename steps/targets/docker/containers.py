@@ -10,7 +10,7 @@ from typing import Any
 from steps.runtime.errors import ExternalError
 from steps.runtime.log import Log
 from steps.targets import LABEL_ROLE, LABEL_SERVICE
-from steps.targets.docker import spec as ds
+from steps.targets.docker import spec as container_spec
 from steps.targets.docker.resources import EngineResources
 
 POLL = 0.05
@@ -129,7 +129,7 @@ class Containers:
         names = {c["Names"][0].lstrip("/") for c in holders}
         for c in holders:
             service = c["Labels"].get(LABEL_SERVICE, "")
-            proper = ds.holder_name(project, env, service)
+            proper = container_spec.holder_name(project, env, service)
             if c["Names"][0].lstrip("/") != proper:
                 changed = True
                 if c["State"] == "running" and proper not in names:
@@ -138,7 +138,7 @@ class Containers:
                 else:
                     self.res.remove([c["Id"]])
         for service, containers in by_service(snapshot.get("service", [])).items():
-            proper = {ds.container_name(project, env, service, i + 1)
+            proper = {container_spec.container_name(project, env, service, i + 1)
                       for i in range(len(containers))}
             names = {c["Names"][0].lstrip("/") for c in containers}
             for c in containers:

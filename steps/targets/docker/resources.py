@@ -23,7 +23,7 @@ from steps.targets import (
     label_filter,
     name_prefix,
 )
-from steps.targets.docker import spec as ds
+from steps.targets.docker import spec as container_spec
 
 KEEP_RECORDS = 50
 STALE_LOCK_MARGIN = 600.0
@@ -81,7 +81,7 @@ class EngineResources:
         declared = {"default": {}, **model.get("networks", {})}
         out = {}
         for name, spec in declared.items():
-            engine_name = ds.resource_name(project, env, name, spec or {})
+            engine_name = container_spec.resource_name(project, env, name, spec or {})
             out[name] = engine_name
             if self.api.networks(names=[engine_name]):
                 continue
@@ -91,14 +91,14 @@ class EngineResources:
             self.api.create_network(
                 engine_name, driver=spec.get("driver"), options=spec.get("driver_opts"),
                 internal=bool(spec.get("internal")), attachable=spec.get("attachable"),
-                labels={**spec.get("labels", {}), **ds.labels(project, env, "network")})
+                labels={**spec.get("labels", {}), **container_spec.labels(project, env, "network")})
         return out
 
     def volumes(self, project: str, env: str, model: dict[str, Any], log: Log) -> dict[str, str]:
         out = {}
         for name, spec in model.get("volumes", {}).items():
             spec = spec or {}
-            engine_name = ds.resource_name(project, env, name, spec)
+            engine_name = container_spec.resource_name(project, env, name, spec)
             out[name] = engine_name
             try:
                 self.api.inspect_volume(engine_name)
@@ -111,7 +111,7 @@ class EngineResources:
             self.api.create_volume(engine_name, driver=spec.get("driver"),
                                    driver_opts=spec.get("driver_opts"),
                                    labels={**spec.get("labels", {}),
-                                           **ds.labels(project, env, "volume")})
+                                           **container_spec.labels(project, env, "volume")})
         return out
 
     def files(self, project: str, env: str, model: dict[str, Any], hashes: dict[str, str],
@@ -123,8 +123,8 @@ class EngineResources:
             for kind in ("configs", "secrets"):
                 for ref in spec[kind]:
                     name = ref["source"]
-                    volume = ds.file_volume(project, env, kind, name,
-                                            hashes[f"{kind[:-1]}:{name}"], ref)
+                    volume = container_spec.file_volume(project, env, kind, name,
+                                                        hashes[f"{kind[:-1]}:{name}"], ref)
                     key = (kind, name, ref["target"])
                     if key in out:
                         continue
@@ -136,7 +136,7 @@ class EngineResources:
                             raise Refused(f"the {kind[:-1]} volume {volume} of this release is "
                                           "gone; deploy from the repository instead") from None
                     self._write_file(volume, contents[(kind, name)], ref, helper_image,
-                                     ds.labels(project, env, kind[:-1]))
+                                     container_spec.labels(project, env, kind[:-1]))
                     out[key] = self.api.inspect_volume(volume)["Mountpoint"] + "/content"
         return out
 
@@ -163,8 +163,9 @@ class EngineResources:
 
     def record(self, release: Release, image: str) -> None:
         """Keep the release on the engine: a never-started container carrying it as a label."""
-        labels = ds.labels(release.project, release.environment, "release",
-                           **{LABEL_RELEASE: release.id, LABEL_RECORD: release.to_json()})
+        labels = container_spec.labels(
+            release.project, release.environment, "release",
+            **{LABEL_RELEASE: release.id, LABEL_RECORD: release.to_json()})
         name = f"{name_prefix(release.project, release.environment)}-release-{release.id}"
         try:
             self.api.create_container(image, name=name.lower(), labels=labels,
@@ -184,8 +185,8 @@ class EngineResources:
         A lock older than the longest a rollout may take (an interrupted job) is taken over.
         """
         name = f"{name_prefix(release.project, release.environment)}-deploy-lock"
-        labels = ds.labels(release.project, release.environment, "lock",
-                           **{LABEL_RELEASE: release.id})
+        labels = container_spec.labels(release.project, release.environment, "lock",
+                                       **{LABEL_RELEASE: release.id})
         for attempt in range(2):
             try:
                 created = self.api.create_container(image, name=name, labels=labels,

@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.targets import (
     LABEL_CONFIG_HASH,
@@ -21,6 +21,10 @@ from steps.targets import (
     LABEL_SERVICE,
     name_prefix,
 )
+from steps.template import TemplateError
+
+if TYPE_CHECKING:
+    from steps.template import Template
 
 # What the docker target honours, as dotted key patterns (see Template.check_supported).
 _SERVICE_KEYS = (
@@ -237,3 +241,17 @@ def _healthcheck(spec: Mapping[str, Any]) -> dict[str, Any]:
     if "retries" in spec:
         out["retries"] = spec["retries"]
     return out
+
+
+def check_values(template: Template) -> None:
+    """Values the docker target cannot honour (keys are checked by check_supported)."""
+    for name, spec in template.model["services"].items():
+        replicas = int(spec.get("deploy", {}).get("replicas", 1))
+        if replicas > 1 and published_host_ports(spec):
+            raise TemplateError(
+                f"{template.where(('services', name, 'deploy', 'replicas'))}: {replicas} "
+                "replicas cannot share a fixed published port on one engine; publish no "
+                "host port or use --target swarm")
+        if replicas < 1:
+            raise TemplateError(f"{template.where(('services', name, 'deploy', 'replicas'))}"
+                                ": the docker target runs at least one container")

@@ -35,10 +35,10 @@ from steps.targets import (
     exec_in,
 )
 from steps.targets.docker import pause
-from steps.targets.docker import spec as ds
+from steps.targets.docker import spec as container_spec
 from steps.targets.docker.containers import Containers, Unhealthy, by_service
 from steps.targets.docker.resources import EngineResources
-from steps.template import Template, TemplateError, dependency_order
+from steps.template import dependency_order
 
 
 @dataclass
@@ -59,7 +59,7 @@ class DockerTarget:
     """Deploys a template to one engine with per-service blue-green replacement."""
 
     name = "docker"
-    supported = ds.SUPPORTED
+    supported = container_spec.SUPPORTED
 
     def __init__(self, client: Any) -> None:
         import docker.errors
@@ -82,7 +82,7 @@ class DockerTarget:
     def deploy(self, plan: Plan, log: Log) -> Release:
         """Roll out a template; see the module docstring for the order of things."""
         template = plan.template
-        self._check_values(template)
+        container_spec.check_values(template)
         image_ids: dict[str, str] = {}
         digests: dict[str, str] = {}
         with log.section("Images"):
@@ -183,18 +183,19 @@ class DockerTarget:
         aliases = [service, *spec["networks"][nets[0]].get("aliases", [])]
         extra = {networks[n]: [service, *spec["networks"][n].get("aliases", [])]
                  for n in nets[1:]}
-        mounts = ds.mounts(spec, volumes, files)
+        mounts = container_spec.mounts(spec, volumes, files)
         holder = self._use_holder(spec)
         if holder:
-            holder_kw = ds.holder_kwargs(project, env, service, spec, holder, first, aliases)
-            holder_hash = ds.config_hash(holder_kw, extra)
-            final = ds.create_kwargs(project, env, service, spec, image_id, mounts, first, [],
-                                     with_ports=False, holder="HOLDER")
-            digest = ds.config_hash(final, {"holder": [holder_hash]})
+            holder_kw = container_spec.holder_kwargs(project, env, service, spec, holder, first,
+                                                     aliases)
+            holder_hash = container_spec.config_hash(holder_kw, extra)
+            final = container_spec.create_kwargs(project, env, service, spec, image_id, mounts,
+                                                 first, [], with_ports=False, holder="HOLDER")
+            digest = container_spec.config_hash(final, {"holder": [holder_hash]})
         else:
-            final = ds.create_kwargs(project, env, service, spec, image_id, mounts, first,
-                                     aliases, with_ports=True)
-            digest = ds.config_hash(final, extra)
+            final = container_spec.create_kwargs(project, env, service, spec, image_id, mounts,
+                                                 first, aliases, with_ports=True)
+            digest = container_spec.config_hash(final, extra)
         if (old and len(old) == replicas and all(
                 c["Labels"].get(LABEL_CONFIG_HASH) == digest and c["State"] == "running"
                 for c in old)):
@@ -203,9 +204,9 @@ class DockerTarget:
         conf_key = "rollback_config" if release.kind == "rollback" else "update_config"
         order = spec.get("deploy", {}).get(conf_key, {}).get("order", "start-first")
         tail = release.id.rsplit("-", 1)[-1]
-        names = [f"{ds.container_name(project, env, service, i + 1)}-{tail}"
+        names = [f"{container_spec.container_name(project, env, service, i + 1)}-{tail}"
                  for i in range(replicas)]
-        final = ds.with_release(final, release.id, digest)
+        final = container_spec.with_release(final, release.id, digest)
         log.info(f"{service}: {len(old)} -> {replicas} container(s), {order}, "
                  f"image {release.images[service]}")
         if holder:
@@ -249,10 +250,11 @@ class DockerTarget:
         # A rollback restores a release that already proved itself here: straight to handover
         # (still waited on, and undone if it fails now).
         if old and order == "start-first" and release.kind != "rollback":
-            check = ds.create_kwargs(release.project, release.environment, service, spec,
-                                     final["image"], final["host_config"]["Mounts"],
-                                     next(iter(holder_kw["networking_config"]["EndpointsConfig"])),
-                                     [], with_ports=False)
+            check = container_spec.create_kwargs(
+                release.project, release.environment, service, spec, final["image"],
+                final["host_config"]["Mounts"],
+                next(iter(holder_kw["networking_config"]["EndpointsConfig"])), [],
+                with_ports=False)
             check["labels"] = {**final["labels"], LABEL_ROLE: "candidate"}
             candidate = self.containers.create(f"{name}-check", check, {n: [] for n in extra})
             try:
@@ -265,7 +267,7 @@ class DockerTarget:
         if reuse:
             holder_id = old_holder["Id"]  # type: ignore[index]
         else:
-            kwargs = ds.with_release(holder_kw, release.id, holder_hash)
+            kwargs = container_spec.with_release(holder_kw, release.id, holder_hash)
             holder_id = self.containers.create(f"{name}-net", kwargs, extra)
         final = {**final, "host_config": {**final["host_config"],
                                           "NetworkMode": f"container:{holder_id}"}}
@@ -300,7 +302,7 @@ class DockerTarget:
             config = self.api.inspect_container(c["Id"])["Config"]
             with contextlib.suppress(self._errors.APIError):
                 self.api.kill(c["Id"], config.get("StopSignal") or "SIGTERM")
-            c["_grace"] = config.get("StopTimeout") or ds.DEFAULT_STOP_GRACE
+            c["_grace"] = config.get("StopTimeout") or container_spec.DEFAULT_STOP_GRACE
         try:
             self.api.start(new)
         except self._errors.APIError as e:
@@ -316,7 +318,7 @@ class DockerTarget:
 
     def _use_holder(self, spec: dict[str, Any]) -> str | None:
         """The holder image when this service needs one and the engine can run it."""
-        if not ds.published_host_ports(spec):
+        if not container_spec.published_host_ports(spec):
             return None
         if self._holder_image is None:
             self._holder_image = pause.ensure_image(self.client) if pause.supported(
@@ -380,27 +382,14 @@ class DockerTarget:
             self.res.remove([switch.drop_holder] if switch.drop_holder else [])
             if switch.new_holder:
                 self.res.remove([switch.old_holder["Id"]] if switch.old_holder else [])
-                self.api.rename(switch.new_holder, ds.holder_name(project, env, switch.service))
+                self.api.rename(switch.new_holder,
+                                container_spec.holder_name(project, env, switch.service))
             for i, cid in enumerate(switch.new):
-                self.api.rename(cid, ds.container_name(project, env, switch.service, i + 1))
+                self.api.rename(cid, container_spec.container_name(project, env, switch.service,
+                                                                   i + 1))
         if gone:
             log.info("Removing services no longer in the template: "
                      + ", ".join(sorted({c["Labels"][LABEL_SERVICE] for c in gone})))
             self.containers.stop(gone, log)
             self.res.remove([c["Id"] for c in gone])
         self.res.remove([c["Id"] for name, c in holders.items() if name not in services])
-
-    # ------------------------------------------------------------ checks
-
-    def _check_values(self, template: Template) -> None:
-        """Values the docker target cannot honour (keys are checked by check_supported)."""
-        for name, spec in template.model["services"].items():
-            replicas = int(spec.get("deploy", {}).get("replicas", 1))
-            if replicas > 1 and ds.published_host_ports(spec):
-                raise TemplateError(
-                    f"{template.where(('services', name, 'deploy', 'replicas'))}: {replicas} "
-                    "replicas cannot share a fixed published port on one engine; publish no "
-                    "host port or use --target swarm")
-            if replicas < 1:
-                raise TemplateError(f"{template.where(('services', name, 'deploy', 'replicas'))}"
-                                    ": the docker target runs at least one container")

@@ -49,6 +49,8 @@ from steps.targets.swarm.updates import (
     same_tasks,
     spec_args,
     task_hash,
+    task_health,
+    why_task_ended,
 )
 from steps.template import Template
 
@@ -227,10 +229,11 @@ class SwarmTarget:
                     return
                 done = [t for t in tasks if t["Status"]["State"] in (*TASK_FAILED, "complete",
                                                                       "shutdown")
-                        or self._health(t).get("Status") == "unhealthy"]
+                        or task_health(self.api, t).get("Status") == "unhealthy"]
                 if done:
+                    why = why_task_ended(self.api, done[0])
                     raise ServiceFailed(name, "the new version failed before taking over (the "
-                                        f"running tasks were not touched): {self._why(done[0])}")
+                                        f"running tasks were not touched): {why}")
                 pending = [t for t in tasks if t["Status"]["State"] == "pending"
                            and t["Status"].get("Err")]
                 if pending and self.clock() - started > PENDING_GRACE:
@@ -284,7 +287,7 @@ class SwarmTarget:
         if update in ("paused", "rollback_paused") or (
                 update in ("rollback_started", "rollback_completed") and not restoring):
             failed = [t for t in new if t["Status"]["State"] in TASK_FAILED]
-            why = f" ({self._why(failed[-1])})" if failed else ""
+            why = f" ({why_task_ended(self.api, failed[-1])})" if failed else ""
             return "failed", f"update {update.replace('_', ' ')}: {status.get('Message', '')}{why}"
         in_progress = update in ("updating", "rollback_started")
         if not in_progress:
@@ -377,27 +380,6 @@ class SwarmTarget:
         found = self.api.services(filters=label_filter(labels))
         return {s["Spec"]["Labels"][LABEL_SERVICE]: s for s in found
                 if s["Spec"]["Labels"].get(LABEL_ROLE) == "service"}
-
-    def _health(self, task: Mapping[str, Any]) -> dict[str, Any]:
-        """The health state of a task's container (empty when it has none or is gone)."""
-        cid = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
-        if not cid or task["Status"]["State"] not in ("starting", "running", "failed",
-                                                       "complete", "shutdown"):
-            return {}
-        try:
-            return self.api.inspect_container(cid)["State"].get("Health") or {}
-        except Exception:  # the container is gone already
-            return {}
-
-    def _why(self, task: Mapping[str, Any]) -> str:
-        """Why a task ended: its container's failing health check output, else its status."""
-        health = self._health(task)
-        if health.get("Status") == "unhealthy":
-            failures = [e for e in health.get("Log") or [] if e.get("ExitCode") not in (0, 137)]
-            last = failures[-1] if failures else (health.get("Log") or [{}])[-1]
-            output = " ".join(str(last.get("Output", "")).split())[:200]
-            return f"health check failed (exit {last.get('ExitCode')}): {output or 'no output'}"
-        return describe_task(task)
 
     def _remove_canaries(self, labels: Mapping[str, str]) -> None:
         """Canaries an interrupted deploy left behind."""

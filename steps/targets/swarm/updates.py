@@ -85,6 +85,29 @@ def describe_task(task: Mapping[str, Any]) -> str:
     return f"task {status['State']}: {status.get('Err') or status.get('Message') or ''}".strip()
 
 
+def task_health(api: Any, task: Mapping[str, Any]) -> dict[str, Any]:
+    """The health state of a task's container (empty when it has none or is gone)."""
+    cid = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+    if not cid or task["Status"]["State"] not in ("starting", "running", "failed",
+                                                   "complete", "shutdown"):
+        return {}
+    try:
+        return api.inspect_container(cid)["State"].get("Health") or {}
+    except Exception:  # the container is gone already
+        return {}
+
+
+def why_task_ended(api: Any, task: Mapping[str, Any]) -> str:
+    """Why a task ended: its container's failing health check output, else its status."""
+    health = task_health(api, task)
+    if health.get("Status") == "unhealthy":
+        failures = [e for e in health.get("Log") or [] if e.get("ExitCode") not in (0, 137)]
+        last = failures[-1] if failures else (health.get("Log") or [{}])[-1]
+        output = " ".join(str(last.get("Output", "")).split())[:200]
+        return f"health check failed (exit {last.get('ExitCode')}): {output or 'no output'}"
+    return describe_task(task)
+
+
 @contextmanager
 def engine_errors() -> Iterator[None]:
     """Engine API errors become ExternalError once, here at the boundary."""

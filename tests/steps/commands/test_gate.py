@@ -1,11 +1,16 @@
-"""`docker-cd gate` against the real promotion service: exit 0 allowed, 1 refused with reasons."""
+"""`docker-cd gate` against the real promotion service: exit 0 allowed, 1 refused with reasons;
+and against a fake of its client, for what the gate asks and how it reads the answers."""
 
 from __future__ import annotations
 
 import pytest
 
 from steps.cli import run
+from steps.commands import gate
+from steps.commands.settings import Pipeline, Service
+from steps.runtime.errors import Refused
 from tests.service_process import PromotionService
+from tests.steps.commands.fake_service import FakeService, context
 
 REPO = "registry.example.com/demo/gate-app"
 GOOD_SHA, BAD_SHA, LATE_SHA = "a1" * 20, "b2" * 20, "c3" * 20
@@ -101,9 +106,7 @@ def test_wait_asks_again_until_the_image_and_its_scan_are_recorded(service, caps
                                                                     monkeypatch):
     import threading
 
-    import steps.commands.gate as gate_command
-
-    monkeypatch.setattr(gate_command, "POLL_SECONDS", 0.2)
+    monkeypatch.setattr(gate, "POLL_SECONDS", 0.2)
     ref = {"repository": REPO, "digest": digest(3)}
 
     def pipeline_finishes_its_scan():
@@ -120,3 +123,39 @@ def test_wait_asks_again_until_the_image_and_its_scan_are_recorded(service, caps
     assert code == 0
     err = capsys.readouterr().err
     assert "Not ready yet" in err and "The gate allows" in err
+
+
+# --- with a hand-written fake of the service's client: what the gate asks, how it reads it ---
+
+FAKE = Service(service_url="http://service.test")
+IMAGE = f"{REPO}@{digest(7)}"
+
+
+def test_a_triggered_pipeline_sends_its_promotion_and_pipeline_to_the_deploy_gate():
+    fake = FakeService({"allowed": True})
+    settings = gate.Settings(image=IMAGE, environment="production", promotion_id=7,
+                             pipeline=Pipeline(pipeline_id="501"), service=FAKE)
+    ctx, log = context(fake)
+    result = gate.execute(settings, ctx)
+    assert fake.requests == [("GET", "gate", {"repository": REPO, "digest": digest(7),
+                                              "environment": "production", "promotion_id": 7,
+                                              "pipeline_id": 501})]
+    assert result.outputs == {"CD_GATE": "allowed"}
+    assert f"The gate allows the {IMAGE} into production" in log.getvalue()
+
+
+def test_waiting_stops_at_the_first_answer_that_is_a_real_no(monkeypatch):
+    monkeypatch.setattr(gate, "POLL_SECONDS", 0.0)
+    not_ready = {"allowed": False, "reasons": [{"code": "scan_missing", "message": "no scan"}]}
+    no = {"allowed": False, "reasons": [{"code": "scan_failed", "message": "1 critical",
+                                         "satisfy": "fix the findings"}]}
+    fake = FakeService(not_ready, not_ready, no, {"allowed": True})
+    settings = gate.Settings(wait=30, pipeline=Pipeline(commit_sha=GOOD_SHA,
+                                                        project_path="demo/gate-app"),
+                             service=FAKE)
+    ctx, log = context(fake)
+    with pytest.raises(Refused) as refused:
+        gate.execute(settings, ctx)
+    assert [path for _, path, _ in fake.requests] == ["merge-request-checks/gate"] * 3
+    assert refused.value.reasons == ["1 critical (to satisfy: fix the findings)"]
+    assert log.getvalue().count("Not ready yet: no scan; asking again") == 2

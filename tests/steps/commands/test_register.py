@@ -7,8 +7,11 @@ import json
 import pytest
 
 from steps.cli import run
+from steps.commands import register
 from steps.commands.register import scan_payload
+from steps.commands.settings import Pipeline, Service
 from tests.service_process import PromotionService
+from tests.steps.commands.fake_service import FakeService, context
 from tests.support import free_port
 
 REPO = "registry.example.com/demo/hello-app"
@@ -100,3 +103,27 @@ def test_an_unreachable_service_is_exit_3(capsys):
     env = {"CD_SERVICE_URL": f"http://127.0.0.1:{free_port()}", "CI_PROJECT_PATH": "demo/app"}
     assert run(["register", f"{REPO}@{DIGEST}"], env) == 3
     assert "failed after" in capsys.readouterr().err
+
+
+def test_the_image_then_its_scan_summary_are_posted_from_the_pipeline_s_variables(tmp_path):
+    """With a fake of the service's client: the bodies register sends, and what it hands on."""
+    report = tmp_path / "scan.env"
+    report.write_text("CD_SCAN_SCANNER=trivy 0.58.1\nCD_SCAN_CRITICAL=0\nCD_SCAN_HIGH=2\n")
+    fake = FakeService({"id": 7}, {"id": 3})
+    settings = register.Settings(
+        image=f"{REPO}:v1@{DIGEST}", tags=("v1",), scan_report=str(report),
+        job_url="https://gitlab.example.com/p/-/jobs/9",
+        pipeline=Pipeline(commit_sha="c0ffee" * 6 + "abcd", git_tag="v1", pipeline_id="1234",
+                          project_path="demo/hello-app"),
+        service=Service(service_url="http://service.test"))
+    ctx, log = context(fake)
+    result = register.execute(settings, ctx)
+    assert fake.requests == [
+        ("POST", "images", {"repository": REPO, "digest": DIGEST, "project": "demo/hello-app",
+                            "commit_sha": "c0ffee" * 6 + "abcd", "ref": "v1", "tags": ["v1"],
+                            "pipeline_id": 1234}),
+        ("POST", "scans", {"repository": REPO, "digest": DIGEST, "scanner": "trivy 0.58.1",
+                           "counts": {"critical": 0, "high": 2}, "findings": [],
+                           "report_url": "https://gitlab.example.com/p/-/jobs/9"})]
+    assert result.outputs == {"CD_SERVICE_IMAGE_ID": "7"}
+    assert "Scan summary recorded (critical 0, high 2)" in log.getvalue()

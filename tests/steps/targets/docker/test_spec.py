@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from steps.targets.docker import spec as ds
+from steps.targets.docker.spec import config_hash, create_kwargs, file_volume, holder_kwargs
 from steps.template import loads
 
 TEMPLATE = """
@@ -26,8 +26,8 @@ services:
 def kwargs(**over):
     spec = loads({"compose.yml": TEMPLATE}, {}).model["services"]["web"]
     spec.update(over)
-    return ds.create_kwargs("shop", "staging", "web", spec, "sha256:img", [],
-                            "shop-staging_default", ["web"], with_ports=True)
+    return create_kwargs("shop", "staging", "web", spec, "sha256:img", [],
+                         "shop-staging_default", ["web"], with_ports=True)
 
 
 def test_a_service_becomes_engine_settings():
@@ -50,11 +50,11 @@ def test_a_service_becomes_engine_settings():
 
 def test_joining_a_holder_leaves_ports_and_names_to_it():
     spec = loads({"compose.yml": TEMPLATE}, {}).model["services"]["web"]
-    k = ds.create_kwargs("shop", "staging", "web", spec, "sha256:img", [], "net", ["web"],
-                         with_ports=True, holder="abc")
+    k = create_kwargs("shop", "staging", "web", spec, "sha256:img", [], "net", ["web"],
+                      with_ports=True, holder="abc")
     assert k["host_config"]["NetworkMode"] == "container:abc"
     assert "PortBindings" not in k["host_config"] and "networking_config" not in k
-    holder = ds.holder_kwargs("shop", "staging", "web", spec, "pause", "net", ["web"])
+    holder = holder_kwargs("shop", "staging", "web", spec, "pause", "net", ["web"])
     assert holder["host_config"]["PortBindings"] == {
         "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}
 
@@ -66,11 +66,11 @@ def test_joining_a_holder_leaves_ports_and_names_to_it():
     ({"stop_grace_period": 4.0}, False),
 ])
 def test_config_hash_changes_only_with_what_runs(change, same):
-    assert (ds.config_hash(kwargs(), {}) == ds.config_hash(kwargs(**change), {})) is same
+    assert (config_hash(kwargs(), {}) == config_hash(kwargs(**change), {})) is same
 
 
 def test_file_volumes_are_named_by_content_and_ownership():
-    a = ds.file_volume("shop", "staging", "configs", "site", "sha256:1", {"mode": None})
+    a = file_volume("shop", "staging", "configs", "site", "sha256:1", {"mode": None})
     assert a.startswith("shop-staging_config-site-")
-    assert a != ds.file_volume("shop", "staging", "configs", "site", "sha256:2", {"mode": None})
-    assert a != ds.file_volume("shop", "staging", "configs", "site", "sha256:1", {"mode": 0o400})
+    assert a != file_volume("shop", "staging", "configs", "site", "sha256:2", {"mode": None})
+    assert a != file_volume("shop", "staging", "configs", "site", "sha256:1", {"mode": 0o400})
