@@ -49,11 +49,11 @@ def validate(settings: Settings) -> None:
 
 def execute(settings: Settings, ctx: Context) -> Result:
     where, log = settings.where, ctx.log
+    project, env = where.project_name, str(where.environment)
     image = settings.template.image
-    template = load_template(where.target, settings.template.template_dir, where.name,
-                             ctx.environ, image, log)
+    template = load_template(where.target, settings.template.template_dir, env, ctx.environ,
+                             image, log)
     target = ctx.target(where.target)
-    project, env = where.project_name, where.name
     previous = current(target.records(project, env))
     context = settings.release
     release = Release(

@@ -27,7 +27,7 @@ def validate(settings: Settings) -> None:
 
 
 def execute(settings: Settings, ctx: Context) -> Result:
-    project, environment = settings.where.project_name, settings.where.name
+    project, environment = settings.where.project_name, str(settings.where.environment)
     target = ctx.target(settings.where.target)
     found = history(target.records(project, environment))
     if not found:

@@ -45,7 +45,7 @@ def validate(settings: Settings) -> None:
 def execute(settings: Settings, ctx: Context) -> Result:
     log = ctx.log
     target = ctx.target(settings.where.target)
-    project, env = settings.where.project_name, settings.where.name
+    project, env = settings.where.project_name, str(settings.where.environment)
     records = target.records(project, env)
     source = rollback_source(records, settings.to)
     now = current(records)

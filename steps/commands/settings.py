@@ -193,11 +193,6 @@ class TargetEnvironment:
         slugged."""
         return project_name(self.project)
 
-    @property
-    def name(self) -> str:
-        """The environment's name (checked by validate)."""
-        return str(self.environment)
-
 
 @dataclass(frozen=True)
 class TemplateSource:

@@ -97,7 +97,7 @@ def run_check(check: Check, target: Target, project: str, environment: str,
 def execute(settings: Settings, ctx: Context) -> Result:
     log = ctx.log
     target = ctx.target(settings.where.target)
-    project, env = settings.where.project_name, settings.where.name
+    project, env = settings.where.project_name, str(settings.where.environment)
     release = current(target.records(project, env))
     if release is None:
         raise Refused(f"nothing to verify: no release of {project} in {env} has succeeded")

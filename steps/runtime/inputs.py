@@ -69,40 +69,12 @@ def group(settings: type) -> Any:
 
 
 @dataclasses.dataclass(frozen=True)
-class Option:
-    """One input as the CLI and the README see it: its settings field (`dest`) and kind."""
+class Option(Input):
+    """One input as the CLI and the README see it: with its settings field (`dest`) and the
+    kind of value that field takes."""
 
-    dest: str
-    kind: str
-    input: Input
-
-    @property
-    def help(self) -> str:
-        return self.input.help
-
-    @property
-    def env(self) -> tuple[str, ...]:
-        return self.input.env
-
-    @property
-    def default(self) -> Any:
-        return self.input.default
-
-    @property
-    def choices(self) -> tuple[str, ...]:
-        return self.input.choices
-
-    @property
-    def secret(self) -> bool:
-        return self.input.secret
-
-    @property
-    def metavar(self) -> str | None:
-        return self.input.metavar
-
-    @property
-    def positional(self) -> bool:
-        return self.input.positional
+    dest: str = ""
+    kind: str = "str"
 
     @property
     def flag(self) -> str:
@@ -127,7 +99,7 @@ def options_of(settings: type) -> tuple[Option, ...]:
         if f.metadata.get(_GROUP):
             found += options_of(f.default_factory)  # type: ignore[arg-type]
         elif _INPUT in f.metadata:
-            found.append(Option(f.name, _kind(settings, f), f.metadata[_INPUT]))
+            found.append(Option(**vars(f.metadata[_INPUT]), dest=f.name, kind=_kind(settings, f)))
     dests = [o.dest for o in found]
     if len(set(dests)) != len(dests):
         twice = sorted({d for d in dests if dests.count(d) > 1})
