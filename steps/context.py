@@ -2,8 +2,9 @@
 outside systems, built at the edge the first time a command asks for one.
 
 A test hands a command its own clients instead (a small fake promotion service, a target on a
-test engine): `Context(log, environ, service=FakeService())`. Each client module is imported
-only when its client is built, so a command that needs no engine never loads docker-py.
+test engine): `Context(log, environ, process_environ={}, service=FakeService())`. Each client
+module is imported only when its client is built, so a command that needs no engine never loads
+docker-py.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ if TYPE_CHECKING:
 
 class Context:
     """The log, the step's variables (`environ`), the environment child processes and the
-    engine client see (`process_environ`), and the clients, each built once."""
+    engine client start from (`process_environ`: the CLI passes the process's own), and the
+    clients, each built once."""
 
     def __init__(self, log: Log, environ: Mapping[str, str], *,
-                 process_environ: Mapping[str, str] | None = None, engine: Any = None,
+                 process_environ: Mapping[str, str], engine: Any = None,
                  registry: RegistryClient | None = None, service: ServiceClient | None = None,
                  targets: Mapping[str, Target] | None = None) -> None:
         self.log = log

@@ -324,7 +324,7 @@ def _trivy_env(settings: Settings, image: str, ctx: Context) -> dict[str, str] |
             env.update(TRIVY_USERNAME=found.username, TRIVY_PASSWORD=found.password)
     if not env:
         return None
-    return {**(ctx.process_environ or {}), **env}
+    return {**ctx.process_environ, **env}
 
 
 # --- the promotion service ---------------------------------------------------------------

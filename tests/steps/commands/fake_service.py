@@ -34,4 +34,5 @@ class FakeService:
 def context(service: FakeService) -> tuple[Context, io.StringIO]:
     """A command's context with the fake service, and the log it writes."""
     log = io.StringIO()
-    return Context(Log(stream=log), {}, service=service), log  # type: ignore[arg-type]
+    ctx = Context(Log(stream=log), {}, process_environ={}, service=service)  # type: ignore[arg-type]
+    return ctx, log
