@@ -4,15 +4,14 @@ A command declares its inputs once, as a frozen settings dataclass (see steps.ru
 checks them in `validate(settings)` with no side effects, and does its work in
 `execute(settings, ctx)`, taking every outside client from the context (steps.context). A
 command never imports another: what two commands share lives in the library it describes,
-and the option groups they share in steps.commands.settings.
+and the inputs they share in steps.commands.inputs.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from steps.context import Context
@@ -24,8 +23,7 @@ STEPS = ("build", "push", "tag", "scan", "template render", "deploy", "verify", 
          "releases", "register", "gate")
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """A step as the CLI sees it: its name, help, settings class, checks and work."""
 
     name: str

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steps.commands import Step
-from steps.commands.settings import ImagePush, Pipeline, RegistryAuth
+from steps.commands.inputs.image import ImagePush
+from steps.commands.inputs.pipeline import Pipeline
+from steps.commands.inputs.registry import RegistryAuth
 from steps.images.push import image_result, push_tags
 from steps.images.reference import parse_reference
 from steps.runtime.errors import ExternalError, Refused, UsageError

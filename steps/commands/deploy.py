@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from steps.commands import Step
-from steps.commands.settings import (
+from steps.commands.inputs.ci import JOB_URL
+from steps.commands.inputs.environment import (
     HEALTH_TIMEOUT,
-    JOB_URL,
     ReleaseContext,
-    Service,
     TargetEnvironment,
     TemplateSource,
 )
+from steps.commands.inputs.service import Service
 from steps.release import Release, current, new_release_id, now_iso
 from steps.runtime.errors import UsageError
 from steps.runtime.inputs import group

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from steps.commands import Step
-from steps.commands.settings import Pipeline, Service
+from steps.commands.inputs.pipeline import Pipeline
+from steps.commands.inputs.service import Service
 from steps.images.reference import split_image
 from steps.runtime.errors import Refused, UsageError
 from steps.runtime.inputs import group, option

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from steps.commands import Step
-from steps.commands.settings import COMMIT_SHA, REF_SLUG, ImagePush, RegistryAuth
+from steps.commands.inputs.ci import COMMIT_SHA, REF_SLUG
+from steps.commands.inputs.image import ImagePush
+from steps.commands.inputs.registry import RegistryAuth
 from steps.images.push import image_result, push_tags
 from steps.images.reference import parse_reference
 from steps.runtime.inputs import group

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steps.commands import Step
-from steps.commands.settings import JOB_URL, Pipeline, Service
+from steps.commands.inputs.ci import JOB_URL
+from steps.commands.inputs.pipeline import Pipeline
+from steps.commands.inputs.service import Service
 from steps.images.reference import split_image
 from steps.runtime.errors import UsageError
 from steps.runtime.inputs import group, option

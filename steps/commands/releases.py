@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from steps.commands import Step
-from steps.commands.settings import TargetEnvironment
+from steps.commands.inputs.environment import TargetEnvironment
 from steps.release import history, table
 from steps.runtime.inputs import group
 from steps.runtime.outputs import Result

@@ -7,13 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from steps.commands import Step
-from steps.commands.settings import (
-    HEALTH_TIMEOUT,
-    JOB_URL,
-    ReleaseContext,
-    Service,
-    TargetEnvironment,
-)
+from steps.commands.inputs.ci import JOB_URL
+from steps.commands.inputs.environment import HEALTH_TIMEOUT, ReleaseContext, TargetEnvironment
+from steps.commands.inputs.service import Service
 from steps.release import Release, current, new_release_id, now_iso, rollback_source
 from steps.runtime.inputs import group, option
 from steps.runtime.outputs import Result

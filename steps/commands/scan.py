@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steps.commands import Step
-from steps.commands.settings import JOB_URL, RegistryAuth, Service
+from steps.commands.inputs.ci import JOB_URL
+from steps.commands.inputs.registry import RegistryAuth
+from steps.commands.inputs.service import Service
 from steps.images.reference import parse_reference, split_image
 from steps.runtime.errors import ExternalError, Refused, StepError, UsageError
 from steps.runtime.inputs import group, option

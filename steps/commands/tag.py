@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from steps.commands import Step
-from steps.commands.settings import COMMIT_SHA, GIT_TAG, REF_SLUG, RETRIES, RegistryAuth
+from steps.commands.inputs.ci import COMMIT_SHA, GIT_TAG, REF_SLUG
+from steps.commands.inputs.registry import RETRIES, RegistryAuth
 from steps.images.reference import Reference, is_bare_tag, parse_reference
 from steps.images.tag_schemes import SCHEMES, needs_existing_tags, scheme_tags
 from steps.registry import Manifest, RegistryClient, RegistryError, Repo

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from steps.commands import Step
-from steps.commands.settings import ENVIRONMENT, TARGET, TemplateSource, check_environment
+from steps.commands.inputs.environment import ENVIRONMENT, TARGET, TemplateSource, check_environment
 from steps.runtime.inputs import group
 from steps.runtime.outputs import Result
 from steps.targets import load_template

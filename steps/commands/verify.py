@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from steps.commands import Step
-from steps.commands.settings import JOB_URL, Service, TargetEnvironment
+from steps.commands.inputs.ci import JOB_URL
+from steps.commands.inputs.environment import TargetEnvironment
+from steps.commands.inputs.service import Service
 from steps.release import current
 from steps.runtime.errors import Refused
 from steps.runtime.inputs import group

@@ -20,7 +20,7 @@ import dataclasses
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from steps.runtime.errors import UsageError
 
@@ -34,8 +34,7 @@ _INPUT = "input"
 _GROUP = "group"
 
 
-@dataclasses.dataclass(frozen=True)
-class Input:
+class Input(NamedTuple):
     """How a user gives one input: its help, its variables (highest first), its default.
 
     `secret` values are masked in every log line; a `positional` input is an argument (a list
@@ -68,13 +67,19 @@ def group(settings: type) -> Any:
     return dataclasses.field(default_factory=settings, metadata={_GROUP: True})
 
 
-@dataclasses.dataclass(frozen=True)
-class Option(Input):
-    """One input as the CLI and the README see it: with its settings field (`dest`) and the
-    kind of value that field takes."""
+class Option(NamedTuple):
+    """One input as the CLI and the README see it: its settings field (`dest`), the kind of
+    value that field takes, and the Input's own attributes."""
 
-    dest: str = ""
-    kind: str = "str"
+    dest: str
+    kind: str
+    help: str
+    env: tuple[str, ...]
+    default: Any
+    choices: tuple[str, ...]
+    secret: bool
+    metavar: str | None
+    positional: bool
 
     @property
     def flag(self) -> str:
@@ -99,7 +104,7 @@ def options_of(settings: type) -> tuple[Option, ...]:
         if f.metadata.get(_GROUP):
             found += options_of(f.default_factory)  # type: ignore[arg-type]
         elif _INPUT in f.metadata:
-            found.append(Option(**vars(f.metadata[_INPUT]), dest=f.name, kind=_kind(settings, f)))
+            found.append(Option(f.name, _kind(settings, f), *f.metadata[_INPUT]))
     dests = [o.dest for o in found]
     if len(set(dests)) != len(dests):
         twice = sorted({d for d in dests if dests.count(d) > 1})

@@ -12,7 +12,7 @@ from docker import errors as docker_errors
 
 from steps.cli import run
 from steps.commands.build import Settings, labels
-from steps.commands.settings import Pipeline
+from steps.commands.inputs.pipeline import Pipeline
 from tests.steps.registry_helpers import manifest_digest
 from tests.support import BUSYBOX, TEST_LABEL, read_dotenv
 

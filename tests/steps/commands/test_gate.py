@@ -7,7 +7,8 @@ import pytest
 
 from steps.cli import run
 from steps.commands import gate
-from steps.commands.settings import Pipeline, Service
+from steps.commands.inputs.pipeline import Pipeline
+from steps.commands.inputs.service import Service
 from steps.runtime.errors import Refused
 from tests.service_process import PromotionService
 from tests.steps.commands.fake_service import FakeService, context

@@ -8,8 +8,9 @@ import pytest
 
 from steps.cli import run
 from steps.commands import register
+from steps.commands.inputs.pipeline import Pipeline
+from steps.commands.inputs.service import Service
 from steps.commands.register import scan_payload
-from steps.commands.settings import Pipeline, Service
 from tests.service_process import PromotionService
 from tests.steps.commands.fake_service import FakeService, context
 from tests.support import free_port
