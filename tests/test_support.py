@@ -1,8 +1,9 @@
-"""The shared test infrastructure itself: engine, registries, busybox images."""
+"""The shared test infrastructure itself: engine, registries, busybox and Debian images."""
 
 import requests
 
 from tests.conftest import REGISTRY_PASSWORD, REGISTRY_USER
+from tests.debian_images import debian_base_image, wheelhouse
 
 
 def test_busybox_image_runs_a_shell(docker, images):
@@ -26,3 +27,13 @@ def test_auth_registry_refuses_anonymous_and_accepts_the_user(auth_registry):
     ok = requests.get(f"{auth_registry.url}/v2/", auth=(REGISTRY_USER, REGISTRY_PASSWORD),
                       timeout=10)
     assert ok.status_code == 200
+
+
+def test_project_installs_offline_into_a_debian_image(docker):
+    base = debian_base_image(docker)
+    wheels = wheelhouse("postgres")
+    script = ("python3 -m venv /opt/cd && /opt/cd/bin/pip install -q --no-index "
+              "--find-links /wheels 'docker-cd[postgres]' && /opt/cd/bin/docker-cd --help")
+    out = docker.containers.run(base, ["sh", "-c", script], network_mode="none", remove=True,
+                                volumes={str(wheels): {"bind": "/wheels", "mode": "ro"}})
+    assert b"usage: docker-cd <step>" in out

@@ -1,4 +1,4 @@
-"""GitLab's published JSON schemas, as in shared/reference/schemas, kept here so a clone has them.
+"""GitLab's published JSON schemas, kept here so that the tests need nothing outside the repository.
 
 gitlab-ci.json: GitLab's CI schema (app/assets/javascripts/editor/schema/ci.json).
 container-scanning-report-format.json: security-report-schemas v15.2.4.

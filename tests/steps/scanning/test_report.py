@@ -10,7 +10,7 @@ from steps.scanning.report import gitlab_report, outputs, service_payload, summa
 from tests.schemas import container_scanning_validator
 
 DATA = Path(__file__).parents[1] / "data"
-# GitLab's schema, copied from ../shared/reference/schemas/ so the tests need nothing outside.
+# GitLab's published schema (tests/schemas), so the tests need nothing outside the repository.
 SCHEMA = container_scanning_validator()
 TODAY = date(2026, 11, 26)
 START = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
