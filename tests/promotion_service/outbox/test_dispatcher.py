@@ -11,8 +11,9 @@ from promotion_service.db import engine_of, session_for
 from promotion_service.db.models import AuditEntry, Outbox, Promotion, utcnow
 from promotion_service.gitlab.client import GitLabClient
 from promotion_service.outbox.dispatcher import Dispatcher, retry_delay
+from promotion_service.outbox.handlers import HANDLERS
 from promotion_service.outbox.settings import DispatcherSettings
-from promotion_service.store.outbox import enqueue
+from promotion_service.store.outbox import KINDS, enqueue
 from tests.promotion_service.gitlab_fixtures import (
     GITLAB_TOKEN,
     TRIGGER_TOKEN,
@@ -225,6 +226,10 @@ def test_other_kinds_reach_their_endpoints(app, gitlab):
 def test_unknown_kind_is_refused_when_enqueued(app):
     with session_for(app) as session, pytest.raises(ValueError, match="unknown outbox kind"):
         enqueue(session, "send_email", {})
+
+
+def test_every_kind_the_outbox_accepts_has_a_handler():
+    assert set(HANDLERS) == set(KINDS)
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 5, 30])
