@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import is_on
 from .engine import WRITE_OPTION, make_engine
+from .models import Base
 
 WRITE_LOCK = 0x70726F6D  # PostgreSQL advisory lock key that orders writers (and the audit chain)
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
@@ -22,7 +23,12 @@ _WRITING = "promotion_writing"  # session.info key: a write transaction is open 
 
 
 def init_app(app: Flask) -> None:
-    """Create the engine for the app and close the request's session at teardown."""
+    """Create the engine for the app and close the request's session at teardown.
+
+    The ORM's mappers are configured now, not by the first query of each process: objects
+    built without a query (a registered image, on the registration's Core path) need them.
+    """
+    Base.registry.configure()
     engine = make_engine(app.config["DATABASE_URL"],
                          busy_timeout=app.config.get("SQLITE_BUSY_TIMEOUT", 30.0),
                          pool_size=app.config.get("DB_POOL_SIZE", 5),
