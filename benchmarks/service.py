@@ -34,10 +34,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from promotion_service import create_app, db  # noqa: E402
+from promotion_service.db.models import Image, Scan, Verification  # noqa: E402
+from promotion_service.db.schema import upgrade  # noqa: E402
 from promotion_service.domain.actor import Actor  # noqa: E402
-from promotion_service.models import Image, Scan, Verification  # noqa: E402
-from promotion_service.schema import upgrade  # noqa: E402
-from promotion_service.store import projects, tokens  # noqa: E402
+from promotion_service.services import lookups, projects, tokens  # noqa: E402
 
 REPO = "registry.local/bench/app"
 PROJECT = "bench/app"
@@ -112,7 +112,7 @@ def _seed(url: str, count: int) -> tuple[str, str]:
                                           app.extensions["promotion_policies"])
         _, token = tokens.create(session, actor, name=f"bench-{secrets.token_hex(3)}", role="ci")
         project_id = project.id
-        test_env = projects.get_environment(session, project_id, "test").id
+        test_env = lookups.environment(session, project_id, "test").id
     batch = []
     for n in range(count):
         batch.append({"project_id": project_id, "repository": REPO,

@@ -12,10 +12,14 @@ __all__ = ["create_app"]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app: config from PROMOTION_* variables unless test_config is given."""
+    """Build the app: config from PROMOTION_* variables unless test_config is given.
+
+    Like Flask's tutorial app, the parts are imported here, so importing one module of the
+    package (the domain, the CLI's --help) does not load the whole service.
+    """
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from . import api, db
+    from . import api, db, outbox
     from .config import default_database_url, load_config
     from .policy_file import load_policies
 
@@ -32,4 +36,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["promotion_policies"] = load_policies(app.config.get("POLICY_FILE"))
     db.init_app(app)
     api.init_app(app)
+    outbox.init_app(app)
     return app

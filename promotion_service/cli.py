@@ -122,7 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from .schema import upgrade
+    from .db.schema import upgrade
 
     app = _app()
     upgrade(app.config["DATABASE_URL"], args.revision)
@@ -132,7 +132,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 def _token_create(args: argparse.Namespace) -> int:
     from .db import session_for
-    from .store import tokens
+    from .services import tokens
 
     with session_for(_app()) as session:
         _, token = tokens.create(session, _cli_actor(), name=args.name, role=args.role,
@@ -143,7 +143,7 @@ def _token_create(args: argparse.Namespace) -> int:
 
 def _token_list(args: argparse.Namespace) -> int:
     from .db import session_for
-    from .store import tokens
+    from .services import tokens
 
     with session_for(_app(), write=False) as session:
         for row in tokens.list_all(session):
@@ -154,7 +154,7 @@ def _token_list(args: argparse.Namespace) -> int:
 
 def _token_revoke(args: argparse.Namespace) -> int:
     from .db import session_for
-    from .store import tokens
+    from .services import tokens
 
     with session_for(_app()) as session:
         tokens.revoke(session, _cli_actor(), args.name)
@@ -164,7 +164,7 @@ def _token_revoke(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     from .db import session_for
-    from .store import audit
+    from .services import audit
 
     with session_for(_app(), write=False) as session:
         count, broken = audit.verify(session)
@@ -176,9 +176,9 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from .worker import run
+    from .outbox.worker import run
 
-    return run(once=args.once)
+    return run(_app(), once=args.once)
 
 
 def _cli_actor() -> Actor:

@@ -1,19 +1,31 @@
-"""The HTTP API: one flask-smorest Blueprint per resource under /api/v1, one error shape."""
+"""The HTTP API: one flask-smorest Blueprint per resource under /api/v1, one error shape.
+
+Views parse the request, call a use case in services/ (or gitlab/), and answer; they never
+commit: the use case owns its transaction.
+"""
 
 from __future__ import annotations
 
-import logging
-import uuid
-from typing import Any
-
-from flask import Flask, g, request
+from flask import Flask
 from flask_smorest import Api
-from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import HTTPException
 
-from ..errors import ServiceError
+from . import (
+    approvals,
+    audit,
+    deployments,
+    errors,
+    gate,
+    health,
+    hooks,
+    images,
+    merge_request_checks,
+    projects,
+    promotions,
+    scans,
+    stops,
+    verifications,
+)
 
-log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 
 
@@ -31,112 +43,11 @@ def init_app(app: Flask) -> Api:
         "security": [{"bearer": []}],
     })
     api = Api(app)
-    register_blueprints(app, api)
-    app.before_request(_request_id)
-    app.after_request(_echo_request_id)
-    app.register_error_handler(ServiceError, _service_error)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(IntegrityError, _integrity_error)
-    app.register_error_handler(Exception, _unexpected)
-    return api
-
-
-def register_blueprints(app: Flask, api: Api) -> None:
-    """Every resource's blueprint; add new ones here (one line each)."""
-    from . import (
-        approvals,
-        audit,
-        deployments,
-        gate,
-        health,
-        images,
-        projects,
-        promotions,
-        scans,
-        stops,
-        verifications,
-    )
-
     for module in (images, scans, deployments, verifications, approvals, promotions, gate,
                    projects, stops, audit):
         api.register_blueprint(module.blp, url_prefix=f"{PREFIX}/{module.blp.name}")
     app.register_blueprint(health.bp)
-    _gitlab_integration(app, api)
-
-
-def _gitlab_integration(app: Flask, api: Api) -> None:
-    """GitLab's webhooks/status checks, MR gate API, and the outbox dispatcher thread (issue 4)."""
-    from .. import dispatcher
-    from . import hooks, merge_request_checks
-
     api.register_blueprint(merge_request_checks.blp, url_prefix=f"{PREFIX}/merge-request-checks")
-    hooks.init_app(app)
-    dispatcher.init_app(app)
-
-
-def error_body(code: int, message: str, **extra: Any) -> dict[str, Any]:
-    """The one JSON shape of every error."""
-    from http import HTTPStatus
-
-    body = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
-    body.update({k: v for k, v in extra.items() if v is not None})
-    if g.get("request_id"):
-        body["request_id"] = g.request_id
-    return body
-
-
-def _request_id() -> None:
-    supplied = request.headers.get("X-Request-ID", "")
-    g.request_id = supplied[:64] if supplied.isprintable() and supplied else uuid.uuid4().hex
-
-
-def _echo_request_id(response: Any) -> Any:
-    if g.get("request_id"):
-        response.headers["X-Request-ID"] = g.request_id
-    return response
-
-
-def _service_error(exc: ServiceError) -> tuple[dict[str, Any], int]:
-    return error_body(exc.status, exc.message, errors=exc.errors, reasons=exc.reasons), exc.status
-
-
-def _http_error(exc: HTTPException) -> tuple[dict[str, Any], int]:
-    code = exc.code or 500
-    data = getattr(exc, "data", None) or {}
-    errors = data.get("messages")
-    message = data.get("message") or exc.description or ""
-    if errors and code == 422:
-        message = "invalid input: " + _summary(errors)
-    headers = dict(data.get("headers") or {})
-    response = error_body(code, message, errors=errors)
-    return (response, code, headers) if headers else (response, code)  # type: ignore[return-value]
-
-
-def _integrity_error(exc: IntegrityError) -> tuple[dict[str, Any], int]:
-    log.warning("integrity error (request %s): %s", g.get("request_id"), exc.orig)
-    return error_body(409, "the change clashed with another one made at the same time; "
-                           "retry the request"), 409
-
-
-def _unexpected(exc: Exception) -> tuple[dict[str, Any], int]:
-    if isinstance(exc, HTTPException):  # pragma: no cover - routed above
-        return _http_error(exc)
-    log.exception("unexpected error (request %s)", g.get("request_id"))
-    return error_body(500, "internal error; the service log has details under this request id"), 500
-
-
-def _summary(errors: Any) -> str:
-    parts: list[str] = []
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{path}.{key}" if path else str(key))
-        elif isinstance(node, list) and all(isinstance(x, str) for x in node):
-            parts.append(f"{path or 'body'}: {' '.join(node)}")
-        else:
-            parts.append(f"{path or 'body'}: {node}")
-
-    for location in errors.values() if isinstance(errors, dict) else [errors]:
-        walk(location, "")
-    return "; ".join(parts)
+    app.register_blueprint(hooks.hooks)
+    errors.init_app(app)
+    return api

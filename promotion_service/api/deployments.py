@@ -6,11 +6,11 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from ..auth import REPORTERS, current_actor, require_roles
 from ..db import get_session
-from ..store import reports
-from .common import image_and_env
-from .schemas import DeploymentIn, DeploymentOut, DeploymentPatch
+from ..domain.actor import REPORTERS
+from ..services import reports
+from .auth import current_actor, require_roles
+from .schemas.reports import DeploymentIn, DeploymentOut, DeploymentPatch
 
 blp = Blueprint("deployments", __name__, description="Deployments reported by deploy jobs")
 
@@ -21,13 +21,7 @@ blp = Blueprint("deployments", __name__, description="Deployments reported by de
 @blp.response(201, DeploymentOut)
 def record(data: dict[str, Any]) -> Any:
     """Report a deployment of an image to an environment."""
-    session = get_session()
-    image, env = image_and_env(data)
-    deployment = reports.record_deployment(session, current_actor(), image, env,
-                                           state=data["state"], job_url=data.get("job_url"),
-                                           message=data.get("message"))
-    session.commit()
-    return deployment
+    return reports.record_deployment(get_session(), current_actor(), **data)
 
 
 @blp.route("/<int:deployment_id>", methods=["PATCH"])
@@ -36,7 +30,4 @@ def record(data: dict[str, Any]) -> Any:
 @blp.response(200, DeploymentOut)
 def update(data: dict[str, Any], deployment_id: int) -> Any:
     """Move a deployment on (an illegal move is a 409 naming the legal ones)."""
-    session = get_session()
-    deployment = reports.update_deployment(session, current_actor(), deployment_id, **data)
-    session.commit()
-    return deployment
+    return reports.update_deployment(get_session(), current_actor(), deployment_id, **data)

@@ -9,18 +9,15 @@ from flask import Blueprint, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..db import get_session
-from ..models import Image, Outbox, Promotion
-from ..schema import schema_head
+from ..services import health
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
-def health() -> Any:
+def alive() -> Any:
     """The process answers."""
     return {"status": "ok"}
 
@@ -28,19 +25,13 @@ def health() -> Any:
 @bp.get("/ready")
 def ready() -> Any:
     """The database answers and the schema is migrated."""
-    try:
-        version = get_session().scalar(text("SELECT version_num FROM alembic_version"))
-    except SQLAlchemyError as exc:
-        get_session().rollback()
-        return {"status": "unavailable",
-                "message": f"database not ready ({type(exc).__name__}); "
-                           "run 'promotion-service db upgrade'"}, 503
-    head = schema_head()
-    if version != head:
-        return {"status": "unavailable", "schema": version,
-                "message": f"database schema is at {version}, the code needs {head}; "
-                           "run 'promotion-service db upgrade'"}, 503
-    return {"status": "ready", "schema": version}
+    readiness = health.readiness(get_session())
+    if readiness.ready:
+        return {"status": "ready", "schema": readiness.schema}
+    body: dict[str, Any] = {"status": "unavailable"}
+    if readiness.reachable:
+        body["schema"] = readiness.schema
+    return body | {"message": readiness.problem}, 503
 
 
 @bp.get("/metrics")
@@ -53,17 +44,14 @@ def metrics() -> Response:
 
 class _DatabaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        session = get_session()
-        yield GaugeMetricFamily("promotion_images", "Registered images",
-                                value=session.scalar(select(func.count(Image.id))) or 0)
-        promos = GaugeMetricFamily("promotion_promotions", "Promotions by state",
-                                   labels=["state"])
-        for state, count in session.execute(select(Promotion.state, func.count())
-                                            .group_by(Promotion.state)):
-            promos.add_metric([state], count)
-        yield promos
+        gauges = health.gauges(get_session())
+        yield GaugeMetricFamily("promotion_images", "Registered images", value=gauges.images)
+        promotions = GaugeMetricFamily("promotion_promotions", "Promotions by state",
+                                       labels=["state"])
+        for state, count in gauges.promotions_by_state:
+            promotions.add_metric([state], count)
+        yield promotions
         outbox = GaugeMetricFamily("promotion_outbox", "Outbox rows by state", labels=["state"])
-        for state, count in session.execute(select(Outbox.state, func.count())
-                                            .group_by(Outbox.state)):
+        for state, count in gauges.outbox_by_state:
             outbox.add_metric([state], count)
         yield outbox

@@ -20,15 +20,10 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from .. import gitlab_sync, merge_request_gate
-from ..config import is_on
-from ..db import session_for
+from ..db import get_session
 from ..domain.gitlab_events import (
     DeploymentEvent,
     EventError,
-    JobEvent,
-    MergeRequestEvent,
-    PipelineEvent,
     delivery_key,
     parse_event,
     parse_merge_request,
@@ -36,6 +31,7 @@ from ..domain.gitlab_events import (
     token_matches,
 )
 from ..errors import Invalid, Unauthorized
+from ..gitlab import events, merge_request_gate
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +81,11 @@ def gitlab_webhook() -> ResponseReturnValue:
 
     key = delivery_key(request.headers, raw)
     request_id, source_ip = _source()
-    username = _username(payload, event)
-    actor = gitlab_sync.gitlab_actor(username, request_id, source_ip)
-    with session_for(current_app._get_current_object()) as session:
-        if gitlab_sync.seen_before(session, key, event_name, getattr(event, "project_id", None)):
-            return jsonify(status="duplicate", reason="this delivery was already processed"), 200
-        outcome = _apply(session, event, actor)
-        gitlab_sync.note_outcome(session, key, outcome)
+    actor = events.gitlab_actor(_username(payload, event), request_id, source_ip)
+    outcome = events.receive(get_session(), current_app.config, event, key=key,
+                             event_name=event_name, actor=actor)
+    if outcome is None:
+        return jsonify(status="duplicate", reason="this delivery was already processed"), 200
     log.info("GitLab %s: %s", event_name, outcome)
     status = "ignored" if outcome.startswith("ignored") else "processed"
     return jsonify(status=status, outcome=outcome), 200
@@ -102,27 +96,6 @@ def _username(payload: dict[str, Any], event: Any) -> str | None:
         return event.username
     user = payload.get("user") if isinstance(payload, dict) else None
     return user.get("username") if isinstance(user, dict) else None
-
-
-def _apply(session: Any, event: Any, actor: Any) -> str:
-    if isinstance(event, PipelineEvent):
-        return gitlab_sync.apply_pipeline(session, event, actor)
-    if isinstance(event, DeploymentEvent):
-        return gitlab_sync.apply_deployment(session, event, actor)
-    if isinstance(event, JobEvent):
-        return gitlab_sync.apply_job(session, event, actor)
-    if isinstance(event, MergeRequestEvent):
-        if not is_on(current_app.config.get("GITLAB_GATE_COMMIT_STATUS")):
-            return ("ignored: merge request events are used only with "
-                    "PROMOTION_GITLAB_GATE_COMMIT_STATUS=1")
-        if event.state != "opened":
-            return f"ignored: merge request !{event.mr_iid} is {event.state}"
-        row = merge_request_gate.check_merge_request(
-            session, event, current_app.config,
-            check_id=merge_request_gate.COMMIT_STATUS_CHECK_ID,
-            always_answer=False)
-        return f"merge request !{event.mr_iid} gate {row.status} (commit status)"
-    return "ignored"
 
 
 @hooks.post("/status-check")
@@ -144,15 +117,9 @@ def external_status_check() -> ResponseReturnValue:
     if event.check_id is None:
         raise Invalid("status check: field 'external_approval_rule.id' is missing "
                       "(GitLab sends it with every external status check)")
-    with session_for(current_app._get_current_object()) as session:
-        row = merge_request_gate.check_merge_request(session, event, current_app.config,
-                                              check_id=event.check_id)
-        body = merge_request_gate.checks_payload(row)
+    row = merge_request_gate.check_merge_request(get_session(), event, current_app.config,
+                                                 check_id=event.check_id)
+    body = merge_request_gate.checks_payload(row)
     log.info("status check %s on %s!%s: %s", event.check_id, event.project_path,
              event.mr_iid, body["status"])
     return jsonify(body), 200
-
-
-def init_app(app: Any) -> None:
-    """Register the GitLab-facing routes."""
-    app.register_blueprint(hooks)

@@ -6,10 +6,11 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from ..auth import REPORTERS, current_actor, require_roles
 from ..db import get_session
-from ..store import images, reports
-from .schemas import ScanIn, ScanOut
+from ..domain.actor import REPORTERS
+from ..services import reports
+from .auth import current_actor, require_roles
+from .schemas.images import ScanIn, ScanOut
 
 blp = Blueprint("scans", __name__, description="Scan results (the gate reads the latest)")
 
@@ -20,8 +21,4 @@ blp = Blueprint("scans", __name__, description="Scan results (the gate reads the
 @blp.response(201, ScanOut)
 def record(data: dict[str, Any]) -> Any:
     """Record a scan summary (counts per severity, optional findings)."""
-    session = get_session()
-    image = images.get(session, data.pop("repository"), data.pop("digest"))
-    scan = reports.record_scan(session, current_actor(), image, **data)
-    session.commit()
-    return scan
+    return reports.record_scan(get_session(), current_actor(), **data)

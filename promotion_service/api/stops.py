@@ -6,10 +6,11 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from ..auth import MANAGERS, current_actor, require_roles, require_token
 from ..db import get_session
-from ..store import stops
-from .schemas import StopIn, StopOut
+from ..domain.actor import MANAGERS
+from ..services import stops
+from .auth import current_actor, require_roles, require_token
+from .schemas.projects import StopIn, StopOut
 
 blp = Blueprint("stops", __name__, description="Emergency stops")
 
@@ -20,10 +21,7 @@ blp = Blueprint("stops", __name__, description="Emergency stops")
 @blp.response(201, StopOut(many=True))
 def stop(data: dict[str, Any]) -> Any:
     """Stop promotion into these environments in every project until lifted."""
-    session = get_session()
-    rows = stops.stop(session, current_actor(), data["environments"], data["reason"])
-    session.commit()
-    return rows
+    return stops.stop(get_session(), current_actor(), data["environments"], data["reason"])
 
 
 @blp.route("", methods=["GET"])
@@ -39,7 +37,4 @@ def active() -> Any:
 @blp.response(200, StopOut)
 def lift(stop_id: int) -> Any:
     """Lift a stop."""
-    session = get_session()
-    row = stops.lift(session, current_actor(), stop_id)
-    session.commit()
-    return row
+    return stops.lift(get_session(), current_actor(), stop_id)

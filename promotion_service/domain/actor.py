@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROLES = ("ci", "approver", "release-manager", "admin")
+# who may do what: reports come from CI, decisions from approvers, the rest from managers
+REPORTERS = ("ci", "release-manager", "admin")
+APPROVERS = ("approver", "release-manager", "admin")
+MANAGERS = ("release-manager", "admin")
+ADMINS = ("admin",)
 
 
 @dataclass(frozen=True)

@@ -41,26 +41,29 @@ class DeploymentState(StrEnum):
         return not DEPLOYMENT_TRANSITIONS[self]
 
 
-P = PromotionState
 PROMOTION_TRANSITIONS: dict[PromotionState, frozenset[PromotionState]] = {
-    P.REQUESTED: frozenset({P.TRIGGERED, P.DEPLOYING, P.FAILED, P.SUPERSEDED}),
-    P.TRIGGERED: frozenset({P.DEPLOYING, P.DEPLOYED, P.FAILED, P.SUPERSEDED}),
-    P.DEPLOYING: frozenset({P.DEPLOYED, P.FAILED}),
-    P.DEPLOYED: frozenset({P.VERIFIED, P.FAILED}),
-    P.VERIFIED: frozenset(),
-    P.FAILED: frozenset(),
-    P.SUPERSEDED: frozenset(),
+    PromotionState.REQUESTED: frozenset({PromotionState.TRIGGERED, PromotionState.DEPLOYING,
+                                         PromotionState.FAILED, PromotionState.SUPERSEDED}),
+    PromotionState.TRIGGERED: frozenset({PromotionState.DEPLOYING, PromotionState.DEPLOYED,
+                                         PromotionState.FAILED, PromotionState.SUPERSEDED}),
+    PromotionState.DEPLOYING: frozenset({PromotionState.DEPLOYED, PromotionState.FAILED}),
+    PromotionState.DEPLOYED: frozenset({PromotionState.VERIFIED, PromotionState.FAILED}),
+    PromotionState.VERIFIED: frozenset(),
+    PromotionState.FAILED: frozenset(),
+    PromotionState.SUPERSEDED: frozenset(),
 }
-IN_FLIGHT = frozenset({P.REQUESTED, P.TRIGGERED, P.DEPLOYING, P.DEPLOYED})
+IN_FLIGHT = frozenset({PromotionState.REQUESTED, PromotionState.TRIGGERED,
+                       PromotionState.DEPLOYING, PromotionState.DEPLOYED})
 
-D = DeploymentState
 DEPLOYMENT_TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
-    D.STARTED: frozenset({D.SUCCEEDED, D.FAILED, D.ROLLED_BACK}),
-    D.SUCCEEDED: frozenset({D.ROLLED_BACK}),
-    D.FAILED: frozenset(),
-    D.ROLLED_BACK: frozenset(),
+    DeploymentState.STARTED: frozenset({DeploymentState.SUCCEEDED, DeploymentState.FAILED,
+                                        DeploymentState.ROLLED_BACK}),
+    DeploymentState.SUCCEEDED: frozenset({DeploymentState.ROLLED_BACK}),
+    DeploymentState.FAILED: frozenset(),
+    DeploymentState.ROLLED_BACK: frozenset(),
 }
-DEPLOYMENT_INITIAL = frozenset({D.STARTED, D.SUCCEEDED, D.FAILED})
+DEPLOYMENT_INITIAL = frozenset({DeploymentState.STARTED, DeploymentState.SUCCEEDED,
+                                DeploymentState.FAILED})
 
 
 def promotion_sources(target: PromotionState) -> frozenset[PromotionState]:

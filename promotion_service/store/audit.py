@@ -1,4 +1,4 @@
-"""Append to the audit log (hash-chained, one writer at a time) and verify it."""
+"""The audit log: append an entry chained to the last one, read entries back."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ..db import is_postgres, take_write_lock
+from ..db.listing import Listing
+from ..db.models import AuditEntry, utcnow
 from ..domain.actor import Actor
-from ..domain.audit_chain import GENESIS, HASHED_FIELDS, ChainBreak, entry_hash, verify_chain
-from ..models import AuditEntry, utcnow
+from ..domain.audit_chain import GENESIS, HASHED_FIELDS, entry_hash
+
+_LAST_HASH = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+_INSERT = insert(AuditEntry.__table__)
 
 
 def append(session: Session, actor: Actor, action: str, subject_type: str,
@@ -38,21 +42,16 @@ def append(session: Session, actor: Actor, action: str, subject_type: str,
     return digest
 
 
-_LAST_HASH = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
-_INSERT = insert(AuditEntry.__table__)
+def in_order(session: Session) -> Iterator[dict[str, Any]]:
+    """Every entry, oldest first, with the fields its hash covers."""
+    query = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=500)
+    for entry in session.scalars(query):
+        yield {c: getattr(entry, c) for c in ("id", "prev_hash", "hash", *HASHED_FIELDS)}
 
 
-def verify(session: Session) -> tuple[int, ChainBreak | None]:
-    """Check the whole chain: (entries checked, first break or None)."""
-    count = 0
-
-    def rows() -> Iterator[dict[str, Any]]:
-        nonlocal count
-        query = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=500)
-        for entry in session.scalars(query):
-            count += 1
-            yield {c: getattr(entry, c) for c in ("id", "prev_hash", "hash", *HASHED_FIELDS)}
-
-    broken = verify_chain(rows())
-    return count, broken
-
+def listing(session: Session, filters: dict[str, Any]) -> Listing:
+    """Entries, newest first, where each given column equals its value."""
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
+    for key, value in filters.items():
+        stmt = stmt.where(getattr(AuditEntry, key) == value)
+    return Listing(session, stmt)

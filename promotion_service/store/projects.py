@@ -2,57 +2,55 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..domain.actor import Actor
-from ..domain.policy import EnvironmentPolicy
-from ..errors import Forbidden, NotFound
-from ..models import Environment, Project
-from ..policy_file import PolicySet
-from . import audit
+from ..db.listing import Listing
+from ..db.models import Environment, Project
 
 
-def ensure_project(session: Session, actor: Actor, path: str, policies: PolicySet,
-                   gitlab_id: int | None = None) -> Project:
-    """The project, created with its environments from the policy file on first sight."""
-    check_scope(actor, path)
-    project = session.scalar(select(Project).where(Project.path == path))
-    if project is not None:
-        if gitlab_id is not None and project.gitlab_id is None:
-            project.gitlab_id = gitlab_id
-        return project
-    spec = policies.for_project(path)
+def by_path(session: Session, path: str) -> Project | None:
+    """The project with this path, if any."""
+    return session.scalar(select(Project).where(Project.path == path))
+
+
+def get(session: Session, project_id: int) -> Project | None:
+    """The project with this id, if any."""
+    return session.get(Project, project_id)
+
+
+def by_gitlab_project(session: Session, gitlab_id: int, path: str = "") -> Project | None:
+    """The project for a GitLab project id (or its full path)."""
+    clauses = [Project.gitlab_id == gitlab_id]
+    if path:
+        clauses.append(Project.path == path)
+    return session.scalars(select(Project).where(or_(*clauses)).order_by(Project.id)).first()
+
+
+def add(session: Session, path: str, gitlab_id: int | None,
+        environments: Sequence[tuple[str, dict[str, Any]]]) -> Project | None:
+    """A new project with its (name, policy) environments in order; None if it exists."""
     try:
         with session.begin_nested():
-            project = Project(path=path, gitlab_id=gitlab_id or spec.gitlab_id)
+            project = Project(path=path, gitlab_id=gitlab_id)
             session.add(project)
             session.flush()
-            for position, (name, policy) in enumerate(spec.environments):
+            for position, (name, policy) in enumerate(environments):
                 session.add(Environment(project_id=project.id, name=name, position=position,
-                                        policy=policy.to_dict()))
+                                        policy=policy))
             session.flush()
     except IntegrityError:  # created by a concurrent request
-        return session.scalars(select(Project).where(Project.path == path)).one()
-    audit.append(session, actor, "project.created", "project", project.id,
-                 after={"path": path, "environments": [n for n, _ in spec.environments]})
+        return None
     return project
 
 
-def check_scope(actor: Actor, project_path: str) -> None:
-    """A project-scoped token touches only its project."""
-    if not actor.may_act_on(project_path):
-        raise Forbidden(f"this token is limited to project {actor.project!r}, "
-                        f"not {project_path!r}")
-
-
-def get_project(session: Session, project_id: int) -> Project:
-    """The project or 404."""
-    project = session.get(Project, project_id)
-    if project is None:
-        raise NotFound(f"no project with id {project_id}")
-    return project
+def listing(session: Session) -> Listing:
+    """All projects, oldest first."""
+    return Listing(session, select(Project).order_by(Project.id))
 
 
 def environments(session: Session, project_id: int) -> list[Environment]:
@@ -61,19 +59,16 @@ def environments(session: Session, project_id: int) -> list[Environment]:
                                 .order_by(Environment.position)))
 
 
-def find_environment(session: Session, project_id: int, name: str) -> Environment | None:
+def environment_names(conn: Session | Connection, project_id: int) -> list[str]:
+    """The names of the project's environments, in promotion order (Core or ORM)."""
+    return list(conn.execute(select(Environment.name).where(Environment.project_id == project_id)
+                             .order_by(Environment.position)).scalars())
+
+
+def environment(session: Session, project_id: int, name: str) -> Environment | None:
     """One environment of the project by name, if it has one."""
     return session.scalar(select(Environment).where(Environment.project_id == project_id,
                                                     Environment.name == name))
-
-
-def get_environment(session: Session, project_id: int, name: str) -> Environment:
-    """One environment of the project, or 404 naming the ones that exist."""
-    env = find_environment(session, project_id, name)
-    if env is None:
-        names = ", ".join(e.name for e in environments(session, project_id)) or "none"
-        raise NotFound(f"environment {name!r} does not exist in this project (it has: {names})")
-    return env
 
 
 def neighbour(session: Session, env: Environment, step: int) -> Environment | None:
@@ -82,17 +77,21 @@ def neighbour(session: Session, env: Environment, step: int) -> Environment | No
         Environment.project_id == env.project_id, Environment.position == env.position + step))
 
 
-def policy_of(env: Environment) -> EnvironmentPolicy:
-    """The environment's stored policy as a domain object."""
-    return EnvironmentPolicy.from_dict(env.policy, f"environment {env.name}")
+def first_environment(session: Session, project_id: int) -> Environment | None:
+    """The environment images enter first."""
+    return session.scalar(select(Environment).where(Environment.project_id == project_id)
+                          .order_by(Environment.position).limit(1))
 
 
-def set_policy(session: Session, actor: Actor, env: Environment,
-               policy: EnvironmentPolicy) -> Environment:
-    """Replace an environment's policy (audited)."""
-    before = dict(env.policy)
-    env.policy = policy.to_dict()
-    session.flush()
-    audit.append(session, actor, "environment.policy_changed", "environment", env.id,
-                 before=before, after=env.policy)
-    return env
+def later_environments_without_hold(session: Session) -> list[Environment]:
+    """Environments images are promoted into (not the first), with no hold, in every project."""
+    return list(session.scalars(select(Environment).where(Environment.position > 0,
+                                                          Environment.hold_at.is_(None))))
+
+
+def later_environments_in_gitlab(session: Session) -> list[tuple[Environment, int]]:
+    """(environment, GitLab project id) of every later environment of a project in GitLab."""
+    rows = session.execute(
+        select(Environment, Project.gitlab_id).join(Project, Project.id == Environment.project_id)
+        .where(Environment.position > 0, Project.gitlab_id.is_not(None))).all()
+    return [(env, gitlab_id) for env, gitlab_id in rows]

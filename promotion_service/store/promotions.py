@@ -1,151 +1,76 @@
-"""Promotions: request, automatic promotion, state moves (checked in SQL), the outbox."""
+"""Promotions: rows, conditional state moves, and promotions with their image and
+environment names (one query, however many rows)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
-from ..domain.actor import Actor
-from ..domain.gitlab_events import ENVIRONMENT_VARIABLE, IMAGE_VARIABLE, PROMOTION_VARIABLE
-from ..domain.policy import EnvironmentPolicy
-from ..domain.states import (
-    IN_FLIGHT,
-    PROMOTION_TRANSITIONS,
-    PromotionState,
-    illegal_move,
-    promotion_sources,
-)
-from ..errors import Conflict, Invalid, NotFound, Refused
-from ..models import Environment, Image, Outbox, Project, Promotion, Verification, utcnow
-from . import audit, gate, projects, releases
+from ..db.listing import Extended, Listing
+from ..db.models import Environment, Image, Project, Promotion
+from ..domain.states import IN_FLIGHT, PromotionState
 
-P = PromotionState
-FORWARD = (P.DEPLOYING, P.DEPLOYED, P.VERIFIED)
+_IN_FLIGHT = [s.value for s in IN_FLIGHT]
+_NAMED = (select(Promotion, Image.repository, Image.digest, Environment.name)
+          .join(Image, Image.id == Promotion.image_id)
+          .join(Environment, Environment.id == Promotion.environment_id))
 
 
-def as_dict(p: Promotion) -> dict[str, Any]:
-    """The audit/API view of a promotion."""
-    return {"id": p.id, "image_id": p.image_id, "environment_id": p.environment_id,
-            "state": p.state, "kind": p.kind, "pipeline_id": p.pipeline_id,
-            "failure_message": p.failure_message}
-
-
-def get(session: Session, promotion_id: int) -> Promotion:
-    """The promotion or 404."""
-    promotion = session.get(Promotion, promotion_id)
-    if promotion is None:
-        raise NotFound(f"no promotion with id {promotion_id}")
-    return promotion
+def get(session: Session, promotion_id: int, *, fresh: bool = False) -> Promotion | None:
+    """The promotion with this id (re-read from the database with fresh=True)."""
+    return session.get(Promotion, promotion_id, populate_existing=fresh)
 
 
 def in_flight(session: Session, image_id: int, environment_id: int) -> Promotion | None:
     """The one promotion of the image into the environment still on its way, if any."""
     return session.scalar(select(Promotion).where(
         Promotion.image_id == image_id, Promotion.environment_id == environment_id,
-        Promotion.state.in_([s.value for s in IN_FLIGHT])))
+        Promotion.state.in_(_IN_FLIGHT)))
 
 
-def request(session: Session, actor: Actor, image: Image, env: Environment,
-            reason: str | None = None) -> tuple[Promotion, bool]:
-    """A manual promotion: idempotent while one is in flight, refused with every reason."""
-    project = session.get(Project, image.project_id)
-    projects.check_scope(actor, project.path)
-    if env.position == 0:
-        raise Invalid.field("environment", f"{env.name} is the first environment: images reach "
-                            "it from their own pipeline (use rollback to go back)")
-    existing = in_flight(session, image.id, env.id)
-    if existing is not None:
-        return existing, False
-    live = releases.current(session, env.id)
-    if live is not None and live.image_id == image.id and live.verified_at is not None:
-        done = session.scalar(select(Promotion).where(
-            Promotion.image_id == image.id, Promotion.environment_id == env.id,
-            Promotion.state == P.VERIFIED.value).order_by(Promotion.id.desc()).limit(1))
-        if done is not None:  # already live and verified there: nothing to do
-            return done, False
-    decision = gate.decide(session, image, env)
-    if not decision.allowed:
-        raise Refused(f"{image.repository}@{image.digest} may not be promoted to {env.name}",
-                      reasons=[r.to_dict() for r in decision.reasons])
-    promotion, created = create(session, actor, image, env, "manual", reason)
-    if created and live is not None and live.image_id > image.id:
-        releases.set_hold(session, actor, env,
-                          f"manual promotion of older image {image.id} by {actor.name}")
-    return promotion, created
+def latest(session: Session, image_id: int, environment_id: int,
+           state: PromotionState | None = None) -> Promotion | None:
+    """The image's latest promotion into the environment (in that state, if given)."""
+    stmt = select(Promotion).where(Promotion.image_id == image_id,
+                                   Promotion.environment_id == environment_id)
+    if state is not None:
+        stmt = stmt.where(Promotion.state == state.value)
+    return session.scalar(stmt.order_by(Promotion.id.desc()).limit(1))
 
 
-def create(session: Session, actor: Actor, image: Image, env: Environment, kind: str,
-           reason: str | None) -> tuple[Promotion, bool]:
-    """Insert the promotion and its outbox row together; the database keeps it unique."""
-    project = session.get(Project, image.project_id)
-    try:
-        with session.begin_nested():
-            promotion = Promotion(image_id=image.id, environment_id=env.id, kind=kind,
-                                  state=P.REQUESTED.value, requested_by=actor.name,
-                                  reason=reason)
-            session.add(promotion)
-            session.flush()
-            session.add(Outbox(promotion_id=promotion.id, kind="trigger_pipeline",
-                               payload=trigger_payload(project, env, image, promotion)))
-            session.flush()
-    except IntegrityError:
-        existing = in_flight(session, image.id, env.id)
-        if existing is None:
-            raise
-        return existing, False
-    audit.append(session, actor, "promotion.requested", "promotion", promotion.id,
-                 after=as_dict(promotion) | {"reason": reason})
-    return promotion, True
+def count_of(session: Session, image_id: int, environment_id: int) -> int:
+    """How many promotions of the image into the environment there have been."""
+    return session.scalar(select(func.count(Promotion.id)).where(
+        Promotion.image_id == image_id, Promotion.environment_id == environment_id)) or 0
 
 
-def trigger_payload(project: Project, env: Environment, image: Image,
-                    promotion: Promotion) -> dict[str, Any]:
-    """What the dispatcher needs to start the downstream pipeline."""
-    return {
-        "project_path": project.path, "gitlab_project_id": project.gitlab_id,
-        "environment": env.name,
-        "variables": {IMAGE_VARIABLE: f"{image.repository}@{image.digest}",
-                      ENVIRONMENT_VARIABLE: env.name,
-                      PROMOTION_VARIABLE: str(promotion.id)},
-    }
-
-
-def transition(session: Session, promotion_id: int, target: str | PromotionState,
-               actor: Actor, message: str | None = None) -> Promotion:
-    """Move the promotion, only from a legal state (a conditional UPDATE); re-doing is a no-op."""
-    target = P(target)
-    values: dict[str, Any] = {"state": target.value, "updated_at": utcnow()}
-    if target is P.FAILED:
-        values["failure_message"] = message
-    moved = session.execute(
-        update(Promotion)
-        .where(Promotion.id == promotion_id,
-               Promotion.state.in_([s.value for s in promotion_sources(target)]))
-        .values(**values).execution_options(synchronize_session=False)).rowcount
-    promotion = session.get(Promotion, promotion_id, populate_existing=True)
-    if promotion is None:
-        raise NotFound(f"no promotion with id {promotion_id}")
-    if not moved:
-        if promotion.state == target.value:
-            return promotion
-        allowed = frozenset(s.value for s in PROMOTION_TRANSITIONS[P(promotion.state)])
-        raise Conflict(illegal_move(f"promotion {promotion_id}", promotion.state, target.value,
-                                    allowed))
-    audit.append(session, actor, f"promotion.{target.value}", "promotion", promotion_id,
-                 after=as_dict(promotion) | ({"message": message} if message else {}))
+def add(session: Session, *, image_id: int, environment_id: int, kind: str,
+        requested_by: str, reason: str | None) -> Promotion:
+    """A new requested promotion (flushed: the database keeps one in flight per pair)."""
+    promotion = Promotion(image_id=image_id, environment_id=environment_id, kind=kind,
+                          state=PromotionState.REQUESTED.value, requested_by=requested_by,
+                          reason=reason)
+    session.add(promotion)
+    session.flush()
     return promotion
 
 
-def mark_triggered(session: Session, promotion_id: int, pipeline_id: int | None,
-                   pipeline_url: str | None, actor: Actor) -> Promotion:
-    """The downstream pipeline started: record it (keeping any pipeline that claimed it)."""
-    promotion = get(session, promotion_id)
-    if promotion.state == P.REQUESTED.value:
-        promotion = transition(session, promotion_id, P.TRIGGERED, actor)
+def move(session: Session, promotion_id: int, sources: Iterable[PromotionState],
+         values: dict[str, Any]) -> bool:
+    """Set the values only if the promotion is in one of the source states; True if moved."""
+    return bool(session.execute(
+        update(Promotion)
+        .where(Promotion.id == promotion_id,
+               Promotion.state.in_([s.value for s in sources]))
+        .values(**values).execution_options(synchronize_session=False)).rowcount)
+
+
+def record_pipeline(session: Session, promotion_id: int, pipeline_id: int | None,
+                    pipeline_url: str | None) -> None:
+    """Keep the first pipeline that ran the promotion, and the URL of that one only."""
     session.execute(update(Promotion).where(Promotion.id == promotion_id,
                                             Promotion.pipeline_id.is_(None))
                     .values(pipeline_id=pipeline_id)
@@ -154,82 +79,62 @@ def mark_triggered(session: Session, promotion_id: int, pipeline_id: int | None,
                                             Promotion.pipeline_id == pipeline_id)
                     .values(pipeline_url=pipeline_url)
                     .execution_options(synchronize_session=False))
-    return session.get(Promotion, promotion_id, populate_existing=True)
 
 
-def mark_state(session: Session, promotion_id: int, new_state: str, actor: Actor,
-               message: str | None = None) -> Promotion:
-    """Any legal move (for webhooks and the dispatcher)."""
-    return transition(session, promotion_id, new_state, actor, message)
+def claim(session: Session, promotion_id: int, pipeline_id: int) -> bool:
+    """The pipeline claims the promotion unless another one did first; True if it is its."""
+    return bool(session.execute(
+        update(Promotion).where(Promotion.id == promotion_id,
+                                (Promotion.pipeline_id.is_(None))
+                                | (Promotion.pipeline_id == pipeline_id))
+        .values(pipeline_id=pipeline_id).execution_options(synchronize_session=False)).rowcount)
 
 
-def mark_failed(session: Session, promotion_id: int, message: str, actor: Actor) -> Promotion:
-    """The promotion cannot succeed; say why (shown in the API and the audit log)."""
-    return transition(session, promotion_id, P.FAILED, actor, message)
+def pipeline_of(session: Session, promotion_id: int) -> int | None:
+    """The pipeline that claimed the promotion, as the database has it now."""
+    return session.scalar(select(Promotion.pipeline_id).where(Promotion.id == promotion_id))
 
 
-def advance(session: Session, promotion: Promotion, target: PromotionState,
-            actor: Actor) -> Promotion:
-    """Walk forward through deploying/deployed/verified up to target, skipping none."""
-    for step in FORWARD[: FORWARD.index(target) + 1]:
-        state = P(promotion.state)
-        if state in (P.REQUESTED, P.TRIGGERED) or (
-                state in FORWARD and FORWARD.index(state) < FORWARD.index(step)):
-            promotion = transition(session, promotion.id, step, actor)
-    return promotion
+def waiting_of_older_images(session: Session, environment_id: int, image_id: int) -> list[int]:
+    """Promotions into the environment of images older than this one, not yet deploying."""
+    return list(session.scalars(select(Promotion.id).where(
+        Promotion.environment_id == environment_id, Promotion.image_id < image_id,
+        Promotion.state.in_([PromotionState.REQUESTED.value,
+                             PromotionState.TRIGGERED.value]))).all())
 
 
-def supersede_older(session: Session, env_id: int, image_id: int, actor: Actor) -> list[int]:
-    """Promotions of older images not yet deploying are overtaken by this deployment."""
-    stale = session.scalars(select(Promotion.id).where(
-        Promotion.environment_id == env_id, Promotion.image_id < image_id,
-        Promotion.state.in_([P.REQUESTED.value, P.TRIGGERED.value]))).all()
-    for promotion_id in stale:
-        transition(session, promotion_id, P.SUPERSEDED, actor,
-                   f"image {image_id} was deployed to the environment first")
-    return list(stale)
+def counts_by_state(session: Session) -> list[tuple[str, int]]:
+    """(state, how many) for every state in use."""
+    return [(state, count) for state, count in session.execute(
+        select(Promotion.state, func.count()).group_by(Promotion.state))]
 
 
-def wants_automatic(policy: EnvironmentPolicy) -> bool:
-    """Does this environment promote by itself once the gate allows?"""
-    return policy.auto_promote or (policy.promote_on_approval and policy.required_approvals > 0)
+def named(promotion: Promotion, image: Image, environment: Environment) -> Extended:
+    """The promotion with its image reference and environment name (already at hand)."""
+    return Extended(promotion, image=f"{image.repository}@{image.digest}",
+                    environment=environment.name)
 
 
-def consider_automatic(session: Session, image: Image, env: Environment, actor: Actor,
-                       now: datetime | None = None) -> Promotion | None:
-    """Promote now if policy wants it, nothing holds it back and the gate allows it."""
-    policy = projects.policy_of(env)
-    if env.position == 0 or not wants_automatic(policy) or env.hold_at is not None:
-        return None
-    if image.revoked_at is not None or session.scalar(select(func.count(Promotion.id)).where(
-            Promotion.image_id == image.id, Promotion.environment_id == env.id)):
-        return None
-    live = releases.current(session, env.id)
-    if live is not None and live.image_id >= image.id:
-        return None
-    if not gate.decide(session, image, env, now).allowed:
-        return None
-    kind = "approval" if policy.required_approvals else "auto"
-    promotion, created = create(session, actor, image, env, kind, f"{kind} promotion")
-    return promotion if created else None
+def get_named(session: Session, promotion_id: int) -> Extended | None:
+    """The promotion with its image reference and environment name, in one query."""
+    row = session.execute(_NAMED.where(Promotion.id == promotion_id)).first()
+    return None if row is None else _named_row(row)
 
 
-def reevaluate_waiting(session: Session, now: datetime | None = None) -> list[int]:
-    """Promote what became allowed with time (soak, freeze ends); the worker calls this."""
-    actor = Actor.system("promotion-service")
-    created = []
-    for env in session.scalars(select(Environment).where(Environment.position > 0,
-                                                         Environment.hold_at.is_(None))).all():
-        prev = projects.neighbour(session, env, -1)
-        if prev is None or not wants_automatic(projects.policy_of(env)):
-            continue
-        image_id = session.scalar(select(Verification.image_id).where(
-            Verification.environment_id == prev.id, Verification.passed.is_(True))
-            .order_by(Verification.id.desc()).limit(1))
-        if image_id is None:
-            continue
-        promotion = consider_automatic(session, session.get(Image, image_id), env, actor, now)
-        if promotion is not None:
-            created.append(promotion.id)
-    return created
+def listing(session: Session, *, project: str | None = None, environment: str | None = None,
+            state: str | None = None, repository: str | None = None,
+            digest: str | None = None) -> Listing:
+    """Promotions, newest first, filtered, each with its image and environment names."""
+    stmt = _NAMED.order_by(Promotion.id.desc())
+    if project is not None:
+        stmt = stmt.join(Project, Project.id == Image.project_id).where(Project.path == project)
+    for column, value in ((Environment.name, environment), (Promotion.state, state),
+                          (Image.repository, repository), (Image.digest, digest)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return Listing(session, stmt, _named_row)
 
+
+def _named_row(row: Row[Any]) -> Extended:
+    return Extended(row.Promotion, image=f"{row.repository}@{row.digest}",
+                    environment=row.name)

@@ -1,14 +1,14 @@
-"""Releases (what is live where, and before), holds, and rollback."""
+"""Releases: what went live where (the latest not rolled back is current), and before."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
-from ..domain.actor import Actor
-from ..errors import Conflict
-from ..models import Environment, Image, Promotion, Release, utcnow
-from . import audit, promotions
+from ..db.listing import Extended, Listing
+from ..db.models import Environment, Image, Release, utcnow
 
 
 def current(session: Session, environment_id: int) -> Release | None:
@@ -36,39 +36,31 @@ def rollback_target(session: Session, env: Environment) -> Release | None:
     return session.scalars(stmt.limit(1)).first()
 
 
-def rollback(session: Session, actor: Actor, env: Environment, reason: str) -> Promotion:
-    """Promote the previous verified release again and hold the environment."""
-    target = rollback_target(session, env)
-    if target is None:
-        raise Conflict(f"{env.name} has no earlier verified release of another, unrevoked "
-                       "image to roll back to")
-    image = session.get(Image, target.image_id)
-    promotion, created = promotions.create(session, actor, image, env, "rollback",
-                                           reason or f"rollback of {env.name}")
-    if not created:
-        raise Conflict(f"promotion {promotion.id} of that image into {env.name} is already "
-                       f"{promotion.state}")
-    set_hold(session, actor, env, f"rollback to image {image.id} by {actor.name}")
-    return promotion
-
-
-def set_hold(session: Session, actor: Actor, env: Environment, reason: str) -> None:
-    """Stop automatic promotion into the environment until someone lifts the hold."""
-    if env.hold_at is not None:
-        return
-    env.hold_reason, env.hold_by, env.hold_at = reason, actor.name, utcnow()
+def add(session: Session, *, environment_id: int, image_id: int, promotion_id: int | None,
+        deployment_id: int) -> Release:
+    """A release: the deployment went live."""
+    release = Release(environment_id=environment_id, image_id=image_id,
+                      promotion_id=promotion_id, deployment_id=deployment_id)
+    session.add(release)
     session.flush()
-    audit.append(session, actor, "environment.hold_set", "environment", env.id,
-                 before={"hold": None}, after={"hold": reason})
+    return release
 
 
-def lift_hold(session: Session, actor: Actor, env: Environment) -> bool:
-    """Let automatic promotion resume; False if there was no hold."""
-    if env.hold_at is None:
-        return False
-    before = {"hold": env.hold_reason, "by": env.hold_by}
-    env.hold_reason = env.hold_by = env.hold_at = None
-    session.flush()
-    audit.append(session, actor, "environment.hold_lifted", "environment", env.id,
-                 before=before, after={"hold": None})
-    return True
+def roll_back(session: Session, deployment_id: int) -> None:
+    """The deployment's release is no longer live."""
+    session.execute(update(Release).where(Release.deployment_id == deployment_id,
+                                          Release.rolled_back_at.is_(None))
+                    .values(rolled_back_at=utcnow())
+                    .execution_options(synchronize_session=False))
+
+
+def listing(session: Session, environment_id: int) -> Listing:
+    """Releases in the environment, newest first, each with its image reference."""
+    stmt = (select(Release, Image.repository, Image.digest)
+            .join(Image, Image.id == Release.image_id)
+            .where(Release.environment_id == environment_id).order_by(Release.id.desc()))
+    return Listing(session, stmt, _named_row)
+
+
+def _named_row(row: Row[Any]) -> Extended:
+    return Extended(row.Release, image=f"{row.repository}@{row.digest}")

@@ -1,47 +1,40 @@
-"""API tokens: create (shown once), list, revoke."""
+"""API tokens (only their hashes are stored)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, String, column, select, text
 from sqlalchemy.orm import Session
 
-from ..auth import hash_token, new_token
-from ..domain.actor import ROLES, Actor
-from ..errors import Conflict, Invalid, NotFound
-from ..models import Token, utcnow
-from . import audit
+from ..db.models import Token
+
+# Core, typed: token lookup is on every request's path
+_BY_ID = text(
+    "SELECT name, role, project, token_hash, revoked_at FROM tokens WHERE id = :id"
+).columns(*(column(c, String) for c in ("name", "role", "project", "token_hash")),
+          column("revoked_at", DateTime))
 
 
-def create(session: Session, actor: Actor, *, name: str, role: str,
-           project: str | None = None) -> tuple[Token, str]:
-    """A new token row and the token itself (only its hash is kept)."""
-    if role not in ROLES:
-        raise Invalid.field("role", f"must be one of {', '.join(ROLES)}")
-    if session.scalar(select(Token.id).where(Token.name == name)) is not None:
-        raise Conflict(f"a token named {name!r} exists; pick another name or revoke it first")
-    row = Token(name=name, role=role, project=project, token_hash="")  # set once the id is known
+def row_by_id(conn: Session | Connection, token_id: int) -> Any:
+    """The token's name, role, project, hash and revocation time, if the id exists."""
+    conn = conn.connection() if isinstance(conn, Session) else conn
+    return conn.execute(_BY_ID, {"id": token_id}).first()
+
+
+def by_name(session: Session, name: str) -> Token | None:
+    """The token with this name, if any."""
+    return session.scalar(select(Token).where(Token.name == name))
+
+
+def add(session: Session, *, name: str, role: str, project: str | None) -> Token:
+    """A new row without its hash yet (the hash needs the token, the token needs the id)."""
+    row = Token(name=name, role=role, project=project, token_hash="")
     session.add(row)
     session.flush()
-    token = new_token(row.id)
-    row.token_hash = hash_token(token)
-    session.flush()
-    audit.append(session, actor, "token.created", "token", row.id,
-                 after={"name": name, "role": role, "project": project})
-    return row, token
-
-
-def list_all(session: Session) -> list[Token]:
-    """Every token, newest last (hashes are never shown)."""
-    return list(session.scalars(select(Token).order_by(Token.id)))
-
-
-def revoke(session: Session, actor: Actor, name: str) -> Token:
-    """The token stops working at once."""
-    row = session.scalar(select(Token).where(Token.name == name))
-    if row is None:
-        raise NotFound(f"no token named {name!r} (see 'promotion-service token list')")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        session.flush()
-        audit.append(session, actor, "token.revoked", "token", row.id, after={"name": name})
     return row
+
+
+def all_tokens(session: Session) -> list[Token]:
+    """Every token, newest last."""
+    return list(session.scalars(select(Token).order_by(Token.id)))

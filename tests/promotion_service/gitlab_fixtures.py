@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from promotion_service.models import (
+from promotion_service.db.models import (
     Environment,
     Image,
     Outbox,
@@ -16,7 +16,7 @@ from promotion_service.models import (
     Promotion,
     Scan,
 )
-from promotion_service.store.promotions import trigger_payload
+from promotion_service.services.promotion import trigger_payload
 
 SHA = "2695effb5807a22ff3d138d593fd856244e155e7"
 GITLAB_TOKEN = "glpat-good"  # the access token the GitLab double accepts (conftest: double)

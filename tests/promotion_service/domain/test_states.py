@@ -9,24 +9,23 @@ from promotion_service.domain.states import (
     promotion_sources,
 )
 
-P = PromotionState
-
 
 @pytest.mark.parametrize(("state", "terminal"), [
-    (P.REQUESTED, False), (P.TRIGGERED, False), (P.DEPLOYING, False), (P.DEPLOYED, False),
-    (P.VERIFIED, True), (P.FAILED, True), (P.SUPERSEDED, True),
+    ("requested", False), ("triggered", False), ("deploying", False), ("deployed", False),
+    ("verified", True), ("failed", True), ("superseded", True),
 ])
 def test_terminal_promotion_states(state, terminal):
-    assert state.is_terminal is terminal
-    assert state.is_in_flight is not terminal
+    assert PromotionState(state).is_terminal is terminal
+    assert PromotionState(state).is_in_flight is not terminal
 
 
 def test_verified_only_after_deployed():
-    assert promotion_sources(P.VERIFIED) == {P.DEPLOYED}
+    assert promotion_sources(PromotionState.VERIFIED) == {PromotionState.DEPLOYED}
 
 
 def test_superseded_only_before_deploying():
-    assert promotion_sources(P.SUPERSEDED) == {P.REQUESTED, P.TRIGGERED}
+    assert promotion_sources(PromotionState.SUPERSEDED) == {PromotionState.REQUESTED,
+                                                            PromotionState.TRIGGERED}
 
 
 def test_a_rolled_back_deployment_was_started_or_succeeded():

@@ -1,0 +1,117 @@
+"""Images and their scans."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from .base import (
+    BIG,
+    DIGEST,
+    PROJECT,
+    REASON,
+    REPOSITORY,
+    SEVERITY,
+    SHA,
+    URL,
+    Filters,
+    ImageRef,
+    Record,
+    Strict,
+)
+
+
+class ImageIn(ImageRef):
+    """Register an image."""
+
+    project = fields.Str(required=True, validate=PROJECT)
+    gitlab_project_id = fields.Int(validate=BIG)
+    commit_sha = fields.Str(validate=SHA)
+    commit_time = fields.AwareDateTime(default_timezone=None)
+    ref = fields.Str(validate=validate.Length(max=255))
+    tags = fields.List(fields.Str(validate=validate.Length(1, 128)),
+                       validate=validate.Length(max=100))
+    pipeline_id = fields.Int(validate=BIG)
+    pipeline_url = fields.Str(validate=URL)
+    triggered_by = fields.Str(validate=validate.Length(1, 255))
+
+
+class ImageOut(Schema):
+    """An image as the API shows it."""
+
+    id = fields.Int()
+    project_id = fields.Int()
+    repository = fields.Str()
+    digest = fields.Str()
+    image = fields.Function(lambda i: f"{i.repository}@{i.digest}")
+    commit_sha = fields.Str()
+    commit_time = fields.DateTime()
+    ref = fields.Str()
+    tags = fields.List(fields.Str())
+    pipeline_id = fields.Int()
+    pipeline_url = fields.Str()
+    triggered_by = fields.Str()
+    registered_by = fields.Str()
+    created_at = fields.DateTime()
+    revoked = fields.Function(lambda i: i.revoked_at is not None)
+    revoked_at = fields.DateTime()
+    revoked_by = fields.Str()
+    revoked_reason = fields.Str()
+
+
+class ImageDetail(ImageOut):
+    """An image with its state in each environment."""
+
+    project = fields.Str()
+    scan = fields.Nested(lambda: ScanOut(), allow_none=True)
+    environments = fields.List(fields.Dict())
+
+
+class ImageFilters(Filters):
+    """Filters for listing images."""
+
+    project = fields.Str(validate=PROJECT)
+    repository = fields.Str(validate=REPOSITORY)
+    digest = fields.Str(validate=DIGEST)
+    commit_sha = fields.Str(validate=SHA)
+    revoked = fields.Bool()
+
+
+class RevokeIn(Strict):
+    """Why the image is bad."""
+
+    reason = fields.Str(required=True, validate=REASON)
+
+
+class RevokeOut(Schema):
+    """The revoked image and where it still runs."""
+
+    image = fields.Nested(ImageOut)
+    running_in = fields.List(fields.Str())
+
+
+class ScanIn(ImageRef):
+    """A scan summary."""
+
+    scanner = fields.Str(load_default="trivy", validate=validate.Length(1, 64))
+    counts = fields.Dict(keys=fields.Str(validate=SEVERITY),
+                         values=fields.Int(validate=validate.Range(min=0)), required=True)
+    findings = fields.List(fields.Nested(lambda: FindingIn()), validate=validate.Length(max=1000))
+    report_url = fields.Str(validate=URL)
+
+
+class FindingIn(Strict):
+    """One finding (enough to name it in a gate reason)."""
+
+    id = fields.Str(required=True, validate=validate.Length(1, 128))
+    severity = fields.Str(required=True, validate=SEVERITY)
+    package = fields.Str(validate=validate.Length(max=255))
+    title = fields.Str(validate=validate.Length(max=500))
+
+
+class ScanOut(Record):
+    """A recorded scan."""
+
+    image_id = fields.Int()
+    scanner = fields.Str()
+    counts = fields.Dict()
+    report_url = fields.Str()

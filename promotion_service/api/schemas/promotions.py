@@ -1,0 +1,102 @@
+"""Promotions, the gate's question and answer, releases and rollback."""
+
+from __future__ import annotations
+
+from operator import attrgetter
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validates_schema
+
+from ...domain.states import PromotionState
+from .base import (
+    BIG,
+    DIGEST,
+    ENV_NAME,
+    PROJECT,
+    REPOSITORY,
+    TEXT,
+    Filters,
+    ImageEnvRecord,
+    ImageEnvRef,
+    ReasonOut,
+    Strict,
+    one_of,
+)
+
+
+class PromotionIn(ImageEnvRef):
+    """Ask for a promotion."""
+
+    reason = fields.Str(validate=TEXT)
+
+
+class PromotionOut(ImageEnvRecord):
+    """A promotion."""
+
+    image = fields.Function(attrgetter("image"))  # joined in by the query that read the rows
+    environment = fields.Function(attrgetter("environment"))
+    state = fields.Str()
+    kind = fields.Str()
+    requested_by = fields.Str()
+    reason = fields.Str()
+    pipeline_id = fields.Int()
+    pipeline_url = fields.Str()
+    failure_message = fields.Str()
+    updated_at = fields.DateTime()
+
+
+class PromotionMove(Strict):
+    """A state move reported for a promotion (requested and superseded are the service's)."""
+
+    state = fields.Str(required=True, validate=one_of(
+        PromotionState, but=(PromotionState.REQUESTED, PromotionState.SUPERSEDED)))
+    message = fields.Str(validate=TEXT)
+
+
+class PromotionFilters(Filters):
+    """Filters for listing promotions."""
+
+    project = fields.Str(validate=PROJECT)
+    environment = fields.Str(validate=ENV_NAME)
+    state = fields.Str(validate=one_of(PromotionState))
+    repository = fields.Str(validate=REPOSITORY)
+    digest = fields.Str(validate=DIGEST)
+
+
+class GateQuery(ImageEnvRef):
+    """The gate's question."""
+
+    project = fields.Str(validate=PROJECT)
+    promotion_id = fields.Int(validate=BIG)
+    pipeline_id = fields.Int(validate=BIG)
+
+    @validates_schema
+    def _pipeline_needs_promotion(self, data: dict[str, Any], **_: Any) -> None:
+        if "pipeline_id" in data and "promotion_id" not in data:
+            raise ValidationError("pipeline_id is only meaningful with promotion_id",
+                                  "pipeline_id")
+
+
+class GateOut(Schema):
+    """The gate's answer."""
+
+    allowed = fields.Bool()
+    reasons = fields.List(fields.Nested(ReasonOut))
+    image = fields.Str()
+    environment = fields.Str()
+
+
+class ReleaseOut(ImageEnvRecord):
+    """A release of an image in an environment."""
+
+    image = fields.Function(attrgetter("image"))  # joined in by the query that read the rows
+    promotion_id = fields.Int()
+    deployment_id = fields.Int()
+    verified_at = fields.DateTime()
+    rolled_back_at = fields.DateTime()
+
+
+class RollbackIn(Strict):
+    """Why roll back."""
+
+    reason = fields.Str(validate=TEXT)

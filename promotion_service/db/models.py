@@ -1,0 +1,294 @@
+"""The service's tables (SQLAlchemy 2 declarative); schema changes go through migrations/."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ..domain.actor import ROLES
+from ..domain.states import IN_FLIGHT, DeploymentState, PromotionState
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+PROMOTION_KINDS = ("auto", "approval", "manual", "rollback")
+OUTBOX_STATES = ("pending", "sent", "failed")
+
+
+def utcnow() -> datetime:
+    """Naive UTC: the same value on SQLite and PostgreSQL."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _in(column: str, values: Any) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in sorted(values))})"
+
+
+class Base(DeclarativeBase):
+    """Declarative base; its metadata is what alembic compares against."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ImageInEnvironment:
+    """Columns of a row about one image in one environment (both go with their parents)."""
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"))
+
+
+class Project(Base):
+    """A GitLab project whose images walk through its environments."""
+
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(255), unique=True)
+    gitlab_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Environment(Base):
+    """One environment of a project, in order, with its policy and any hold."""
+
+    __tablename__ = "environments"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_environments_project_name"),
+        UniqueConstraint("project_id", "position", name="uq_environments_project_position"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    hold_by: Mapped[str | None] = mapped_column(String(255))
+    hold_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Image(Base):
+    """An image, named by repository and digest, never by tag."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("repository", "digest", name="uq_images_repository_digest"),
+        Index("ix_images_project_id_id", "project_id", "id"),
+        Index("ix_images_commit_sha", "commit_sha"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    repository: Mapped[str] = mapped_column(String(255))
+    digest: Mapped[str] = mapped_column(String(71))
+    commit_sha: Mapped[str | None] = mapped_column(String(64))
+    commit_time: Mapped[datetime | None] = mapped_column(DateTime)
+    ref: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    pipeline_id: Mapped[int | None] = mapped_column(BigInteger)
+    pipeline_url: Mapped[str | None] = mapped_column(Text)
+    triggered_by: Mapped[str | None] = mapped_column(String(255))
+    registered_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Scan(Base):
+    """A scan summary for an image (the gate reads the latest)."""
+
+    __tablename__ = "scans"
+    __table_args__ = (Index("ix_scans_image_id_id", "image_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    scanner: Mapped[str] = mapped_column(String(64))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    report_url: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Deployment(ImageInEnvironment, Base):
+    """A deploy job's report for an image in an environment."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        CheckConstraint(_in("state", DeploymentState), name="state"),
+        Index("ix_deployments_image_env", "image_id", "environment_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    job_url: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Verification(ImageInEnvironment, Base):
+    """Smoke-check result for an image in an environment."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (Index("ix_verifications_image_env", "image_id", "environment_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    job_url: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApprovalRecord(ImageInEnvironment, Base):
+    """An approval or rejection of a digest for an environment."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        CheckConstraint("decision IN ('approve', 'reject')", name="decision"),
+        Index(
+            "uq_approvals_standing", "image_id", "environment_id", "actor", unique=True,
+            sqlite_where=text("withdrawn_at IS NULL"),
+            postgresql_where=text("withdrawn_at IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(8))
+    comment: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class Promotion(ImageInEnvironment, Base):
+    """An image on its way into an environment."""
+
+    __tablename__ = "promotions"
+    __table_args__ = (
+        CheckConstraint(_in("state", PromotionState), name="state"),
+        CheckConstraint(_in("kind", PROMOTION_KINDS), name="kind"),
+        Index(
+            "uq_promotions_in_flight", "image_id", "environment_id", unique=True,
+            sqlite_where=text(_in("state", IN_FLIGHT)),
+            postgresql_where=text(_in("state", IN_FLIGHT)),
+        ),
+        Index("ix_promotions_environment_id_id", "environment_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default=PromotionState.REQUESTED.value)
+    kind: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    pipeline_id: Mapped[int | None] = mapped_column(BigInteger)
+    pipeline_url: Mapped[str | None] = mapped_column(Text)
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Outbox(Base):
+    """Work for the dispatcher, written in the same transaction as the promotion."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_in("state", OUTBOX_STATES), name="state"),
+        Index("ix_outbox_state_available_at", "state", "available_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    promotion_id: Mapped[int | None] = mapped_column(
+        ForeignKey("promotions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    locked_by: Mapped[str | None] = mapped_column(String(255))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Release(ImageInEnvironment, Base):
+    """An image that went live in an environment (the latest not rolled back is current)."""
+
+    __tablename__ = "releases"
+    __table_args__ = (Index("ix_releases_environment_id_id", "environment_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class EmergencyStop(Base):
+    """Promotion into an environment name is frozen across all projects until lifted."""
+
+    __tablename__ = "stops"
+    __table_args__ = (Index("ix_stops_environment_lifted", "environment", "lifted_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    environment: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class Token(Base):
+    """An API token: only its SHA-256 is stored."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    project: Mapped[str | None] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """One change; append-only, chained by hash."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

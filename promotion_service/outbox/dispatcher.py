@@ -1,0 +1,170 @@
+"""Sends the outbox to GitLab: each row claimed by one dispatcher, retried until it lands or fails.
+
+Rows are written by the service in the same transaction as what caused them (a promotion, a
+status-check answer), so nothing is lost when the process dies between commit and send: the
+next dispatcher (a thread of any service instance, or `promotion-service worker`) picks the
+row up once its lease has expired.
+
+Claiming is store.outbox.claim's (SKIP LOCKED on PostgreSQL, a conditional UPDATE per row
+elsewhere). Transient GitLab errors are retried with exponential backoff and jitter
+(tenacity's wait strategy, honouring Retry-After); a terminal error (a 4xx that cannot
+succeed) fails the row and, for a trigger, its promotion, with GitLab's message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.orm import Session
+from tenacity import RetryCallState, wait_exponential, wait_random_exponential
+
+from ..db import begin_write, session_for
+from ..db.models import utcnow
+from ..errors import Conflict
+from ..gitlab.client import GitLabClient, client_from_config
+from ..gitlab.errors import GitLabError, TerminalGitLabError
+from ..services.promotion import mark_failed
+from ..store import outbox
+from .handlers import ACTOR, HANDLERS
+from .settings import DispatcherSettings
+
+log = logging.getLogger(__name__)
+
+
+def retry_delay(attempt: int, retry_after: float | None, settings: DispatcherSettings) -> float:
+    """Seconds before attempt ``attempt + 1``: exponential, jittered, at least Retry-After.
+
+    Half the exponential step is fixed and half random ("equal jitter"), so retries of many
+    rows spread out even once the cap is reached.
+    """
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    half_initial, half_max = settings.backoff_initial / 2, settings.backoff_max / 2
+    wait = wait_exponential(multiplier=half_initial, max=half_max) + wait_random_exponential(
+        multiplier=half_initial, max=half_max)
+    delay = wait(state)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, 3600.0))
+    return delay
+
+
+class Dispatcher:
+    """Claims due outbox rows and sends them; safe to run many at once."""
+
+    def __init__(self, session_factory: Callable[[], Any], gitlab: GitLabClient,
+                 settings: DispatcherSettings, *, name: str | None = None) -> None:
+        self.session_factory = session_factory  # a context manager yielding a Session
+        self.gitlab = gitlab
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def claim(self, session: Session) -> list[int]:
+        """Lease up to batch_size due rows to this dispatcher; return their ids."""
+        ids = outbox.claim(session, self.name, lease_seconds=self.settings.lease_seconds,
+                           batch_size=self.settings.batch_size)
+        session.commit()
+        return ids
+
+    def run_once(self) -> int:
+        """Claim and send one batch; return how many rows were handled."""
+        with self.session_factory() as session:
+            ids = self.claim(session)
+        for row_id in ids:
+            with self.session_factory() as session:
+                self._send(session, row_id)
+        return len(ids)
+
+    def _send(self, session: Session, row_id: int) -> None:
+        row = outbox.get(session, row_id)
+        if row is None or row.state != "pending" or row.locked_by != self.name:
+            return
+        handler = HANDLERS.get(row.kind)
+        attempts = row.attempts + 1
+        try:
+            if handler is None:
+                raise TerminalGitLabError(f"no handler for outbox kind {row.kind!r}")
+            skipped = handler.skip(session, row)
+            if skipped is None:
+                payload = dict(row.payload)
+                session.commit()  # hold no transaction (nor SQLite's write lock) during the call
+                result = handler.send(self.gitlab, self.settings, payload)
+                begin_write(session)
+                row = outbox.get(session, row_id)
+                outcome = handler.record(session, row, result)
+            else:
+                outcome = f"skipped: {skipped}"
+        except GitLabError as e:
+            session.rollback()
+            self._failed_attempt(session, row_id, attempts, e)
+            return
+        except Exception as e:  # a bug or a bad payload: keep the row, retry later, log loudly
+            session.rollback()
+            log.exception("outbox %s failed unexpectedly", row_id)
+            self._failed_attempt(session, row_id, attempts, GitLabError(
+                f"internal error: {type(e).__name__}: {e}"))
+            return
+        outbox.mark_sent(session, row_id, self.name, attempts, outcome)
+        session.commit()
+        log.info("outbox %s (%s) sent after %d attempt(s)%s", row_id, row.kind, attempts,
+                 f": {outcome}" if outcome else "")
+
+    def _failed_attempt(self, session: Session, row_id: int, attempts: int,
+                        error: GitLabError) -> None:
+        begin_write(session)
+        row = outbox.get(session, row_id)
+        give_up = not error.transient or attempts >= self.settings.max_attempts
+        if give_up:
+            message = str(error) if not error.transient else (
+                f"GitLab still failing after {attempts} attempts: {error}")
+            outbox.mark_failed(session, row_id, self.name, attempts, message)
+            if row is not None and row.promotion_id is not None:
+                self._fail_promotion(session, row.promotion_id, message)
+            session.commit()
+            log.error("outbox %s (%s) failed: %s", row_id, row.kind if row else "?", message)
+            return
+        delay = retry_delay(attempts, error.retry_after, self.settings)
+        outbox.retry_at(session, row_id, self.name, attempts, str(error),
+                        utcnow() + timedelta(seconds=delay))
+        session.commit()
+        log.warning("outbox %s: attempt %d failed (%s); retrying in %.1fs",
+                    row_id, attempts, error, delay)
+
+    @staticmethod
+    def _fail_promotion(session: Session, promotion_id: int, message: str) -> None:
+        try:
+            mark_failed(session, promotion_id,
+                        f"could not start the deploy pipeline in GitLab: {message}", ACTOR)
+        except Conflict as e:
+            log.warning("promotion %s not marked failed: %s", promotion_id, e)
+
+    def run(self, stop: threading.Event, *, periodic: Callable[[], None] | None = None,
+            periodic_seconds: float = 10.0) -> None:
+        """Loop until ``stop`` is set: send what is due, then wait a poll interval."""
+        next_periodic = 0.0
+        while not stop.is_set():
+            busy = 0
+            try:
+                busy = self.run_once()
+                if periodic is not None and time.monotonic() >= next_periodic:
+                    next_periodic = time.monotonic() + periodic_seconds
+                    periodic()
+            except Exception:  # the database may be briefly away; never let the loop die
+                log.exception("dispatcher %s: iteration failed", self.name)
+            if not busy:
+                stop.wait(self.settings.poll_seconds)
+
+
+def from_app(app: Flask, *, name: str | None = None) -> Dispatcher:
+    """A dispatcher using the app's database and GitLab settings."""
+    settings = DispatcherSettings.from_config(app.config)
+    gitlab = client_from_config(app.config, timeout=settings.gitlab_timeout)
+    return Dispatcher(lambda: session_for(app), gitlab, settings, name=name)

@@ -1,0 +1,92 @@
+"""What each kind of outbox row does: the GitLab call (outside any transaction), and what
+is recorded once it answered."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..db.models import Outbox, Promotion
+from ..domain.actor import Actor
+from ..domain.states import PromotionState
+from ..errors import Conflict
+from ..gitlab.client import GitLabClient
+from ..services.promotion import mark_triggered
+from .settings import DispatcherSettings
+
+log = logging.getLogger(__name__)
+
+ACTOR = Actor.system("dispatcher")
+
+
+@dataclass(frozen=True)
+class Handler:
+    """How one kind of outbox row is sent: the GitLab call runs outside any transaction."""
+
+    send: Callable[[GitLabClient, DispatcherSettings, dict[str, Any]], Any]
+    skip: Callable[[Session, Outbox], str | None] = lambda session, row: None
+    record: Callable[[Session, Outbox, Any], str | None] = lambda session, row, result: None
+
+
+def _project(payload: dict[str, Any]) -> int | str:
+    return payload.get("gitlab_project_id") or payload["project_path"]
+
+
+def _trigger_skip(session: Session, row: Outbox) -> str | None:
+    promotion = session.get(Promotion, row.promotion_id) if row.promotion_id else None
+    if promotion is None:
+        return None
+    if promotion.pipeline_id is not None:
+        return f"pipeline {promotion.pipeline_id} already runs this promotion; not triggered again"
+    if PromotionState(promotion.state).is_terminal:
+        return f"promotion is {promotion.state}; not triggered"
+    return None
+
+
+def _trigger_send(gitlab: GitLabClient, settings: DispatcherSettings,
+                  payload: dict[str, Any]) -> Any:
+    return gitlab.trigger_pipeline(
+        _project(payload),
+        payload.get("ref") or settings.trigger_ref,
+        payload.get("variables") or {},
+        trigger_token=settings.trigger_token,
+    )
+
+
+def _trigger_record(session: Session, row: Outbox, pipeline: Any) -> str | None:
+    """Record the pipeline on its promotion, unless another pipeline claimed it first."""
+    if row.promotion_id is None:
+        return None
+    try:
+        promotion = mark_triggered(session, row.promotion_id, pipeline.id, pipeline.web_url,
+                                   ACTOR)
+    except Conflict as e:
+        log.warning("promotion %s: pipeline %s not recorded: %s", row.promotion_id, pipeline.id, e)
+        return f"pipeline {pipeline.id} created but not recorded: {e}"
+    if promotion.pipeline_id != pipeline.id:
+        # The gate (or a pipeline hook) let another pipeline claim it: that one deploys.
+        log.warning("promotion %s: pipeline %s created, but pipeline %s claimed it",
+                    row.promotion_id, pipeline.id, promotion.pipeline_id)
+        return (f"pipeline {pipeline.id} created, but pipeline {promotion.pipeline_id} "
+                "already claimed the promotion; its gate call will be refused")
+    return None
+
+
+HANDLERS: dict[str, Handler] = {  # one per store.outbox.KINDS
+    "trigger_pipeline": Handler(send=_trigger_send, skip=_trigger_skip, record=_trigger_record),
+    "status_check_response": Handler(send=lambda gitlab, _, p: gitlab.answer_status_check(
+        _project(p), int(p["mr_iid"]), sha=p["sha"], check_id=int(p["check_id"]),
+        status=p["status"])),
+    "commit_status": Handler(send=lambda gitlab, _, p: gitlab.set_commit_status(
+        _project(p), p["sha"], p["state"], ref=p.get("ref"),
+        description=p.get("description") or "", target_url=p.get("target_url"))),
+    "play_job": Handler(send=lambda gitlab, _, p: gitlab.play_job(_project(p),
+                                                                  int(p["job_id"]))),
+    "deployment_approval": Handler(send=lambda gitlab, _, p: gitlab.approve_deployment(
+        _project(p), int(p["deployment_id"]), status=p.get("status", "approved"),
+        comment=p.get("comment"), represented_as=p.get("represented_as"))),
+}

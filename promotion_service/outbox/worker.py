@@ -1,0 +1,105 @@
+"""The dispatcher with its periodic checks: in `promotion-service worker` processes, or in a
+thread of each service process (PROMOTION_DISPATCHER_THREAD=1).
+
+Run as many as you like: each outbox row is claimed by one of them. SIGTERM/SIGINT finish
+the current row and exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+
+from flask import Flask
+
+from ..db import session_for
+from ..gitlab import deployment_approvals, events, merge_request_gate
+from ..services.promotion import reevaluate_waiting
+from .dispatcher import from_app
+
+log = logging.getLogger(__name__)
+
+
+def periodic_tasks(app: Flask) -> Callable[[], None]:
+    """What the dispatcher loop also does every few seconds (each in its own transaction)."""
+
+    def tick() -> None:
+        for name, task in (
+            ("promotions waiting for time", lambda s: reevaluate_waiting(s)),
+            ("pending merge-request checks",
+             lambda s: merge_request_gate.recheck_pending(s, app.config)),
+            ("old webhook delivery keys",
+             lambda s: events.prune_deliveries(
+                 s, float(app.config.get("WEBHOOK_DEDUPE_DAYS") or 7))),
+            ("GitLab deployments waiting for approval",
+             lambda s: deployment_approvals.sync_blocked_deployments(s, app.config)),
+        ):
+            try:
+                with session_for(app) as session:
+                    task(session)
+            except Exception:
+                log.exception("periodic task failed: %s", name)
+
+    return tick
+
+
+def periodic_seconds(app: Flask) -> float:
+    """How often the periodic checks run (PROMOTION_WORKER_PERIODIC_SECONDS, default 10)."""
+    return float(app.config.get("WORKER_PERIODIC_SECONDS") or 10)
+
+
+def run(app: Flask, *, once: bool = False, stop: threading.Event | None = None) -> int:
+    """Dispatch the outbox until stopped (or one batch with ``once``); return an exit status."""
+    dispatcher = from_app(app)
+    tick = periodic_tasks(app)
+    if once:
+        tick()
+        while dispatcher.run_once():
+            pass
+        return 0
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    log.info("worker %s dispatching the outbox to %s", dispatcher.name, dispatcher.gitlab.url)
+    dispatcher.run(stop, periodic=tick, periodic_seconds=periodic_seconds(app))
+    return 0
+
+
+def start_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
+    """Run a dispatcher in a daemon thread of this process; set the event to stop it."""
+    stop = threading.Event()
+    dispatcher = from_app(app)
+    thread = threading.Thread(
+        target=dispatcher.run, args=(stop,),
+        kwargs={"periodic": periodic_tasks(app), "periodic_seconds": periodic_seconds(app)},
+        name="outbox-dispatcher", daemon=True,
+    )
+    thread.start()
+    log.info("dispatcher thread %s started", dispatcher.name)
+    return thread, stop
+
+
+_thread_lock = threading.Lock()
+
+
+def start_thread_per_process(app: Flask) -> None:
+    """Start a dispatcher thread with the first request each process serves.
+
+    The first request (health probes count), so that it runs in every forked gunicorn
+    worker and never in the master.
+    """
+    state = {"pid": None}
+
+    @app.before_request
+    def _ensure_dispatcher_thread() -> None:
+        if state["pid"] == os.getpid():
+            return
+        with _thread_lock:
+            if state["pid"] == os.getpid():
+                return
+            state["pid"] = os.getpid()
+            start_thread(app)

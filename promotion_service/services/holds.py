@@ -1,0 +1,34 @@
+"""Holds: automatic promotion into an environment stops until someone lifts the hold."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ..db import write_transaction
+from ..db.models import Environment, utcnow
+from ..domain.actor import Actor
+from ..store import audit
+from . import lookups
+
+
+def set_hold(session: Session, actor: Actor, env: Environment, reason: str) -> None:
+    """Hold the environment (in the caller's write transaction); a held one stays as it is."""
+    if env.hold_at is not None:
+        return
+    env.hold_reason, env.hold_by, env.hold_at = reason, actor.name, utcnow()
+    session.flush()
+    audit.append(session, actor, "environment.hold_set", "environment", env.id,
+                 before={"hold": None}, after={"hold": reason})
+
+
+def lift_hold(session: Session, actor: Actor, project_id: int, name: str) -> Environment:
+    """Let automatic promotion into the environment resume (nothing to do without a hold)."""
+    with write_transaction(session):
+        env = lookups.scoped_environment(session, actor, project_id, name)
+        if env.hold_at is not None:
+            before = {"hold": env.hold_reason, "by": env.hold_by}
+            env.hold_reason = env.hold_by = env.hold_at = None
+            session.flush()
+            audit.append(session, actor, "environment.hold_lifted", "environment", env.id,
+                         before=before, after={"hold": None})
+    return env

@@ -1,0 +1,82 @@
+"""What a request names, found: a 404 that helps when it does not exist, a 403 when the
+token's project scope does not cover it."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from ..db.models import Environment, Image, Project
+from ..domain.actor import Actor
+from ..errors import Forbidden, NotFound
+from ..store import images, projects
+
+
+def check_scope(actor: Actor, project_path: str) -> None:
+    """A project-scoped token touches only its project."""
+    if not actor.may_act_on(project_path):
+        raise Forbidden(f"this token is limited to project {actor.project!r}, "
+                        f"not {project_path!r}")
+
+
+def check_image_scope(session: Session, actor: Actor, image: Image) -> None:
+    """A project-scoped token touches only its own project's images."""
+    check_scope(actor, images.project_path(session, image))
+
+
+def not_registered(repository: str, digest: str) -> NotFound:
+    """The 404 for an unknown image, saying how to register it."""
+    return NotFound(f"image {repository}@{digest} is not registered "
+                    "(register it with POST /api/v1/images)")
+
+
+def image(session: Session, repository: str, digest: str) -> Image:
+    """The image or a 404 that says how to register it."""
+    found = images.find(session, repository, digest)
+    if found is None:
+        raise not_registered(repository, digest)
+    return found
+
+
+def image_by_id(session: Session, image_id: int) -> Image:
+    """The image or 404."""
+    found = images.get(session, image_id)
+    if found is None:
+        raise NotFound(f"no image with id {image_id}")
+    return found
+
+
+def project(session: Session, project_id: int) -> Project:
+    """The project or 404."""
+    found = projects.get(session, project_id)
+    if found is None:
+        raise NotFound(f"no project with id {project_id}")
+    return found
+
+
+def environment(session: Session, project_id: int, name: str) -> Environment:
+    """One environment of the project, or 404 naming the ones that exist."""
+    env = projects.environment(session, project_id, name)
+    if env is None:
+        raise missing_environment(session, project_id, name)
+    return env
+
+
+def missing_environment(conn: Session | Connection, project_id: int, name: str) -> NotFound:
+    """The 404 for an environment the project does not have, naming the ones it has."""
+    names = ", ".join(projects.environment_names(conn, project_id)) or "none"
+    return NotFound(f"environment {name!r} does not exist in this project (it has: {names})")
+
+
+def image_and_environment(session: Session, repository: str, digest: str,
+                          environment_name: str) -> tuple[Image, Environment]:
+    """The image and environment a request names (404s say which is unknown)."""
+    found = image(session, repository, digest)
+    return found, environment(session, found.project_id, environment_name)
+
+
+def scoped_environment(session: Session, actor: Actor, project_id: int,
+                       name: str) -> Environment:
+    """The environment, once a project-scoped token is known to be this project's."""
+    check_scope(actor, project(session, project_id).path)
+    return environment(session, project_id, name)

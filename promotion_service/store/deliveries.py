@@ -1,0 +1,36 @@
+"""Webhook deliveries already handled, so a replay or redelivery changes nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..db.gitlab_models import WebhookDelivery
+
+
+def seen_before(session: Session, key: str, event: str, project_id: int | None) -> bool:
+    """Record a delivery key; True if it was already recorded (a replay or redelivery)."""
+    if session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.key == key)):
+        return True
+    try:
+        with session.begin_nested():
+            session.add(WebhookDelivery(key=key, event=event[:64], gitlab_project_id=project_id))
+    except IntegrityError:  # the same delivery, concurrently
+        return True
+    return False
+
+
+def note_outcome(session: Session, key: str, outcome: str) -> None:
+    """Keep what a delivery did, for support."""
+    row = session.scalar(select(WebhookDelivery).where(WebhookDelivery.key == key))
+    if row is not None:
+        row.outcome = outcome[:2000]
+
+
+def forget_before(session: Session, cutoff: datetime) -> int:
+    """Forget delivery keys received before the cutoff; how many."""
+    return session.execute(delete(WebhookDelivery).where(WebhookDelivery.received_at < cutoff)
+                           ).rowcount or 0

@@ -1,0 +1,99 @@
+"""The outbox: calls to GitLab written in the same transaction as their cause, then
+claimed by one dispatcher at a time (outbox/ sends them)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from ..db import is_postgres
+from ..db.models import Outbox, utcnow
+
+KINDS = ("trigger_pipeline", "status_check_response", "commit_status", "play_job",
+         "deployment_approval")
+
+
+def enqueue(session: Session, kind: str, payload: dict[str, Any],
+            promotion_id: int | None = None) -> Outbox:
+    """Add a row for the dispatcher, in the caller's transaction."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown outbox kind {kind!r}")
+    row = Outbox(kind=kind, payload=payload, promotion_id=promotion_id, state="pending",
+                 attempts=0, available_at=utcnow())
+    session.add(row)
+    return row
+
+
+def get(session: Session, row_id: int) -> Outbox | None:
+    """The outbox row with this id, if any."""
+    return session.get(Outbox, row_id)
+
+
+def claim(session: Session, owner: str, *, lease_seconds: float, batch_size: int) -> list[int]:
+    """Lease up to batch_size due rows to `owner`; their ids (the caller commits).
+
+    PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, so concurrent dispatchers skip each
+    other's rows. Elsewhere one conditional UPDATE per row, which one dispatcher can win.
+    """
+    now = utcnow()
+    until = now + timedelta(seconds=lease_seconds)
+    due = (
+        select(Outbox.id)
+        .where(Outbox.state == "pending", Outbox.available_at <= now,
+               or_(Outbox.locked_until.is_(None), Outbox.locked_until < now))
+        .order_by(Outbox.available_at, Outbox.id)
+        .limit(batch_size)
+    )
+    if is_postgres(session):
+        ids = list(session.scalars(due.with_for_update(skip_locked=True)))
+        if ids:
+            session.execute(update(Outbox).where(Outbox.id.in_(ids))
+                            .values(locked_by=owner, locked_until=until))
+        return ids
+    claimed = []
+    for row_id in session.scalars(due).all():
+        won = session.execute(
+            update(Outbox)
+            .where(Outbox.id == row_id, Outbox.state == "pending",
+                   or_(Outbox.locked_until.is_(None), Outbox.locked_until < now))
+            .values(locked_by=owner, locked_until=until)
+        ).rowcount
+        if won:
+            claimed.append(row_id)
+    return claimed
+
+
+def mark_sent(session: Session, row_id: int, owner: str, attempts: int,
+              outcome: str | None) -> None:
+    """The row landed (outcome: what happened beside, e.g. a pipeline not recorded)."""
+    _release(session, row_id, owner, state="sent", sent_at=utcnow(), attempts=attempts,
+             last_error=None if outcome is None else outcome[:2000])
+
+
+def mark_failed(session: Session, row_id: int, owner: str, attempts: int, message: str) -> None:
+    """The row will never land; keep why."""
+    _release(session, row_id, owner, state="failed", attempts=attempts,
+             last_error=message[:2000])
+
+
+def retry_at(session: Session, row_id: int, owner: str, attempts: int, error: str,
+             available_at: datetime) -> None:
+    """Try the row again from `available_at`."""
+    _release(session, row_id, owner, attempts=attempts, last_error=error[:2000],
+             available_at=available_at)
+
+
+def counts_by_state(session: Session) -> list[tuple[str, int]]:
+    """(state, how many) for every state in use."""
+    return [(state, count) for state, count in session.execute(
+        select(Outbox.state, func.count()).group_by(Outbox.state))]
+
+
+def _release(session: Session, row_id: int, owner: str, **values: Any) -> None:
+    """Update the row and give up the lease, only while `owner` holds it and it is pending."""
+    session.execute(update(Outbox).where(
+        Outbox.id == row_id, Outbox.locked_by == owner, Outbox.state == "pending"
+    ).values(locked_by=None, locked_until=None, **values))

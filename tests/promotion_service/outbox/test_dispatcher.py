@@ -1,0 +1,254 @@
+"""The outbox dispatcher against the GitLab double: exactly one pipeline per promotion."""
+
+import threading
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from promotion_service.db import engine_of, session_for
+from promotion_service.db.models import AuditEntry, Outbox, Promotion, utcnow
+from promotion_service.gitlab.client import GitLabClient
+from promotion_service.outbox.dispatcher import Dispatcher, retry_delay
+from promotion_service.outbox.handlers import HANDLERS
+from promotion_service.outbox.settings import DispatcherSettings
+from promotion_service.store.outbox import KINDS, enqueue
+from tests.promotion_service.gitlab_fixtures import (
+    GITLAB_TOKEN,
+    TRIGGER_TOKEN,
+    database_app,
+    make_image,
+    make_project,
+    make_promotion,
+)
+
+FAST = DispatcherSettings(trigger_token=TRIGGER_TOKEN, backoff_initial=0.01, backoff_max=0.05,
+                          lease_seconds=30, poll_seconds=0.01, max_attempts=5)
+
+
+@pytest.fixture
+def app(database_url):
+    app = database_app(database_url)
+    yield app
+    engine_of(app).dispose()
+
+
+@pytest.fixture
+def project(app):
+    with session_for(app) as session:
+        project = make_project(session)
+        session.expunge(project)
+    return project
+
+
+def dispatcher(app, gitlab, settings=FAST, name=None):
+    return Dispatcher(lambda: session_for(app), GitLabClient(gitlab.url, GITLAB_TOKEN),
+                      settings, name=name)
+
+
+def promote(app, project, n=1):
+    with session_for(app) as session:
+        image = make_image(session, project, n=n)
+        return make_promotion(session, project, image).id
+
+
+def read(app, model, row_id):
+    with session_for(app, write=False) as session:
+        row = session.get(model, row_id)
+        session.expunge(row)
+        return row
+
+
+def drain(app, d, rounds=200):
+    """Run the dispatcher until nothing is due, making backed-off rows due at once."""
+    for _ in range(rounds):
+        with session_for(app) as session:
+            session.execute(update(Outbox).where(Outbox.state == "pending")
+                            .values(available_at=utcnow() - timedelta(seconds=1)))
+        if not d.run_once():
+            return
+
+
+def test_a_promotion_triggers_exactly_one_pipeline_with_its_variables(app, gitlab, project):
+    promotion_id = promote(app, project)
+    d = dispatcher(app, gitlab)
+    assert d.run_once() == 1
+    assert d.run_once() == 0
+    [pipeline] = gitlab.pipelines
+    assert pipeline.variables["CD_PROMOTION_ID"] == str(promotion_id)
+    assert pipeline.variables["CD_TARGET_ENVIRONMENT"] == "staging"
+    assert pipeline.variables["CD_IMAGE"].startswith("registry.example.com/group/app@sha256:")
+    promotion = read(app, Promotion, promotion_id)
+    assert (promotion.state, promotion.pipeline_id) == ("triggered", pipeline.id)
+    assert promotion.pipeline_url == pipeline.web_url
+
+
+def test_without_trigger_token_the_pipelines_api_is_used_on_the_configured_ref(
+        app, gitlab, project):
+    gitlab.add_project(42, "group/app", trigger_token=TRIGGER_TOKEN, refs=("main", "deploy"))
+    promote(app, project)
+    dispatcher(app, gitlab, replace(FAST, trigger_token=None, trigger_ref="deploy")).run_once()
+    [pipeline] = gitlab.pipelines
+    assert (pipeline.source, pipeline.ref) == ("api", "deploy")
+
+
+def test_server_errors_are_retried_with_backoff_until_one_pipeline(app, gitlab, project):
+    gitlab.fail("POST", "/projects/42/trigger/pipeline", status=500, times=3)
+    promotion_id = promote(app, project)
+    d = dispatcher(app, gitlab)
+    d.run_once()
+    with session_for(app, write=False) as session:
+        row = session.scalars(select(Outbox)).one()
+        assert (row.state, row.attempts) == ("pending", 1)
+        assert "500" in row.last_error
+        assert row.available_at > utcnow() - timedelta(seconds=1)
+    drain(app, d)
+    assert len(gitlab.pipelines) == 1
+    assert [c.status for c in gitlab.calls_to("POST", "/projects/42/trigger/pipeline")] == [
+        500, 500, 500, 201]
+    assert read(app, Promotion, promotion_id).state == "triggered"
+
+
+def test_rate_limit_waits_at_least_retry_after(app, gitlab, project):
+    gitlab.fail("POST", "/projects/42/trigger/pipeline", status=429,
+                headers={"Retry-After": "120"}, body={"message": "Retry later"})
+    promote(app, project)
+    dispatcher(app, gitlab).run_once()
+    with session_for(app, write=False) as session:
+        row = session.scalars(select(Outbox)).one()
+    assert row.available_at >= utcnow() + timedelta(seconds=110)
+    assert gitlab.pipelines == []
+
+
+def test_unreachable_gitlab_is_retried(app, project):
+    promote(app, project)
+    dead = Dispatcher(lambda: session_for(app), GitLabClient("http://127.0.0.1:9"), FAST)
+    dead.run_once()
+    with session_for(app, write=False) as session:
+        row = session.scalars(select(Outbox)).one()
+    assert (row.state, row.attempts) == ("pending", 1)
+    assert "connection refused" in row.last_error
+
+
+def test_a_refusal_fails_the_promotion_with_gitlabs_message_in_api_and_audit(app, gitlab):
+    with session_for(app) as session:
+        unknown = make_project(session, path="group/gone", gitlab_id=99)
+        promotion_id = make_promotion(session, unknown, make_image(session, unknown)).id
+    dispatcher(app, gitlab).run_once()
+    promotion = read(app, Promotion, promotion_id)
+    assert promotion.state == "failed"
+    assert "404 Project Not Found" in promotion.failure_message
+    with session_for(app, write=False) as session:
+        row = session.scalars(select(Outbox)).one()
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "promotion.failed")
+                                ).one()
+    assert row.state == "failed" and row.attempts == 1
+    assert entry.actor == "dispatcher"
+    assert "404 Project Not Found" in entry.after["message"]
+    assert gitlab.pipelines == []
+
+
+def test_giving_up_after_max_attempts_fails_the_promotion(app, gitlab, project):
+    gitlab.fail("POST", "/projects/42/trigger/pipeline", status=503, times=100)
+    promotion_id = promote(app, project)
+    drain(app, dispatcher(app, gitlab, replace(FAST, max_attempts=3)))
+    promotion = read(app, Promotion, promotion_id)
+    assert promotion.state == "failed"
+    assert "after 3 attempts" in promotion.failure_message
+    assert len(gitlab.calls) == 3
+
+
+def test_a_promotion_already_claimed_by_a_pipeline_is_not_triggered_again(app, gitlab, project):
+    promotion_id = promote(app, project)
+    with session_for(app) as session:
+        session.get(Promotion, promotion_id).pipeline_id = 555
+    dispatcher(app, gitlab).run_once()
+    assert gitlab.calls == []
+    with session_for(app, write=False) as session:
+        row = session.scalars(select(Outbox)).one()
+    assert row.state == "sent" and "already runs" in row.last_error
+
+
+def test_a_row_leased_by_a_dead_dispatcher_is_sent_after_the_lease(app, gitlab, project):
+    promote(app, project)
+    dead = dispatcher(app, gitlab, name="dead")
+    with session_for(app) as session:
+        assert dead.claim(session)  # claimed, then the process "died" before sending
+    alive = dispatcher(app, gitlab, name="alive")
+    assert alive.run_once() == 0, "the lease still holds"
+    with session_for(app) as session:
+        session.execute(update(Outbox).values(locked_until=utcnow() - timedelta(seconds=1)))
+    assert alive.run_once() == 1
+    assert len(gitlab.pipelines) == 1
+
+
+def test_concurrent_dispatchers_send_each_row_once(app, gitlab, project):
+    ids = [promote(app, project, n) for n in range(12)]
+    dispatchers = [dispatcher(app, gitlab, replace(FAST, batch_size=3), name=f"d{i}")
+                   for i in range(4)]
+    barrier = threading.Barrier(len(dispatchers))
+
+    def work(d):
+        barrier.wait()
+        while d.run_once():
+            pass
+
+    threads = [threading.Thread(target=work, args=(d,)) for d in dispatchers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    sent = sorted(int(p.variables["CD_PROMOTION_ID"]) for p in gitlab.pipelines)
+    assert sent == ids
+
+
+def test_other_kinds_reach_their_endpoints(app, gitlab):
+    gitlab.add_deployment(42, 9, environment="production", job_id=7, sha="a" * 40)
+    with session_for(app) as session:
+        enqueue(session, "status_check_response", {"gitlab_project_id": 42, "mr_iid": 12,
+                                                   "sha": "a" * 40, "check_id": 5,
+                                                   "status": "failed"})
+        enqueue(session, "commit_status", {"gitlab_project_id": 42, "sha": "a" * 40,
+                                           "ref": "feature", "state": "success"})
+        enqueue(session, "deployment_approval", {"gitlab_project_id": 42, "deployment_id": 9,
+                                                 "comment": "ok"})
+        enqueue(session, "play_job", {"gitlab_project_id": 42, "job_id": 7})
+    dispatcher(app, gitlab).run_once()
+    assert [(c.method, c.path, c.status) for c in gitlab.calls] == [
+        ("POST", "/projects/42/merge_requests/12/status_check_responses", 201),
+        ("POST", f"/projects/42/statuses/{'a' * 40}", 201),
+        ("POST", "/projects/42/deployments/9/approval", 201),
+        ("POST", "/projects/42/jobs/7/play", 200),
+    ]
+
+
+def test_unknown_kind_is_refused_when_enqueued(app):
+    with session_for(app) as session, pytest.raises(ValueError, match="unknown outbox kind"):
+        enqueue(session, "send_email", {})
+
+
+def test_every_kind_the_outbox_accepts_has_a_handler():
+    assert set(HANDLERS) == set(KINDS)
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 5, 30])
+def test_retry_delay_grows_is_capped_and_jittered(attempt):
+    settings = DispatcherSettings(backoff_initial=1.0, backoff_max=60.0)
+    delays = {retry_delay(attempt, None, settings) for _ in range(20)}
+    assert all(0 <= d <= 61 for d in delays)
+    assert len(delays) > 1, "jitter spreads retries"
+    assert retry_delay(attempt, 90.0, settings) >= 90.0
+
+
+def test_settings_name_the_variable_on_bad_numbers():
+    with pytest.raises(ValueError, match="PROMOTION_DISPATCHER_LEASE_SECONDS"):
+        DispatcherSettings.from_config({"DISPATCHER_LEASE_SECONDS": "soon"})
+
+
+def test_the_service_refuses_to_start_a_dispatcher_thread_without_gitlab_url(database_url):
+    from promotion_service import create_app
+    from promotion_service.config import ConfigError
+
+    with pytest.raises(ConfigError, match="PROMOTION_GITLAB_URL is not set"):
+        create_app({"DATABASE_URL": database_url, "DISPATCHER_THREAD": "1"})

@@ -1,0 +1,103 @@
+"""Racing requests: 50 simultaneous promotion requests make exactly one promotion, no 5xx."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from threading import Barrier
+
+import requests
+from sqlalchemy import func, select
+
+from promotion_service import db
+from promotion_service.db.models import Outbox, Promotion, Verification
+from tests.promotion_service.helpers import age, deploy, ref, register, verify
+from tests.support import free_port, wait_for_http
+
+RACERS = 50
+
+
+def ready_for_staging(api, app):
+    register(api, 1)
+    deploy(api, 1, "test")
+    verify(api, 1, "test")
+    age(app, Verification, timedelta(minutes=11))  # soaked, but no worker ran yet
+
+
+def counts(app):
+    with db.session_for(app, write=False) as session:
+        return (session.scalar(select(func.count()).select_from(Promotion)),
+                session.scalar(select(func.count()).select_from(Outbox)))
+
+
+def test_threads_racing_to_promote_make_one_promotion(api, app, tokens):
+    ready_for_staging(api, app)
+    barrier = Barrier(RACERS)
+
+    def request_promotion(_):
+        client = app.test_client()
+        barrier.wait()
+        resp = client.post("/api/v1/promotions", json=ref(1, "staging"),
+                           headers={"Authorization": f"Bearer {tokens['rm']}"})
+        return resp.status_code, resp.json["id"]
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        results = list(pool.map(request_promotion, range(RACERS)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200] * (RACERS - 1) + [201]
+    assert len({pid for _, pid in results}) == 1
+    assert counts(app) == (1, 1)
+
+
+def test_gunicorn_workers_racing_to_promote_make_one_promotion(api, app, tokens, database_url,
+                                                                tmp_path):
+    ready_for_staging(api, app)
+    port = free_port()
+    env = dict(os.environ, PROMOTION_DATABASE_URL=database_url,
+               PROMOTION_POLICY_FILE=app.config["POLICY_FILE"])
+    log = tmp_path / "service.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "promotion_service", "serve", "--bind", f"127.0.0.1:{port}",
+             "--workers", "4"], env=env, stdout=subprocess.DEVNULL, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_for_http(f"{base}/ready", timeout=30, ok=(200,))
+        except RuntimeError as e:
+            raise AssertionError(f"{e}\n{log.read_text(errors='replace')[-2000:]}") from None
+        barrier = Barrier(RACERS)
+
+        def request_promotion(_):
+            barrier.wait()
+            resp = requests.post(f"{base}/api/v1/promotions", json=ref(1, "staging"),
+                                 headers={"Authorization": f"Bearer {tokens['rm']}"}, timeout=60)
+            return resp.status_code, resp.json()["id"]
+
+        with ThreadPoolExecutor(RACERS) as pool:
+            results = list(pool.map(request_promotion, range(RACERS)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert sorted(s for s, _ in results) == [200] * (RACERS - 1) + [201]
+    assert len({pid for _, pid in results}) == 1
+    assert counts(app) == (1, 1)
+
+
+def test_threads_registering_the_same_digest_make_one_image(app, tokens):
+    barrier = Barrier(20)
+
+    def register(_):
+        client = app.test_client()
+        barrier.wait()
+        resp = client.post("/api/v1/images", json=ref(7) | {"project": "group/app"},
+                           headers={"Authorization": f"Bearer {tokens['ci-bot']}"})
+        return resp.status_code, resp.json["id"]
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(register, range(20)))
+    assert sorted(s for s, _ in results) == [200] * 19 + [201]
+    assert len({image_id for _, image_id in results}) == 1
