@@ -67,11 +67,19 @@ def _parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(required=True,
                                                                      metavar="ACTION")
-    create = _command(token, "create", "create a token; prints it alone on stdout (once)",
-                      _token_create)
+    create = _command(token, "create", "create a token of a person; prints it alone on stdout "
+                      "(once)", _token_create)
     create.add_argument("--role", required=True, choices=ROLES)
-    create.add_argument("--name", required=True, help="unique name: the actor in the audit log")
-    create.add_argument("--project", help="limit the token to one project path")
+    create.add_argument("--name", required=True,
+                        help="the token's unique name (case-insensitive), e.g. alice-laptop")
+    create.add_argument("--person", help="who holds it: their GitLab username, the actor in the "
+                                         "audit log [default: --name]")
+    scope = create.add_mutually_exclusive_group()
+    scope.add_argument("--project", help="limit the token to one project path (a ci token "
+                                         "needs this or --all-projects)")
+    scope.add_argument("--all-projects", action="store_true",
+                       help="a ci token for every project, on purpose (Jenkins, one runner "
+                            "for many projects)")
     _command(token, "list", "list tokens (never their values)", _token_list)
     revoke = _command(token, "revoke", "revoke a token by name", _token_revoke)
     revoke.add_argument("name")
@@ -136,7 +144,8 @@ def _token_create(args: argparse.Namespace) -> int:
 
     with session_for(_app()) as session:
         _, token = tokens.create(session, _cli_actor(), name=args.name, role=args.role,
-                                 project=args.project)
+                                 person_name=args.person, project=args.project,
+                                 all_projects=args.all_projects)
     print(token)
     return EXIT_OK
 
@@ -148,7 +157,7 @@ def _token_list(args: argparse.Namespace) -> int:
     with session_for(_app(), write=False) as session:
         for row in tokens.list_all(session):
             state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
-            print(f"{row.name}\t{row.role}\t{row.project or '*'}\t{state}")
+            print(f"{row.name}\t{row.person}\t{row.role}\t{row.project or '*'}\t{state}")
     return EXIT_OK
 
 
@@ -157,8 +166,9 @@ def _token_revoke(args: argparse.Namespace) -> int:
     from .services import tokens
 
     with session_for(_app()) as session:
-        tokens.revoke(session, _cli_actor(), args.name)
-    print(f"token {args.name} revoked", file=sys.stderr)
+        _, withdrawn = tokens.revoke(session, _cli_actor(), args.name)
+    print(f"token {args.name} revoked; approvals it gave withdrawn: "
+          f"{', '.join(map(str, withdrawn)) or 'none'}", file=sys.stderr)
     return EXIT_OK
 
 

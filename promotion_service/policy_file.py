@@ -24,6 +24,8 @@ class ProjectPolicy:
 
     environments: tuple[tuple[str, EnvironmentPolicy], ...]
     gitlab_id: int | None = None
+    repositories: tuple[str, ...] = ()  # repository prefixes it owns (default: GitLab's)
+    listed: bool = False  # named in the file (CI jobs with ID tokens may then create it)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,17 @@ def parse_environments(items: Any, where: str) -> tuple[tuple[str, EnvironmentPo
     return tuple(result)
 
 
+def _prefixes(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise PolicyError(f"{where}: expected a list of repository prefixes like "
+                          "registry.example.com/group/app")
+    return tuple(v.strip().rstrip("/") for v in value)
+
+
 def load_policies(path: str | None) -> PolicySet:
     """Read the policy file, or the built-in test -> staging -> production defaults."""
     default = ProjectPolicy(parse_environments(BUILT_IN, "built-in"))
@@ -83,5 +96,7 @@ def load_policies(path: str | None) -> PolicySet:
             parse_environments(envs, f"{path}: projects.{name}.environments")
             if envs is not None else default.environments,
             entry.get("gitlab_id"),
+            _prefixes(entry.get("repositories"), f"{path}: projects.{name}.repositories"),
+            listed=True,
         )
     return PolicySet(default, projects)

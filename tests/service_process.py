@@ -56,9 +56,10 @@ class PromotionService:
         env.update(settings or {})
         service = cls(root, env, free_port())
         service._cli("db", "upgrade")
-        for role in ROLES:
+        for role in ROLES:  # the ci token acts for every project, on purpose (tests share it)
+            scope = ["--all-projects"] if role == "ci" else []
             service.tokens[role] = service._cli("token", "create", "--role", role,
-                                                "--name", f"{role}-bot").strip()
+                                                "--name", f"{role}-bot", *scope).strip()
         log = open(root / "service.log", "wb")  # noqa: SIM115 - lives as long as the process
         service.process = subprocess.Popen(
             [*_command(), "serve", "--bind", f"127.0.0.1:{service.port}",

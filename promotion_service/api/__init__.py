@@ -12,11 +12,13 @@ from flask_smorest import Api
 from . import (
     approvals,
     audit,
+    claims,
     deployments,
     errors,
     gate,
     health,
     hooks,
+    id_tokens,
     images,
     merge_request_checks,
     projects,
@@ -44,10 +46,11 @@ def init_app(app: Flask) -> Api:
     })
     api = Api(app)
     for module in (images, scans, deployments, verifications, approvals, promotions, gate,
-                   projects, stops, audit):
+                   claims, projects, stops, audit):
         api.register_blueprint(module.blp, url_prefix=f"{PREFIX}/{module.blp.name}")
     app.register_blueprint(health.bp)
     api.register_blueprint(merge_request_checks.blp, url_prefix=f"{PREFIX}/merge-request-checks")
     app.register_blueprint(hooks.hooks)
     errors.init_app(app)
+    id_tokens.init_app(app)
     return api

@@ -33,7 +33,7 @@ def decide(data: dict[str, Any]) -> Any:
 @blp.response(200, ApprovalOut(many=True))
 def standing(query: dict[str, Any]) -> Any:
     """Approvals and rejections standing for an image and environment."""
-    return approvals.standing(get_session(), **query)
+    return approvals.standing(get_session(), current_actor(), **query)
 
 
 @blp.route("/<int:approval_id>", methods=["DELETE"])

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from ..db import get_session
 from ..services import audit
-from .auth import require_token
+from .auth import current_actor, require_token
 from .pagination import ListingPage
 from .schemas.projects import AuditFilters, AuditOut
 
@@ -22,4 +22,4 @@ blp = Blueprint("audit", __name__, description="The append-only, hash-chained au
 @blp.paginate(ListingPage)
 def entries(filters: dict[str, Any]) -> Any:
     """Audit entries, newest first."""
-    return audit.listing(get_session(), filters)
+    return audit.listing(get_session(), current_actor(), filters)

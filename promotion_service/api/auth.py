@@ -1,4 +1,10 @@
-"""Bearer tokens on every request: who the caller is, and whether their role may do this."""
+"""Bearer credentials on every request: who the caller is, and whether their role may do this.
+
+Two kinds of credential: a service token (`pst_...`, held by a person, role and project
+scope stored with it) and a CI job's GitLab ID token (role ci, scoped to the project GitLab
+signed into it; api/id_tokens.py). Each view declares the roles it lets through
+(`require_roles`, `require_token`); the docs' role table is checked against these.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,14 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 
 from ..db import get_session
-from ..domain.actor import Actor
+from ..domain.actor import ROLES, Actor
 from ..domain.tokens import hash_token
 from ..errors import Forbidden, Unauthorized
 from ..services import tokens
+from .id_tokens import looks_like_jwt
 
 F = TypeVar("F", bound=Callable[..., Any])
+ROLES_ATTRIBUTE = "_allowed_roles"  # which roles a view lets through (read by the role table)
 
 
 def current_actor() -> Actor:
@@ -27,7 +35,8 @@ def current_actor() -> Actor:
 
 
 def require_roles(*roles: str) -> Callable[[F], F]:
-    """Let a write through only for these roles (the use case then opens its transaction)."""
+    """Let a request through only for these roles (a write's use case then opens its
+    transaction; the project scope is checked by the use case)."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -39,20 +48,15 @@ def require_roles(*roles: str) -> Callable[[F], F]:
                 )
             return view(*args, **kwargs)
 
+        setattr(wrapper, ROLES_ATTRIBUTE, tuple(roles))
         return wrapper  # type: ignore[return-value]
 
     return decorate
 
 
 def require_token(view: F) -> F:
-    """Let a read through for any valid token."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        current_actor()
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+    """Let a read through for any valid credential (scoped to its project by the use case)."""
+    return require_roles(*ROLES)(view)
 
 
 def _lookup_cached(token: str) -> Any:
@@ -79,11 +83,20 @@ def _lookup_cached(token: str) -> Any:
 def _authenticate() -> Actor:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>' "
-                           "(create one with 'promotion-service token create')")
-    row = _lookup_cached(token.strip())
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>' (a CI "
+                           "job's GitLab ID token, or one from 'promotion-service token create')")
+    where = {"request_id": g.get("request_id"), "source_ip": request.remote_addr}
+    if looks_like_jwt(token):
+        verifier = current_app.extensions.get("promotion_id_tokens")
+        if verifier is None:
+            raise Unauthorized("GitLab ID tokens are not accepted here: set "
+                               "PROMOTION_OIDC_ISSUER and PROMOTION_OIDC_AUDIENCE on the service")
+        pipeline = verifier.verify(token)
+        return Actor(name=pipeline.user, role="ci", project=pipeline.project_path,
+                     pipeline=pipeline, **where)
+    row = _lookup_cached(token)
     if row is None:
         raise Unauthorized("invalid or revoked token")
-    return Actor(name=row.name, role=row.role, project=row.project,
-                 request_id=g.get("request_id"), source_ip=request.remote_addr)
+    return Actor(name=row.person, role=row.role, project=row.project, token_id=row.id, **where)

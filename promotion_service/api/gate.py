@@ -48,12 +48,11 @@ def query_arguments(schema: Schema) -> Callable[[Any], Any]:
 @query_arguments(GateQuery())
 @blp.response(200, GateOut)
 def ask(query: dict[str, Any]) -> Any:
-    """Allowed or not, with every reason; with promotion_id + pipeline_id, claims the promotion."""
-    if "promotion_id" in query:  # promotions go through the ORM session (claims write)
-        row, decision = gate.ask_for_promotion(db.get_session(), current_actor(), **query)
-    else:
-        row, decision = gate.ask(db.read_connection(), current_actor(), **query)
+    """Allowed or not, with every reason and any hold; asking changes nothing (a deploy
+    pipeline claims its promotion with POST /claims)."""
+    answer = gate.ask(db.read_connection(), current_actor(), **query)
     # already GateOut's exact shape: answer directly rather than dump it again per request
-    return jsonify({"allowed": decision.allowed,
-                    "reasons": [r.to_dict() for r in decision.reasons],
-                    "image": row.image_ref, "environment": row.environment})
+    return jsonify({"allowed": answer.decision.allowed,
+                    "reasons": [r.to_dict() for r in answer.decision.reasons],
+                    "image": answer.row.image_ref, "environment": answer.row.environment,
+                    "hold": answer.hold})

@@ -35,7 +35,7 @@ def register(data: dict[str, Any]) -> Any:
 @blp.paginate(ListingPage)
 def list_images(filters: dict[str, Any]) -> Any:
     """List images, newest first (filter by project, repository, digest, commit, revoked)."""
-    return images.listing(get_session(), **filters)
+    return images.listing(get_session(), current_actor(), **filters)
 
 
 @blp.route("/<int:image_id>", methods=["GET"])
@@ -43,7 +43,7 @@ def list_images(filters: dict[str, Any]) -> Any:
 @blp.response(200, ImageDetail)
 def show(image_id: int) -> Any:
     """An image and its state in each environment of its project."""
-    return images.detail(get_session(), image_id)
+    return images.detail(get_session(), current_actor(), image_id)
 
 
 @blp.route("/<int:image_id>/revoke", methods=["POST"])

@@ -33,8 +33,8 @@ def create(data: dict[str, Any]) -> Any:
 @blp.response(200, ProjectOut(many=True))
 @blp.paginate(ListingPage)
 def list_projects() -> Any:
-    """All projects."""
-    return projects.listing(get_session())
+    """All projects (a project-scoped token sees its own)."""
+    return projects.listing(get_session(), current_actor())
 
 
 @blp.route("/<int:project_id>", methods=["GET"])
@@ -42,7 +42,7 @@ def list_projects() -> Any:
 @blp.response(200, ProjectDetail)
 def show(project_id: int) -> Any:
     """A project with its environments, policies and holds."""
-    return projects.get(get_session(), project_id)
+    return projects.get(get_session(), current_actor(), project_id)
 
 
 @blp.route("/<int:project_id>/environments/<name>/policy", methods=["PUT"])
@@ -50,8 +50,11 @@ def show(project_id: int) -> Any:
 @blp.arguments(PolicyIn())
 @blp.response(200, EnvironmentOut)
 def set_policy(data: dict[str, Any], project_id: int, name: str) -> Any:
-    """Replace an environment's policy."""
-    return projects.set_policy(get_session(), current_actor(), project_id, name, data)
+    """Replace an environment's policy: the whole of it, with a reason; a change that loosens
+    it needs `loosen: true` (409 otherwise, naming what it loosens)."""
+    reason, loosen = data.pop("reason"), data.pop("loosen", False)
+    return projects.set_policy(get_session(), current_actor(), project_id, name, data,
+                               reason=reason, loosen=loosen)
 
 
 @blp.route("/<int:project_id>/environments/<name>/releases", methods=["GET"])
@@ -60,7 +63,7 @@ def set_policy(data: dict[str, Any], project_id: int, name: str) -> Any:
 @blp.paginate(ListingPage)
 def list_releases(project_id: int, name: str) -> Any:
     """Releases in the environment, newest first (the first not rolled back is live)."""
-    return projects.releases_of(get_session(), project_id, name)
+    return projects.releases_of(get_session(), current_actor(), project_id, name)
 
 
 @blp.route("/<int:project_id>/environments/<name>/rollback", methods=["POST"])

@@ -35,7 +35,7 @@ def request_promotion(data: dict[str, Any]) -> Any:
 @blp.paginate(ListingPage)
 def list_promotions(filters: dict[str, Any]) -> Any:
     """List promotions, newest first."""
-    return promotion.listing(get_session(), **filters)
+    return promotion.listing(get_session(), current_actor(), **filters)
 
 
 @blp.route("/<int:promotion_id>", methods=["GET"])
@@ -43,7 +43,7 @@ def list_promotions(filters: dict[str, Any]) -> Any:
 @blp.response(200, PromotionOut)
 def show(promotion_id: int) -> Any:
     """One promotion."""
-    return promotion.get(get_session(), promotion_id)
+    return promotion.get(get_session(), current_actor(), promotion_id)
 
 
 @blp.route("/<int:promotion_id>", methods=["PATCH"])

@@ -107,8 +107,10 @@ class Image(Base):
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     pipeline_id: Mapped[int | None] = mapped_column(BigInteger)
     pipeline_url: Mapped[str | None] = mapped_column(Text)
-    triggered_by: Mapped[str | None] = mapped_column(String(255))
+    triggered_by: Mapped[str | None] = mapped_column(String(255))  # the pipeline's user
+    commit_author: Mapped[str | None] = mapped_column(String(255))  # `Name <e-mail>`, as git says
     registered_by: Mapped[str] = mapped_column(String(255))
+    registered_via: Mapped[str | None] = mapped_column(String(16))  # token | id_token
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(255))
@@ -141,6 +143,8 @@ class Deployment(ImageInEnvironment, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
     state: Mapped[str] = mapped_column(String(16))
+    release_id: Mapped[str | None] = mapped_column(String(64))  # the target's release record
+    rollback_of: Mapped[str | None] = mapped_column(String(64))  # the release it restored
     job_url: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(255))
@@ -178,6 +182,8 @@ class ApprovalRecord(ImageInEnvironment, Base):
     role: Mapped[str] = mapped_column(String(32))
     decision: Mapped[str] = mapped_column(String(8))
     comment: Mapped[str | None] = mapped_column(Text)
+    token_id: Mapped[int | None] = mapped_column(Integer)  # the token it was given with, if any
+    given_in: Mapped[str] = mapped_column(String(16), default="service")  # service | gitlab
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -205,6 +211,7 @@ class Promotion(ImageInEnvironment, Base):
     reason: Mapped[str | None] = mapped_column(Text)
     pipeline_id: Mapped[int | None] = mapped_column(BigInteger)
     pipeline_url: Mapped[str | None] = mapped_column(Text)
+    release_id: Mapped[str | None] = mapped_column(String(64))  # what a rollback restores
     failure_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -241,6 +248,8 @@ class Release(ImageInEnvironment, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
     deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
+    release_id: Mapped[str | None] = mapped_column(String(64))  # the target's release record
+    rollback_of: Mapped[str | None] = mapped_column(String(64))  # the release it restored
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -261,12 +270,14 @@ class EmergencyStop(Base):
 
 
 class Token(Base):
-    """An API token: only its SHA-256 is stored."""
+    """An API token of a person (one person may hold several): only its SHA-256 is stored."""
 
     __tablename__ = "tokens"
-    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),
+                      Index("ix_tokens_person", "person"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
+    person: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(32))
     project: Mapped[str | None] = mapped_column(String(255))
     token_hash: Mapped[str] = mapped_column(String(64))

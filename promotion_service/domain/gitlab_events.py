@@ -34,6 +34,7 @@ __all__ = [
 PROMOTION_VARIABLE = "CD_PROMOTION_ID"
 ENVIRONMENT_VARIABLE = "CD_TARGET_ENVIRONMENT"
 IMAGE_VARIABLE = "CD_IMAGE"
+ROLLBACK_VARIABLE = "CD_ROLLBACK_TO"  # a rollback pipeline: the release id to restore
 _SHA = re.compile(r"[0-9a-f]{40}")
 
 

@@ -127,6 +127,7 @@ class GateFacts:
     scan_counts: Mapping[str, int] | None = None
     scan_findings: tuple[Mapping[str, Any], ...] = ()
     approvals: tuple[Approval, ...] = ()
+    # four-eyes: who wrote the commit, ran its pipeline or registered the image (persons)
     image_authors: frozenset[str] = frozenset()
     stops: tuple[Stop, ...] = ()
     rollback: bool = False
@@ -169,8 +170,13 @@ def evaluate(policy: EnvironmentPolicy, facts: GateFacts) -> Decision:
 
 
 def counted_approvals(policy: EnvironmentPolicy, facts: GateFacts) -> list[Approval]:
-    """Approvals that count toward the policy's required number."""
-    return [a for a in facts.approvals if a.decision == "approve" and _counts(a, policy, facts)]
+    """Approvals that count toward the policy's required number: one per person (N of M are
+    N different people, however many tokens one of them holds)."""
+    counted: dict[str, Approval] = {}
+    for approval in facts.approvals:
+        if approval.decision == "approve" and _counts(approval, policy, facts):
+            counted.setdefault(approval.actor.casefold(), approval)
+    return list(counted.values())
 
 
 def _revocation(facts: GateFacts) -> Iterable[Reason]:
@@ -284,7 +290,7 @@ def _approvals(policy: EnvironmentPolicy, facts: GateFacts) -> Iterable[Reason]:
 def _counts(approval: Approval, policy: EnvironmentPolicy, facts: GateFacts) -> bool:
     if approval.role not in policy.approver_roles:
         return False
-    if policy.four_eyes and approval.actor in facts.image_authors:
+    if policy.four_eyes and approval.actor.casefold() in facts.image_authors:
         return False
     if approval.expires_at is not None and approval.expires_at <= facts.now:
         return False

@@ -14,6 +14,7 @@ from ..config import is_on
 from ..db import begin_write
 from ..db.models import Environment, Project, utcnow
 from ..domain.actor import Actor
+from ..domain.identity import IdentityError, from_gitlab
 from ..errors import ServiceError
 from ..services import gate
 from ..services.approvals import record_decision
@@ -44,7 +45,8 @@ def sync_blocked_deployments(session: Session, config: Any, client: Any = None) 
     """Bring GitLab's blocked deployments and the service's approvals together.
 
     With PROMOTION_GITLAB_DEPLOYMENT_APPROVALS=1, for each environment that needs approvals:
-    approvals given in GitLab are recorded in the service (actor ``gitlab:<username>``); once the
+    approvals given in GitLab are recorded in the service (as the person of
+    that GitLab username); once the
     service's gate allows the image, the deployment is approved in GitLab (once, as the token's
     user); when the project asks for it (PROMOTION_GITLAB_PLAY_APPROVED_JOBS: 1 or a comma list
     of project paths) the waiting job is then played, since GitLab never starts it by itself.
@@ -90,13 +92,16 @@ def _sync_one(session: Session, config: Any, project: Project, environment: Envi
         marker = f"in:{given.username}:{given.status}"
         if marker in done or given.status not in ("approved", "rejected"):
             continue
-        actor = Actor(name=f"gitlab:{given.username}", role="approver")
         try:
+            # the GitLab user is the person of that username: alice in GitLab is alice here
+            actor = Actor(name=from_gitlab(given.username), role="approver")
             record_decision(
                 session, actor, image, environment,
                 decision="approve" if given.status == "approved" else "reject",
                 comment=f"in GitLab (deployment {deployment.id})"
-                        + (f": {given.comment}" if given.comment else ""))
+                        + (f": {given.comment}" if given.comment else ""), given_in="gitlab")
+        except IdentityError as e:
+            log.warning("GitLab approval by %r not recorded: %s", given.username, e)
         except ServiceError as e:
             log.warning("GitLab approval by %s not recorded: %s", given.username, e.message)
         done.append(marker)
@@ -104,7 +109,7 @@ def _sync_one(session: Session, config: Any, project: Project, environment: Envi
     allowed = gate.decide(session, image, environment).allowed
     if allowed and "out:approved" not in done and (deployment.pending_approval_count or 0) > 0:
         names = sorted({a.actor for a in approvals.standing(session, image.id, environment.id)
-                        if a.decision == "approve" and not a.actor.startswith("gitlab:")})
+                        if a.decision == "approve" and a.given_in != "gitlab"})
         if names:
             outbox.enqueue(session, "deployment_approval", {
                 "gitlab_project_id": gitlab_id, "project_path": project.path,

@@ -129,10 +129,13 @@ def apply_deployment(session: Session, event: DeploymentEvent, actor: Actor) -> 
                                     job_id=event.job_id, sha=event.sha, image=image)
     if image is None:
         return f"deployment {event.deployment_id} {event.status}: no image of commit {event.sha}"
-    if event.outcome is DeploymentOutcome.FAILED:
-        return _deployment_failed(session, row, image, environment, event, actor)
-    if event.outcome is DeploymentOutcome.SUCCEEDED:
-        return _deployment_succeeded(session, row, image, environment, event, actor)
+    try:
+        if event.outcome is DeploymentOutcome.FAILED:
+            return _deployment_failed(session, row, image, environment, event, actor)
+        if event.outcome is DeploymentOutcome.SUCCEEDED:
+            return _deployment_succeeded(session, row, image, environment, event, actor)
+    except Conflict as e:  # a gated environment takes only what a promotion in flight deploys
+        return f"ignored: deployment {event.deployment_id} {event.status}: {e.message}"
     return f"deployment {event.deployment_id} of image {image.id} {event.status}"
 
 

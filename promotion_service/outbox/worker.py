@@ -18,6 +18,7 @@ from flask import Flask
 from ..db import session_for
 from ..gitlab import deployment_approvals, events, merge_request_gate
 from ..services.promotion import reevaluate_waiting
+from ..services.reports import close_abandoned
 from .dispatcher import from_app
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ def periodic_tasks(app: Flask) -> Callable[[], None]:
                  s, float(app.config.get("WEBHOOK_DEDUPE_DAYS") or 7))),
             ("GitLab deployments waiting for approval",
              lambda s: deployment_approvals.sync_blocked_deployments(s, app.config)),
+            ("deployments left open by a killed job",
+             lambda s: close_abandoned(s, deployment_timeout(app))),
         ):
             try:
                 with session_for(app) as session:
@@ -44,6 +47,12 @@ def periodic_tasks(app: Flask) -> Callable[[], None]:
                 log.exception("periodic task failed: %s", name)
 
     return tick
+
+
+def deployment_timeout(app: Flask) -> float:
+    """How long a deployment may stay `started` before the service closes it as failed
+    (PROMOTION_DEPLOYMENT_TIMEOUT_SECONDS, default 3600: longer than any deploy job runs)."""
+    return float(app.config.get("DEPLOYMENT_TIMEOUT_SECONDS") or 3600)
 
 
 def periodic_seconds(app: Flask) -> float:

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..db.listing import Listing
+from ..domain.actor import Actor
 from ..domain.audit_chain import ChainBreak, verify_chain
-from ..store import audit
+from ..store import audit, projects
 
 
 def verify(session: Session) -> tuple[int, ChainBreak | None]:
@@ -26,6 +27,12 @@ def verify(session: Session) -> tuple[int, ChainBreak | None]:
     return count, broken
 
 
-def listing(session: Session, filters: dict[str, Any]) -> Listing:
-    """Entries, newest first, filtered by subject, action or actor."""
-    return audit.listing(session, filters)
+def listing(session: Session, actor: Actor, filters: dict[str, Any]) -> Listing:
+    """Entries, newest first, filtered by subject, action or actor; a project-scoped token
+    reads only the entries about its project (its images, promotions, deployments,
+    environments and the project itself)."""
+    project_id = None
+    if actor.project is not None:
+        found = projects.by_path(session, actor.project)
+        project_id = found.id if found is not None else -1
+    return audit.listing(session, filters, project_id)

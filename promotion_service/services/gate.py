@@ -1,16 +1,18 @@
 """The gate: may this image go into this environment now? The store reads the facts,
-domain.policy.evaluate answers."""
+domain.policy.evaluate answers. Asking never changes anything: a deploy pipeline claims its
+promotion with a write (services/claims.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from ..db import write_transaction
 from ..db.models import Environment, Image, Promotion, utcnow
 from ..domain.actor import Actor
+from ..domain.holds import Hold, held, lift_instructions
 from ..domain.policy import Decision, Reason, evaluate
 from ..domain.states import IN_FLIGHT
 from ..errors import Invalid
@@ -19,26 +21,44 @@ from ..store.gate_facts import GateRow
 from . import lookups
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The gate's answer: the decision, and the hold on the environment with what lifts it."""
+
+    row: GateRow
+    decision: Decision
+    hold: dict[str, str] | None = None
+
+
 def ask(conn: Session | Connection, actor: Actor, *, repository: str, digest: str,
-        environment: str, project: str | None = None) -> tuple[GateRow, Decision]:
-    """The deploy job's (or anyone's) question, read-only: any connection will do."""
-    row = _asked_row(conn, actor, repository, digest, environment, project)
-    return row, for_image(conn, row)
+        environment: str, project: str | None = None, promotion_id: int | None = None,
+        pipeline_id: int | None = None) -> Answer:
+    """The deploy job's (or anyone's) question, read-only: any connection will do.
+
+    Without a promotion: may the image go in now? A held environment says no (nothing is
+    promoted into it automatically) and names the hold. With a promotion (and the pipeline
+    that would deploy it): may that promotion be deployed?
+    """
+    row = asked_row(conn, actor, repository, digest, environment, project)
+    hold = row.hold
+    if promotion_id is None:
+        decision = for_image(conn, row)
+        if decision.allowed and hold is not None:
+            decision = Decision(False, (held(hold, row.environment, _lift(row)),))
+        return Answer(row, decision, _hold(row, hold))
+    found = promotions.get_row(conn, promotion_id)
+    problem = promotion_problem(found, promotion_id, row)
+    if problem is None and pipeline_id is not None and found.pipeline_id not in (
+            None, pipeline_id):
+        problem = claimed_by_other(found.id, found.pipeline_id, pipeline_id)
+    if problem is not None:
+        return Answer(row, Decision(False, (problem,)), _hold(row, hold))
+    return Answer(row, for_image(conn, row, found.kind == "rollback"), _hold(row, hold))
 
 
-def ask_for_promotion(session: Session, actor: Actor, *, repository: str, digest: str,
-                      environment: str, promotion_id: int, pipeline_id: int | None = None,
-                      project: str | None = None) -> tuple[GateRow, Decision]:
-    """The deploy job of a promotion asks; with its pipeline, the first to ask claims it."""
-    row = _asked_row(session, actor, repository, digest, environment, project)
-    if pipeline_id is None:
-        return row, for_deploy(session, row, promotion_id)
-    with write_transaction(session):
-        return row, for_deploy(session, row, promotion_id, pipeline_id)
-
-
-def _asked_row(conn: Session | Connection, actor: Actor, repository: str, digest: str,
-               environment: str, project: str | None) -> GateRow:
+def asked_row(conn: Session | Connection, actor: Actor, repository: str, digest: str,
+              environment: str, project: str | None = None) -> GateRow:
+    """The row an actor asks about, within its project scope."""
     row = lookup(conn, repository, digest, environment)
     lookups.check_scope(actor, row.project_path)
     if project is not None and row.project_path != project:
@@ -70,29 +90,9 @@ def decide(session: Session, image: Image, env: Environment,
     return evaluate(row.policy, row.facts(session, now or utcnow()))
 
 
-def for_deploy(session: Session, row: GateRow, promotion_id: int | None = None,
-               pipeline_id: int | None = None) -> Decision:
-    """The deploy job's gate; with a promotion, the first pipeline to ask claims it."""
-    promotion = promotions.get(session, promotion_id) if promotion_id is not None else None
-    if promotion_id is not None:
-        problem = _promotion_problem(promotion, promotion_id, row)
-        if problem is not None:
-            return Decision(False, (problem,))
-    decision = for_image(session, row, promotion is not None and promotion.kind == "rollback")
-    if not decision.allowed or promotion is None or pipeline_id is None:
-        return decision
-    if promotions.claim(session, promotion.id, pipeline_id):
-        return decision
-    owner = promotions.pipeline_of(session, promotion.id)
-    return Decision(False, (Reason(
-        "promotion_claimed",
-        f"promotion {promotion.id} is being deployed by pipeline {owner}, not {pipeline_id}",
-        "nothing to do here: the other pipeline deploys it (request a new promotion if it fails)",
-        {"pipeline_id": owner}),))
-
-
-def _promotion_problem(promotion: Promotion | None, promotion_id: int,
-                       row: GateRow) -> Reason | None:
+def promotion_problem(promotion: Promotion | None, promotion_id: int,
+                      row: GateRow) -> Reason | None:
+    """Why a named promotion cannot be deployed by this question, if it cannot."""
     if promotion is None:
         return Reason("promotion_unknown", f"there is no promotion {promotion_id}",
                       "pass the CD_PROMOTION_ID the service gave this pipeline")
@@ -104,3 +104,20 @@ def _promotion_problem(promotion: Promotion | None, promotion_id: int,
         return Reason("promotion_closed", f"promotion {promotion_id} is {promotion.state}",
                       "request a new promotion")
     return None
+
+
+def claimed_by_other(promotion_id: int, owner: int | None, pipeline_id: int) -> Reason:
+    """The promotion belongs to another pipeline: this one must not deploy it."""
+    return Reason(
+        "promotion_claimed",
+        f"promotion {promotion_id} is being deployed by pipeline {owner}, not {pipeline_id}",
+        "nothing to do here: the other pipeline deploys it (request a new promotion if it fails)",
+        {"pipeline_id": owner})
+
+
+def _lift(row: GateRow) -> str:
+    return lift_instructions(row.project_id, row.environment)
+
+
+def _hold(row: GateRow, hold: Hold | None) -> dict[str, str] | None:
+    return hold.to_dict(_lift(row)) if hold is not None else None

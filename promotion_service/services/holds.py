@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from ..db import write_transaction
 from ..db.models import Environment, utcnow
 from ..domain.actor import Actor
+from ..domain.holds import lift_instructions
 from ..store import audit
 from . import lookups
 
@@ -19,6 +20,11 @@ def set_hold(session: Session, actor: Actor, env: Environment, reason: str) -> N
     session.flush()
     audit.append(session, actor, "environment.hold_set", "environment", env.id,
                  before={"hold": None}, after={"hold": reason})
+
+
+def lift_text(env: Environment) -> str:
+    """What lifts this environment's hold."""
+    return lift_instructions(env.project_id, env.name)
 
 
 def lift_hold(session: Session, actor: Actor, project_id: int, name: str) -> Environment:

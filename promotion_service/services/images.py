@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session
 from ..db import write_transaction
 from ..db.listing import Extended, Listing
 from ..db.models import Environment, Image, utcnow
+from ..domain import repositories
 from ..domain.actor import Actor
-from ..errors import Conflict, NotFound
+from ..domain.identity import IdentityError, person
+from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..policy_file import PolicySet
 from ..store import (
     approvals,
@@ -29,9 +31,11 @@ from ..store import (
 from . import lookups
 from .projects import ensure_project
 
-AUDITED = ("repository", "digest", "commit_sha", "ref", "tags", "pipeline_id")
+AUDITED = ("repository", "digest", "commit_sha", "ref", "tags", "pipeline_id", "triggered_by",
+           "commit_author", "registered_via")
 _NEW_IMAGE = {c: None for c in ("commit_sha", "commit_time", "ref", "pipeline_id", "pipeline_url",
-                                 "triggered_by", "revoked_at", "revoked_by", "revoked_reason")}
+                                 "triggered_by", "commit_author", "revoked_at", "revoked_by",
+                                 "revoked_reason")}
 _NEW_IMAGE["tags"] = []
 
 
@@ -48,6 +52,11 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
     work, reads before the write lock, and the lock held only for the two INSERTs.
     """
     lookups.check_scope(actor, project)
+    prefixes = policies.for_project(project).repositories
+    if not repositories.owns(project, repository, prefixes):
+        raise Forbidden(f"{repository} is not a repository of project {project}: "
+                        f"{repositories.ownership_rule(project, prefixes)}")
+    fields = signed_fields(actor, fields)
     existing, project_id = images.ids(session, repository, digest, project)
     if existing is not None:
         return _same_project(session, images.get(session, existing), project), False
@@ -58,7 +67,7 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
                                             gitlab_project_id).id
             values = dict(_NEW_IMAGE, project_id=project_id, repository=repository,
                           digest=digest, registered_by=actor.name, created_at=utcnow(),
-                          **fields)
+                          registered_via="id_token" if actor.pipeline else "token", **fields)
             values["commit_time"] = parse_time(values["commit_time"])
             try:
                 image = images.insert_row(session, values)
@@ -69,6 +78,31 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
     except _RegisteredMeanwhile:
         return _same_project(session, images.find(session, repository, digest), project), False
     return image, True
+
+
+def signed_fields(actor: Actor, fields: dict[str, Any]) -> dict[str, Any]:
+    """The registration's pipeline facts: from the job's ID token when it has one (a body that
+    says otherwise is refused, naming the field), else as the body gives them."""
+    fields = dict(fields)
+    if fields.get("triggered_by") is not None:
+        try:
+            fields["triggered_by"] = person(fields["triggered_by"], "triggered_by")
+        except IdentityError as e:
+            raise Invalid.field(e.field, e.reason) from None
+    pipeline = actor.pipeline
+    if pipeline is None:
+        return fields
+    signed = {"commit_sha": pipeline.sha, "ref": pipeline.ref,
+              "pipeline_id": pipeline.pipeline_id, "triggered_by": pipeline.user}
+    for key, value in signed.items():
+        if value is None:
+            continue
+        given = fields.get(key)
+        if given is not None and str(given).casefold() != str(value).casefold():
+            raise Invalid.field(key, f"this job's ID token says {value!r}; the {key} of an "
+                                "image comes from the token GitLab signed, not from the body")
+        fields[key] = value
+    return fields
 
 
 def parse_time(value: datetime | None) -> datetime | None:
@@ -110,14 +144,16 @@ def running_in(session: Session, image: Image) -> list[str]:
             if (cur := releases.current(session, env.id)) is not None and cur.image_id == image.id]
 
 
-def listing(session: Session, **filters: Any) -> Listing:
-    """Images, newest first (filter by project, repository, digest, commit, revoked)."""
-    return images.listing(session, **filters)
+def listing(session: Session, actor: Actor, **filters: Any) -> Listing:
+    """Images, newest first (filter by project, repository, digest, commit, revoked); a
+    project-scoped token sees its project's."""
+    return images.listing(session, **lookups.scoped_filters(actor, filters))
 
 
-def detail(session: Session, image_id: int) -> Extended:
+def detail(session: Session, actor: Actor, image_id: int) -> Extended:
     """An image with its project, latest scan and its state in each environment."""
     image = lookups.image_by_id(session, image_id)
+    lookups.check_image_scope(session, actor, image)
     return Extended(image, project=images.project_path(session, image),
                     scan=scans.latest(session, image.id),
                     environments=[_status_in(session, image, env)

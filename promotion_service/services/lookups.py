@@ -3,6 +3,8 @@ token's project scope does not cover it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
@@ -17,6 +19,25 @@ def check_scope(actor: Actor, project_path: str) -> None:
     if not actor.may_act_on(project_path):
         raise Forbidden(f"this token is limited to project {actor.project!r}, "
                         f"not {project_path!r}")
+
+
+def scoped_filters(actor: Actor, filters: dict[str, Any]) -> dict[str, Any]:
+    """A listing's filters, narrowed to the token's project (another project is a 403)."""
+    if actor.project is None:
+        return filters
+    if filters.get("project") not in (None, actor.project):
+        check_scope(actor, filters["project"])
+    return {**filters, "project": actor.project}
+
+
+def check_job_environment(actor: Actor, environment: str) -> None:
+    """A job authenticated by its ID token acts only on its own job's environment."""
+    if actor.pipeline is None or actor.pipeline.environment == environment:
+        return
+    job = actor.pipeline.environment
+    what = f"environment {job}" if job else "a job without an environment"
+    raise Forbidden(f"this job's ID token is for {what}; only a job with `environment: "
+                    f"{environment}` acts on {environment}")
 
 
 def check_image_scope(session: Session, actor: Actor, image: Image) -> None:

@@ -8,9 +8,11 @@ from sqlalchemy.orm import Session
 
 from ..db import write_transaction
 from ..db.listing import Extended, Listing
-from ..db.models import Environment, Project
+from ..db.models import Environment, Project, utcnow
 from ..domain.actor import Actor
 from ..domain.policy import EnvironmentPolicy
+from ..domain.policy_change import loosenings
+from ..errors import Conflict, Forbidden
 from ..policy_file import PolicySet
 from ..store import audit, projects, releases
 from . import lookups
@@ -34,6 +36,10 @@ def ensure_project(session: Session, actor: Actor, path: str, policies: PolicySe
             project.gitlab_id = gitlab_id
         return project
     spec = policies.for_project(path)
+    if actor.pipeline is not None and not spec.listed:
+        raise Forbidden(f"project {path} is not known to the promotion service: an admin "
+                        "creates it (POST /api/v1/projects) or lists it under projects: in the "
+                        "policy file; a CI job's ID token cannot create projects")
     project = projects.add(session, path, gitlab_id or spec.gitlab_id,
                            [(name, policy.to_dict()) for name, policy in spec.environments])
     if project is None:  # created by a concurrent request
@@ -51,9 +57,11 @@ def create(session: Session, actor: Actor, policies: PolicySet, path: str,
     return detail(session, project)
 
 
-def get(session: Session, project_id: int) -> Extended:
+def get(session: Session, actor: Actor, project_id: int) -> Extended:
     """A project with its environments, policies and holds (404 if there is none)."""
-    return detail(session, lookups.project(session, project_id))
+    project = lookups.project(session, project_id)
+    lookups.check_scope(actor, project.path)
+    return detail(session, project)
 
 
 def detail(session: Session, project: Project) -> Extended:
@@ -61,25 +69,35 @@ def detail(session: Session, project: Project) -> Extended:
     return Extended(project, environments=projects.environments(session, project.id))
 
 
-def listing(session: Session) -> Listing:
-    """All projects."""
-    return projects.listing(session)
+def listing(session: Session, actor: Actor) -> Listing:
+    """All projects (a project-scoped token sees its own)."""
+    return projects.listing(session, actor.project)
 
 
 def set_policy(session: Session, actor: Actor, project_id: int, name: str,
-               policy: dict[str, Any]) -> Environment:
-    """Replace an environment's policy (audited)."""
+               policy: dict[str, Any], *, reason: str, loosen: bool = False) -> Environment:
+    """Replace an environment's policy (the whole of it), audited with the reason.
+
+    A change that lets images in more easily (fewer approvals, no four-eyes, a higher scan
+    limit, ...) is made only when the request says `loosen`, and is audited as such.
+    """
     with write_transaction(session):
         env = lookups.scoped_environment(session, actor, project_id, name)
         before = dict(env.policy)
-        env.policy = EnvironmentPolicy.from_dict(policy).to_dict()
+        new = EnvironmentPolicy.from_dict(policy)
+        looser = loosenings(policy_of(env), new, utcnow())
+        if looser and not loosen:
+            raise Conflict(f"this change loosens {env.name}'s policy ({'; '.join(looser)}); "
+                           "send it with \"loosen\": true to loosen it on purpose (audited)")
+        env.policy = new.to_dict()
         session.flush()
-        audit.append(session, actor, "environment.policy_changed", "environment", env.id,
-                     before=before, after=env.policy)
+        action = "environment.policy_loosened" if looser else "environment.policy_changed"
+        audit.append(session, actor, action, "environment", env.id, before=before,
+                     after=env.policy | {"reason": reason, "loosened": looser})
     return env
 
 
-def releases_of(session: Session, project_id: int, name: str) -> Listing:
+def releases_of(session: Session, actor: Actor, project_id: int, name: str) -> Listing:
     """Releases in the environment, newest first (the first not rolled back is live)."""
-    env = lookups.environment(session, project_id, name)
+    env = lookups.scoped_environment(session, actor, project_id, name)
     return releases.listing(session, env.id)

@@ -13,7 +13,12 @@ from ..db import write_transaction
 from ..db.listing import Extended, Listing
 from ..db.models import Environment, Image, Project, Promotion, utcnow
 from ..domain.actor import Actor
-from ..domain.gitlab_events import ENVIRONMENT_VARIABLE, IMAGE_VARIABLE, PROMOTION_VARIABLE
+from ..domain.gitlab_events import (
+    ENVIRONMENT_VARIABLE,
+    IMAGE_VARIABLE,
+    PROMOTION_VARIABLE,
+    ROLLBACK_VARIABLE,
+)
 from ..domain.policy import EnvironmentPolicy
 from ..domain.states import PROMOTION_TRANSITIONS, PromotionState, illegal_move, promotion_sources
 from ..errors import Conflict, Invalid, NotFound, Refused
@@ -31,17 +36,19 @@ def as_dict(p: Promotion) -> dict[str, Any]:
             "failure_message": p.failure_message}
 
 
-def get(session: Session, promotion_id: int) -> Extended:
+def get(session: Session, actor: Actor, promotion_id: int) -> Extended:
     """One promotion with its image and environment names (404 if there is none)."""
     found = promotions.get_named(session, promotion_id)
     if found is None:
         raise NotFound(f"no promotion with id {promotion_id}")
+    lookups.check_image_scope(session, actor, images.get(session, found.image_id))
     return found
 
 
-def listing(session: Session, **filters: Any) -> Listing:
-    """Promotions, newest first, filtered by project, environment, state or image."""
-    return promotions.listing(session, **filters)
+def listing(session: Session, actor: Actor, **filters: Any) -> Listing:
+    """Promotions, newest first, filtered by project, environment, state or image (a
+    project-scoped token sees its project's)."""
+    return promotions.listing(session, **lookups.scoped_filters(actor, filters))
 
 
 def request(session: Session, actor: Actor, *, repository: str, digest: str,
@@ -79,16 +86,20 @@ def _request(session: Session, actor: Actor, image: Image, env: Environment,
 
 
 def create(session: Session, actor: Actor, image: Image, env: Environment, kind: str,
-           reason: str | None) -> tuple[Promotion, bool]:
-    """Insert the promotion and its outbox row together; the database keeps it unique."""
+           reason: str | None, *, release_id: str | None = None,
+           trigger: bool = True) -> tuple[Promotion, bool]:
+    """Insert the promotion and the outbox row that starts its pipeline together (no row when a
+    pipeline already runs it: trigger=False); the database keeps it unique."""
     project = session.get(Project, image.project_id)
     try:
         with session.begin_nested():
             promotion = promotions.add(session, image_id=image.id, environment_id=env.id,
-                                       kind=kind, requested_by=actor.name, reason=reason)
-            outbox.enqueue(session, "trigger_pipeline",
-                           trigger_payload(project, env, image, promotion),
-                           promotion_id=promotion.id)
+                                       kind=kind, requested_by=actor.name, reason=reason,
+                                       release_id=release_id)
+            if trigger:
+                outbox.enqueue(session, "trigger_pipeline",
+                               trigger_payload(project, env, image, promotion),
+                               promotion_id=promotion.id)
             session.flush()
     except IntegrityError:
         existing = promotions.in_flight(session, image.id, env.id)
@@ -102,14 +113,14 @@ def create(session: Session, actor: Actor, image: Image, env: Environment, kind:
 
 def trigger_payload(project: Project, env: Environment, image: Image,
                     promotion: Promotion) -> dict[str, Any]:
-    """What the dispatcher needs to start the downstream pipeline."""
-    return {
-        "project_path": project.path, "gitlab_project_id": project.gitlab_id,
-        "environment": env.name,
-        "variables": {IMAGE_VARIABLE: f"{image.repository}@{image.digest}",
-                      ENVIRONMENT_VARIABLE: env.name,
-                      PROMOTION_VARIABLE: str(promotion.id)},
-    }
+    """What the dispatcher needs to start the downstream pipeline (a rollback's names the
+    release to restore: its rollback job runs `docker-cd rollback --to $CD_ROLLBACK_TO`)."""
+    variables = {IMAGE_VARIABLE: f"{image.repository}@{image.digest}",
+                 ENVIRONMENT_VARIABLE: env.name, PROMOTION_VARIABLE: str(promotion.id)}
+    if promotion.kind == "rollback" and promotion.release_id:
+        variables[ROLLBACK_VARIABLE] = promotion.release_id
+    return {"project_path": project.path, "gitlab_project_id": project.gitlab_id,
+            "environment": env.name, "variables": variables}
 
 
 def move(session: Session, actor: Actor, promotion_id: int, state: str,

@@ -1,4 +1,12 @@
-"""Rollback: promote the previous verified release again, and hold the environment."""
+"""Rollback: back to a release verified in the environment, with exactly the image, template
+and configuration it ran with, and a hold on the environment.
+
+The service picks the release (the last verified one before the live one, of another,
+unrevoked image) and triggers a pipeline whose rollback job restores that very release from
+the target's records: `CD_ROLLBACK_TO=<release id>` runs `docker-cd rollback --to` it. The
+rollback job started by hand and an old deploy job run again reach the same releases through
+a claim (services/claims.py).
+"""
 
 from __future__ import annotations
 
@@ -14,18 +22,25 @@ from . import holds, lookups, promotion
 
 def rollback(session: Session, actor: Actor, project_id: int, name: str,
              reason: str) -> Extended:
-    """The promotion that takes the environment back to its last verified other image."""
+    """The rollback promotion that takes the environment back to its last verified release."""
     with write_transaction(session):
         env = lookups.scoped_environment(session, actor, project_id, name)
         target = releases.rollback_target(session, env)
         if target is None:
             raise Conflict(f"{env.name} has no earlier verified release of another, unrevoked "
                            "image to roll back to")
+        if not target.release_id:
+            raise Conflict(f"release {target.id} of {env.name} has no release id (it was not "
+                           "reported by `docker-cd deploy`), so no pipeline can restore exactly "
+                           f"it; run the rollback-{env.name} job, which picks from the target's "
+                           "records")
         image = images.get(session, target.image_id)
         created, is_new = promotion.create(session, actor, image, env, "rollback",
-                                           reason or f"rollback of {env.name}")
+                                           reason or f"rollback of {env.name}",
+                                           release_id=target.release_id)
         if not is_new:
             raise Conflict(f"promotion {created.id} of that image into {env.name} is already "
                            f"{created.state}")
-        holds.set_hold(session, actor, env, f"rollback to image {image.id} by {actor.name}")
+        holds.set_hold(session, actor, env, f"rollback to image {image.id} (release "
+                                            f"{target.release_id}) by {actor.name}")
     return promotions.named(created, image, env)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..db.models import ApprovalRecord
@@ -17,10 +17,11 @@ def get(session: Session, approval_id: int) -> ApprovalRecord | None:
 
 def standing_of(session: Session, image_id: int, environment_id: int,
                 actor: str) -> ApprovalRecord | None:
-    """This actor's decision on the image for the environment, unless withdrawn."""
+    """This person's decision on the image for the environment, unless withdrawn."""
     return session.scalar(select(ApprovalRecord).where(
         ApprovalRecord.image_id == image_id, ApprovalRecord.environment_id == environment_id,
-        ApprovalRecord.actor == actor, ApprovalRecord.withdrawn_at.is_(None)))
+        func.lower(ApprovalRecord.actor) == actor.casefold(),
+        ApprovalRecord.withdrawn_at.is_(None)).order_by(ApprovalRecord.id).limit(1))
 
 
 def standing(session: Session, image_id: int, environment_id: int) -> list[ApprovalRecord]:
@@ -30,13 +31,23 @@ def standing(session: Session, image_id: int, environment_id: int) -> list[Appro
         ApprovalRecord.withdrawn_at.is_(None)).order_by(ApprovalRecord.id)))
 
 
+def standing_by_token(session: Session, token_id: int,
+                      decision: str = "approve") -> list[ApprovalRecord]:
+    """Decisions given with this token that still stand, oldest first."""
+    return list(session.scalars(select(ApprovalRecord).where(
+        ApprovalRecord.token_id == token_id, ApprovalRecord.decision == decision,
+        ApprovalRecord.withdrawn_at.is_(None)).order_by(ApprovalRecord.id)))
+
+
 def add(session: Session, *, image_id: int, environment_id: int, actor: str, role: str,
         decision: str, comment: str | None, created_at: datetime,
-        expires_at: datetime | None) -> ApprovalRecord:
-    """A new decision (flushed: one standing decision per actor, image and environment)."""
+        expires_at: datetime | None, token_id: int | None = None,
+        given_in: str = "service") -> ApprovalRecord:
+    """A new decision (flushed: one standing decision per person, image and environment)."""
     record = ApprovalRecord(image_id=image_id, environment_id=environment_id, actor=actor,
                             role=role, decision=decision, comment=comment,
-                            created_at=created_at, expires_at=expires_at)
+                            created_at=created_at, expires_at=expires_at, token_id=token_id,
+                            given_in=given_in)
     session.add(record)
     session.flush()
     return record

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, and_, cast, insert, or_, select
 from sqlalchemy.orm import Session
 
 from ..db import is_postgres, take_write_lock
 from ..db.listing import Listing
-from ..db.models import AuditEntry, utcnow
+from ..db.models import AuditEntry, Deployment, Environment, Image, Promotion, utcnow
 from ..domain.actor import Actor
 from ..domain.audit_chain import GENESIS, HASHED_FIELDS, entry_hash
 
@@ -49,9 +49,34 @@ def in_order(session: Session) -> Iterator[dict[str, Any]]:
         yield {c: getattr(entry, c) for c in ("id", "prev_hash", "hash", *HASHED_FIELDS)}
 
 
-def listing(session: Session, filters: dict[str, Any]) -> Listing:
-    """Entries, newest first, where each given column equals its value."""
+def listing(session: Session, filters: dict[str, Any],
+            project_id: int | None = None) -> Listing:
+    """Entries, newest first, where each given column equals its value (and, with a project,
+    only the entries about it)."""
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
     for key, value in filters.items():
         stmt = stmt.where(getattr(AuditEntry, key) == value)
+    if project_id is not None:
+        stmt = stmt.where(about_project(project_id))
     return Listing(session, stmt)
+
+
+def about_project(project_id: int) -> Any:
+    """Entries whose subject belongs to the project: it, its environments, images, and their
+    promotions and deployments."""
+    images = select(Image.id).where(Image.project_id == project_id)
+
+    def subject(kind: str, ids: Any) -> Any:
+        return and_(AuditEntry.subject_type == kind,
+                    AuditEntry.subject_id.in_(select(cast(ids.c[0], String))))
+
+    return or_(
+        and_(AuditEntry.subject_type == "project", AuditEntry.subject_id == str(project_id)),
+        subject("environment", select(Environment.id)
+                .where(Environment.project_id == project_id).subquery()),
+        subject("image", images.subquery()),
+        subject("promotion", select(Promotion.id)
+                .where(Promotion.image_id.in_(images)).subquery()),
+        subject("deployment", select(Deployment.id)
+                .where(Deployment.image_id.in_(images)).subquery()),
+    )

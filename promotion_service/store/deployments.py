@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -24,13 +25,22 @@ def latest(session: Session, image_id: int, environment_id: int) -> Deployment |
         .order_by(Deployment.id.desc()).limit(1))
 
 
+def started_before(session: Session, cutoff: datetime) -> list[Deployment]:
+    """Deployments still `started` whose last report is older than the cutoff."""
+    return list(session.scalars(select(Deployment).where(
+        Deployment.state == DeploymentState.STARTED.value, Deployment.updated_at < cutoff)
+        .order_by(Deployment.id)))
+
+
 def add(session: Session, *, image_id: int, environment_id: int, state: str,
         job_url: str | None, message: str | None, actor: str,
-        promotion_id: int | None) -> Deployment:
+        promotion_id: int | None, release_id: str | None = None,
+        rollback_of: str | None = None) -> Deployment:
     """A new deployment (flushed, so it has its id)."""
     deployment = Deployment(image_id=image_id, environment_id=environment_id, state=state,
                             job_url=job_url, message=message, actor=actor,
-                            promotion_id=promotion_id)
+                            promotion_id=promotion_id, release_id=release_id,
+                            rollback_of=rollback_of)
     session.add(deployment)
     session.flush()
     return deployment

@@ -15,12 +15,15 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Integer, String, column, text
 from sqlalchemy.orm import Session
 
+from ..domain.holds import Hold
+from ..domain.identity import authors
 from ..domain.policy import Approval, EnvironmentPolicy, GateFacts, Stop
 
 _FACTS = """
 SELECT i.id, i.project_id, i.repository, i.digest, i.registered_by, i.triggered_by,
-       i.revoked_at, i.revoked_reason, p.path,
+       i.commit_author, i.revoked_at, i.revoked_reason, p.path,
        e.id AS env_id, e.name AS env_name, e.position, CAST(e.policy AS TEXT) AS policy,
+       e.hold_reason, e.hold_by, e.hold_at,
        pe.name AS prev_name, v.passed AS prev_passed, v.created_at AS prev_verified_at,
        CAST(s.counts AS TEXT) AS scan_counts, CAST(s.findings AS TEXT) AS scan_findings,
        (SELECT COUNT(*) FROM approvals a WHERE a.image_id = i.id AND a.environment_id = e.id
@@ -39,9 +42,11 @@ WHERE {where}
 _COLUMNS = (
     column("id", Integer), column("project_id", Integer), column("repository", String),
     column("digest", String), column("registered_by", String), column("triggered_by", String),
-    column("revoked_at", DateTime), column("revoked_reason", String), column("path", String),
+    column("commit_author", String), column("revoked_at", DateTime),
+    column("revoked_reason", String), column("path", String),
     column("env_id", Integer), column("env_name", String), column("position", Integer),
-    column("policy", String), column("prev_name", String), column("prev_passed", Integer),
+    column("policy", String), column("hold_reason", String), column("hold_by", String),
+    column("hold_at", DateTime), column("prev_name", String), column("prev_passed", Integer),
     column("prev_verified_at", DateTime), column("scan_counts", String),
     column("scan_findings", String), column("standing_approvals", Integer),
     column("active_stops", Integer),
@@ -76,6 +81,12 @@ class GateRow:
     policy: EnvironmentPolicy | None
     row: Any
 
+    @property
+    def hold(self) -> Hold | None:
+        """The hold on automatic promotion into the environment, if there is one."""
+        r = self.row
+        return Hold(r.hold_reason or "", r.hold_by or "", r.hold_at) if r.hold_at else None
+
     def facts(self, session: Session | Connection, now: datetime,
               rollback: bool = False) -> GateFacts:
         """The GateFacts for domain.policy.evaluate (one more query only if needed)."""
@@ -97,7 +108,7 @@ class GateRow:
             scan_counts=json.loads(r.scan_counts) if r.scan_counts is not None else None,
             scan_findings=tuple(json.loads(r.scan_findings or "[]")),
             approvals=approvals,
-            image_authors=frozenset(x for x in (r.registered_by, r.triggered_by) if x),
+            image_authors=authors(r.registered_by, r.triggered_by, r.commit_author),
             stops=stops, rollback=rollback,
         )
 

@@ -48,9 +48,19 @@ def add(session: Session, path: str, gitlab_id: int | None,
     return project
 
 
-def listing(session: Session) -> Listing:
-    """All projects, oldest first."""
-    return Listing(session, select(Project).order_by(Project.id))
+def path_of_environment(session: Session, environment_id: int) -> str | None:
+    """The path of the project an environment belongs to."""
+    return session.scalar(select(Project.path).join(Environment, Environment.project_id
+                                                    == Project.id)
+                          .where(Environment.id == environment_id))
+
+
+def listing(session: Session, path: str | None = None) -> Listing:
+    """All projects (or the one with this path), oldest first."""
+    stmt = select(Project).order_by(Project.id)
+    if path is not None:
+        stmt = stmt.where(Project.path == path)
+    return Listing(session, stmt)
 
 
 def environments(session: Session, project_id: int) -> list[Environment]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.orm import Session
 
 from ..db.listing import Extended, Listing
@@ -22,6 +22,16 @@ _NAMED = (select(Promotion, Image.repository, Image.digest, Environment.name)
 def get(session: Session, promotion_id: int, *, fresh: bool = False) -> Promotion | None:
     """The promotion with this id (re-read from the database with fresh=True)."""
     return session.get(Promotion, promotion_id, populate_existing=fresh)
+
+
+_ROW = select(Promotion.id, Promotion.image_id, Promotion.environment_id, Promotion.state,
+              Promotion.kind, Promotion.pipeline_id, Promotion.release_id)
+
+
+def get_row(conn: Session | Connection, promotion_id: int) -> Any:
+    """The promotion's columns the gate reads, through any connection (no ORM object)."""
+    conn = conn.connection() if isinstance(conn, Session) else conn
+    return conn.execute(_ROW.where(Promotion.id == promotion_id)).first()
 
 
 def in_flight(session: Session, image_id: int, environment_id: int) -> Promotion | None:
@@ -48,11 +58,11 @@ def count_of(session: Session, image_id: int, environment_id: int) -> int:
 
 
 def add(session: Session, *, image_id: int, environment_id: int, kind: str,
-        requested_by: str, reason: str | None) -> Promotion:
+        requested_by: str, reason: str | None, release_id: str | None = None) -> Promotion:
     """A new requested promotion (flushed: the database keeps one in flight per pair)."""
     promotion = Promotion(image_id=image_id, environment_id=environment_id, kind=kind,
                           state=PromotionState.REQUESTED.value, requested_by=requested_by,
-                          reason=reason)
+                          reason=reason, release_id=release_id)
     session.add(promotion)
     session.flush()
     return promotion

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select, update
@@ -25,6 +26,18 @@ def latest_for(session: Session, environment_id: int, image_id: int) -> Release 
                           .order_by(Release.id.desc()).limit(1))
 
 
+def verified(session: Session, environment_id: int, *, release_id: str | None = None,
+             image_id: int | None = None) -> Release | None:
+    """The newest verified release in the environment with that release id (or image)."""
+    stmt = select(Release).where(Release.environment_id == environment_id,
+                                 Release.verified_at.is_not(None))
+    if release_id is not None:
+        stmt = stmt.where(Release.release_id == release_id)
+    if image_id is not None:
+        stmt = stmt.where(Release.image_id == image_id)
+    return session.scalars(stmt.order_by(Release.id.desc()).limit(1)).first()
+
+
 def rollback_target(session: Session, env: Environment) -> Release | None:
     """The last verified release before the current one, of another, unrevoked image."""
     live = current(session, env.id)
@@ -37,10 +50,12 @@ def rollback_target(session: Session, env: Environment) -> Release | None:
 
 
 def add(session: Session, *, environment_id: int, image_id: int, promotion_id: int | None,
-        deployment_id: int) -> Release:
-    """A release: the deployment went live."""
+        deployment_id: int, release_id: str | None = None, rollback_of: str | None = None,
+        verified_at: datetime | None = None) -> Release:
+    """A release: the deployment went live (a rollback's is verified from the start)."""
     release = Release(environment_id=environment_id, image_id=image_id,
-                      promotion_id=promotion_id, deployment_id=deployment_id)
+                      promotion_id=promotion_id, deployment_id=deployment_id,
+                      release_id=release_id, rollback_of=rollback_of, verified_at=verified_at)
     session.add(release)
     session.flush()
     return release

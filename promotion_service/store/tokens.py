@@ -1,35 +1,37 @@
-"""API tokens (only their hashes are stored)."""
+"""API tokens (only their hashes are stored), each held by a person."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, String, column, select, text
+from sqlalchemy import Connection, DateTime, Integer, String, column, func, select, text
 from sqlalchemy.orm import Session
 
 from ..db.models import Token
 
 # Core, typed: token lookup is on every request's path
 _BY_ID = text(
-    "SELECT name, role, project, token_hash, revoked_at FROM tokens WHERE id = :id"
-).columns(*(column(c, String) for c in ("name", "role", "project", "token_hash")),
+    "SELECT id, name, person, role, project, token_hash, revoked_at FROM tokens WHERE id = :id"
+).columns(column("id", Integer),
+          *(column(c, String) for c in ("name", "person", "role", "project", "token_hash")),
           column("revoked_at", DateTime))
 
 
 def row_by_id(conn: Session | Connection, token_id: int) -> Any:
-    """The token's name, role, project, hash and revocation time, if the id exists."""
+    """The token's id, name, person, role, project, hash and revocation time, if it exists."""
     conn = conn.connection() if isinstance(conn, Session) else conn
     return conn.execute(_BY_ID, {"id": token_id}).first()
 
 
 def by_name(session: Session, name: str) -> Token | None:
-    """The token with this name, if any."""
-    return session.scalar(select(Token).where(Token.name == name))
+    """The token with this name, compared case-insensitively (`Alice` is `alice`)."""
+    return session.scalar(select(Token).where(func.lower(Token.name) == name.casefold())
+                          .order_by(Token.id).limit(1))
 
 
-def add(session: Session, *, name: str, role: str, project: str | None) -> Token:
+def add(session: Session, *, name: str, person: str, role: str, project: str | None) -> Token:
     """A new row without its hash yet (the hash needs the token, the token needs the id)."""
-    row = Token(name=name, role=role, project=project, token_hash="")
+    row = Token(name=name, person=person, role=role, project=project, token_hash="")
     session.add(row)
     session.flush()
     return row

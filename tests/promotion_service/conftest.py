@@ -28,9 +28,9 @@ POLICIES = {
          "approver_roles": ["approver", "release-manager"], "max_severity": "medium"},
     ]},
 }
-# token name -> (role, project scope)
+# token name -> (role, project scope); each token's person is its name
 TOKENS = {
-    "ci-bot": ("ci", None), "alice": ("approver", None), "bob": ("approver", None),
+    "ci-bot": ("ci", "group/app"), "alice": ("approver", None), "bob": ("approver", None),
     "rm": ("release-manager", None), "admin": ("admin", None),
     "carol": ("approver", None), "ci-other": ("ci", "other/app"),
 }

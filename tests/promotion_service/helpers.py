@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -38,9 +39,19 @@ def register(api: Any, n: int, *, scan: dict[str, int] | None = None, as_: str =
     return resp.json
 
 
-def deploy(api: Any, n: int, environment: str, state: str = "succeeded") -> dict[str, Any]:
-    """Report a deployment of image n."""
-    resp = api.post("/deployments", json=ref(n, environment) | {"state": state})
+_releases = itertools.count(1)
+
+
+def release_id(n: int) -> str:
+    """A release id like the deploy step's (time-ordered, unique)."""
+    return f"20260101T000000{next(_releases):03d}Z-{n:04x}"
+
+
+def deploy(api: Any, n: int, environment: str, state: str = "succeeded",
+           **fields: Any) -> dict[str, Any]:
+    """Report a deployment of image n, with a release id as docker-cd deploy sends it."""
+    body = ref(n, environment) | {"state": state, "release_id": release_id(n)} | fields
+    resp = api.post("/deployments", json=body)
     assert resp.status_code == 201, resp.json
     return resp.json
 

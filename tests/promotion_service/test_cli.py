@@ -17,7 +17,8 @@ def env(monkeypatch, database_url, policy_file):
 
 
 def test_token_create_prints_only_the_token_and_it_works(env, capsys, client):
-    assert main(["token", "create", "--role", "ci", "--name", "pipeline"]) == 0
+    assert main(["token", "create", "--role", "ci", "--name", "pipeline",
+                 "--project", "group/app"]) == 0
     token = capsys.readouterr().out
     assert token.startswith("pst_") and token.count("\n") == 1
     resp = client.get("/api/v1/images", headers={"Authorization": f"Bearer {token.strip()}"})
@@ -29,17 +30,43 @@ def test_token_list_shows_names_never_values_and_revoke_stops_a_token(env, capsy
     token = capsys.readouterr().out.strip()
     assert main(["token", "list"]) == 0
     listed = capsys.readouterr().out
-    assert "qa\tapprover\tgroup/app\tactive" in listed and token not in listed
+    assert "qa\tqa\tapprover\tgroup/app\tactive" in listed and token not in listed
     assert main(["token", "revoke", "qa"]) == 0
     resp = client.get("/api/v1/images", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 401
 
 
 def test_a_duplicate_token_name_is_a_usage_error(env, capsys):
-    main(["token", "create", "--role", "ci", "--name", "x"])
+    main(["token", "create", "--role", "approver", "--name", "x"])
     capsys.readouterr()
-    assert main(["token", "create", "--role", "ci", "--name", "x"]) == 2
+    assert main(["token", "create", "--role", "approver", "--name", "X"]) == 2
     assert capsys.readouterr().err.startswith("Error: a token named 'x' exists")
+
+
+@pytest.mark.parametrize("name", ["cli:root", "gitlab:bob", "alice ", " alice", "Gitlab:bob"])
+def test_a_token_name_that_could_pass_for_someone_else_is_refused(env, capsys, name):
+    assert main(["token", "create", "--role", "approver", "--name", name]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: name: ") and ("reserved" in err or "spaces" in err)
+
+
+def test_a_ci_token_acts_for_one_project_unless_told_otherwise(env, capsys, client):
+    assert main(["token", "create", "--role", "ci", "--name", "runner"]) == 2
+    assert "give --project PATH, or --all-projects" in capsys.readouterr().err
+    assert main(["token", "create", "--role", "ci", "--name", "runner",
+                 "--all-projects"]) == 0
+    assert capsys.readouterr().out.startswith("pst_")
+
+
+def test_a_person_holds_several_tokens(env, capsys):
+    for name in ("alice-laptop", "alice-phone"):
+        assert main(["token", "create", "--role", "approver", "--name", name,
+                     "--person", "Alice"]) == 0
+    capsys.readouterr()
+    main(["token", "list"])
+    listed = capsys.readouterr().out
+    assert "alice-laptop\talice\tapprover" in listed
+    assert "alice-phone\talice\tapprover" in listed
 
 
 def test_revoking_an_unknown_token_says_how_to_list_them(env, capsys):

@@ -23,6 +23,8 @@ REASON = validate.Length(1, 4000)
 SEVERITY = validate.OneOf((*SEVERITIES, "unknown"))
 URL = validate.Length(max=2048)
 BIG = validate.Range(min=0, max=2**62)
+RELEASE_ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                             error="must be a release id like 20261126T171530123Z-3f2a")
 
 
 class Strict(Schema):

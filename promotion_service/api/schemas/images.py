@@ -32,7 +32,10 @@ class ImageIn(ImageRef):
                        validate=validate.Length(max=100))
     pipeline_id = fields.Int(validate=BIG)
     pipeline_url = fields.Str(validate=URL)
-    triggered_by = fields.Str(validate=validate.Length(1, 255))
+    triggered_by = fields.Str(validate=validate.Length(1, 255), metadata={
+        "description": "who ran the pipeline; with a CI job's ID token it comes from the token"})
+    commit_author = fields.Str(validate=validate.Length(1, 255), metadata={
+        "description": "the commit's author as git gives it (CI_COMMIT_AUTHOR: Name <e-mail>)"})
 
 
 class ImageOut(Schema):
@@ -50,7 +53,9 @@ class ImageOut(Schema):
     pipeline_id = fields.Int()
     pipeline_url = fields.Str()
     triggered_by = fields.Str()
+    commit_author = fields.Str()
     registered_by = fields.Str()
+    registered_via = fields.Str(metadata={"description": "token, or id_token (a CI job's)"})
     created_at = fields.DateTime()
     revoked = fields.Function(lambda i: i.revoked_at is not None)
     revoked_at = fields.DateTime()

@@ -50,23 +50,29 @@ class ProjectDetail(ProjectOut):
 
 
 class PolicyIn(Strict):
-    """An environment policy (same keys as the policy file)."""
+    """An environment's whole policy (the policy file's keys, every one of them), with why."""
 
-    auto_promote = fields.Bool()
-    promote_on_approval = fields.Bool()
-    required_approvals = fields.Int(validate=validate.Range(min=0, max=50))
+    auto_promote = fields.Bool(required=True)
+    promote_on_approval = fields.Bool(required=True)
+    required_approvals = fields.Int(required=True, validate=validate.Range(min=0, max=50))
     approver_roles = fields.List(fields.Str(validate=validate.OneOf(
-        [r for r in ROLES if r != "ci"])))
-    four_eyes = fields.Bool()
-    approval_ttl = fields.Raw()
-    min_soak = fields.Raw()
-    max_severity = fields.Str(allow_none=True)
-    freeze_windows = fields.List(fields.Dict())
+        [r for r in ROLES if r != "ci"])), required=True)
+    four_eyes = fields.Bool(required=True)
+    approval_ttl = fields.Raw(required=True, allow_none=True)
+    min_soak = fields.Raw(required=True, allow_none=True)
+    max_severity = fields.Str(required=True, allow_none=True)
+    freeze_windows = fields.List(fields.Dict(), required=True)
+    reason = fields.Str(required=True, validate=REASON, metadata={
+        "description": "why the policy changes (kept in the audit log)"})
+    loosen = fields.Bool(load_default=False, metadata={
+        "description": "true to loosen the policy on purpose (fewer approvals, no four-eyes, "
+                       "a higher scan limit, ...); without it such a change is a 409"})
 
     @validates_schema
     def _domain_rules(self, data: dict[str, Any], **_: Any) -> None:
+        policy = {k: v for k, v in data.items() if k not in ("reason", "loosen")}
         try:
-            EnvironmentPolicy.from_dict(data, "policy")
+            EnvironmentPolicy.from_dict(policy, "policy")
         except PolicyError as exc:
             raise ValidationError(str(exc)) from exc
 

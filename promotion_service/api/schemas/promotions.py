@@ -41,6 +41,7 @@ class PromotionOut(ImageEnvRecord):
     reason = fields.Str()
     pipeline_id = fields.Int()
     pipeline_url = fields.Str()
+    release_id = fields.Str(metadata={"description": "the release a rollback restores"})
     failure_message = fields.Str()
     updated_at = fields.DateTime()
 
@@ -77,6 +78,15 @@ class GateQuery(ImageEnvRef):
                                   "pipeline_id")
 
 
+class HoldOut(Schema):
+    """A hold on the environment, and what lifts it."""
+
+    reason = fields.Str()
+    by = fields.Str()
+    since = fields.Str()
+    lift = fields.Str()
+
+
 class GateOut(Schema):
     """The gate's answer."""
 
@@ -84,6 +94,8 @@ class GateOut(Schema):
     reasons = fields.List(fields.Nested(ReasonOut))
     image = fields.Str()
     environment = fields.Str()
+    hold = fields.Nested(HoldOut, allow_none=True, metadata={
+        "description": "the hold on automatic promotion into the environment, if any"})
 
 
 class ReleaseOut(ImageEnvRecord):
@@ -92,6 +104,8 @@ class ReleaseOut(ImageEnvRecord):
     image = fields.Function(attrgetter("image"))  # joined in by the query that read the rows
     promotion_id = fields.Int()
     deployment_id = fields.Int()
+    release_id = fields.Str(metadata={"description": "the target's release record"})
+    rollback_of = fields.Str(metadata={"description": "the release a rollback restored"})
     verified_at = fields.DateTime()
     rolled_back_at = fields.DateTime()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from ...domain.states import DEPLOYMENT_INITIAL, DeploymentState
-from .base import TEXT, URL, ImageEnvRecord, ImageEnvRef, Strict, one_of
+from .base import RELEASE_ID, TEXT, URL, ImageEnvRecord, ImageEnvRef, Strict, one_of
 
 
 class DeploymentIn(ImageEnvRef):
@@ -15,6 +15,10 @@ class DeploymentIn(ImageEnvRef):
         DeploymentState, but=set(DeploymentState) - DEPLOYMENT_INITIAL))
     job_url = fields.Str(validate=URL)
     message = fields.Str(validate=TEXT)
+    release_id = fields.Str(validate=RELEASE_ID, metadata={
+        "description": "the target's record of this release (docker-cd deploy's CD_RELEASE_ID)"})
+    rollback_of = fields.Str(validate=RELEASE_ID, metadata={
+        "description": "a rollback: the release it restores"})
 
 
 class DeploymentPatch(Strict):
@@ -29,6 +33,8 @@ class DeploymentOut(ImageEnvRecord):
 
     promotion_id = fields.Int()
     state = fields.Str()
+    release_id = fields.Str()
+    rollback_of = fields.Str()
     job_url = fields.Str()
     message = fields.Str()
     actor = fields.Str()
@@ -67,6 +73,7 @@ class ApprovalOut(ImageEnvRecord):
     role = fields.Str()
     decision = fields.Str()
     comment = fields.Str()
+    given_in = fields.Str(metadata={"description": "service, or gitlab (GitLab's UI)"})
     expires_at = fields.DateTime()
     withdrawn_at = fields.DateTime()
     withdrawn_by = fields.Str()

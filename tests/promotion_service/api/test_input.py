@@ -97,17 +97,20 @@ def test_a_project_scoped_admin_cannot_change_another_projects_policy(api, app):
                                                   project="other/app")[1]
     register(api, 1)
     path = "/projects/1/environments/production/policy"
-    resp = api.put(path, json={"required_approvals": 0}, as_="admin-other")
+    policy = api.get("/projects/1", as_="admin").json["environments"][2]["policy"]
+    resp = api.put(path, json=policy | {"required_approvals": 3, "reason": "stricter"},
+                   as_="admin-other")
     assert_error_shape(resp, 403)
     assert "other/app" in resp.json["message"]
     assert api.get("/projects/1").json["environments"][2]["policy"]["required_approvals"] == 2
-    assert api.put(path, json={"required_approvals": 0}, as_="admin").status_code == 200
+    assert api.put(path, json=policy | {"required_approvals": 3, "reason": "stricter"},
+                   as_="admin").status_code == 200
 
 
 def test_a_digest_cannot_change_project(api):
     register(api, 1)
-    resp = api.post("/images", json=ref(1) | {"project": "group/else"})
-    assert_error_shape(resp, 409)
+    resp = api.post("/images", json=ref(1) | {"project": "group/else"}, as_="rm")
+    assert_error_shape(resp, 403)  # group/else owns no repository under group/app
 
 
 def test_registering_twice_returns_the_same_image(api):

@@ -68,7 +68,8 @@ def test_image_whose_scan_failed_fails_with_reasons_readable_in_the_api(app, cli
     from promotion_service.services.tokens import create
 
     with session_for(app) as session:
-        _, token = create(session, Actor.system("test"), name="reader", role="ci")
+        _, token = create(session, Actor.system("test"), name="reader", role="ci",
+                          project="group/app")
     listed = client.get("/api/v1/merge-request-checks?project=group/app&mr_iid=13",
                         headers={"Authorization": f"Bearer {token}"})
     assert listed.status_code == 200

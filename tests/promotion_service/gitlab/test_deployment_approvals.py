@@ -68,12 +68,13 @@ def test_approval_given_in_gitlab_is_recorded_with_the_gitlab_user(app, gitlab, 
     assert sync(app) >= 1
     with session_for(app, write=False) as session:
         [record] = session.scalars(select(ApprovalRecord)).all()
-        assert (record.image_id, record.actor, record.decision) == (
-            image_id, "gitlab:qa-lead", "approve")
+        # GitLab's user qa-lead is the person qa-lead: one identity, given in GitLab's UI
+        assert (record.image_id, record.actor, record.decision, record.given_in) == (
+            image_id, "qa-lead", "approve", "gitlab")
         assert "checked staging" in record.comment
         audit = session.scalars(select(AuditEntry).where(
             AuditEntry.action == "approval.approve")).one()
-        assert audit.actor == "gitlab:qa-lead"
+        assert audit.actor == "qa-lead"
     sync(app)  # seen already: not recorded twice
     with session_for(app, write=False) as session:
         assert len(session.scalars(select(ApprovalRecord)).all()) == 1

@@ -66,7 +66,7 @@ def test_auto_promotion_waits_for_soak_time_then_writes_the_trigger(api, app):
     [promotion_id] = soak(app)
     assert gate(api, 1, "staging").json == {"allowed": True, "reasons": [],
                                             "image": f"{ref(1)['repository']}@{ref(1)['digest']}",
-                                            "environment": "staging"}
+                                            "environment": "staging", "hold": None}
     [(outbox_promotion, payload)] = outbox_rows(app)
     assert outbox_promotion == promotion_id
     assert payload["variables"] == {"CD_IMAGE": f"{ref(1)['repository']}@{ref(1)['digest']}",
@@ -93,20 +93,31 @@ def test_promotion_states_follow_deploy_and_verify_reports(api, app):
                        "promotion.requested"]
 
 
+def claim(api, n, environment, pipeline_id, **extra):
+    return api.post("/claims", json=ref(n, environment) | {"pipeline_id": pipeline_id} | extra)
+
+
 def test_the_first_pipeline_claims_a_promotion_and_a_second_is_refused(api, app):
     register(api, 1)
     deploy(api, 1, "test")
     verify(api, 1, "test")
     [promotion_id] = soak(app)
 
-    first = gate(api, 1, "staging", promotion_id=promotion_id, pipeline_id=100)
-    again = gate(api, 1, "staging", promotion_id=promotion_id, pipeline_id=100)
-    second = gate(api, 1, "staging", promotion_id=promotion_id, pipeline_id=101)
+    first = claim(api, 1, "staging", 100, promotion_id=promotion_id)
+    again = claim(api, 1, "staging", 100, promotion_id=promotion_id)
+    second = claim(api, 1, "staging", 101, promotion_id=promotion_id)
 
-    assert first.json["allowed"] and again.json["allowed"]
-    assert second.json["allowed"] is False and codes(second) == ["promotion_claimed"]
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert first.json["promotion"]["id"] == promotion_id and first.json["allowed"]
+    assert second.status_code == 409 and codes(second) == ["promotion_claimed"]
     assert "pipeline 100" in second.json["reasons"][0]["message"]
     assert api.get(f"/promotions/{promotion_id}").json["pipeline_id"] == 100
+    # the gate, asked with the other pipeline, says the same without changing anything
+    assert codes(gate(api, 1, "staging", promotion_id=promotion_id, pipeline_id=101)) == [
+        "promotion_claimed"]
+    claims = api.get("/audit", query_string={"action": "promotion.claimed"}).json
+    assert [(c["actor"], c["after"]["pipeline_id"]) for c in claims] == [
+        ("ci-bot", 100), ("ci-bot", 100)]
 
 
 def test_production_needs_two_approvals_and_the_last_one_promotes(api, app):
@@ -196,7 +207,7 @@ def test_a_freeze_window_refuses_until_it_ends(api, app):
     approve(api, 1, "alice")
     policy = api.get("/projects/1").json["environments"][2]["policy"]
     policy.update(freeze_windows=[{"start": "2000-01-01T00:00:00Z", "end": "2999-01-01T00:00:00Z",
-                                   "reason": "year-end freeze"}])
+                                   "reason": "year-end freeze"}], reason="year-end")
     assert api.put("/projects/1/environments/production/policy", json=policy,
                    as_="admin").status_code == 200
     approve(api, 1, "bob")
@@ -219,9 +230,11 @@ def test_an_emergency_stop_freezes_every_project_until_lifted(api, app):
     assert codes(refused) == ["emergency_stop"] and "incident 42" in (
         refused.json["reasons"][0]["message"])
     assert promotions_of(api, environment="production") == []
-    other = api.post("/images", json=ref(9) | {"project": "other/app"}, as_="ci-other")
+    other_image = {"repository": "registry.example.com/other/app", "digest": ref(9)["digest"]}
+    other = api.post("/images", json=other_image | {"project": "other/app"}, as_="ci-other")
     assert other.status_code == 201
-    assert "emergency_stop" in codes(gate(api, 9, "production"))
+    assert "emergency_stop" in codes(api.get("/gate", query_string=other_image | {
+        "environment": "production"}, as_="ci-other"))
 
     assert api.delete(f"/stops/{stop['id']}", as_="rm").status_code == 200
     assert gate(api, 1, "production").json["allowed"] is True
@@ -357,5 +370,6 @@ def test_a_newer_image_deployed_first_supersedes_an_older_promotion(api, app):
         verify(api, n, "test")
     age(app, Verification, SOAKED)
     older = api.post("/promotions", json=ref(1, "staging"), as_="rm").json
+    api.post("/promotions", json=ref(2, "staging"), as_="rm")
     deploy(api, 2, "staging")
     assert api.get(f"/promotions/{older['id']}").json["state"] == "superseded"
