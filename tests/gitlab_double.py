@@ -20,7 +20,12 @@ Endpoints (under /api/v4):
     POST /projects/:id/merge_requests/:iid/status_check_responses
     GET  /projects/:id/deployments?environment=&status=   and /projects/:id/deployments/:id
     POST /projects/:id/deployments/:deployment_id/approval
-Also GET /_double/calls and /_double/pipelines (JSON) for looking from another process.
+GitLab as the issuer of CI/CD ID tokens (tests/gitlab_oidc.py):
+    GET  /oauth/discovery/keys                     the JWKS GitLab signs ID tokens with
+    GET  /.well-known/openid-configuration         its jwks_uri
+    ``mint_id_token(audience=, project_path=, pipeline_id=, user_login=, ...)`` signs one.
+Also GET /_double/calls and /_double/pipelines (JSON) for looking from another process, and
+POST /_double/id_tokens (the claims as JSON) to mint an ID token from there.
 Run alone with ``python -m tests.gitlab_double --port 8929``.
 """
 
@@ -38,6 +43,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.gitlab_oidc import DISCOVERY_PATH, KEYS_PATH, IdTokenIssuer
 
 __all__ = ["Call", "GitLabDouble", "Pipeline"]
 
@@ -149,6 +156,7 @@ class GitLabDouble:
         self._ids = itertools.count(1000)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.id_tokens = IdTokenIssuer()
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> GitLabDouble:
@@ -184,6 +192,10 @@ class GitLabDouble:
         """Base URL to give python-gitlab (without /api/v4)."""
         assert self._server is not None, "start() the double first"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def mint_id_token(self, **claims: Any) -> str:
+        """A CI/CD ID token signed by this GitLab (see IdTokenIssuer.mint for the claims)."""
+        return self.id_tokens.mint(self.url, **claims)
 
     # -- setup -----------------------------------------------------------------------
     def add_project(
@@ -459,6 +471,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = _parse_body(raw, headers.get("content-type", ""))
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
 
+        if split.path in (KEYS_PATH, DISCOVERY_PATH) and method == "GET":
+            issuer = self.owner.id_tokens
+            self._send(200, issuer.jwks() if split.path == KEYS_PATH
+                       else issuer.discovery(self.owner.url))
+            return
+        if split.path == "/_double/id_tokens" and method == "POST":
+            self._send(201, {"token": self.owner.mint_id_token(**body)})
+            return
         if split.path.startswith("/_double/"):
             owner = self.owner
             what = split.path.removeprefix("/_double/")

@@ -21,7 +21,7 @@ from ..domain.gitlab_events import (
 )
 from ..domain.policy import EnvironmentPolicy
 from ..domain.states import PROMOTION_TRANSITIONS, PromotionState, illegal_move, promotion_sources
-from ..errors import Conflict, Invalid, NotFound, Refused
+from ..errors import Conflict, Forbidden, Invalid, NotFound, Refused
 from ..store import audit, images, outbox, projects, promotions, releases, verifications
 from . import gate, holds, lookups
 from .projects import policy_of
@@ -132,8 +132,15 @@ def move(session: Session, actor: Actor, promotion_id: int, state: str,
             raise NotFound(f"no promotion with id {promotion_id}")
         image = images.get(session, promotion.image_id)
         lookups.check_image_scope(session, actor, image)
+        env = session.get(Environment, promotion.environment_id)
+        lookups.check_job_environment(actor, env.name)
+        mine = actor.pipeline.pipeline_id if actor.pipeline is not None else None
+        if mine is not None and promotion.pipeline_id not in (None, mine):
+            raise Forbidden(f"promotion {promotion_id} is deployed by pipeline "
+                            f"{promotion.pipeline_id}; this job's pipeline {mine} may not "
+                            "move it")
         promotion = transition(session, promotion_id, state, actor, message)
-    return promotions.named(promotion, image, session.get(Environment, promotion.environment_id))
+    return promotions.named(promotion, image, env)
 
 
 def transition(session: Session, promotion_id: int, target: str | PromotionState,

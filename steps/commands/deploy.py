@@ -65,8 +65,9 @@ def execute(settings: Settings, ctx: Context) -> Result:
     log.info(f"Deploying release {release.id} of {project} to {env} on the {target.name} target"
              f" (template {', '.join(template.files)}; previous release: "
              f"{release.previous or 'none'})")
-    service = ctx.service(settings.service.service_url, settings.service.service_token)
-    with Reporter(service, settings.job_url, image, env, log).deployment(f"release {release.id}"):
+    service = ctx.service(settings.service.service_url, settings.service.credential)
+    reporter = Reporter(service, settings.job_url, image, env, log)
+    with reporter.deployment(f"release {release.id}", release_id=release.id):
         done = target.deploy(Plan(project, env, template, release, settings.health_timeout), log)
     log.info(f"Release {done.id} is live in {env}")
     return Result(outputs={"CD_RELEASE_ID": done.id}, data={"release": done.summary()})

@@ -7,8 +7,11 @@ pipeline job runs it after the scan, so a refusal fails the pipeline ("Pipelines
 succeed" then blocks the merge).
 
 With --environment it is the deploy gate: may this image (CD_IMAGE) go into that environment
-now? In a pipeline the service triggered, CD_PROMOTION_ID and the pipeline id are sent too, so
-a second pipeline for the same promotion is refused and cannot deploy twice.
+now? Asking changes nothing. With --claim (the deploy jobs), this pipeline claims what it is
+about to deploy: its promotion (CD_PROMOTION_ID, else the one in flight), which the first
+pipeline to claim it deploys and no other; an old deploy job run again (GitLab's environment
+"Rollback") claims a rollback to its image when that was verified there. The pipeline is the
+ID token's (or CI_PIPELINE_ID with a service token).
 
 --wait SECONDS keeps asking while the answer is only "not ready yet" (image or scan missing).
 """
@@ -20,12 +23,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from steps.commands import Step
+from steps.commands.inputs.ci import JOB_URL
 from steps.commands.inputs.pipeline import Pipeline
 from steps.commands.inputs.service import Service
 from steps.images.reference import split_image
 from steps.runtime.errors import Refused, UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.outputs import Result
+from steps.service.client import reason_lines
 
 if TYPE_CHECKING:
     from steps.context import Context
@@ -50,6 +55,9 @@ class Settings:
                                       env=("CD_PROMOTION_ID",))
     wait: float = option("Seconds to keep asking while the image or its scan is not recorded "
                          "yet.", env=("CD_GATE_WAIT",), default=0.0, metavar="SECONDS")
+    claim: bool = option("Claim the promotion for this pipeline before deploying (deploy "
+                         "jobs); needs --environment.", env=("CD_GATE_CLAIM",), default=False)
+    job_url: str | None = JOB_URL.field()
     pipeline: Pipeline = group(Pipeline)
     service: Service = group(Service)
 
@@ -61,6 +69,9 @@ def validate(settings: Settings) -> None:
         raise UsageError("no promotion service to ask: set CD_SERVICE_URL", "service_url")
     if settings.wait < 0:
         raise UsageError(f"must be 0 or more seconds; got {settings.wait}", "wait")
+    if settings.claim and not settings.environment:
+        raise UsageError("a claim is for an environment: give --environment (the deploy "
+                         "job's CI_ENVIRONMENT_NAME)", "claim")
     if settings.environment:
         if not settings.image or split_image(settings.image) is None:
             raise UsageError(f"the deploy gate needs the image by digest "
@@ -95,22 +106,25 @@ def query(settings: Settings) -> tuple[str, dict[str, Any]]:
         "sha": (pipeline.commit_sha or "").lower()}
 
 
-def reason_lines(reasons: list[dict[str, Any]]) -> list[str]:
-    """One line per reason: what is missing, then what would satisfy it."""
-    lines = []
-    for reason in reasons:
-        text = str(reason.get("message") or reason.get("code") or reason)
-        if reason.get("satisfy"):
-            text += f" (to satisfy: {reason['satisfy']})"
-        lines.append(text)
-    return lines
+def claim_body(settings: Settings) -> dict[str, Any]:
+    """What the deploy job claims: its image, environment, promotion and pipeline."""
+    repository, digest = split_image(settings.image or "")  # type: ignore[misc]
+    body: dict[str, Any] = {"kind": "deploy", "repository": repository, "digest": digest,
+                            "environment": settings.environment,
+                            "promotion_id": settings.promotion_id,
+                            "pipeline_id": int(settings.pipeline.pipeline_id)
+                            if settings.pipeline.pipeline_id else None,
+                            "job_url": settings.job_url}
+    return {k: v for k, v in body.items() if v is not None}
 
 
 def execute(settings: Settings, ctx: Context) -> Result:
     """Ask (and with --wait, ask again while not ready); refuse with the reasons."""
     log = ctx.log
-    client = ctx.service(settings.service.service_url, settings.service.service_token)
+    client = ctx.service(settings.service.service_url, settings.service.credential)
     assert client is not None  # validate() asked for the service's URL
+    if settings.claim:
+        return claim(settings, client, log)
     path, params = query(settings)
     what = (f"{params['repository']}@{params['digest']} into {settings.environment}"
             if settings.environment else f"merge of {params['project']} at {params['sha'][:12]}")
@@ -129,6 +143,26 @@ def execute(settings: Settings, ctx: Context) -> Result:
         raise Refused(f"the gate refused the {what}", reason_lines(reasons))
     log.info(f"The gate allows the {what}")
     return Result(outputs={"CD_GATE": "allowed"}, data={"gate": answer})
+
+
+def claim(settings: Settings, client: Any, log: Any) -> Result:
+    """Claim the deploy for this pipeline; a refusal (409) ends the step with the reasons."""
+    body = claim_body(settings)
+    what = f"{body['repository']}@{body['digest']} into {settings.environment}"
+    log.info(f"+ POST {client.base}/claims ({what}"
+             + (f", promotion {settings.promotion_id}" if settings.promotion_id else "") + ")")
+    try:
+        answer = client.post("claims", body) or {}
+    except Refused as e:
+        raise Refused(f"the gate refused the {what}", e.reasons) from None
+    promotion = answer.get("promotion") or {}
+    kind = "rollback" if promotion.get("kind") == "rollback" else "promotion"
+    log.info(f"This pipeline deploys {kind} {promotion.get('id')}: the gate allows the {what}")
+    if answer.get("hold"):
+        log.info(f"{settings.environment} is held: {answer['hold']['reason']} (by "
+                 f"{answer['hold']['by']}; {answer['hold']['lift']})")
+    return Result(outputs={"CD_GATE": "allowed", "CD_PROMOTION_ID": str(promotion.get("id"))},
+                  data={"claim": answer})
 
 
 STEP = Step(name="gate", help=__doc__ or "", settings=Settings, execute=execute,

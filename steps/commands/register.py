@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from steps.context import Context
 
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
+SIGNED = ("commit_sha", "ref", "pipeline_id", "triggered_by")  # the ID token's, not the body's
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,12 @@ class Settings:
     tags: tuple[str, ...] = option("Tags pushed for the image (comma list).",
                                    env=("CD_IMAGE_TAGS",), default=())
     triggered_by: str | None = option(
-        "Who started the pipeline.", env=("CD_TRIGGERED_BY", "GITLAB_USER_LOGIN", "BUILD_USER_ID"))
+        "Who started the pipeline (with a service token only: with the job's ID token the "
+        "service takes it from the token).",
+        env=("CD_TRIGGERED_BY", "GITLAB_USER_LOGIN", "BUILD_USER_ID"))
+    commit_author: str | None = option(
+        "The commit's author, `Name <e-mail>` (four-eyes keeps them from approving it).",
+        env=("CD_COMMIT_AUTHOR", "CI_COMMIT_AUTHOR", "GIT_AUTHOR_EMAIL"))
     scan_report: str | None = option(
         "Also record this scan summary: the scan step's --json file or its dotenv (CD_SCAN_* "
         "lines).", env=("CD_SCAN_REPORT",), metavar="FILE")
@@ -103,7 +109,11 @@ def image_payload(settings: Settings) -> dict[str, Any]:
         "pipeline_id": int(pipeline.pipeline_id) if pipeline.pipeline_id else None,
         "pipeline_url": pipeline.pipeline_url,
         "triggered_by": settings.triggered_by,
+        "commit_author": settings.commit_author,
     }
+    if settings.service.uses_id_token:  # GitLab signed these into the job's ID token
+        for signed in SIGNED:
+            body.pop(signed)
     return {k: v for k, v in body.items() if v not in (None, "", [])}
 
 
@@ -147,7 +157,7 @@ def scan_payload(text: str, repository: str, digest: str, report_url: str | None
 def execute(settings: Settings, ctx: Context) -> Result:
     """Register the image (and its scan summary); report the service's image id."""
     log = ctx.log
-    client = ctx.service(settings.service.service_url, settings.service.service_token)
+    client = ctx.service(settings.service.service_url, settings.service.credential)
     assert client is not None  # validate() asked for the service's URL
     body = image_payload(settings)
     log.info(f"+ POST {client.base}/images {body['repository']}@{body['digest']} "

@@ -1,10 +1,19 @@
-"""`docker-cd rollback`: back to the last release that succeeded before the current one, or to
---to RELEASE, from what the target recorded (no checkout of the application needed)."""
+"""`docker-cd rollback`: back to a release verified in the environment, restored from what the
+target recorded (no checkout of the application needed): exactly its images, template and
+configuration.
+
+With a promotion service, the service says which release (the one --to or CD_ROLLBACK_TO
+names, else the last verified one before the live one, of another image) and records the
+rollback, claimed by this pipeline, with a hold on the environment; it refuses a release that
+was never verified there. Without a service, the target's records decide: --to RELEASE, else the
+last release that succeeded before the current one (the target cannot know which were
+verified).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from steps.commands import Step
 from steps.commands.inputs.ci import JOB_URL
@@ -18,6 +27,8 @@ from steps.targets import RestorePlan
 
 if TYPE_CHECKING:
     from steps.context import Context
+    from steps.runtime.log import Log
+    from steps.service.client import ServiceClient
 
 
 @dataclass(frozen=True)
@@ -26,8 +37,14 @@ class Settings:
 
     where: TargetEnvironment = group(TargetEnvironment)
     to: str | None = option(
-        "Release id to go back to [default: the last one that succeeded before the current "
-        "one].", env=("CD_ROLLBACK_TO",), metavar="RELEASE")
+        "Release id to go back to [default: the service's choice, else the last one that "
+        "succeeded before the current one].", env=("CD_ROLLBACK_TO",), metavar="RELEASE")
+    service_project: str | None = option(
+        "Project path in the promotion service (group/name).",
+        env=("CD_SERVICE_PROJECT", "CI_PROJECT_PATH", "JOB_NAME"))
+    promotion_id: int | None = option(
+        "The rollback promotion a pipeline the service triggered carries out.",
+        env=("CD_PROMOTION_ID",))
     health_timeout: float = HEALTH_TIMEOUT.field()
     release: ReleaseContext = group(ReleaseContext)
     job_url: str | None = JOB_URL.field()
@@ -43,7 +60,12 @@ def execute(settings: Settings, ctx: Context) -> Result:
     target = ctx.target(settings.where.target)
     project, env = settings.where.project_name, str(settings.where.environment)
     records = target.records(project, env)
-    source = rollback_source(records, settings.to)
+    service = ctx.service(settings.service.service_url, settings.service.credential)
+    if service is not None:
+        to, image = claim(settings, service, env, log)
+        source = rollback_source(records, to, image)
+    else:
+        source = rollback_source(records, settings.to)
     now = current(records)
     release = Release(
         id=new_release_id(), project=project, environment=env, target=target.name,
@@ -53,19 +75,39 @@ def execute(settings: Settings, ctx: Context) -> Result:
         image=source.image)
     log.info(f"Rolling {project} in {env} back from {release.previous} to {source.id} "
              f"(created {source.created}, commit {(source.commit or '?')[:12]})")
-    service = ctx.service(settings.service.service_url, settings.service.service_token)
     reporter = Reporter(service, settings.job_url, source.image, env, log)
-    with reporter.deployment(f"rollback {release.id} to release {source.id}"):
+    with reporter.deployment(f"rollback {release.id} to release {source.id}",
+                             release_id=release.id, rollback_of=source.id):
         done = target.restore(source, RestorePlan(release, settings.health_timeout), log)
     log.info(f"Release {done.id} (a copy of {source.id}) is live in {env}")
     return Result(outputs={"CD_RELEASE_ID": done.id},
                   data={"release": done.summary(), "restored": source.id})
 
 
+def claim(settings: Settings, service: ServiceClient, env: str,
+          log: Log) -> tuple[str | None, str | None]:
+    """Claim the rollback with the service: (release id, image) it goes back to."""
+    body: dict[str, Any] = {
+        "kind": "rollback", "environment": env, "project": settings.service_project,
+        "release_id": settings.to, "promotion_id": settings.promotion_id,
+        "pipeline_id": int(settings.release.pipeline_id)
+        if str(settings.release.pipeline_id or "").isdigit() else None,
+        "job_url": settings.job_url}
+    log.info(f"+ POST {service.base}/claims (rollback of {env}"
+             + (f" to release {settings.to}" if settings.to else "") + ")")
+    answer = service.post("claims", {k: v for k, v in body.items() if v is not None}) or {}
+    promotion = answer.get("promotion") or {}
+    log.info(f"The promotion service records rollback {promotion.get('id')} of {env} to "
+             f"{answer.get('release_id') or answer.get('image')}"
+             + (f"; {env} is held ({answer['hold']['lift']})" if answer.get("hold") else ""))
+    return answer.get("release_id"), answer.get("image")
+
+
 STEP = Step(
     name="rollback",
-    help="Roll an environment back to the last release that succeeded before the current one "
-         "(or --to RELEASE), from the target's own records.",
+    help="Roll an environment back to a release verified there (--to RELEASE, the promotion "
+         "service's choice, or without a service the last one that succeeded), restored from "
+         "the target's own records.",
     settings=Settings,
     execute=execute,
     validate=validate,

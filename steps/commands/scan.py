@@ -191,7 +191,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
                  f"({len(report['vulnerabilities'])} finding(s))")
     result = Result(outputs=outputs(scan, verdict, image),
                     data={"scan": details(scan, verdict)})
-    service = ctx.service(settings.service.service_url, settings.service.service_token)
+    service = ctx.service(settings.service.service_url, settings.service.credential)
     if service:
         _report_to_service(service, settings.job_url, scan, verdict, image, log)
     if not verdict.passed:

@@ -104,7 +104,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
     if release is None:
         raise Refused(f"nothing to verify: no release of {project} in {env} has succeeded")
     checks = checks_from_rendered(release.template)
-    service = ctx.service(settings.service.service_url, settings.service.service_token)
+    service = ctx.service(settings.service.service_url, settings.service.credential)
     reporter = Reporter(service, settings.job_url, release.image, env, log)
     if not checks:
         log.warn("the template declares no checks (x-docker-cd.verify); nothing to verify")

@@ -24,11 +24,14 @@ def current(records: Iterable[Release]) -> Release | None:
                  if r.status == SUCCEEDED), None)
 
 
-def rollback_source(records: Iterable[Release], to: str | None = None) -> Release:
+def rollback_source(records: Iterable[Release], to: str | None = None,
+                    image: str | None = None) -> Release:
     """The release a rollback restores.
 
-    Without `to`: the newest release before the current one that succeeded, was not itself left
-    by a rollback, and differs from what runs now. With `to`: that release, if it succeeded.
+    With `to`: that release, if it succeeded. With `image` (what the promotion service chose,
+    when it knows no release id): the newest release of that image that succeeded. Else the
+    newest release before the current one that succeeded, was not itself left by a rollback,
+    and differs from what runs now.
     """
     records = list(records)
     now = current(records)
@@ -42,6 +45,13 @@ def rollback_source(records: Iterable[Release], to: str | None = None) -> Releas
         if chosen.status != SUCCEEDED:
             raise Refused(f"release {to} {chosen.status}; a failed release is never a rollback "
                           "target")
+        return chosen
+    if image:
+        chosen = next((r for r in sorted(records, key=lambda r: (r.created, r.id), reverse=True)
+                       if r.status == SUCCEEDED and r.image == image), None)
+        if chosen is None:
+            raise Refused(f"no release of {image} succeeded on this target; the promotion "
+                          "service's history and the target's disagree")
         return chosen
     for release in history(records):
         if (release.created, release.id) >= (now.created, now.id):

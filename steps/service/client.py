@@ -15,6 +15,20 @@ from steps.runtime.errors import ExternalError, Refused, UsageError
 from steps.runtime.retry import Transient, call_with_retries
 
 
+def reason_lines(reasons: list[Any]) -> list[str]:
+    """One line per reason the service gives: what is missing, then what would satisfy it."""
+    lines = []
+    for reason in reasons:
+        if not isinstance(reason, dict):
+            lines.append(str(reason))
+            continue
+        text = str(reason.get("message") or reason.get("code") or reason)
+        if reason.get("satisfy"):
+            text += f" (to satisfy: {reason['satisfy']})"
+        lines.append(text)
+    return lines
+
+
 class ServiceClient:
     """A small client: one `request` method; steps call the endpoints they need through it."""
 
@@ -70,10 +84,11 @@ class ServiceClient:
         detail = (f"{method} {url}: HTTP {response.status_code}: "
                   f"{fields.get('message') or response.reason}")
         if response.status_code in (401, 403):
-            raise UsageError(f"the promotion service refused the token ({detail}); "
-                             "set CD_SERVICE_TOKEN to a token with the right role")
+            raise UsageError(f"the promotion service refused the credential ({detail}); give "
+                             "the job an ID token for the service (CD_SERVICE_ID_TOKEN, the "
+                             "template's service_audience) or set CD_SERVICE_TOKEN to a token "
+                             "with the right role and project")
         if response.status_code == 409:
-            raise Refused(detail, [r.get("message", str(r)) if isinstance(r, dict) else str(r)
-                                   for r in fields.get("reasons", [])])
+            raise Refused(detail, reason_lines(fields.get("reasons") or []))
         raise UsageError(f"the promotion service rejected the request: {detail} "
                          f"{fields.get('errors', '')}")

@@ -91,6 +91,13 @@ CASES = [
     ("triggered for production", TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "production"},
      {"deploy-production": "manual", "verify-production": "on_success",
       "rollback-production": "manual"}),
+    ("a service rollback of production restores at once and deploys nothing new",
+     TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "production",
+                            "CD_ROLLBACK_TO": "20261126T171530123Z-3f2a"},
+     {"rollback-production": "on_success"}),
+    ("a service rollback of staging", TRIGGERED | SERVICE | {
+        "CD_TARGET_ENVIRONMENT": "staging", "CD_ROLLBACK_TO": "20261126T171530123Z-3f2a"},
+     {"rollback-staging": "on_success"}),
     ("triggered without an image deploys nothing",
      {"CI_PIPELINE_SOURCE": "trigger", "CD_TARGET_ENVIRONMENT": "staging"} | SERVICE, {}),
     ("build disabled", PIPELINES["feature-branch"] | {"CD_BUILD_DISABLED": "true",
@@ -136,11 +143,20 @@ def _include_with(repo: AppRepo, inputs: dict[str, str]) -> None:
 def test_inputs_set_the_variables_the_steps_read(tmp_path):
     repo = AppRepo.create(tmp_path / "app")
     _include_with(repo, {"deploy_target": "swarm", "staging_environment": "qa",
-                         "service_token_variable": "MY_TOKEN"})
-    variables = yaml.safe_load(repo.preview())["variables"]
+                         "service_token_variable": "MY_TOKEN",
+                         "service_audience": "https://promotion.example.com",
+                         "service_auth": "token"})
+    preview = yaml.safe_load(repo.preview())
+    variables = preview["variables"]
     assert variables["CD_DEPLOY_TARGET"] == "swarm"
     assert variables["CD_STAGING_ENVIRONMENT"] == "qa"
     assert variables["CD_SERVICE_TOKEN"] == "$MY_TOKEN"
+    assert variables["CD_SERVICE_AUTH"]["value"] == "token"
+    # every job gets an ID token for the service, with the audience the service expects
+    jobs = {k: v for k, v in preview.items() if isinstance(v, dict) and "script" in v}
+    assert jobs and all(job["id_tokens"] == {
+        "CD_SERVICE_ID_TOKEN": {"aud": "https://promotion.example.com"}}
+        for job in jobs.values())
     staging = repo.jobs({"CD_TARGET_ENVIRONMENT": "qa", "CD_IMAGE": TRIGGERED["CD_IMAGE"],
                          "CI_PIPELINE_SOURCE": "trigger"})
     assert staging == {"deploy-staging": "on_success", "verify-staging": "on_success",

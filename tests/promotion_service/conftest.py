@@ -27,6 +27,7 @@ POLICIES = {
         {"name": "production", "required_approvals": 2, "four_eyes": True,
          "approver_roles": ["approver", "release-manager"], "max_severity": "medium"},
     ]},
+    "projects": {"group/app": {}},  # listed: CI jobs' ID tokens may create it
 }
 # token name -> (role, project scope); each token's person is its name
 TOKENS = {
@@ -35,6 +36,26 @@ TOKENS = {
     "carol": ("approver", None), "ci-other": ("ci", "other/app"),
 }
 _counter = itertools.count()
+AUDIENCE = "https://promotion.example.com"  # what the jobs' id_tokens ask for
+
+
+@pytest.fixture(scope="session")
+def oidc() -> Iterator[GitLabDouble]:
+    """A GitLab that signs CI/CD ID tokens; every test app trusts it (PROMOTION_OIDC_*)."""
+    with GitLabDouble() as gitlab:
+        yield gitlab
+
+
+@pytest.fixture
+def id_token(oidc: GitLabDouble) -> Any:
+    """Mint a job's ID token: id_token(user_login="alice", environment="production", ...)."""
+
+    def mint(**claims: Any) -> str:
+        defaults = {"audience": AUDIENCE, "project_path": "group/app", "pipeline_id": 500,
+                    "user_login": "dev", "sha": "ab" * 20}
+        return oidc.mint_id_token(**(defaults | claims))
+
+    return mint
 
 
 @pytest.fixture(scope="session")
@@ -89,10 +110,11 @@ def policy_file(tmp_path: Any) -> str:
 
 
 @pytest.fixture
-def app(database_url: str, policy_file: str) -> Iterator[Any]:
-    """The service on a fresh database."""
+def app(database_url: str, policy_file: str, oidc: GitLabDouble) -> Iterator[Any]:
+    """The service on a fresh database, trusting the `oidc` GitLab's ID tokens."""
     app = create_app({"DATABASE_URL": database_url, "POLICY_FILE": policy_file,
-                      "TESTING": True, "TOKEN_CACHE_SECONDS": 0})
+                      "TESTING": True, "TOKEN_CACHE_SECONDS": 0,
+                      "OIDC_ISSUER": oidc.url, "OIDC_AUDIENCE": AUDIENCE})
     yield app
     db.engine_of(app).dispose()
 
@@ -115,9 +137,10 @@ class ApiClient:
         self.client, self.tokens = client, tokens
 
     def call(self, method: str, path: str, as_: str | None = "ci-bot", **kwargs: Any) -> Any:
+        """as_ names a token of TOKENS, or is a bearer credential itself (an ID token)."""
         headers = kwargs.pop("headers", {})
         if as_ is not None:
-            headers["Authorization"] = f"Bearer {self.tokens[as_]}"
+            headers["Authorization"] = f"Bearer {self.tokens.get(as_, as_)}"
         url = path if path.startswith("/api") else f"/api/v1{path}"
         return self.client.open(url, method=method, headers=headers, **kwargs)
 

@@ -80,6 +80,22 @@ def test_approval_given_in_gitlab_is_recorded_with_the_gitlab_user(app, gitlab, 
         assert len(session.scalars(select(ApprovalRecord)).all()) == 1
 
 
+def test_a_gitlab_approval_by_whoever_ran_the_pipeline_is_refused_by_four_eyes(app, gitlab):
+    """Bypass (a): GitLab's `QA-Lead` is the person qa-lead, who ran this image's pipeline."""
+    with session_for(app) as session:
+        project = make_project(session, policies={
+            "test": {}, "staging": {}, "production": {"required_approvals": 1,
+                                                       "four_eyes": True}})
+        image = make_image(session, project)
+        image.triggered_by = "qa-lead"
+    gitlab.add_deployment(42, 9, environment="production", job_id=7, sha=SHA, approvals=[
+        QA_APPROVAL | {"user": {"id": 100, "username": "QA-Lead", "name": "QA Lead"}}])
+    sync(app)
+    with session_for(app, write=False) as session:
+        assert session.scalars(select(ApprovalRecord)).all() == []
+    assert gitlab.calls_to("POST", "/projects/42/jobs/7/play") == []
+
+
 def test_once_policy_is_satisfied_the_waiting_job_is_played_once(app, gitlab, image_id):
     gitlab.add_deployment(42, 9, environment="production", job_id=7, sha=SHA,
                           approvals=[QA_APPROVAL])

@@ -79,10 +79,12 @@ def test_a_second_pipeline_of_the_same_promotion_cannot_deploy(service, capsys):
     image = f"{REPO}@{digest(1)}"
     triggered = env(service, CD_IMAGE=image, CD_TARGET_ENVIRONMENT="staging",
                     CD_PROMOTION_ID=str(promotion["id"]))
-    assert run(["gate"], {**triggered, "CI_PIPELINE_ID": "501"}) == 0
-    assert run(["gate"], {**triggered, "CI_PIPELINE_ID": "501"}) == 0  # the same job, retried
+    # asking (a job without --claim, e.g. gate-staging) takes nothing from the real pipeline
+    assert run(["gate"], {**triggered, "CI_PIPELINE_ID": "499"}) == 0
+    assert run(["gate", "--claim"], {**triggered, "CI_PIPELINE_ID": "501"}) == 0
+    assert run(["gate", "--claim"], {**triggered, "CI_PIPELINE_ID": "501"}) == 0  # retried
     capsys.readouterr()
-    assert run(["gate"], {**triggered, "CI_PIPELINE_ID": "502"}) == 1
+    assert run(["gate", "--claim"], {**triggered, "CI_PIPELINE_ID": "502"}) == 1
     assert "being deployed by pipeline 501, not 502" in capsys.readouterr().err
 
 
@@ -92,6 +94,8 @@ def test_a_second_pipeline_of_the_same_promotion_cannot_deploy(service, capsys):
                                             " gate needs the full 40-hex commit SHA"),
     (["gate", "--environment", "staging", f"{REPO}:v1"], {}, "needs the image by digest"),
     (["gate", "--wait", "-1"], {"CI_COMMIT_SHA": GOOD_SHA}, "must be 0 or more seconds"),
+    (["gate", "--claim"], {"CI_COMMIT_SHA": GOOD_SHA}, "--claim (from --claim): a claim "
+                                                       "is for an environment"),
 ])
 def test_usage_errors_name_the_option(service, capsys, argv, extra, message):
     assert run(argv, {**env(service), **extra}) == 2
@@ -132,17 +136,32 @@ FAKE = Service(service_url="http://service.test")
 IMAGE = f"{REPO}@{digest(7)}"
 
 
-def test_a_triggered_pipeline_sends_its_promotion_and_pipeline_to_the_deploy_gate():
-    fake = FakeService({"allowed": True})
-    settings = gate.Settings(image=IMAGE, environment="production", promotion_id=7,
+def test_a_deploy_job_claims_its_promotion_for_its_pipeline():
+    fake = FakeService({"allowed": True, "promotion": {"id": 7, "kind": "approval"},
+                        "hold": None})
+    settings = gate.Settings(image=IMAGE, environment="production", promotion_id=7, claim=True,
+                             job_url="https://gitlab.example.com/job/9",
                              pipeline=Pipeline(pipeline_id="501"), service=FAKE)
     ctx, log = context(fake)
     result = gate.execute(settings, ctx)
-    assert fake.requests == [("GET", "gate", {"repository": REPO, "digest": digest(7),
-                                              "environment": "production", "promotion_id": 7,
-                                              "pipeline_id": 501})]
-    assert result.outputs == {"CD_GATE": "allowed"}
-    assert f"The gate allows the {IMAGE} into production" in log.getvalue()
+    assert fake.requests == [("POST", "claims", {
+        "kind": "deploy", "repository": REPO, "digest": digest(7), "environment": "production",
+        "promotion_id": 7, "pipeline_id": 501, "job_url": "https://gitlab.example.com/job/9"})]
+    assert result.outputs == {"CD_GATE": "allowed", "CD_PROMOTION_ID": "7"}
+    assert f"the gate allows the {IMAGE} into production" in log.getvalue()
+
+
+def test_an_old_deploy_job_run_again_says_it_rolls_back_and_names_the_hold():
+    hold = {"reason": "rollback to image 1", "by": "alice", "since": "2026-11-26T16:00:00Z",
+            "lift": "a release-manager lifts it"}
+    fake = FakeService({"allowed": True, "promotion": {"id": 12, "kind": "rollback"},
+                        "hold": hold})
+    settings = gate.Settings(image=IMAGE, environment="production", promotion_id=7, claim=True,
+                             pipeline=Pipeline(pipeline_id="501"), service=FAKE)
+    ctx, log = context(fake)
+    assert gate.execute(settings, ctx).outputs["CD_PROMOTION_ID"] == "12"
+    assert "This pipeline deploys rollback 12" in log.getvalue()
+    assert "production is held: rollback to image 1 (by alice" in log.getvalue()
 
 
 def test_waiting_stops_at_the_first_answer_that_is_a_real_no(monkeypatch):

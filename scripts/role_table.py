@@ -1,0 +1,80 @@
+"""Write docs/promotion-service.md's role table from the roles each API view lets through.
+
+    python scripts/role_table.py          # rewrite the table between the markers
+    python scripts/role_table.py --check  # exit 1 when the docs are out of date
+
+Every view under /api/v1 declares its roles (promotion_service/api/auth.py: require_roles,
+require_token); a view that declares none is an error here, so no endpoint goes unlisted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from promotion_service import create_app  # noqa: E402
+from promotion_service.api import PREFIX  # noqa: E402
+from promotion_service.api.auth import ROLES_ATTRIBUTE  # noqa: E402
+from promotion_service.domain.actor import ROLES  # noqa: E402
+
+DOCS = ROOT / "docs" / "promotion-service.md"
+BEGIN = "<!-- role-table:begin (scripts/role_table.py writes this part) -->"
+END = "<!-- role-table:end -->"
+UNDOCUMENTED = {f"{PREFIX}/openapi.json", f"{PREFIX}/docs"}  # the API's description, public
+METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def roles_by_endpoint() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(method, path under /api/v1, roles) of every API endpoint, in path order."""
+    app = create_app({"DATABASE_URL": "sqlite://", "TESTING": True})
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(PREFIX + "/") or rule.rule in UNDOCUMENTED:
+            continue
+        roles = getattr(app.view_functions[rule.endpoint], ROLES_ATTRIBUTE, None)
+        if roles is None:
+            raise SystemExit(f"{rule.rule} declares no roles (require_roles/require_token)")
+        path = rule.rule.removeprefix(PREFIX).replace("<int:", "<").replace("<name>", "<env>")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}, key=METHOD_ORDER.index):
+            found.append((method, path, tuple(roles)))
+    return sorted(found, key=lambda r: (r[1], METHOD_ORDER.index(r[0])))
+
+
+def render() -> str:
+    """The markdown table: one row per endpoint, one column per role."""
+    lines = [BEGIN, "", "| method | path | " + " | ".join(ROLES) + " |",
+             "|---|---|" + ":-:|" * len(ROLES)]
+    for method, path, roles in roles_by_endpoint():
+        cells = " | ".join("✓" if role in roles else "" for role in ROLES)
+        lines.append(f"| {method} | `{path}` | {cells} |")
+    return "\n".join([*lines, "", END])
+
+
+def updated(text: str) -> str:
+    """The docs with the generated table replaced."""
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return head + render() + tail
+
+
+def main(argv: list[str]) -> int:
+    current = DOCS.read_text()
+    if BEGIN not in current or END not in current:
+        print(f"{DOCS} lacks the markers {BEGIN!r} ... {END!r}", file=sys.stderr)
+        return 1
+    new = updated(current)
+    if "--check" in argv:
+        if new != current:
+            print("the role table is out of date: run python scripts/role_table.py",
+                  file=sys.stderr)
+            return 1
+        return 0
+    DOCS.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
