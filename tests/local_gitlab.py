@@ -92,6 +92,11 @@ class AppRepo:
         _git(self.path, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
         return sha
 
+    def checkout(self, ref: str) -> None:
+        """Put the working tree at a commit (or back on a branch), as a runner checks one out:
+        what earlier runs left in the tree (their artifacts) does not come along."""
+        _git(self.path, "checkout", "-q", "--force", ref)
+
     @property
     def head(self) -> str:
         return _git(self.path, "rev-parse", "HEAD")

@@ -112,11 +112,11 @@ def test_a_triggered_production_build_waits_for_input_then_gates_and_deploys_tha
                          "CD_PROMOTION_ID": "3"})
     assert [c for c in calls if c.startswith(("stage", "sh", "input", "lock"))] == [
         "stage deploy-production", f"input Deploy {IMAGE} to production?",
-        "lock docker-cd-production", "sh docker-cd gate --environment production",
+        "lock docker-cd-production", "sh docker-cd gate --environment production --claim",
         "sh docker-cd deploy --environment production",
         "sh docker-cd verify --environment production",
     ]
-    gate = calls.index("sh docker-cd gate --environment production")
+    gate = calls.index("sh docker-cd gate --environment production --claim")
     assert REGISTRY in calls[:gate] and TOKEN in calls[:gate]
 
 

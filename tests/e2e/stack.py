@@ -3,7 +3,9 @@ and the lead-time benchmark.
 
     registry         Docker Distribution on 127.0.0.1 (tests.support.start_registry)
     GitLab API       the in-repo double (tests.gitlab_double): records the pipelines the
-                     promotion service triggers
+                     promotion service triggers, and signs each run's CI/CD ID token (the
+                     template's id_tokens: gitlab-ci-local does not mint them, so each run gets
+                     one as CD_SERVICE_ID_TOKEN, with the claims GitLab would sign)
     promotion        `promotion-service serve` (gunicorn) with its dispatcher thread, on SQLite
     runner           gitlab-ci-local, shell executor, in a git repository of examples/hello-app
                      that includes ci-templates/docker-cd.yml (tests.local_gitlab.AppRepo)
@@ -12,10 +14,13 @@ and the lead-time benchmark.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ GITLAB_PROJECT_ID = 42
 TRIGGER_TOKEN = "glptt-e2e-trigger-token-0123456789"
 GITLAB_TOKEN = "glpat-e2e-api-token-0123456789"
 ENVIRONMENTS = ("test", "staging", "production")
+AUDIENCE = "docker-cd"  # the template's default service_audience
 GREETINGS = {"test": "Hello", "staging": "Bonjour", "production": "Welcome"}
 PROJECT_LABEL = "io.docker-cd.project"
 
@@ -64,6 +70,8 @@ class Stack:
     service: PromotionService | None = None
     repo: AppRepo | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    id_tokens: list[str] = field(default_factory=list)  # every ID token a run was given
+    _pipeline_ids: Iterator[int] = field(default_factory=lambda: itertools.count(5000))
 
     @classmethod
     def start(cls, root: Path, project: str | None = None,
@@ -83,6 +91,8 @@ class Stack:
                 "PROMOTION_GITLAB_TRIGGER_REF": "main",
                 "PROMOTION_DISPATCHER_THREAD": "1",
                 "PROMOTION_DISPATCHER_POLL_SECONDS": "0.2",
+                "PROMOTION_OIDC_ISSUER": stack.gitlab.url,
+                "PROMOTION_OIDC_AUDIENCE": AUDIENCE,
             })
             stack.repo = AppRepo.create(root / "hello-app", project_path=PROJECT_PATH)
             stack.repo.variables = stack.variables()
@@ -113,7 +123,6 @@ class Stack:
             "CI_PROJECT_PATH": PROJECT_PATH,
             "CI_DEFAULT_BRANCH": "main",
             "CD_SERVICE_URL": self.service.url,
-            "DOCKER_CD_SERVICE_TOKEN": self.service.tokens["ci"],
             "CD_PROJECT": self.project,
             # No vulnerability database can be downloaded here: scan for secrets (for real).
             "CD_SCAN_SCANNERS": "secret",
@@ -135,10 +144,28 @@ class Stack:
             dockerfile.write_text(text)
         return self.repo.commit(f"release {change or 'initial'}")
 
+    def run(self, jobs: tuple[str, ...] = (), variables: dict[str, str] | None = None,
+            manual: tuple[str, ...] = (), environment: str | None = None, user: str = "dev",
+            pipeline_id: int | None = None, echo: bool = False) -> str:
+        """Run a pipeline (or some of its jobs) as GitLab would: its jobs show the service an ID
+        token GitLab signed for this pipeline, its ref and commit, its user and environment."""
+        assert self.repo is not None and self.gitlab is not None
+        variables = dict(variables or {})
+        pipeline_id = pipeline_id or next(self._pipeline_ids)
+        tag = variables.get("CI_COMMIT_TAG")
+        ref = tag or variables.get("CI_COMMIT_REF_NAME") or "main"
+        token = self.gitlab.mint_id_token(
+            audience=AUDIENCE, project_path=PROJECT_PATH, project_id=GITLAB_PROJECT_ID,
+            pipeline_id=pipeline_id, user_login=user, ref=ref,
+            ref_type="tag" if tag else "branch", sha=self.repo.head, environment=environment,
+            pipeline_source=variables.get("CI_PIPELINE_SOURCE", "push"))
+        self.id_tokens.append(token)
+        variables |= {"CD_SERVICE_ID_TOKEN": token, "CI_PIPELINE_ID": str(pipeline_id)}
+        return self.repo.run(jobs, variables=variables, manual=manual, echo=echo)
+
     def run_branch_pipeline(self, echo: bool = False) -> str:
-        """The default branch's pipeline after a push."""
-        assert self.repo is not None
-        return self.repo.run(variables={"CI_PIPELINE_SOURCE": "push"}, echo=echo)
+        """The default branch's pipeline after a push (its deploy jobs are test's)."""
+        return self.run(variables={"CI_PIPELINE_SOURCE": "push"}, environment="test", echo=echo)
 
     def wait_for_pipeline(self, environment: str, after: int, timeout: float = 30) -> Pipeline:
         """The pipeline the service triggers for `environment` (the `after`+1-th one overall)."""
@@ -157,12 +184,25 @@ class Stack:
                              f"{self.service.log()[-3000:] if self.service else ''}")
 
     def run_triggered(self, pipeline: Pipeline, jobs: tuple[str, ...] = (),
-                      manual: tuple[str, ...] = (), echo: bool = False) -> str:
-        """Run a triggered pipeline with exactly the variables the service sent."""
-        assert self.repo is not None
+                      manual: tuple[str, ...] = (), user: str = "cd-bot",
+                      echo: bool = False) -> str:
+        """Run a triggered pipeline with exactly the variables the service sent (`user` plays
+        its manual jobs; the trigger token's owner runs the rest)."""
         variables = {**pipeline.variables, "CI_PIPELINE_SOURCE": "trigger",
-                     "CI_PIPELINE_ID": str(pipeline.id), "CI_PIPELINE_URL": pipeline.web_url}
-        return self.repo.run(jobs, variables=variables, manual=manual, echo=echo)
+                     "CI_PIPELINE_URL": pipeline.web_url}
+        return self.run(jobs, variables=variables, manual=manual, user=user,
+                        environment=pipeline.variables["CD_TARGET_ENVIRONMENT"],
+                        pipeline_id=pipeline.id, echo=echo)
+
+    @contextmanager
+    def checked_out(self, sha: str) -> Iterator[None]:
+        """The repository at an older commit (a job of an old pipeline runs on its commit)."""
+        assert self.repo is not None
+        self.repo.checkout(sha)
+        try:
+            yield
+        finally:
+            self.repo.checkout("main")
 
     def approve(self, image: str, environment: str, comment: str = "QA passed") -> Any:
         """An approval through the service's API, as QA (an approver token) gives it."""

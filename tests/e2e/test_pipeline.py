@@ -3,9 +3,12 @@
 gitlab-ci-local runs the pipelines (shell executor) on the real engine and registry; the real
 promotion service (a gunicorn process) records everything and triggers the staging and
 production pipelines through the GitLab API double; the test then runs each triggered pipeline
-with exactly the variables the service sent. Two releases go all the way to production, then
-production is rolled back. After each stage: the registry, the running containers, the
-service's state.
+with exactly the variables the service sent. Every job shows the service an ID token the double
+signed (no service token at all). Two releases go all the way to production, then production
+is rolled back three ways, which all mean the same: the rollback job, the service's rollback
+(its pipeline restores the release the service names), and an old deploy job run again
+(GitLab's environment "Rollback"). After each stage: the registry, the running containers,
+the service's state.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import re
 
 import pytest
 
+from steps.release import Release
+from steps.targets.docker import DockerTarget
 from tests.e2e.stack import Stack
 from tests.schemas import container_scanning_validator
+from tests.support import docker_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(480)]
 
@@ -85,7 +91,7 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
     # deploy-production is a manual job: QA plays it
     assert stack.repo.jobs({**production.variables, "CI_PIPELINE_SOURCE": "trigger"}) \
         ["deploy-production"] == "manual"
-    stack.run_triggered(production, manual=("deploy-production",))
+    stack.run_triggered(production, manual=("deploy-production",), user="qa")
     assert stack.answer("production").startswith(f"Welcome from production (version {version})")
     assert _running(stack, "production") == image
     assert stack.image_state(image)["production"]["live"] is True
@@ -100,14 +106,28 @@ def _running(stack: Stack, environment: str) -> str:
     return image
 
 
+def _production(stack: Stack) -> tuple[int, list[dict]]:
+    """The service's project id and its production releases, newest first."""
+    [project] = stack.service.api("GET", "projects")
+    return project["id"], stack.service.api(
+        "GET", f"projects/{project['id']}/environments/production/releases")
+
+
+def _records(stack: Stack) -> dict[str, Release]:
+    """The target's own production release records, by release id."""
+    target = DockerTarget(docker_client())
+    return {r.id: r for r in target.records(stack.project, "production")}
+
+
 def test_two_releases_reach_production_and_production_rolls_back(stack):
     first = _release(stack, "1", pipelines_before=0)
+    first_sha = stack.image_state(first)["image"]["commit_sha"]
     second = _release(stack, "2", pipelines_before=2)
     assert first != second
+    first_production, last = stack.gitlab.pipelines[1], stack.gitlab.pipelines[3]
 
-    # one click: production goes back to the last verified release, the first image
-    last = stack.gitlab.pipelines[-1]
-    stack.run_triggered(last, jobs=("rollback-production",))
+    # one click on rollback-production: back to the last release verified there, the first
+    stack.run_triggered(last, jobs=("rollback-production",), user="qa")
     assert stack.answer("production").startswith("Welcome from production (version 1)")
     assert _running(stack, "production") == first
     assert stack.image_state(first)["production"]["live"] is True
@@ -115,18 +135,49 @@ def test_two_releases_reach_production_and_production_rolls_back(stack):
     # the other environments were left alone
     assert stack.answer("staging").startswith("Bonjour from staging (version 2)")
     assert stack.answer("test").startswith("Hello from test (version 2)")
+    project_id, releases = _production(stack)
+    hold = stack.service.api("GET", f"projects/{project_id}")["environments"][2]["hold"]
+    assert hold["by"] == "qa" and "rollback job" in hold["reason"]
 
-    # no job log shows the service token
+    # the service's rollback: it names the verified release, its pipeline restores exactly that
+    promotion = stack.service.api("POST", f"projects/{project_id}/environments/production/"
+                                  "rollback", role="release-manager", json={"reason": "drill"})
+    assert promotion["image"] == second
+    rollback = stack.wait_for_pipeline("production", after=4)
+    assert rollback.variables["CD_ROLLBACK_TO"] == promotion["release_id"]
+    stack.run_triggered(rollback)  # rollback-production runs at once, then verifies
+    assert stack.answer("production").startswith("Welcome from production (version 2)")
+    _, releases = _production(stack)
+    records = _records(stack)
+    latest = records[releases[0]["release_id"]]  # the service's newest is the target's record
+    assert (latest.kind, latest.rollback_of) == ("rollback", promotion["release_id"])
+    assert releases[0]["rollback_of"] == promotion["release_id"]
+    assert {r["release_id"] for r in releases} <= set(records)
+    assert stack.service.api("GET", f"promotions/{promotion['id']}")["state"] == "verified"
+
+    # GitLab's environment "Rollback": the first production pipeline's deploy job, run again
+    with stack.checked_out(first_sha):  # a job runs on its pipeline's commit
+        stack.run_triggered(first_production, jobs=("deploy-production",), user="qa")
+    assert stack.answer("production").startswith("Welcome from production (version 1)")
+    assert _running(stack, "production") == first
+    rerun = stack.service.api("GET", "promotions", params={"environment": "production"})[0]
+    assert (rerun["kind"], rerun["state"], rerun["pipeline_id"]) == (
+        "rollback", "verified", first_production.id)
+    _, releases = _production(stack)
+    assert releases[0]["image"] == first and releases[0]["verified_at"]
+
+    # no job log shows a credential
     logs = list((stack.repo.path / ".gitlab-ci-local" / "output").glob("*.log"))
     assert len(logs) >= 8
-    assert not [log.name for log in logs if stack.service.tokens["ci"] in log.read_text()]
+    assert not [log.name for log in logs
+                if any(token in log.read_text() for token in stack.id_tokens)]
 
 
 def test_a_git_tag_gets_semver_tags_and_deploys_nothing(stack):
     pipelines_before = len(stack.gitlab.pipelines)
-    stack.repo.run(variables={"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "",
-                              "CI_COMMIT_TAG": "v1.2.3", "CI_COMMIT_REF_NAME": "v1.2.3",
-                              "CI_COMMIT_REF_SLUG": "v1-2-3"})
+    stack.run(variables={"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "",
+                         "CI_COMMIT_TAG": "v1.2.3", "CI_COMMIT_REF_NAME": "v1.2.3",
+                         "CI_COMMIT_REF_SLUG": "v1-2-3"})
     image = stack.repo.dotenv("build", "build.env")["CD_IMAGE"]
     digest = image.rsplit("@", 1)[1]
     for tag in ("1.2.3", "1.2", "1", "latest", "v1-2-3"):
@@ -140,7 +191,7 @@ def test_a_merge_request_builds_scans_and_gates_but_deploys_nothing(stack):
     pipelines_before = len(stack.gitlab.pipelines)
     serving = _running(stack, "test")
     sha = stack.push(change="mr")
-    log = stack.repo.run(variables={
+    log = stack.run(variables={
         "CI_PIPELINE_SOURCE": "merge_request_event", "CI_COMMIT_BRANCH": "",
         "CI_MERGE_REQUEST_IID": "7", "CI_COMMIT_REF_NAME": "feature",
         "CI_COMMIT_REF_SLUG": "feature"})

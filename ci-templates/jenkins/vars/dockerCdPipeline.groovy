@@ -165,7 +165,7 @@ def deployTo(Map settings, Map params, String environment, boolean gated) {
         withRegistry(settings) {
             withService(settings) {
                 if (gated) {
-                    dockerCd('gate', ['--environment', environment], [retries: 0])
+                    dockerCd('gate', ['--environment', environment, '--claim'], [retries: 0])
                 }
                 dockerCd('deploy', ['--environment', environment])
             }
