@@ -110,7 +110,8 @@ def _seed(url: str, count: int) -> tuple[str, str]:
     with db.session_for(app) as session:
         project = projects.ensure_project(session, actor, PROJECT,
                                           app.extensions["promotion_policies"])
-        _, token = tokens.create(session, actor, name=f"bench-{secrets.token_hex(3)}", role="ci")
+        _, token = tokens.create(session, actor, name=f"bench-{secrets.token_hex(3)}", role="ci",
+                                 project=PROJECT)
         project_id = project.id
         test_env = lookups.environment(session, project_id, "test").id
     batch = []

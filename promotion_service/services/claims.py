@@ -17,6 +17,7 @@ rollback  the rollback job claims going back to a release verified there: CD_ROL
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ from ..db import write_transaction
 from ..db.listing import Extended
 from ..db.models import Environment, Image, Promotion, Release
 from ..domain.actor import Actor
-from ..domain.policy import Decision, Reason
+from ..domain.policy import Reason
 from ..domain.states import IN_FLIGHT
 from ..errors import Invalid, NotFound, Refused
 from ..store import audit, images, projects, promotions, releases
@@ -56,17 +57,14 @@ def claim(session: Session, actor: Actor, *, kind: str, environment: str,
             found = _rollback(session, actor, env, image, promotion_id, release_id, pipeline)
         else:
             found = _deploy(session, actor, env, image, promotion_id, pipeline)
-        if not promotions.claim(session, found.id, pipeline):  # writers go one at a time
-            _refuse_rollback(env, claimed_by_other(
-                found.id, promotions.pipeline_of(session, found.id), pipeline))
         image = images.get(session, found.image_id)
+        if not promotions.claim(session, found.id, pipeline):  # writers go one at a time
+            _refuse(env, image, claimed_by_other(
+                found.id, promotions.pipeline_of(session, found.id), pipeline))
         audit.append(session, actor, "promotion.claimed", "promotion", found.id,
                      after={"pipeline_id": pipeline, "job_url": job_url, "kind": found.kind,
                             "release_id": found.release_id, "environment": env.name})
-        row = gate.lookup(session, image.repository, image.digest, env.name)
-        hold = row.hold
-        return Claim(promotions.named(found, image, env), found.release_id,
-                     hold.to_dict(holds.lift_text(env)) if hold else None)
+        return Claim(promotions.named(found, image, env), found.release_id, holds.shown(env))
 
 
 def claiming_pipeline(actor: Actor, pipeline_id: int | None) -> int:
@@ -116,7 +114,7 @@ def _deploy(session: Session, actor: Actor, env: Environment, image: Image,
     if promotion_id is None:
         found = promotions.in_flight(session, image.id, env.id)
         if found is None:
-            _refuse(image, env, Reason(
+            _refuse(env, image, Reason(
                 "promotion_unknown", f"no promotion of this image into {env.name} is in flight",
                 "deploys into this environment come from promotions: request one (POST "
                 "/api/v1/promotions) or let policy promote the image"))
@@ -129,12 +127,12 @@ def _deploy(session: Session, actor: Actor, env: Environment, image: Image,
             found = _new_rollback(session, actor, env, image, verified, pipeline,
                                   f"deploy job of promotion {promotion_id} run again")
         elif problem is not None:
-            _refuse(image, env, problem)
+            _refuse(env, image, problem)
     if found.pipeline_id not in (None, pipeline):
-        _refuse(image, env, claimed_by_other(found.id, found.pipeline_id, pipeline))
+        _refuse(env, image, claimed_by_other(found.id, found.pipeline_id, pipeline))
     decision = gate.for_image(session, row, found.kind == "rollback")
     if not decision.allowed:
-        _refuse_decision(image, env, decision)
+        _refuse(env, image, *decision.reasons)
     return found
 
 
@@ -147,12 +145,12 @@ def _rollback(session: Session, actor: Actor, env: Environment, image: Image | N
                 and found.environment_id == env.id
                 and release_id in (None, found.release_id)):
             if found.pipeline_id not in (None, pipeline):
-                _refuse_rollback(env, claimed_by_other(found.id, found.pipeline_id, pipeline))
+                _refuse(env, None, claimed_by_other(found.id, found.pipeline_id, pipeline))
             return found
     if release_id is not None:
         target = releases.verified(session, env.id, release_id=release_id)
         if target is None:
-            _refuse_rollback(env, Reason(
+            _refuse(env, None, Reason(
                 "release_not_verified",
                 f"release {release_id} was never verified in {env.name} (or is unknown there)",
                 "roll back to a release verified there: see GET /api/v1/projects/<id>/"
@@ -160,17 +158,17 @@ def _rollback(session: Session, actor: Actor, env: Environment, image: Image | N
     else:
         target = releases.rollback_target(session, env)
         if target is None:
-            _refuse_rollback(env, Reason(
+            _refuse(env, None, Reason(
                 "nothing_to_roll_back_to",
                 f"{env.name} has no earlier verified release of another, unrevoked image",
                 "nothing to do: no release to go back to"))
     if image is not None and target.image_id != image.id:
-        _refuse_rollback(env, Reason("release_mismatch",
+        _refuse(env, None, Reason("release_mismatch",
                                      f"release {target.release_id} is of another image",
                                      "name the image the release runs"))
     rollback_image = images.get(session, target.image_id)
     if rollback_image.revoked_at is not None:
-        _refuse_rollback(env, Reason("revoked", f"the image of release {target.release_id} "
+        _refuse(env, None, Reason("revoked", f"the image of release {target.release_id} "
                                                 "was revoked", "roll back to another release"))
     return _new_rollback(session, actor, env, rollback_image, target, pipeline,
                          "rollback job" + (f" to release {release_id}" if release_id else ""))
@@ -182,7 +180,7 @@ def _new_rollback(session: Session, actor: Actor, env: Environment, image: Image
     existing = promotions.in_flight(session, image.id, env.id)
     if existing is not None:
         if existing.pipeline_id not in (None, pipeline):
-            _refuse_rollback(env, claimed_by_other(existing.id, existing.pipeline_id, pipeline))
+            _refuse(env, None, claimed_by_other(existing.id, existing.pipeline_id, pipeline))
         return existing
     created, _ = promotion.create(session, actor, image, env, "rollback", why,
                                   release_id=target.release_id, trigger=False)
@@ -192,15 +190,7 @@ def _new_rollback(session: Session, actor: Actor, env: Environment, image: Image
     return created
 
 
-def _refuse(image: Image, env: Environment, reason: Reason) -> None:
-    raise Refused(f"{image.repository}@{image.digest} may not be deployed to {env.name}",
-                  reasons=[reason.to_dict()])
-
-
-def _refuse_decision(image: Image, env: Environment, decision: Decision) -> None:
-    raise Refused(f"{image.repository}@{image.digest} may not be deployed to {env.name}",
-                  reasons=[r.to_dict() for r in decision.reasons])
-
-
-def _refuse_rollback(env: Environment, reason: Reason) -> None:
-    raise Refused(f"{env.name} may not be rolled back", reasons=[reason.to_dict()])
+def _refuse(env: Environment, image: Image | None, *reasons: Reason) -> NoReturn:
+    what = (f"{image.repository}@{image.digest} may not be deployed to {env.name}" if image
+            else f"{env.name} may not be rolled back")
+    raise Refused(what, reasons=[r.to_dict() for r in reasons])

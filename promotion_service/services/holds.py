@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from ..db import write_transaction
 from ..db.models import Environment, utcnow
 from ..domain.actor import Actor
-from ..domain.holds import lift_instructions
+from ..domain.holds import Hold, lift_instructions
 from ..store import audit
 from . import lookups
 
@@ -22,9 +22,12 @@ def set_hold(session: Session, actor: Actor, env: Environment, reason: str) -> N
                  before={"hold": None}, after={"hold": reason})
 
 
-def lift_text(env: Environment) -> str:
-    """What lifts this environment's hold."""
-    return lift_instructions(env.project_id, env.name)
+def shown(env: Environment) -> dict[str, str] | None:
+    """The environment's hold as the API shows it (who, when, why, what lifts it), if any."""
+    if env.hold_at is None:
+        return None
+    return Hold(env.hold_reason or "", env.hold_by or "", env.hold_at).to_dict(
+        lift_instructions(env.project_id, env.name))
 
 
 def lift_hold(session: Session, actor: Actor, project_id: int, name: str) -> Environment:

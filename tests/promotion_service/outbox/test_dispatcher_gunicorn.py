@@ -132,7 +132,8 @@ def environment(gitlab, service_db, tmp_path):
     }
     app = create_app({"DATABASE_URL": database_url, "POLICY_FILE": str(policy)})
     with session_for(app) as session:
-        ci = token_store.create(session, Actor.system("tests"), name="ci", role="ci")[1]
+        ci = token_store.create(session, Actor.system("tests"), name="ci", role="ci",
+                                project="group/app")[1]
     return env, {"Authorization": f"Bearer {ci}"}
 
 
