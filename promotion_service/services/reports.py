@@ -100,10 +100,15 @@ def _check_gated_report(actor: Actor, image: Image, env: Environment,
                        f"{env.name} is in flight, so no {what} of it there is accepted: "
                        f"{env.name} takes what the service promotes (request a promotion, "
                        "or roll back to a verified release)")
+    _check_pipeline(actor, env, in_flight)
+
+
+def _check_pipeline(actor: Actor, env: Environment, promotion: Promotion | None) -> None:
+    """A job with an ID token reports only on the promotion its own pipeline claimed."""
     mine = actor.pipeline.pipeline_id if actor.pipeline is not None else None
-    if mine is not None and in_flight.pipeline_id not in (None, mine):
-        raise Conflict(f"promotion {in_flight.id} into {env.name} is deployed by pipeline "
-                       f"{in_flight.pipeline_id}; this job's pipeline {mine} may not report it")
+    if promotion is not None and mine is not None and promotion.pipeline_id not in (None, mine):
+        raise Conflict(f"promotion {promotion.id} into {env.name} is deployed by pipeline "
+                       f"{promotion.pipeline_id}; this job's pipeline {mine} may not report it")
 
 
 def update_deployment(session: Session, actor: Actor, deployment_id: int, *, state: str,
@@ -118,11 +123,14 @@ def update_deployment(session: Session, actor: Actor, deployment_id: int, *, sta
         env = session.get(Environment, deployment.environment_id)
         lookups.check_job_environment(actor, env.name)
         target = DeploymentState(state)
-        if env.position > 0 and target is not DeploymentState.FAILED:
-            promotion_row = promotions.get(session, deployment.promotion_id) \
+        if env.position > 0:  # closing one as failed is always allowed, by its own pipeline
+            owner = promotions.get(session, deployment.promotion_id) \
                 if deployment.promotion_id else None
-            _check_gated_report(actor, image, env, promotion_row if promotion_row is not None
-                                and promotion_row.state in IN_FLIGHT else None, "deployment")
+            if target is DeploymentState.FAILED:
+                _check_pipeline(actor, env, owner)
+            else:
+                _check_gated_report(actor, image, env, owner if owner is not None
+                                    and owner.state in IN_FLIGHT else None, "deployment")
         before = deployment.state
         moved = deployments.move(session, deployment_id, deployment_sources(target), {
             "state": target.value, "message": message or deployment.message,

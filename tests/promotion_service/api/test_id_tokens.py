@@ -106,3 +106,23 @@ def test_the_claiming_pipeline_is_the_tokens(api, app, id_token):
     other = api.post("/claims", json=ref(1, "staging") | {"promotion_id": promotion_id},
                      as_=id_token(pipeline_id=4243, environment="staging"))
     assert other.status_code == 409 and codes(other) == ["promotion_claimed"]
+
+
+def test_only_the_claiming_pipeline_reports_its_deployment(api, app, id_token):
+    from tests.promotion_service.services.test_lifecycle import soak
+
+    register(api, 1)
+    api.post("/deployments", json=ref(1, "test") | {"state": "succeeded"})
+    api.post("/verifications", json=ref(1, "test") | {"passed": True})
+    [promotion_id] = soak(app)
+    mine = id_token(pipeline_id=4242, environment="staging")
+    other = id_token(pipeline_id=4243, environment="staging")
+    api.post("/claims", json=ref(1, "staging") | {"promotion_id": promotion_id}, as_=mine)
+    started = ref(1, "staging") | {"state": "started"}
+    refused = api.post("/deployments", json=started, as_=other)
+    assert refused.status_code == 409 and "pipeline 4242" in refused.json["message"]
+    deployment = api.post("/deployments", json=started, as_=mine)
+    assert deployment.status_code == 201
+    path = f"/deployments/{deployment.json['id']}"
+    assert api.patch(path, json={"state": "failed"}, as_=other).status_code == 409
+    assert api.patch(path, json={"state": "succeeded"}, as_=mine).status_code == 200
