@@ -19,6 +19,7 @@ from promotion_service import create_app  # noqa: E402
 from promotion_service.api import PREFIX  # noqa: E402
 from promotion_service.api.auth import ROLES_ATTRIBUTE  # noqa: E402
 from promotion_service.domain.actor import ROLES  # noqa: E402
+from scripts.generated import replaced, write_or_check  # noqa: E402
 
 DOCS = ROOT / "docs" / "promotion-service.md"
 BEGIN = "<!-- role-table:begin (scripts/role_table.py writes this part) -->"
@@ -55,26 +56,8 @@ def render() -> str:
 
 def updated(text: str) -> str:
     """The docs with the generated table replaced."""
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    return head + render() + tail
-
-
-def main(argv: list[str]) -> int:
-    current = DOCS.read_text()
-    if BEGIN not in current or END not in current:
-        print(f"{DOCS} lacks the markers {BEGIN!r} ... {END!r}", file=sys.stderr)
-        return 1
-    new = updated(current)
-    if "--check" in argv:
-        if new != current:
-            print("the role table is out of date: run python scripts/role_table.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    DOCS.write_text(new)
-    return 0
+    return replaced(text, BEGIN, END, render())
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(write_or_check(DOCS, BEGIN, END, render, sys.argv[1:], "scripts/role_table.py"))

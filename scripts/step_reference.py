@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.generated import replaced, write_or_check  # noqa: E402
 from steps.cli import Common  # noqa: E402
 from steps.commands import STEPS, load_step  # noqa: E402
 from steps.runtime.inputs import Option, options_of  # noqa: E402
@@ -57,27 +58,9 @@ def render() -> str:
 
 def updated(readme: str) -> str:
     """README text with the generated part replaced."""
-    head, _, rest = readme.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    return head + render() + tail
-
-
-def main(argv: list[str]) -> int:
-    path = ROOT / "README.md"
-    current = path.read_text()
-    if BEGIN not in current or END not in current:
-        print(f"README.md lacks the markers {BEGIN!r} ... {END!r}", file=sys.stderr)
-        return 1
-    new = updated(current)
-    if "--check" in argv:
-        if new != current:
-            print("README.md's step reference is out of date: "
-                  "run python scripts/step_reference.py", file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(new)
-    return 0
+    return replaced(readme, BEGIN, END, render())
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(write_or_check(ROOT / "README.md", BEGIN, END, render, sys.argv[1:],
+                            "scripts/step_reference.py"))

@@ -80,6 +80,29 @@ def promotions(api: Any, **filters: Any) -> list[dict[str, Any]]:
     return resp.json
 
 
+SOAKED = timedelta(minutes=11)  # longer than staging's min_soak in the tests' policy
+
+
+def soak(app: Any) -> list[int]:
+    """Let the staging soak time pass and run the worker's periodic re-evaluation: the
+    promotions it created."""
+    from promotion_service.db.models import Verification
+    from promotion_service.services.promotion import reevaluate_waiting
+
+    age(app, Verification, SOAKED)
+    with db.session_for(app) as session:
+        return reevaluate_waiting(session)
+
+
+def promoted_to_staging(api: Any, app: Any, n: int, **registration: Any) -> int:
+    """Image n registered, deployed and verified in test, soaked: its staging promotion."""
+    register(api, n, **registration)
+    deploy(api, n, "test")
+    verify(api, n, "test")
+    [promotion_id] = soak(app)
+    return promotion_id
+
+
 def age(app: Any, model: Any, by: timedelta, column: str = "created_at") -> None:
     """Move every row's timestamp into the past (time passing, without waiting)."""
     with db.session_for(app) as session:

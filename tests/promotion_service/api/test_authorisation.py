@@ -10,8 +10,16 @@ from __future__ import annotations
 from promotion_service import db
 from promotion_service.domain.actor import Actor
 from promotion_service.services import tokens
-from tests.promotion_service.helpers import codes, deploy, digest, gate, ref, register, verify
-from tests.promotion_service.services.test_lifecycle import soak
+from tests.promotion_service.helpers import (
+    codes,
+    deploy,
+    digest,
+    gate,
+    promoted_to_staging,
+    ref,
+    register,
+    verify,
+)
 
 OTHER = {"repository": "registry.example.com/other/app", "digest": digest(9)}
 
@@ -24,10 +32,7 @@ def make_token(app, name, role, person=None, project=None):
 
 def in_staging(api, app, n=1, **registration):
     """Image n registered (as registration says), verified in test, live in staging."""
-    register(api, n, **registration)
-    deploy(api, n, "test")
-    verify(api, n, "test")
-    soak(app)
+    promoted_to_staging(api, app, n, **registration)
     deploy(api, n, "staging")
     verify(api, n, "staging")
 
@@ -107,10 +112,7 @@ def test_a_token_revoked_while_a_process_remembers_it_cannot_approve(api, app):
 # -- every effect is a write ---------------------------------------------------------------
 
 def test_asking_the_gate_claims_nothing(api, app):
-    register(api, 1)
-    deploy(api, 1, "test")
-    verify(api, 1, "test")
-    [promotion_id] = soak(app)
+    promotion_id = promoted_to_staging(api, app, 1)
     # any token asking with a made-up pipeline used to claim the promotion
     asked = gate(api, 1, "staging", as_="alice", promotion_id=promotion_id, pipeline_id=999)
     assert asked.json["allowed"] is True

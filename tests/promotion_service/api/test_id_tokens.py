@@ -7,7 +7,7 @@ import pytest
 
 from tests.gitlab_oidc import IdTokenIssuer
 from tests.promotion_service.conftest import AUDIENCE
-from tests.promotion_service.helpers import codes, digest, ref, register
+from tests.promotion_service.helpers import codes, digest, promoted_to_staging, ref, register
 
 SHA = "ab" * 20
 
@@ -89,12 +89,7 @@ def test_without_oidc_settings_id_tokens_are_refused_by_name(api, app, id_token)
 
 
 def test_the_claiming_pipeline_is_the_tokens(api, app, id_token):
-    from tests.promotion_service.services.test_lifecycle import soak
-
-    register(api, 1)
-    api.post("/deployments", json=ref(1, "test") | {"state": "succeeded"})
-    api.post("/verifications", json=ref(1, "test") | {"passed": True})
-    [promotion_id] = soak(app)
+    promotion_id = promoted_to_staging(api, app, 1)
     token = id_token(pipeline_id=4242, environment="staging")
     mismatch = api.post("/claims", json=ref(1, "staging") | {
         "promotion_id": promotion_id, "pipeline_id": 1}, as_=token)
@@ -109,12 +104,7 @@ def test_the_claiming_pipeline_is_the_tokens(api, app, id_token):
 
 
 def test_only_the_claiming_pipeline_reports_its_deployment(api, app, id_token):
-    from tests.promotion_service.services.test_lifecycle import soak
-
-    register(api, 1)
-    api.post("/deployments", json=ref(1, "test") | {"state": "succeeded"})
-    api.post("/verifications", json=ref(1, "test") | {"passed": True})
-    [promotion_id] = soak(app)
+    promotion_id = promoted_to_staging(api, app, 1)
     mine = id_token(pipeline_id=4242, environment="staging")
     other = id_token(pipeline_id=4243, environment="staging")
     api.post("/claims", json=ref(1, "staging") | {"promotion_id": promotion_id}, as_=mine)

@@ -12,8 +12,7 @@ from promotion_service.db.models import AuditEntry
 from promotion_service.domain.actor import ROLES, Actor
 from promotion_service.services import tokens
 from scripts import role_table
-from tests.promotion_service.helpers import deploy, ref, register, verify
-from tests.promotion_service.services.test_lifecycle import soak
+from tests.promotion_service.helpers import deploy, promoted_to_staging, ref
 
 WRITES = [(m, p) for m, p, _ in role_table.roles_by_endpoint() if m != "GET"]
 
@@ -33,10 +32,7 @@ def test_every_endpoint_is_in_the_table_with_its_roles():
 
 def world(api: Any, app: Any) -> dict[str, Any]:
     """group/app's image 1 live in staging with a claimed promotion, an approval, a stop."""
-    register(api, 1)
-    deploy(api, 1, "test")
-    verify(api, 1, "test")
-    [promotion_id] = soak(app)
+    promotion_id = promoted_to_staging(api, app, 1)
     api.post("/claims", json=ref(1, "staging") | {"promotion_id": promotion_id,
                                                   "pipeline_id": 9})
     deployment = deploy(api, 1, "staging", state="started")

@@ -13,23 +13,16 @@ from promotion_service.services import audit
 from promotion_service.services.promotion import mark_triggered, reevaluate_waiting
 from tests.promotion_service.helpers import (
     PROJECT,
+    SOAKED,
     age,
     codes,
     deploy,
     gate,
     ref,
     register,
+    soak,
     verify,
 )
-
-SOAKED = timedelta(minutes=11)
-
-
-def soak(app):
-    """Let the staging soak time pass and run the worker's periodic re-evaluation."""
-    age(app, Verification, SOAKED)
-    with db.session_for(app) as session:
-        return reevaluate_waiting(session)
 
 
 def walk_to_staging(api, app, n):

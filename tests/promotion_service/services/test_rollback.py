@@ -11,18 +11,24 @@ from sqlalchemy import select
 from promotion_service import db
 from promotion_service.db.models import Deployment, Outbox
 from promotion_service.services.reports import close_abandoned
-from tests.promotion_service.helpers import age, codes, deploy, gate, ref, register, verify
-from tests.promotion_service.services.test_lifecycle import soak
+from tests.promotion_service.helpers import (
+    age,
+    codes,
+    deploy,
+    gate,
+    promoted_to_staging,
+    ref,
+    register,
+    soak,
+    verify,
+)
 
 STAGING = "/projects/1/environments/staging"
 
 
 def to_staging(api, app, n, pipeline_id):
     """Image n through test into staging by its promotion, claimed by `pipeline_id`."""
-    register(api, n)
-    deploy(api, n, "test")
-    verify(api, n, "test")
-    [promotion_id] = soak(app)
+    promotion_id = promoted_to_staging(api, app, n)
     claimed = api.post("/claims", json=ref(n, "staging") | {
         "promotion_id": promotion_id, "pipeline_id": pipeline_id})
     assert claimed.status_code == 201, claimed.json
@@ -103,10 +109,7 @@ def test_an_old_deploy_job_run_again_rolls_back_to_its_verified_image_and_holds(
 
 
 def test_an_old_deploy_job_of_an_image_never_verified_there_is_refused(api, app):
-    register(api, 1)
-    deploy(api, 1, "test")
-    verify(api, 1, "test")
-    [promotion_id] = soak(app)
+    promotion_id = promoted_to_staging(api, app, 1)
     api.post("/claims", json=ref(1, "staging") | {"promotion_id": promotion_id,
                                                   "pipeline_id": 101})
     deploy(api, 1, "staging", state="failed")
@@ -136,10 +139,7 @@ def test_the_gate_names_a_hold_and_what_lifts_it(api, app):
 
 
 def test_a_deployment_a_killed_job_left_started_is_closed_after_the_timeout(api, app):
-    register(api, 1)
-    deploy(api, 1, "test")
-    verify(api, 1, "test")
-    [promotion_id] = soak(app)
+    promotion_id = promoted_to_staging(api, app, 1)
     started = deploy(api, 1, "staging", state="started")
     with db.session_for(app) as session:
         assert close_abandoned(session, 3600) == []  # not yet
