@@ -21,7 +21,6 @@ from steps.targets import (
     LABEL_SERVICE,
     name_prefix,
 )
-from steps.template import TemplateError
 
 if TYPE_CHECKING:
     from steps.template import Template
@@ -243,15 +242,15 @@ def _healthcheck(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_values(template: Template) -> None:
-    """Values the docker target cannot honour (keys are checked by check_supported)."""
+def template_problems(template: Template) -> list[str]:
+    """Values the docker target cannot honour (keys are checked against SUPPORTED)."""
+    found = []
     for name, spec in template.model["services"].items():
         replicas = int(spec.get("deploy", {}).get("replicas", 1))
+        where = template.where(("services", name, "deploy", "replicas"))
         if replicas > 1 and published_host_ports(spec):
-            raise TemplateError(
-                f"{template.where(('services', name, 'deploy', 'replicas'))}: {replicas} "
-                "replicas cannot share a fixed published port on one engine; publish no "
-                "host port or use --target swarm")
+            found.append(f"{where}: {replicas} replicas cannot share a fixed published port on "
+                         "one engine; publish no host port or use --target swarm")
         if replicas < 1:
-            raise TemplateError(f"{template.where(('services', name, 'deploy', 'replicas'))}"
-                                ": the docker target runs at least one container")
+            found.append(f"{where}: the docker target runs at least one container")
+    return found

@@ -38,7 +38,7 @@ from steps.targets.docker import pause
 from steps.targets.docker import spec as container_spec
 from steps.targets.docker.containers import Containers, Unhealthy, by_service
 from steps.targets.docker.resources import EngineResources
-from steps.template import dependency_order
+from steps.template import TemplateError, dependency_order
 
 
 @dataclass
@@ -60,6 +60,7 @@ class DockerTarget:
 
     name = "docker"
     supported = container_spec.SUPPORTED
+    template_problems = staticmethod(container_spec.template_problems)
 
     def __init__(self, client: Any) -> None:
         import docker.errors
@@ -82,7 +83,8 @@ class DockerTarget:
     def deploy(self, plan: Plan, log: Log) -> Release:
         """Roll out a template; see the module docstring for the order of things."""
         template = plan.template
-        container_spec.check_values(template)
+        if problems := container_spec.template_problems(template):
+            raise TemplateError.of(problems)
         image_ids: dict[str, str] = {}
         digests: dict[str, str] = {}
         with log.section("Images"):

@@ -35,7 +35,7 @@ from steps.targets import (
     label_filter,
 )
 from steps.targets.swarm.objects import SwarmObjects
-from steps.targets.swarm.spec import plan_stack
+from steps.targets.swarm.spec import plan_stack, template_problems
 from steps.targets.swarm.stack import SUPPORTED, Stack, check_host_ports
 from steps.targets.swarm.updates import (
     PENDING_GRACE,
@@ -62,6 +62,7 @@ class SwarmTarget:
 
     name = "swarm"
     supported = SUPPORTED
+    template_problems = staticmethod(template_problems)
 
     def __init__(self, client: Any, poll: float = 0.2,
                  clock: Callable[[], float] = time.monotonic) -> None:
