@@ -63,6 +63,11 @@ class Target(Protocol):
              timeout: float) -> tuple[int, str]:
         """Run a verify command inside a running container of the service: (exit code, output)."""
 
+    def teardown(self, project: str, environment: str, volumes: bool,
+                 log: Log) -> dict[str, list[str]]:
+        """Remove everything deploys made for the environment, its volumes only with `volumes`;
+        the names of what was removed and kept, by kind."""
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -123,11 +128,12 @@ def target_class(name: str) -> type:
 
 
 def load_template(target: str, directory: str, environment: str, environ: Mapping[str, str],
-                  image: str | None, log: Log, lenient: bool = False) -> Template:
+                  image: str | None, log: Log, lenient: bool = False,
+                  warned: set[str] | None = None) -> Template:
     """The template for the environment, its warnings logged, every key and value checked
     against the target, every problem reported at once: what deploy rolls out is what
     `template render` shows. `image` is ${CD_IMAGE}; `lenient` leaves values whose variables
-    are not set unchecked (`template check`)."""
+    are not set unchecked (`template check`); a warning already in `warned` is not repeated."""
     from steps.template import TemplateError, load
 
     variables = dict(environ)
@@ -136,12 +142,13 @@ def load_template(target: str, directory: str, environment: str, environ: Mappin
     cls = target_class(target)
     template = load(Path(directory), environment, variables, target=target,
                     supported=cls.supported, lenient=lenient)
+    warned = set() if warned is None else warned
     for warning in template.warnings:
-        log.warn(warning)
+        if warning not in warned:
+            warned.add(warning)
+            log.warn(warning)
     if problems := cls.template_problems(template):
         raise TemplateError.of(problems)
-    if template.overlay is None:
-        log.warn(without_overlay(Path(directory), environment))
     return template
 
 

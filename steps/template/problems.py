@@ -70,5 +70,7 @@ class Problems:
 
 def did_you_mean(word: str, choices: Iterable[Any]) -> str:
     """`; did you mean 'replicas'?` when a choice is close to `word`, else nothing."""
-    close = get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    word, names = str(word), [str(c) for c in choices]
+    close = get_close_matches(word, names, n=1, cutoff=0.6) or [
+        n for n in names if len(word) >= 3 and (n.startswith(word) or word.startswith(n))][:1]
     return f"; did you mean {close[0]!r}?" if close else ""

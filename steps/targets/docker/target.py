@@ -38,6 +38,7 @@ from steps.targets.docker import pause
 from steps.targets.docker import spec as container_spec
 from steps.targets.docker.containers import Containers, Unhealthy, by_service
 from steps.targets.docker.resources import EngineResources
+from steps.targets.docker.teardown import teardown
 from steps.template import TemplateError, dependency_order
 
 
@@ -79,6 +80,11 @@ class DockerTarget:
         found = self.res.containers(project, environment, "release")
         return [Release.from_json(c["Labels"][LABEL_RECORD]) for c in found
                 if LABEL_RECORD in c.get("Labels", {})]
+
+    def teardown(self, project: str, environment: str, volumes: bool,
+                 log: Log) -> dict[str, list[str]]:
+        """Remove the environment (its data volumes only with `volumes`)."""
+        return teardown(self.api, project, environment, volumes, log)
 
     def deploy(self, plan: Plan, log: Log) -> Release:
         """Roll out a template; see the module docstring for the order of things."""

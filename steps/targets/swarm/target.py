@@ -37,6 +37,7 @@ from steps.targets import (
 from steps.targets.swarm.objects import SwarmObjects
 from steps.targets.swarm.spec import plan_stack, template_problems
 from steps.targets.swarm.stack import SUPPORTED, Stack, check_host_ports
+from steps.targets.swarm.teardown import teardown
 from steps.targets.swarm.updates import (
     PENDING_GRACE,
     TASK_FAILED,
@@ -113,6 +114,13 @@ class SwarmTarget:
         """Every release recorded on this swarm for (project, environment)."""
         with engine_errors():
             return self.store.records(project, environment)
+
+    def teardown(self, project: str, environment: str, volumes: bool,
+                 log: Log) -> dict[str, list[str]]:
+        """Remove the environment's stack (its volumes only with `volumes`)."""
+        with engine_errors():
+            self._check_manager()
+            return teardown(self.api, project, environment, volumes, log)
 
     def exec(self, project: str, environment: str, service: str, command: list[str],
              timeout: float) -> tuple[int, str]:
