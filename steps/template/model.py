@@ -78,6 +78,14 @@ class Template:
         """The normalised model with every secret value replaced by [REDACTED]."""
         return redact(self.model, self.secret_paths, self.secret_names, self.secret_values)
 
+    def secret_environment(self) -> dict[str, dict[str, str]]:
+        """service -> the environment entries that are secrets (those `rendered` redacts):
+        kept out of release records, the target stores them apart."""
+        shown = self.redacted()["services"]
+        return {name: found for name, spec in self.model["services"].items()
+                if (found := {k: v for k, v in spec.get("environment", {}).items()
+                              if shown[name]["environment"].get(k) != v})}
+
     def hash(self) -> str:
         """Identifies what this template deploys (the rendered text, secrets redacted)."""
         return sha256(self.rendered().encode())

@@ -199,6 +199,15 @@ def with_release(kwargs: dict[str, Any], release: str, digest: str) -> dict[str,
     return out
 
 
+def with_environment(model: Mapping[str, Any],
+                     values: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """The model with these environment entries set (secrets put back, or redacted)."""
+    services = {name: {**spec, "environment": {**spec.get("environment", {}),
+                                               **values.get(name, {})}}
+                for name, spec in model["services"].items()}
+    return {**model, "services": services}
+
+
 def mounts(spec: Mapping[str, Any], volumes: Mapping[str, str],
            files: Mapping[tuple[str, str, str], str]) -> list[dict[str, Any]]:
     """Volumes, binds, tmpfs, and config/secret files (read-only binds of their volume)."""

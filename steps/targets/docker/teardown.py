@@ -10,7 +10,7 @@ from steps.runtime.errors import ExternalError
 from steps.runtime.log import Log
 from steps.targets import LABEL_ENVIRONMENT, LABEL_PROJECT, LABEL_ROLE, label_filter
 
-DERIVED_VOLUMES = ("config", "secret")  # rebuilt from the template by the next deploy
+DERIVED_VOLUMES = ("config", "secret")  # files and secret environments: rebuilt by a deploy
 
 
 def teardown(api: Any, project: str, environment: str, volumes: bool,

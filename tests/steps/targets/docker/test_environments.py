@@ -3,6 +3,8 @@ can be torn down keeping its data."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from steps import cli
@@ -87,3 +89,42 @@ def test_teardown_removes_the_environment_and_keeps_its_data(sample, docker, cap
     code, log = step(["teardown", "--environment", "test"], {"CD_PROJECT": sample.project},
                      capsys)
     assert code == 0 and "Nothing of" in log
+
+
+SECRET_ENV = """\
+services:
+  web:
+    image: ${CD_IMAGE}
+    environment:
+      API_TOKEN: ${API_TOKEN}
+      DATABASE_URL: postgres://app:${DB_PASS}@db/app
+      MODE: plain
+    healthcheck: {test: [CMD, 'true'], interval: 100ms}
+"""
+
+
+def test_release_records_keep_no_secret_and_a_rollback_restores_them(sample, docker, capsys,
+                                                                    tmp_path):
+    directory = tmp_path / "deploy"
+    directory.mkdir()
+    (directory / "compose.yml").write_text(SECRET_ENV)
+    (directory / "compose.secretenv.yml").write_text("services: {web: {}}\n")
+    env = {**sample.env("test"), "CD_TEMPLATE_DIR": str(directory)}
+    for token, image in (("first-token-value", "v1"), ("second-token-value", "v2")):
+        code, log = step(["deploy", "--environment", "secretenv"],
+                         {**env, "CD_IMAGE": sample.images[image], "API_TOKEN": token,
+                          "DB_PASS": token + "-db"}, capsys)
+        assert code == 0, log
+    records = docker.api.containers(all=True, filters={"label": [
+        f"io.docker-cd.project={sample.project}", "io.docker-cd.environment=secretenv",
+        "io.docker-cd.role=release"]})
+    labels = json.dumps([r["Labels"] for r in records])
+    assert len(records) == 2
+    assert "first-token" not in labels and "second-token" not in labels
+    assert "MODE" in labels and "plain" in labels
+    code, log = step(["rollback", "--environment", "secretenv"], {"CD_PROJECT": sample.project},
+                     capsys)
+    assert code == 0, log
+    [web] = docker.containers.list(filters={"name": f"{sample.project}-secretenv-web-1"})
+    assert "API_TOKEN=first-token-value" in web.attrs["Config"]["Env"]
+    assert "DATABASE_URL=postgres://app:first-token-value-db@db/app" in web.attrs["Config"]["Env"]
