@@ -59,7 +59,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
     template = load_template(where.target, settings.template.template_dir, env, ctx.environ,
                              image, log)
     service = ctx.service(settings.service.service_url, settings.service.service_token)
-    reporter = Reporter(service, settings.job_url, image, env, log)
+    reporter = Reporter(service, settings.job_url, image, env, log, template.hash())
     if template.overlay is None and not settings.new_environment and reporter.client is None:
         raise UsageError(
             f"{without_overlay(Path(settings.template.template_dir), env)}: deploying would "
