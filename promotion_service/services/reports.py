@@ -19,8 +19,8 @@ from ..domain.states import (
     illegal_move,
 )
 from ..errors import Conflict, Invalid, NotFound
-from ..store import audit, deployments, images, projects, promotions, releases, scans
 from ..store import approvals as approval_rows
+from ..store import audit, deployments, images, projects, promotions, releases, scans
 from ..store import verifications as verification_rows
 from . import approvals, lookups, promotion
 

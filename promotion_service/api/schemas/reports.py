@@ -7,7 +7,6 @@ from marshmallow import fields, validate
 from ...domain.states import DEPLOYMENT_INITIAL, DeploymentState
 from .base import TEXT, URL, ImageEnvRecord, ImageEnvRef, Strict, one_of
 
-
 TEMPLATE_HASH = validate.Regexp(r"^sha256:[0-9a-f]{64}$", error="expected sha256:<64 hex digits>")
 
 

@@ -29,7 +29,8 @@ def teardown(api: Any, project: str, environment: str, volumes: bool, log: Log,
         api.remove_service(service["ID"])
         removed["services"].append(service["Spec"]["Name"])
     deadline = time.monotonic() + TASKS_GONE_TIMEOUT
-    while any(api.tasks(filters={"service": s["ID"]}) for s in services):
+    # The tasks' containers go asynchronously (those on this node are the ones to wait for).
+    while services and api.containers(all=True, filters=scope):
         if time.monotonic() > deadline:
             raise ExternalError(f"the tasks of {environment} were still running "
                                 f"{TASKS_GONE_TIMEOUT:.0f}s after their services were removed")

@@ -21,5 +21,5 @@ def test_the_record_has_hashes_and_a_rollback_gets_the_values_back_from_the_swar
     back = secret_env.restored(recorded, live)
     assert back["services"]["web"]["TaskTemplate"]["ContainerSpec"]["Env"] == [
         "API_TOKEN=t0k3n-value", "MODE=plain"]
-    with pytest.raises(Refused, match="API_TOKEN for service web .* no longer on the swarm"):
+    with pytest.raises(Refused, match=r"API_TOKEN for service web .* no longer on the swarm"):
         secret_env.restored(recorded, {"web": [["API_TOKEN=other"], None]})
