@@ -161,3 +161,13 @@ x-docker-cd:
     with pytest.raises(TemplateError) as e:
         loads({"compose.yml": text.replace(", reason: sets up the tunnel", "")}, {})
     assert "compose.yml:9: x-docker-cd.allow[1]: reason is missing" in e.value.message
+
+
+def test_a_referenced_file_over_16_mib_is_refused_without_reading_it_all(tmp_path, capsys):
+    write(tmp_path, {"compose.yml": "services:\n  web:\n    image: a\n    configs: [big]\n"
+                                    "configs:\n  big: {file: big.bin}\n"})
+    with open(tmp_path / "big.bin", "wb") as f:
+        f.truncate(17 * 1024 * 1024)
+    code, log = render(tmp_path, capsys)
+    assert code == 2
+    assert "compose.yml:6: configs.big.file: file big.bin is larger than 16 MiB" in log

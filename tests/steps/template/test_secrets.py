@@ -78,3 +78,21 @@ def test_dotenv_and_json_outputs_are_readable_by_their_owner_only(tmp_path, caps
     assert code == 0
     for name in ("old.json", "new.env"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+
+
+def test_the_log_masks_the_values_of_the_projects_secret_variables(tmp_path, capsys):
+    write(tmp_path, {"compose.yml": "services:\n  web:\n    image: a\n    restart: '${MODE}'\n"})
+    code = cli.run(["template", "render", "--environment", "test", "--template-dir",
+                    str(tmp_path)], {"MODE": "bind-dn-s3cret", "CD_SECRET_VARIABLES": "MO*"})
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "bind-dn-s3cret" not in err and "got '[REDACTED]'" in err
+
+
+def test_render_warns_of_an_environment_without_an_overlay(tmp_path, capsys):
+    write(tmp_path, {"compose.yml": "services:\n  web:\n    image: a\n",
+                     "compose.production.yml": "services: {web: {}}\n"})
+    code = cli.run(["template", "render", "--environment", "prod", "--template-dir",
+                    str(tmp_path)], {})
+    assert code == 0
+    assert "Warning: prod has no compose.prod.yml" in capsys.readouterr().err
