@@ -13,6 +13,7 @@ one public entry; the modules behind it:
     files        the files a template reads: inside its directory, bounded in size
     host_access  what a template may not do to the host unless it allows it
     normalise    the merged model in long syntax, its files read, its checks parsed
+    order        start order from depends_on, cycles named
     model        Template, Check, TemplateError, redaction of secrets
     load         load(directory, environment, environ): the files found, read and put together
 """
@@ -21,7 +22,8 @@ from steps.runtime.masking import REDACTED
 from steps.template.interpolate import InterpolationError, interpolate
 from steps.template.load import load, loads, overlay_environments
 from steps.template.model import Check, Template, TemplateError
-from steps.template.normalise import checks_from_rendered, dependency_order
+from steps.template.normalise import checks_from_rendered
+from steps.template.order import dependency_order
 from steps.template.problems import did_you_mean
 from steps.template.values import parse_duration, parse_size
 

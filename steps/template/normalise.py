@@ -17,9 +17,20 @@ import yaml
 from steps.runtime.masking import SecretNames
 from steps.template.files import read_reference
 from steps.template.merge import KeyPath, LocDict, as_mapping
-from steps.template.model import Check, TemplateError
+from steps.template.model import Check
+from steps.template.order import ordered
 from steps.template.problems import Problems, did_you_mean
-from steps.template.values import parse_duration, parse_env_file, parse_port, parse_size
+from steps.template.values import (
+    as_list,
+    command,
+    false,
+    parse_duration,
+    parse_env_file,
+    parse_port,
+    parse_size,
+    scalar_text,
+    true,
+)
 
 
 class Invalid(Exception):
@@ -100,27 +111,27 @@ class Normaliser:
         guard = self.guard
         for key in ("command", "entrypoint"):
             if key in spec and spec[key] is not None:
-                out[key] = guard((*base, key), _command, spec[key])
+                out[key] = guard((*base, key), command, spec[key])
         out["environment"] = guard((*base, "environment"), self.environment, spec, base,
                                    default={})
         out.pop("env_file", None)
         for key, read in (("ports", self.port), ("volumes", self.volume)):
             items = [guard((*base, key, i), read, item, (*base, key, i))
-                     for i, item in enumerate(_list(spec.get(key)))]
+                     for i, item in enumerate(as_list(spec.get(key)))]
             out[key] = [item for item in items if item is not None]
         for kind, prefix in (("configs", "/"), ("secrets", "/run/secrets/")):
             refs = [guard((*base, kind, i), self.file_ref, r, prefix, (*base, kind, i))
-                    for i, r in enumerate(_list(spec.get(kind)))]
+                    for i, r in enumerate(as_list(spec.get(kind)))]
             out[kind] = [r for r in refs if r is not None]
         out["depends_on"] = guard((*base, "depends_on"), self.depends_on, spec.get("depends_on"),
                                   (*base, "depends_on"), default={})
-        out["labels"] = guard((*base, "labels"), _str_map, spec.get("labels"), "labels",
+        out["labels"] = guard((*base, "labels"), str_map, spec.get("labels"), "labels",
                               default={})
         networks = guard((*base, "networks"), as_mapping,
                          spec.get("networks") or {"default": None}, "networks", default={})
         out["networks"] = {str(k): dict(v or {}) for k, v in networks.items()} or {"default": {}}
         if "extra_hosts" in spec:
-            out["extra_hosts"] = guard((*base, "extra_hosts"), _str_map, spec["extra_hosts"],
+            out["extra_hosts"] = guard((*base, "extra_hosts"), str_map, spec["extra_hosts"],
                                        "extra_hosts", default={})
         if "healthcheck" in spec:
             out["healthcheck"] = guard((*base, "healthcheck"), self.healthcheck,
@@ -149,7 +160,7 @@ class Normaliser:
             path_ = (*base, "env_file", i)
             entry = item if isinstance(item, dict) else {"path": item}
             given = str(entry.get("path"))
-            if not (self.directory / given).exists() and _false(entry.get("required", True)):
+            if not (self.directory / given).exists() and false(entry.get("required", True)):
                 continue
             try:
                 data = read_reference(self.directory, given, "env file")
@@ -164,7 +175,7 @@ class Normaliser:
                     if self.secret_names(str(key)):
                         self.secret_paths.add((*base, "environment", str(key)))
                 continue
-            env[str(key)] = _scalar_text(value)
+            env[str(key)] = scalar_text(value)
         return env
 
     def port(self, item: Any, path: KeyPath) -> dict[str, Any]:
@@ -187,7 +198,7 @@ class Normaliser:
                 raise self.fail(path, "a volume needs a target (the path in the container)")
             kind = item.get("type", "volume")
             return {"type": kind, "source": item.get("source"), "target": str(item["target"]),
-                    "read_only": _true(item.get("read_only", False))}
+                    "read_only": true(item.get("read_only", False))}
         parts = str(item).split(":")
         if len(parts) == 1:
             return {"type": "volume", "source": None, "target": parts[0], "read_only": False}
@@ -226,12 +237,12 @@ class Normaliser:
                                 f"condition {condition!r} is not supported; use service_started "
                                 "or service_healthy")
             out[str(name)] = {"condition": condition,
-                              "required": not _false(entry.get("required", True))}
+                              "required": not false(entry.get("required", True))}
         return out
 
     def healthcheck(self, value: Any, path: KeyPath) -> dict[str, Any]:
         spec = self._mapping(value, path)
-        if _true(spec.get("disable")):
+        if true(spec.get("disable")):
             return {"disable": True}
         out: dict[str, Any] = {}
         test = spec.get("test")
@@ -318,7 +329,7 @@ class Normaliser:
                     problem(self.raw, (*base, "networks", net), f"network {net!r} is not declared "
                             "under the top-level networks:" + did_you_mean(net, model["networks"]))
         try:
-            _dependency_order(services, self.fail)
+            ordered(services, self.fail)
         except Invalid as e:
             problem(self.raw, e.path, e.message)
 
@@ -343,7 +354,7 @@ class Normaliser:
                                       "set; define it in the CI/CD variables")
                     continue
                 out[name] = self.environ[var].encode()
-            elif not _true(spec.get("external")):
+            elif not true(spec.get("external")):
                 self.problems.add(self.raw, path, "needs file:, content: or environment:")
         return out
 
@@ -398,37 +409,9 @@ _EMPTY_SERVICE: dict[str, Any] = {"depends_on": {}, "volumes": [], "configs": []
                                   "networks": {}, "ports": [], "environment": {}}
 
 
-def _list(value: Any) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise TypeError(f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _command(value: Any) -> list[str]:
-    return shlex.split(value) if isinstance(value, str) else [str(a) for a in value]
-
-
-def _str_map(value: Any, key: str) -> dict[str, str]:
+def str_map(value: Any, key: str) -> dict[str, str]:
+    """labels, extra_hosts...: as a mapping of strings, whichever syntax was written."""
     return {str(k): "" if v is None else str(v) for k, v in as_mapping(value or {}, key).items()}
-
-
-def _true(value: Any) -> bool:
-    """A Compose boolean, also as the text a variable gives (`"true"`, `"yes"`, `"on"`)."""
-    return str(value).lower() in ("true", "yes", "on", "1") if isinstance(value, str) else \
-        bool(value)
-
-
-def _false(value: Any) -> bool:
-    return str(value).lower() in ("false", "no", "off", "0") if isinstance(value, str) else \
-        value is False
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _plain(value: Any) -> Any:
@@ -438,32 +421,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
-
-
-def _dependency_order(services: Mapping[str, Mapping[str, Any]],
-                      fail: Callable[[KeyPath, str], Exception]) -> list[str]:
-    order: list[str] = []
-    state: dict[str, str] = {}
-
-    def visit(name: str, chain: list[str]) -> None:
-        if state.get(name) == "done":
-            return
-        if state.get(name) == "visiting":
-            cycle = " -> ".join([*chain[chain.index(name):], name])
-            raise fail(("services", name, "depends_on"), f"dependency cycle: {cycle}")
-        state[name] = "visiting"
-        for dep in services[name].get("depends_on", {}):
-            if dep in services:  # an unknown one is a problem of its own
-                visit(dep, [*chain, name])
-        state[name] = "done"
-        order.append(name)
-
-    for name in services:
-        visit(name, [])
-    return order
-
-
-def dependency_order(services: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Service names so that each comes after everything it depends on."""
-    return _dependency_order(services, lambda path, message: TemplateError(message))
-

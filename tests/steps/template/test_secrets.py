@@ -57,12 +57,18 @@ def test_a_project_adds_its_own_secret_names():
     assert "cn=admin,pw" not in text and "MIIB-body" not in text and "OTHER: x" in text
 
 
-def test_values_of_masked_variables_are_redacted_in_any_key(tmp_path, capsys):
-    write(tmp_path, {"compose.yml": "services:\n  web:\n    image: a\n    environment:\n"
-                                    "      PUBLIC_NOTE: ${LICENSE}\n"})
+def render(tmp_path, capsys, service: str, environ: dict[str, str]):
+    """`template render` of a one-service template: exit code, stdout, stderr."""
+    write(tmp_path, {"compose.yml": f"services:\n  web:\n    image: a\n{service}"})
     code = cli.run(["template", "render", "--environment", "test", "--template-dir",
-                    str(tmp_path)], {"LICENSE": "lic-0042-xyz", "CD_SECRET_VARIABLES": "LICENSE"})
-    out = capsys.readouterr().out
+                    str(tmp_path)], environ)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_values_of_masked_variables_are_redacted_in_any_key(tmp_path, capsys):
+    code, out, _ = render(tmp_path, capsys, "    environment:\n      PUBLIC_NOTE: ${LICENSE}\n",
+                          {"LICENSE": "lic-0042-xyz", "CD_SECRET_VARIABLES": "LICENSE"})
     assert code == 0
     assert "lic-0042-xyz" not in out and "PUBLIC_NOTE: '[REDACTED]'" in out
 
@@ -81,10 +87,8 @@ def test_dotenv_and_json_outputs_are_readable_by_their_owner_only(tmp_path, caps
 
 
 def test_the_log_masks_the_values_of_the_projects_secret_variables(tmp_path, capsys):
-    write(tmp_path, {"compose.yml": "services:\n  web:\n    image: a\n    restart: '${MODE}'\n"})
-    code = cli.run(["template", "render", "--environment", "test", "--template-dir",
-                    str(tmp_path)], {"MODE": "bind-dn-s3cret", "CD_SECRET_VARIABLES": "MO*"})
-    err = capsys.readouterr().err
+    code, _, err = render(tmp_path, capsys, "    restart: '${MODE}'\n",
+                          {"MODE": "bind-dn-s3cret", "CD_SECRET_VARIABLES": "MO*"})
     assert code == 2
     assert "bind-dn-s3cret" not in err and "got '[REDACTED]'" in err
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from steps import cli
 from tests.steps.deploy_sample import build_sample, remove_project
+from tests.steps.targets.docker.test_target import step
 
 pytestmark = pytest.mark.docker
 
@@ -19,12 +19,6 @@ def sample(docker, images, tmp_path_factory):
                          environments=("test", "production"))
     yield built
     remove_project(docker, built.project)
-
-
-def step(argv, env, capsys):
-    code = cli.run(argv, env)
-    captured = capsys.readouterr()
-    return code, captured.err + captured.out
 
 
 def created(docker, project: str) -> list[str]:
