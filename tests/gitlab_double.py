@@ -13,7 +13,8 @@ the promotion service (and whole pipelines) against it without mocking inside th
 Endpoints (under /api/v4; every one but the trigger wants a PRIVATE-TOKEN of a known user):
     POST /projects/:id/trigger/pipeline            trigger token in `token`, string variables
     POST /projects/:id/pipeline                    GET /projects/:id/pipelines/:id[/variables]
-    POST /projects/:id/jobs/:job_id/play           refused while the deployment awaits approval
+    GET  /projects/:id/jobs/:job_id                POST .../jobs/:job_id/play (refused while
+                                                   the deployment awaits approval)
     POST /projects/:id/statuses/:sha               commit-status transition rules
     POST /projects/:id/merge_requests/:iid/status_check_responses   409 for a stale sha
     GET  /projects/:id/deployments                 the plain entity (no approval fields)
@@ -562,6 +563,12 @@ class GitLabDouble:
                      for k, v in self._find_pipeline(project, pipeline_id).variables.items()]
 
     # -- jobs: lib/api/ci/jobs.rb, app/services/ci/play_build_service.rb --------------
+    def _get_job(self, project: _Project, _: User, __: Any, ___: Any, job_id: str) -> tuple:
+        job = project.jobs.get(int(job_id))
+        if job is None:
+            raise _GitLabError(404, NOT_FOUND)
+        return 200, job.as_gitlab(project.id)
+
     def _play(self, project: _Project, user: User, _: Any, __: Any, job_id: str) -> tuple:
         job = project.jobs.get(int(job_id))
         if job is None:
@@ -704,6 +711,7 @@ class GitLabDouble:
         ("POST", r"pipeline", True, _create_pipeline),
         ("GET", r"pipelines/(\d+)", True, _get_pipeline),
         ("GET", r"pipelines/(\d+)/variables", True, _pipeline_variables),
+        ("GET", r"jobs/(\d+)", True, _get_job),
         ("POST", r"jobs/(\d+)/play", True, _play),
         ("POST", r"statuses/([^/]+)", True, _commit_status),
         ("POST", r"merge_requests/(\d+)/status_check_responses", True, _status_check_response),

@@ -203,6 +203,14 @@ class GitLabClient:
             operation, self._gl.http_post, f"/projects/{_encode(project)}/jobs/{int(job_id)}/play"
         )
 
+    def job_status(self, project: int | str, job_id: int) -> str:
+        """A job's status (``manual`` while it waits to be played)."""
+        operation = f"read job {job_id} in project {project}"
+        self._require_token(operation)
+        attrs = self._call(operation, self._gl.http_get,
+                           f"/projects/{_encode(project)}/jobs/{int(job_id)}")
+        return str(attrs.get("status") or "")
+
     def set_commit_status(
         self,
         project: int | str,

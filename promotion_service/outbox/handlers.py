@@ -84,6 +84,16 @@ def _trigger_record(session: Session, row: Outbox, pipeline: Any) -> str | None:
     return None
 
 
+def _play_send(gitlab: GitLabClient, _: DispatcherSettings, payload: dict[str, Any]) -> Any:
+    """Play the job if it still waits to be played: GitLab runs a finished manual job again
+    when asked to play it, so a retried play (its first answer lost) must not reach it."""
+    project, job_id = _project(payload), int(payload["job_id"])
+    status = gitlab.job_status(project, job_id)
+    if status != "manual":
+        return f"job {job_id} is {status}, not manual: not played (again)"
+    return gitlab.play_job(project, job_id)
+
+
 def _already_pending(session: Session, row: Outbox, error: GitLabError) -> str | None:
     """GitLab refuses a second ``pending`` commit status (no transition from pending to
     pending: app/models/commit_status.rb); the commit already shows what was meant."""
@@ -127,9 +137,9 @@ HANDLERS: dict[str, Handler] = {  # one per store.outbox.KINDS
         _project(p), p["sha"], p["state"], ref=p.get("ref"),
         description=p.get("description") or "", target_url=p.get("target_url")),
         settle=_already_pending),
-    "play_job": Handler(send=lambda gitlab, _, p: gitlab.play_job(_project(p),
-                                                                  int(p["job_id"])),
-                        settle=_unplayable),
+    "play_job": Handler(send=_play_send, settle=_unplayable,
+                        record=lambda session, row, result: result
+                        if isinstance(result, str) else None),
     "deployment_approval": Handler(send=lambda gitlab, _, p: gitlab.approve_deployment(
         _project(p), int(p["deployment_id"]), status=p.get("status", "approved"),
         comment=p.get("comment"), represented_as=p.get("represented_as")),

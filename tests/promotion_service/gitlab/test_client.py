@@ -267,6 +267,12 @@ def test_play_job(client):
 
 
 @responses.activate
+def test_job_status(client):
+    responses.get(f"{API}/projects/42/jobs/7", json={**job_content, "status": "manual"})
+    assert client.job_status(42, 7) == "manual"
+
+
+@responses.activate
 def test_play_job_that_is_not_playable_is_terminal(client):
     responses.post(  # lib/api/ci/jobs.rb: bad_request!("Unplayable Job")
         f"{API}/projects/42/jobs/7/play", status=400,

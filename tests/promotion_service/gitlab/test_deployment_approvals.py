@@ -225,6 +225,19 @@ def test_a_job_that_ran_is_never_played_again(app, gitlab, image_id):
     assert plays(gitlab) == [200]
 
 
+def test_a_queued_play_of_a_job_that_ran_meanwhile_is_not_sent(app, gitlab, image_id):
+    """A retried play whose first answer was lost, or a job someone played by hand: GitLab
+    would run the finished job again."""
+    gitlab.add_deployment(42, 9, environment="production", job_id=7, sha=SHA,
+                          approvals=[QA_APPROVAL])
+    sync(app)  # queues the play
+    gitlab.run_job(42, 7, "success")
+    dispatch(app, gitlab)
+    assert plays(gitlab) == []
+    [(state, outcome)] = outbox_rows(app, "play_job")
+    assert state == "sent" and "is success, not manual" in outcome
+
+
 def test_rejection_in_gitlab_after_the_sync_saw_the_deployment_is_recorded(app, gitlab,
                                                                            image_id):
     gitlab.add_deployment(42, 9, environment="production", job_id=7, sha=SHA)

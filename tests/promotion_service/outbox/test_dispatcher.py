@@ -224,6 +224,7 @@ def test_other_kinds_reach_their_endpoints(app, gitlab):
         ("POST", "/projects/42/merge_requests/12/status_check_responses", 201),
         ("POST", f"/projects/42/statuses/{'a' * 40}", 201),
         ("POST", "/projects/42/deployments/9/approval", 201),
+        ("GET", "/projects/42/jobs/7", 200),  # played only while it is manual
         ("POST", "/projects/42/jobs/7/play", 200),
     ]
 
