@@ -122,7 +122,7 @@ def _unplayable(session: Session, row: Outbox, error: GitLabError) -> str | None
     if error.status != 400 or "Unplayable Job" not in error.message:
         return None
     payload = row.payload
-    if payload.get("deployment_id"):
+    if payload.get("deployment_id") and payload.get("gitlab_project_id"):
         gitlab_deployments.unplayed(session, int(payload["gitlab_project_id"]),
                                     int(payload["deployment_id"]))
     return f"not played: GitLab answered {error.message}; played when GitLab no longer waits"
