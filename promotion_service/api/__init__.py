@@ -21,6 +21,7 @@ from . import (
     id_tokens,
     images,
     merge_request_checks,
+    pages,
     projects,
     promotions,
     scans,
@@ -51,6 +52,7 @@ def init_app(app: Flask) -> Api:
     app.register_blueprint(health.bp)
     api.register_blueprint(merge_request_checks.blp, url_prefix=f"{PREFIX}/merge-request-checks")
     app.register_blueprint(hooks.hooks)
+    app.register_blueprint(pages.pages)
     errors.init_app(app)
     id_tokens.init_app(app)
     return api

@@ -31,9 +31,10 @@ from ..domain.states import (
     illegal_move,
 )
 from ..errors import Conflict, Invalid, NotFound
+from ..store import approvals as approval_rows
 from ..store import audit, deployments, images, projects, promotions, releases, scans
 from ..store import verifications as verification_rows
-from . import lookups, promotion
+from . import approvals, lookups, promotion
 
 
 def record_scan(session: Session, actor: Actor, *, repository: str, digest: str,
@@ -53,18 +54,21 @@ def record_scan(session: Session, actor: Actor, *, repository: str, digest: str,
 
 def record_deployment(session: Session, actor: Actor, *, repository: str, digest: str,
                       environment: str, state: str, job_url: str | None = None,
-                      message: str | None = None, release_id: str | None = None,
+                      message: str | None = None, template_hash: str | None = None,
+                      release_id: str | None = None,
                       rollback_of: str | None = None) -> Deployment:
     """A deploy job reports a deployment of an image to an environment."""
     with write_transaction(session):
         image, env = lookups.image_and_environment(session, repository, digest, environment)
         return add_deployment(session, actor, image, env, state=state, job_url=job_url,
-                              message=message, release_id=release_id, rollback_of=rollback_of)
+                              message=message, template_hash=template_hash,
+                              release_id=release_id, rollback_of=rollback_of)
 
 
 def add_deployment(session: Session, actor: Actor, image: Image, env: Environment, *,
                    state: str, job_url: str | None = None, message: str | None = None,
-                   release_id: str | None = None, rollback_of: str | None = None) -> Deployment:
+                   template_hash: str | None = None, release_id: str | None = None,
+                   rollback_of: str | None = None) -> Deployment:
     """A deployment of this image: the promotion in flight and the releases follow.
 
     Into a gated environment (any but the first) only the promotion or rollback in flight
@@ -76,18 +80,19 @@ def add_deployment(session: Session, actor: Actor, image: Image, env: Environmen
             raise Invalid.field("state", f"a new deployment starts as one of: "
                                 f"{', '.join(sorted(DEPLOYMENT_INITIAL))}")
         lookups.check_job_environment(actor, env.name)
+        approvals.check_template(session, image, env, template_hash)
         in_flight = promotions.in_flight(session, image.id, env.id)
         if env.position > 0:
             _check_gated_report(actor, image, env, in_flight, "deployment")
         deployment = deployments.add(session, image_id=image.id, environment_id=env.id,
                                      state=state, job_url=job_url, message=message,
-                                     actor=actor.name, release_id=release_id,
-                                     rollback_of=rollback_of,
+                                     actor=actor.name, template_hash=template_hash,
+                                     release_id=release_id, rollback_of=rollback_of,
                                      promotion_id=in_flight.id if in_flight else None)
         audit.append(session, actor, "deployment.recorded", "deployment", deployment.id,
                      after={"image_id": image.id, "environment": env.name, "state": state,
-                            "job_url": job_url, "release_id": release_id,
-                            "rollback_of": rollback_of})
+                            "job_url": job_url, "template_hash": template_hash,
+                            "release_id": release_id, "rollback_of": rollback_of})
         _follow(session, actor, deployment, image, env)
         return deployment
 
@@ -202,6 +207,8 @@ def _follow(session: Session, actor: Actor, deployment: Deployment, image: Image
     if state is DeploymentState.STARTED and in_flight is not None:
         promotion.advance(session, in_flight, PromotionState.DEPLOYING, actor)
     elif state is DeploymentState.SUCCEEDED:
+        if deployment.template_hash:
+            approval_rows.bind_template(session, image.id, env.id, deployment.template_hash)
         restored = _restored(session, env, image, deployment, in_flight)
         if in_flight is not None:
             promotion.advance(session, in_flight, PromotionState.DEPLOYED, actor)

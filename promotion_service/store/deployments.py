@@ -34,13 +34,13 @@ def started_before(session: Session, cutoff: datetime) -> list[Deployment]:
 
 def add(session: Session, *, image_id: int, environment_id: int, state: str,
         job_url: str | None, message: str | None, actor: str,
-        promotion_id: int | None, release_id: str | None = None,
-        rollback_of: str | None = None) -> Deployment:
+        promotion_id: int | None, template_hash: str | None = None,
+        release_id: str | None = None, rollback_of: str | None = None) -> Deployment:
     """A new deployment (flushed, so it has its id)."""
     deployment = Deployment(image_id=image_id, environment_id=environment_id, state=state,
                             job_url=job_url, message=message, actor=actor,
-                            promotion_id=promotion_id, release_id=release_id,
-                            rollback_of=rollback_of)
+                            promotion_id=promotion_id, template_hash=template_hash,
+                            release_id=release_id, rollback_of=rollback_of)
     session.add(deployment)
     session.flush()
     return deployment

@@ -75,7 +75,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
         image=source.image)
     log.info(f"Rolling {project} in {env} back from {release.previous} to {source.id} "
              f"(created {source.created}, commit {(source.commit or '?')[:12]})")
-    reporter = Reporter(service, settings.job_url, source.image, env, log)
+    reporter = Reporter(service, settings.job_url, source.image, env, log,
+                        source.template_hash or None)
     with reporter.deployment(f"rollback {release.id} to release {source.id}",
                              release_id=release.id, rollback_of=source.id):
         done = target.restore(source, RestorePlan(release, settings.health_timeout), log)

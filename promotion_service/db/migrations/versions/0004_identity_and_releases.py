@@ -1,15 +1,15 @@
 """Identity and releases: tokens belong to persons, approvals remember their token, images
 their commit author, deployments and releases the target's release ids.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -30,7 +30,7 @@ def upgrade() -> None:
     # GitLab's `gitlab:alice` is the person alice: where alice also stands on the same image
     # and environment, one of the two goes (a person counts once)
     op.execute(
-        "UPDATE approvals SET withdrawn_at = CURRENT_TIMESTAMP, withdrawn_by = 'migration 0003' "
+        "UPDATE approvals SET withdrawn_at = CURRENT_TIMESTAMP, withdrawn_by = 'migration 0004' "
         "WHERE actor LIKE 'gitlab:%' AND withdrawn_at IS NULL AND EXISTS (SELECT 1 FROM "
         "approvals b WHERE b.image_id = approvals.image_id AND b.environment_id = "
         "approvals.environment_id AND b.withdrawn_at IS NULL AND LOWER(b.actor) = "
