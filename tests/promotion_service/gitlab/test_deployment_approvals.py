@@ -265,7 +265,7 @@ def test_rejection_in_gitlab_after_the_sync_saw_the_deployment_is_recorded(app, 
     dispatch(app, gitlab)
     with session_for(app, write=False) as session:
         [record] = session.scalars(select(ApprovalRecord)).all()
-        assert (record.actor, record.decision) == ("gitlab:qa-lead", "reject")
+        assert (record.actor, record.decision) == ("qa-lead", "reject")  # the person
         assert session.scalars(select(GitLabDeployment)).one().status == "failed"
     assert plays(gitlab) == []
 

@@ -3,7 +3,7 @@ again before production deploys it."""
 
 from __future__ import annotations
 
-from tests.promotion_service.helpers import deploy, ref, register, verify
+from tests.promotion_service.helpers import deploy, promoted_to_staging, ref, register, verify
 
 FIRST, CHANGED = "sha256:" + "1" * 64, "sha256:" + "2" * 64
 
@@ -19,18 +19,18 @@ def report(api, n: int, template_hash: str, state: str = "started"):
         "state": state, "template_hash": template_hash})
 
 
-def approved_image(api) -> int:
-    register(api, 1)
-    for environment in ("test", "staging"):
-        deploy(api, 1, environment)
-        verify(api, 1, environment)
+def approved_image(api, app) -> int:
+    """Image 1 promoted to staging and verified there, approved for production (promoted)."""
+    promoted_to_staging(api, app, 1)
+    deploy(api, 1, "staging")
+    verify(api, 1, "staging")
     approve(api, 1, "alice")
     approve(api, 1, "bob")
     return 1
 
 
-def test_approvals_are_for_the_template_they_let_deploy(api):
-    n = approved_image(api)
+def test_approvals_are_for_the_template_they_let_deploy(api, app):
+    n = approved_image(api, app)
     started = report(api, n, FIRST)
     assert started.status_code == 201 and started.json["template_hash"] == FIRST
     assert api.patch(f"/deployments/{started.json['id']}",
@@ -48,8 +48,8 @@ def test_approvals_are_for_the_template_they_let_deploy(api):
     assert report(api, n, CHANGED).status_code == 201
 
 
-def test_an_approval_naming_a_template_is_only_for_it(api):
-    n = approved_image(api)
+def test_an_approval_naming_a_template_is_only_for_it(api, app):
+    n = approved_image(api, app)
     approve(api, n, "alice", template_hash=FIRST)
     approve(api, n, "bob", template_hash=FIRST)
     assert report(api, n, CHANGED).status_code == 409
