@@ -39,7 +39,7 @@ def ask(conn: Session | Connection, actor: Actor, *, repository: str, digest: st
     promoted into it automatically) and names the hold. With a promotion (and the pipeline
     that would deploy it): may that promotion be deployed?
     """
-    row = asked_row(conn, actor, repository, digest, environment, project)
+    row = _asked_row(conn, actor, repository, digest, environment, project)
     hold = row.hold
     if promotion_id is None:
         decision = for_image(conn, row)
@@ -56,7 +56,7 @@ def ask(conn: Session | Connection, actor: Actor, *, repository: str, digest: st
     return Answer(row, for_image(conn, row, found.kind == "rollback"), _hold(row, hold))
 
 
-def asked_row(conn: Session | Connection, actor: Actor, repository: str, digest: str,
+def _asked_row(conn: Session | Connection, actor: Actor, repository: str, digest: str,
               environment: str, project: str | None = None) -> GateRow:
     """The row an actor asks about, within its project scope."""
     row = lookup(conn, repository, digest, environment)

@@ -25,7 +25,7 @@ def scoped_filters(actor: Actor, filters: dict[str, Any]) -> dict[str, Any]:
     """A listing's filters, narrowed to the token's project (another project is a 403)."""
     if actor.project is None:
         return filters
-    if filters.get("project") not in (None, actor.project):
+    if filters.get("project") is not None:
         check_scope(actor, filters["project"])
     return {**filters, "project": actor.project}
 

@@ -171,7 +171,7 @@ def test_inputs_set_the_variables_the_steps_read(tmp_path):
     assert variables["CD_DEPLOY_TARGET"] == "swarm"
     assert variables["CD_STAGING_ENVIRONMENT"] == "qa"
     assert variables["CD_SERVICE_TOKEN"] == "$MY_TOKEN"
-    assert variables["CD_SERVICE_AUTH"]["value"] == "token"
+    assert variables["CD_SERVICE_AUTH"] == "token"
     # every job gets an ID token for the service, with the audience the service expects
     jobs = {k: v for k, v in preview.items() if isinstance(v, dict) and "script" in v}
     assert jobs and all(job["id_tokens"] == {
