@@ -53,12 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = _command(sub, "serve", "run the HTTP API under gunicorn", _serve)
+    serve = _command(sub, "serve", "run the HTTP API (waitress: one process, a pool of threads)",
+                     _serve)
     serve.add_argument("--bind", default=os.environ.get("PROMOTION_BIND", "127.0.0.1:8080"),
                        help="HOST:PORT to listen on (PROMOTION_BIND; default 127.0.0.1:8080)")
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("PROMOTION_WORKERS", 2)),
-                       help="gunicorn worker processes (PROMOTION_WORKERS; default 2)")
-    serve.add_argument("--timeout", type=int, default=30, help="worker timeout in seconds")
+    serve.add_argument("--threads", type=int, default=int(os.environ.get("PROMOTION_THREADS", 8)),
+                       help="threads running requests (PROMOTION_THREADS; default 8)")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(required=True,
                                                                       metavar="ACTION")
@@ -101,23 +101,13 @@ def _app() -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
+    from .serving import serve
 
-    if args.workers < 1:
-        raise ConfigError("--workers: must be at least 1")
-    _app()  # fail early, with a clear message, on bad configuration
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in {"bind": args.bind, "workers": args.workers,
-                               "timeout": args.timeout, "accesslog": None,
-                               "worker_class": "sync"}.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            return _app()
-
-    Server().run()
+    if args.threads < 1:
+        raise ConfigError("--threads: must be at least 1")
+    app = _app()
+    serve(app, args.bind, threads=args.threads,
+          max_connections=app.config["MAX_CONNECTIONS"], idle_timeout=app.config["IDLE_TIMEOUT"])
     return EXIT_OK
 
 

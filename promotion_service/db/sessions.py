@@ -13,7 +13,6 @@ from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..config import is_on
 from .engine import WRITE_OPTION, make_engine
 from .models import Base
 
@@ -29,10 +28,8 @@ def init_app(app: Flask) -> None:
     built without a query (a registered image, on the registration's Core path) need them.
     """
     Base.registry.configure()
-    engine = make_engine(app.config["DATABASE_URL"],
-                         busy_timeout=app.config.get("SQLITE_BUSY_TIMEOUT", 30.0),
-                         pool_size=app.config.get("DB_POOL_SIZE", 5),
-                         pre_ping=is_on(app.config.get("DB_PRE_PING")))
+    engine = make_engine(app.config["DATABASE_URL"], timeout=app.config.get("DB_TIMEOUT", 3.0),
+                         pool_size=app.config.get("DB_POOL_SIZE", 5))
     app.extensions["promotion_db"] = sessionmaker(bind=engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 

@@ -4,7 +4,7 @@ and the lead-time benchmark.
     registry         Docker Distribution on 127.0.0.1 (tests.support.start_registry)
     GitLab API       the in-repo double (tests.gitlab_double): records the pipelines the
                      promotion service triggers
-    promotion        `promotion-service serve` (gunicorn) with its dispatcher thread, on SQLite
+    promotion        `promotion-service serve` with its dispatcher thread, on SQLite
     runner           gitlab-ci-local, shell executor, in a git repository of examples/hello-app
                      that includes ci-templates/docker-cd.yml (tests.local_gitlab.AppRepo)
     engine           the local Docker engine: build, scan and every environment's deploy
