@@ -9,9 +9,14 @@ from __future__ import annotations
 import logging
 import resource
 import signal
+import threading
 from typing import Any
 
 from flask import Flask
+
+from .db import engine_of, session_for
+from .db.schema import service_can_bypass_audit
+from .services import audit
 
 log = logging.getLogger(__name__)
 # waitress answers by itself (plain text, before the app) only for requests it cannot take:
@@ -26,6 +31,10 @@ def serve(app: Flask, bind: str, *, threads: int, max_connections: int,
     from waitress import create_server
 
     _allow_open_files(max_connections + threads + 64)
+    if service_can_bypass_audit(engine_of(app)):
+        log.warning("the service's database role owns the audit log or is a superuser: it "
+                    "could disable the triggers that keep the log append-only; run it as a "
+                    "role that owns nothing (PROMOTION_DATABASE_OWNER_URL for 'db upgrade')")
     server = create_server(
         app, listen=bind, threads=threads, connection_limit=max_connections,
         channel_timeout=idle_timeout, asyncore_use_poll=True,  # select() stops at 1,024 sockets
@@ -37,6 +46,10 @@ def serve(app: Flask, bind: str, *, threads: int, max_connections: int,
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    anchor = audit.anchor_from_config(app.config)
+    if anchor is not None:
+        threading.Thread(target=_checkpoints, args=(app, anchor), name="audit-checkpoints",
+                         daemon=True).start()
     log.info("serving on http://%s (%d threads, at most %d connections)", bind, threads,
              max_connections)
     try:
@@ -46,6 +59,19 @@ def serve(app: Flask, bind: str, *, threads: int, max_connections: int,
     finally:
         server.close()
         server.task_dispatcher.shutdown(timeout=10)  # requests in progress finish
+
+
+def _checkpoints(app: Flask, anchor: audit.Anchor) -> None:
+    """Append a checkpoint now, then every PROMOTION_AUDIT_CHECKPOINT_SECONDS the log grew."""
+    every = float(app.config.get("AUDIT_CHECKPOINT_SECONDS") or 60)
+    last = None
+    while True:
+        try:
+            with session_for(app, write=False) as session:
+                last = audit.write_checkpoint(session, anchor, last) or last
+        except Exception:
+            log.exception("could not write an audit checkpoint to %s", anchor.path)
+        threading.Event().wait(every)
 
 
 def _allow_open_files(needed: int) -> None:

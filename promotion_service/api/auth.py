@@ -55,10 +55,14 @@ def require_token(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _lookup_cached(token: str) -> Any:
-    """Tokens checked in the last PROMOTION_TOKEN_CACHE_SECONDS skip the database (per process).
+CACHED_ROLES = ("ci",)  # a revoked token of any other role stops working at once
 
-    The gate is on every deploy job's path; a revoked token stops working within that time.
+
+def _lookup_cached(token: str) -> Any:
+    """ci tokens checked in the last PROMOTION_TOKEN_CACHE_SECONDS skip the database.
+
+    Off by default: every request checks its token, so a revocation holds at once. A ci
+    token (the deploy jobs' gate calls) may be remembered per process for that long.
     """
     ttl = current_app.config.get("TOKEN_CACHE_SECONDS", 0)
     if not ttl:
@@ -69,7 +73,7 @@ def _lookup_cached(token: str) -> Any:
     if hit is not None and hit[0] > now:
         return hit[1]
     row = tokens.authenticate(get_session(), token)
-    if row is not None:
+    if row is not None and row.role in CACHED_ROLES:
         if len(cache) >= 1024:
             cache.clear()
         cache[key] = (now + ttl, row)

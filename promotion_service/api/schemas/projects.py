@@ -7,23 +7,40 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ...domain.actor import ROLES
-from ...domain.policy import EnvironmentPolicy, PolicyError
-from .base import BIG, ENV_NAME, PROJECT, REASON, Filters, Record, Strict
+from ...domain.durations import MAX_SECONDS
+from ...domain.policy import MAX_SEVERITY_CHOICES, EnvironmentPolicy, PolicyError
+from .base import (
+    BIG,
+    ENV_NAME,
+    ISO_TIME,
+    PROJECT,
+    REASON,
+    TEXT,
+    Filters,
+    JsonBool,
+    Record,
+    Strict,
+    UtcDateTime,
+)
+
+DURATION_DOC = {"description": "seconds, or a duration like 90s, 10m, 2h, 3d", "oneOf": [
+    {"type": "integer", "minimum": 0, "maximum": MAX_SECONDS},
+    {"type": "string", "pattern": r"^\s*\d{1,6}\s*[smhd]?\s*$"}]}
 
 
 class ProjectIn(Strict):
     """Create a project (environments come from the policy file)."""
 
     path = fields.Str(required=True, validate=PROJECT)
-    gitlab_id = fields.Int(validate=BIG)
+    gitlab_id = fields.Int(strict=True, validate=BIG)
 
 
 class HoldOut(Schema):
     """A hold on automatic promotion."""
 
-    reason = fields.Str(attribute="hold_reason")
-    by = fields.Str(attribute="hold_by")
-    at = fields.DateTime(attribute="hold_at")
+    reason = fields.Str(attribute="hold_reason", allow_none=True)
+    by = fields.Str(attribute="hold_by", allow_none=True)
+    at = UtcDateTime(attribute="hold_at")
 
 
 class EnvironmentOut(Schema):
@@ -33,14 +50,15 @@ class EnvironmentOut(Schema):
     name = fields.Str()
     position = fields.Int()
     policy = fields.Dict()
-    hold = fields.Function(lambda e: HoldOut().dump(e) if e.hold_at is not None else None)
+    hold = fields.Function(lambda e: HoldOut().dump(e) if e.hold_at is not None else None,
+                           allow_none=True, metadata={"type": "object"})
 
 
 class ProjectOut(Record):
     """A project."""
 
     path = fields.Str()
-    gitlab_id = fields.Int()
+    gitlab_id = fields.Int(allow_none=True)
 
 
 class ProjectDetail(ProjectOut):
@@ -52,16 +70,16 @@ class ProjectDetail(ProjectOut):
 class PolicyIn(Strict):
     """An environment policy (same keys as the policy file)."""
 
-    auto_promote = fields.Bool()
-    promote_on_approval = fields.Bool()
-    required_approvals = fields.Int(validate=validate.Range(min=0, max=50))
+    auto_promote = JsonBool()
+    promote_on_approval = JsonBool()
+    required_approvals = fields.Int(strict=True, validate=validate.Range(min=0, max=50))
     approver_roles = fields.List(fields.Str(validate=validate.OneOf(
-        [r for r in ROLES if r != "ci"])))
-    four_eyes = fields.Bool()
-    approval_ttl = fields.Raw()
-    min_soak = fields.Raw()
-    max_severity = fields.Str(allow_none=True)
-    freeze_windows = fields.List(fields.Dict())
+        [r for r in ROLES if r != "ci"])), validate=validate.Length(min=1))
+    four_eyes = JsonBool()
+    approval_ttl = fields.Raw(metadata=DURATION_DOC)
+    min_soak = fields.Raw(metadata=DURATION_DOC)
+    max_severity = fields.Str(allow_none=True, validate=validate.OneOf(MAX_SEVERITY_CHOICES))
+    freeze_windows = fields.List(fields.Nested(lambda: FreezeWindowIn()))
 
     @validates_schema
     def _domain_rules(self, data: dict[str, Any], **_: Any) -> None:
@@ -69,6 +87,15 @@ class PolicyIn(Strict):
             EnvironmentPolicy.from_dict(data, "policy")
         except PolicyError as exc:
             raise ValidationError(str(exc)) from exc
+
+
+class FreezeWindowIn(Strict):
+    """No promotion between start and end."""
+
+    start = fields.Str(required=True, validate=ISO_TIME, metadata={"format": "date-time"})
+    end = fields.Str(required=True, validate=ISO_TIME,
+                     metadata={"format": "date-time", "description": "after start"})
+    reason = fields.Str(validate=TEXT)
 
 
 class StopIn(Strict):
@@ -85,8 +112,8 @@ class StopOut(Record):
     environment = fields.Str()
     reason = fields.Str()
     actor = fields.Str()
-    lifted_at = fields.DateTime()
-    lifted_by = fields.Str()
+    lifted_at = UtcDateTime(allow_none=True)
+    lifted_by = fields.Str(allow_none=True)
 
 
 class AuditFilters(Filters):
@@ -107,10 +134,10 @@ class AuditOut(Schema):
     role = fields.Str()
     action = fields.Str()
     subject_type = fields.Str()
-    subject_id = fields.Str()
-    before = fields.Raw()
-    after = fields.Raw()
-    request_id = fields.Str()
-    source_ip = fields.Str()
+    subject_id = fields.Str(allow_none=True)
+    before = fields.Raw(allow_none=True)
+    after = fields.Raw(allow_none=True)
+    request_id = fields.Str(allow_none=True)
+    source_ip = fields.Str(allow_none=True)
     prev_hash = fields.Str()
     hash = fields.Str()

@@ -5,7 +5,16 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from ...domain.states import DEPLOYMENT_INITIAL, DeploymentState
-from .base import TEXT, URL, ImageEnvRecord, ImageEnvRef, Strict, one_of
+from .base import (
+    TEXT,
+    URL,
+    ImageEnvRecord,
+    ImageEnvRef,
+    JsonBool,
+    Strict,
+    UtcDateTime,
+    one_of,
+)
 
 
 class DeploymentIn(ImageEnvRef):
@@ -27,18 +36,18 @@ class DeploymentPatch(Strict):
 class DeploymentOut(ImageEnvRecord):
     """A deployment."""
 
-    promotion_id = fields.Int()
+    promotion_id = fields.Int(allow_none=True)
     state = fields.Str()
-    job_url = fields.Str()
-    message = fields.Str()
+    job_url = fields.Str(allow_none=True)
+    message = fields.Str(allow_none=True)
     actor = fields.Str()
-    updated_at = fields.DateTime()
+    updated_at = UtcDateTime()
 
 
 class VerificationIn(ImageEnvRef):
     """Smoke-check result."""
 
-    passed = fields.Bool(required=True)
+    passed = JsonBool(required=True)
     details = fields.Dict()
     job_url = fields.Str(validate=URL)
 
@@ -48,7 +57,7 @@ class VerificationOut(ImageEnvRecord):
 
     passed = fields.Bool()
     details = fields.Dict()
-    job_url = fields.Str()
+    job_url = fields.Str(allow_none=True)
 
 
 class ApprovalIn(ImageEnvRef):
@@ -56,7 +65,7 @@ class ApprovalIn(ImageEnvRef):
 
     decision = fields.Str(load_default="approve", validate=validate.OneOf(("approve", "reject")))
     comment = fields.Str(validate=TEXT)
-    expires_in = fields.Int(validate=validate.Range(min=60, max=90 * 86400),
+    expires_in = fields.Int(strict=True, validate=validate.Range(min=60, max=90 * 86400),
                             metadata={"description": "seconds until the approval lapses"})
 
 
@@ -66,7 +75,7 @@ class ApprovalOut(ImageEnvRecord):
     actor = fields.Str()
     role = fields.Str()
     decision = fields.Str()
-    comment = fields.Str()
-    expires_at = fields.DateTime()
-    withdrawn_at = fields.DateTime()
-    withdrawn_by = fields.Str()
+    comment = fields.Str(allow_none=True)
+    expires_at = UtcDateTime(allow_none=True)
+    withdrawn_at = UtcDateTime(allow_none=True)
+    withdrawn_by = fields.Str(allow_none=True)
