@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import make_url
 
 WRITE_OPTION = "promotion_write"  # execution option of a connection that begins a write
@@ -44,6 +46,18 @@ def make_engine(url: str, *, timeout: float = 3.0, pool_size: int = 5) -> Engine
         # failing on a stale snapshot. Readers run each statement in autocommit: one round
         # trip less on the gate's path, and they never block anyone.
         if conn.get_execution_options().get(WRITE_OPTION):
-            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+            begin_immediate(conn.connection.dbapi_connection)
 
     return engine
+
+
+def begin_immediate(dbapi_connection: Any) -> None:
+    """SQLite: take the write lock now (waiting up to the busy timeout).
+
+    Issued on the driver's connection, below SQLAlchemy, so its error is wrapped here the way
+    SQLAlchemy wraps its own: a locked database is an OperationalError like any other.
+    """
+    try:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc

@@ -13,7 +13,7 @@ from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from .engine import WRITE_OPTION, make_engine
+from .engine import WRITE_OPTION, begin_immediate, make_engine
 from .models import Base
 
 WRITE_LOCK = 0x70726F6D  # PostgreSQL advisory lock key that orders writers (and the audit chain)
@@ -111,7 +111,7 @@ def begin_write(session: Session) -> None:
         connection = session.connection()
         dbapi = connection.connection.dbapi_connection
         if connection.dialect.name == "sqlite" and not dbapi.in_transaction:
-            dbapi.execute("BEGIN IMMEDIATE")
+            begin_immediate(dbapi)
     if connection.dialect.name == "postgresql":
         take_write_lock(session)
 

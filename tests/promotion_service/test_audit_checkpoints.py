@@ -210,7 +210,7 @@ def test_the_service_role_may_only_append_to_the_audit_log(roles, monkeypatch, c
                    "TRUNCATE audit_log", "DROP TRIGGER audit_log_append_only ON audit_log",
                    "ALTER TABLE audit_log DISABLE TRIGGER ALL", "DROP TABLE audit_log",
                    "UPDATE alembic_version SET version_num = '0001'"):
-        with pytest.raises(Exception, match="permission denied|must be owner"), \
+        with pytest.raises(Exception, match=r"permission denied|must be owner"), \
                 engine.begin() as conn:
             conn.execute(text(attack))
     engine.dispose()

@@ -79,8 +79,9 @@ def test_policy_durations_and_freeze_windows_are_bounded(api):
         assert field in assert_error(resp, 422)["message"]
 
 
-@pytest.mark.parametrize("token", ["pst_\u00b2_" + "a" * 43, "pst_\u0661_" + "a" * 43,
-                                   "pst_1234567890123_" + "a" * 43, "pst__x", "pst_1_\u00e9t\u00e9"])
+@pytest.mark.parametrize("token", [
+    "pst_\u00b2_" + "a" * 43, "pst_\u0661_" + "a" * 43, "pst_1234567890123_" + "a" * 43,
+    "pst__x", "pst_1_\u00e9t\u00e9"])
 def test_malformed_tokens_are_401_before_any_lookup(client, token):
     resp = client.get("/api/v1/images", headers={"Authorization": f"Bearer {token}"})
     assert_error(resp, 401)
