@@ -6,8 +6,8 @@ import sqlite3
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 WRITE_OPTION = "promotion_write"  # execution option of a connection that begins a write
 
