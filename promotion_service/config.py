@@ -22,7 +22,7 @@ KNOWN: dict[str, tuple[str, Any, Any]] = {
     "MAX_CONNECTIONS": ("MAX_CONNECTIONS", int, 4096),
     "IDLE_TIMEOUT": ("IDLE_TIMEOUT", float, 60.0),
     "AUDIT_CHECKPOINT_SECONDS": ("AUDIT_CHECKPOINT_SECONDS", float, 60.0),
-    "TOKEN_CACHE_SECONDS": ("TOKEN_CACHE_SECONDS", float, 0.0),
+    "TOKEN_CACHE_SECONDS": ("TOKEN_CACHE_SECONDS", float, 5.0),
 }
 
 

@@ -61,8 +61,9 @@ CACHED_ROLES = ("ci",)  # a revoked token of any other role stops working at onc
 def _lookup_cached(token: str) -> Any:
     """ci tokens checked in the last PROMOTION_TOKEN_CACHE_SECONDS skip the database.
 
-    Off by default: every request checks its token, so a revocation holds at once. A ci
-    token (the deploy jobs' gate calls) may be remembered per process for that long.
+    The deploy jobs' gate calls are the hot path: a process remembers their ci token that long
+    (a revoked ci token works that much longer). Every other role's token is checked on every
+    request, so revoking an admin, release-manager or approver token holds at once.
     """
     ttl = current_app.config.get("TOKEN_CACHE_SECONDS", 0)
     if not ttl:

@@ -48,8 +48,9 @@ def _finish(response: Any) -> Any:
 
 def loggable_target() -> str:
     """The path and query string, with the values of secret-looking parameters masked."""
-    if not request.query_string:
-        return request.path
-    pairs = parse_qsl(request.query_string.decode("latin-1"), keep_blank_values=True)
+    query = request.query_string.decode("latin-1")
+    if not SECRET_NAME.search(query):  # the common case, without parsing
+        return f"{request.path}?{query}" if query else request.path
+    pairs = parse_qsl(query, keep_blank_values=True)
     masked = [(k, "***" if SECRET_NAME.search(k) else v) for k, v in pairs]
     return f"{request.path}?{urlencode(masked)}"
