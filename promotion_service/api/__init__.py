@@ -21,6 +21,7 @@ from . import (
     images,
     limits,
     merge_request_checks,
+    pages,
     projects,
     promotions,
     responses,
@@ -67,6 +68,7 @@ def init_app(app: Flask) -> Api:
     app.register_blueprint(docs.bp, url_prefix=PREFIX)
     api.register_blueprint(merge_request_checks.blp, url_prefix=f"{PREFIX}/merge-request-checks")
     app.register_blueprint(hooks.hooks)
+    app.register_blueprint(pages.pages)
     errors.init_app(app)
     responses.init_app(app)
     return api

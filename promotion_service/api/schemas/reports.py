@@ -16,6 +16,8 @@ from .base import (
     one_of,
 )
 
+TEMPLATE_HASH = validate.Regexp(r"^sha256:[0-9a-f]{64}$", error="expected sha256:<64 hex digits>")
+
 
 class DeploymentIn(ImageEnvRef):
     """A deploy job's report."""
@@ -24,6 +26,9 @@ class DeploymentIn(ImageEnvRef):
         DeploymentState, but=set(DeploymentState) - DEPLOYMENT_INITIAL))
     job_url = fields.Str(validate=URL)
     message = fields.Str(validate=TEXT)
+    template_hash = fields.Str(validate=TEMPLATE_HASH, metadata={
+        "description": "the rendered template's hash; a deploy whose template differs from "
+                       "the one the approvals let deploy is refused (409) until approved again"})
 
 
 class DeploymentPatch(Strict):
@@ -42,6 +47,7 @@ class DeploymentOut(ImageEnvRecord):
     message = fields.Str(allow_none=True)
     actor = fields.Str()
     updated_at = UtcDateTime()
+    template_hash = fields.Str(allow_none=True)
 
 
 class VerificationIn(ImageEnvRef):
@@ -67,6 +73,10 @@ class ApprovalIn(ImageEnvRef):
     comment = fields.Str(validate=TEXT)
     expires_in = fields.Int(strict=True, validate=validate.Range(min=60, max=90 * 86400),
                             metadata={"description": "seconds until the approval lapses"})
+    template_hash = fields.Str(validate=TEMPLATE_HASH, metadata={
+        "description": "approve only this rendered template (`docker-cd template check` prints "
+                       "it); without it, the approval is for the template of the first deploy "
+                       "it lets through"})
 
 
 class ApprovalOut(ImageEnvRecord):
@@ -79,3 +89,4 @@ class ApprovalOut(ImageEnvRecord):
     expires_at = UtcDateTime(allow_none=True)
     withdrawn_at = UtcDateTime(allow_none=True)
     withdrawn_by = fields.Str(allow_none=True)
+    template_hash = fields.Str(allow_none=True)
