@@ -10,9 +10,11 @@ import logging
 import resource
 import signal
 import threading
+import time
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 
 from .db import engine_of, session_for
 from .db.schema import service_can_bypass_audit
@@ -31,10 +33,7 @@ def serve(app: Flask, bind: str, *, threads: int, max_connections: int,
     from waitress import create_server
 
     _allow_open_files(max_connections + threads + 64)
-    if service_can_bypass_audit(engine_of(app)):
-        log.warning("the service's database role owns the audit log or is a superuser: it "
-                    "could disable the triggers that keep the log append-only; run it as a "
-                    "role that owns nothing (PROMOTION_DATABASE_OWNER_URL for 'db upgrade')")
+    _warn_if_the_role_owns_the_audit_log(app)
     server = create_server(
         app, listen=bind, threads=threads, connection_limit=max_connections,
         channel_timeout=idle_timeout, asyncore_use_poll=True,  # select() stops at 1,024 sockets
@@ -71,7 +70,19 @@ def _checkpoints(app: Flask, anchor: audit.Anchor) -> None:
                 last = audit.write_checkpoint(session, anchor, last) or last
         except Exception:
             log.exception("could not write an audit checkpoint to %s", anchor.path)
-        threading.Event().wait(every)
+        time.sleep(every)
+
+
+def _warn_if_the_role_owns_the_audit_log(app: Flask) -> None:
+    try:
+        bypass = service_can_bypass_audit(engine_of(app))
+    except SQLAlchemyError as exc:  # the database is down: serve anyway, /ready tells
+        log.warning("could not check the service's database role: %s", exc.__class__.__name__)
+        return
+    if bypass:
+        log.warning("the service's database role owns the audit log or is a superuser: it "
+                    "could disable the triggers that keep the log append-only; run it as a "
+                    "role that owns nothing (PROMOTION_DATABASE_OWNER_URL for 'db upgrade')")
 
 
 def _allow_open_files(needed: int) -> None:
