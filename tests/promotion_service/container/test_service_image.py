@@ -92,7 +92,10 @@ def test_compose_runs_the_image_with_postgresql_and_a_gate_passes(service_image,
                        "PROMOTION_DB_PASSWORD": password,
                        "PROMOTION_PUBLISH": f"127.0.0.1:{port}"})
     try:
-        compose("up", "-d", "--no-build", "service")
+        started = compose("up", "-d", "--no-build", "service", check=False)
+        if started.returncode != 0:
+            logs = compose("logs", "--no-color", check=False).stdout[-6000:]
+            raise AssertionError(f"docker-compose up failed:\n{started.stderr[-2000:]}\n{logs}")
         url = f"http://127.0.0.1:{port}"
         try:
             wait_for_http(f"{url}/ready", timeout=240, ok=(200,))
