@@ -1,14 +1,15 @@
 """Promotion service speed: the gate query and image registration vs bare Flask baselines.
 
-Runs everything on 127.0.0.1 with gunicorn (same workers, sync) and wrk (same connections),
-in one run: a bare constant-JSON endpoint, a bare one-INSERT and one-read SQLite endpoint, then
-the service on a database seeded with 100,000 images. Prints requests/s, p50/p99 and ratios.
+Runs everything on 127.0.0.1 under waitress (the service's server, same threads) and wrk
+(same connections), in one run: a bare constant-JSON endpoint, a bare one-INSERT and one-read
+SQLite endpoint, then the service on a database seeded with 100,000 images. Prints
+requests/s, p50/p99 and ratios.
 
 Goals (issue 3): gate >= 1/2 of bare constant throughput with p99 < 25 ms; registration (with
 its audit entry) >= 1/4 of the bare INSERT throughput.
 
     python benchmarks/service.py [--images 100000] [--duration 5] [--rounds 3]
-                                 [--connections 32] [--workers 2] [--database-url URL]
+                                 [--connections 32] [--threads 8] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -79,10 +80,11 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     auth = {"Authorization": f"Bearer {token}"}
     query = f"repository={REPO}&digest={gate_digest}&environment=staging"
     runs: dict[str, list[dict]] = {}
-    with _server([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "sync",
-                  "--chdir", str(HERE), "bare_app:app"], bare_env, "/constant") as bare, \
-         _server([sys.executable, "-m", "promotion_service", "serve", "--workers",
-                  str(args.workers)], service_env, "/ready") as service:
+    with _server([sys.executable, "-m", "waitress", "--listen={bind}",
+                  f"--threads={args.threads}", "--asyncore-use-poll", "bare_app:app"],
+                 bare_env, "/constant") as bare, \
+         _server([sys.executable, "-m", "promotion_service", "serve", "--bind", "{bind}",
+                  "--threads", str(args.threads)], service_env, "/ready") as service:
         check = requests.get(f"{service.base}/api/v1/gate?{query}", headers=auth,
                              timeout=10).json()
         print(f"# gate answer: {check}", file=sys.stderr)
@@ -141,12 +143,12 @@ class _server:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        self.command = [*command, "--bind", f"127.0.0.1:{self.port}"]
+        self.command = [part.replace("{bind}", f"127.0.0.1:{self.port}") for part in command]
         self.env, self.probe = env, probe
 
     def __enter__(self) -> _server:
         self.proc = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL, cwd=HERE)
         base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -164,18 +166,10 @@ class _server:
         self.proc.wait(timeout=30)
 
 
-def _cpu_seconds(master: int) -> float:
-    """User + system CPU time of a gunicorn master's workers (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    for pid in children:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a server process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wrk(args: argparse.Namespace, server: _server, path: str, lua: str | None = None,
@@ -211,11 +205,11 @@ def _ms(value: str) -> float:
 
 
 def _report(args: argparse.Namespace, results: dict) -> None:
-    print(f"\npromotion service benchmark: gunicorn {args.workers} sync workers, "
+    print(f"\npromotion service benchmark: waitress, {args.threads} threads, "
           f"wrk -t2 -c{args.connections} -d{args.duration}s, medians of {args.rounds} "
           f"interleaved rounds, {args.images:,} images")
     print(f"{'endpoint':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
-          f"{'worker CPU us/req':>19}")
+          f"{'server CPU us/req':>19}")
     for name, r in results.items():
         print(f"{name:<16}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['non2xx']:>9.0f}"
               f"{r['cpu_us']:>19.0f}")
@@ -228,7 +222,7 @@ def _report(args: argparse.Namespace, results: dict) -> None:
     print(f"registration / bare insert throughput: {reg:.2f} (goal >= 0.25) "
           f"{'OK' if reg >= 0.25 else 'MISSED'}")
     cpu = {name: r["cpu_us"] for name, r in results.items()}
-    print("the same ratios from the workers' CPU time per request (what throughput tends to on a "
+    print("the same ratios from the server's CPU time per request (what throughput tends to on a "
           "machine where nothing else runs):")
     print(f"  gate: {cpu['bare constant'] / cpu['gate query']:.2f}, "
           f"registration: {cpu['bare insert'] / cpu['register image']:.2f}")
@@ -246,7 +240,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds; figures are the medians")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     return parser.parse_args()
 

@@ -31,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a database or other outside failure
         from sqlalchemy.exc import SQLAlchemyError
 
+        if isinstance(exc, OSError):
+            return _fail(args, f"{exc.filename or 'file'}: {exc.strerror or exc}", EXIT_OUTSIDE)
         if isinstance(exc, SQLAlchemyError):
             return _fail(args, f"database: {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
                          " (check PROMOTION_DATABASE_URL and run 'promotion-service db upgrade')",
@@ -53,12 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = _command(sub, "serve", "run the HTTP API under gunicorn", _serve)
+    serve = _command(sub, "serve", "run the HTTP API (waitress: one process, a pool of threads)",
+                     _serve)
     serve.add_argument("--bind", default=os.environ.get("PROMOTION_BIND", "127.0.0.1:8080"),
                        help="HOST:PORT to listen on (PROMOTION_BIND; default 127.0.0.1:8080)")
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("PROMOTION_WORKERS", 2)),
-                       help="gunicorn worker processes (PROMOTION_WORKERS; default 2)")
-    serve.add_argument("--timeout", type=int, default=30, help="worker timeout in seconds")
+    serve.add_argument("--threads", type=int, default=int(os.environ.get("PROMOTION_THREADS", 8)),
+                       help="threads running requests (PROMOTION_THREADS; default 8)")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(required=True,
                                                                       metavar="ACTION")
@@ -86,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(required=True,
                                                                     metavar="ACTION")
-    _command(audit, "verify", "check the hash chain; exit 1 if it was tampered with",
-             _audit_verify)
+    _command(audit, "verify", "check the hash chain (and its checkpoints, when configured); "
+             "exit 1 if it was tampered with", _audit_verify)
+    _command(audit, "checkpoint", "append a signed checkpoint of the chain to "
+             "PROMOTION_AUDIT_CHECKPOINT_FILE now", _audit_checkpoint)
 
     worker = _command(sub, "worker", "send outbox rows to GitLab and run periodic checks",
                       _worker)
@@ -109,32 +113,30 @@ def _app() -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
+    from .serving import serve
 
-    if args.workers < 1:
-        raise ConfigError("--workers: must be at least 1")
-    _app()  # fail early, with a clear message, on bad configuration
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in {"bind": args.bind, "workers": args.workers,
-                               "timeout": args.timeout, "accesslog": None,
-                               "worker_class": "sync"}.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            return _app()
-
-    Server().run()
+    if args.threads < 1:
+        raise ConfigError("--threads: must be at least 1")
+    app = _app()
+    serve(app, args.bind, threads=args.threads,
+          max_connections=app.config["MAX_CONNECTIONS"], idle_timeout=app.config["IDLE_TIMEOUT"])
     return EXIT_OK
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from .db.schema import upgrade
+    from .db.schema import grant_service_role, role_of, upgrade
 
     app = _app()
-    upgrade(app.config["DATABASE_URL"], args.revision)
+    url, owner_url = app.config["DATABASE_URL"], app.config.get("DATABASE_OWNER_URL")
+    if owner_url and not owner_url.startswith("postgresql"):
+        raise ConfigError("PROMOTION_DATABASE_OWNER_URL: only for PostgreSQL (a role that owns "
+                          "the tables, besides the service's own role)")
+    upgrade(owner_url or url, args.revision)
     print(f"database at revision {args.revision}", file=sys.stderr)
+    if owner_url and role_of(owner_url) != role_of(url):
+        grant_service_role(owner_url, role_of(url) or "")
+        print(f"role {role_of(url)} may use the tables; the audit log only by appending",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -176,12 +178,39 @@ def _audit_verify(args: argparse.Namespace) -> int:
     from .db import session_for
     from .services import audit
 
-    with session_for(_app(), write=False) as session:
-        count, broken = audit.verify(session)
-    if broken is not None:
-        print(f"Error: audit log entry {broken.entry_id}: {broken.problem}", file=sys.stderr)
+    app = _app()
+    anchor = audit.anchor_from_config(app.config)
+    with session_for(app, write=False) as session:
+        verdict = audit.verify(session, anchor)
+    if verdict.problem is not None:
+        where = (f"audit log entry {verdict.problem.entry_id}: "
+                 if verdict.problem.entry_id is not None else "audit log: ")
+        print(f"Error: {where}{verdict.problem.problem}", file=sys.stderr)
         return EXIT_NO
-    print(f"audit log intact: {count} entries", file=sys.stderr)
+    if anchor is None:
+        print(f"audit log chain intact: {verdict.count} entries (no checkpoints configured: "
+              "removing the newest entries or rewriting the chain cannot be detected; set "
+              "PROMOTION_AUDIT_CHECKPOINT_FILE and PROMOTION_AUDIT_KEY_FILE)", file=sys.stderr)
+    else:
+        print(f"audit log intact: {verdict.count} entries, consistent with "
+              f"{verdict.checkpoints} checkpoints in {anchor.path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _audit_checkpoint(args: argparse.Namespace) -> int:
+    from .db import session_for
+    from .services import audit
+
+    app = _app()
+    anchor = audit.anchor_from_config(app.config)
+    if anchor is None:
+        raise ConfigError("PROMOTION_AUDIT_CHECKPOINT_FILE and PROMOTION_AUDIT_KEY_FILE are not "
+                          "set: say where checkpoints go and which key signs them")
+    with session_for(app, write=False) as session:
+        checkpoint = audit.write_checkpoint(session, anchor)
+    assert checkpoint is not None  # written: no previous one to compare with
+    print(f"checkpoint: {checkpoint.count} entries, head {checkpoint.head[:12]}... "
+          f"appended to {anchor.path}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -15,10 +15,13 @@ KNOWN: dict[str, tuple[str, Any, Any]] = {
     "WEBHOOK_SECRET": ("WEBHOOK_SECRET", str, None),
     "POLICY_FILE": ("POLICY_FILE", str, None),
     "MAX_BODY_BYTES": ("MAX_CONTENT_LENGTH", int, 64 * 1024),
-    "SQLITE_BUSY_TIMEOUT": ("SQLITE_BUSY_TIMEOUT", float, 30.0),
+    "DB_TIMEOUT": ("DB_TIMEOUT", float, 3.0),
     "DB_POOL_SIZE": ("DB_POOL_SIZE", int, 5),
     "PROXY_HOPS": ("PROXY_HOPS", int, 0),
     "LOG_LEVEL": ("LOG_LEVEL", str, "INFO"),
+    "MAX_CONNECTIONS": ("MAX_CONNECTIONS", int, 4096),
+    "IDLE_TIMEOUT": ("IDLE_TIMEOUT", float, 60.0),
+    "AUDIT_CHECKPOINT_SECONDS": ("AUDIT_CHECKPOINT_SECONDS", float, 60.0),
     "TOKEN_CACHE_SECONDS": ("TOKEN_CACHE_SECONDS", float, 5.0),
 }
 

@@ -89,9 +89,23 @@ def wheelhouse(*extras: str) -> Path:
         for old in folder.glob("docker_cd-*.whl"):
             old.unlink()
         with tempfile.TemporaryDirectory(prefix="docker-cd-build-") as build:
-            _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder), str(ROOT),
+            # from a copy of what git tracks: setuptools reuses the tree's build/ folder, where
+            # files since deleted or renamed would otherwise ride along into the wheel
+            source = Path(build) / "source"
+            _copy_tracked(source)
+            _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder), str(source),
                  cwd=build)
     return folder
+
+
+def _copy_tracked(target: Path) -> None:
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=ROOT, capture_output=True, check=True)
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        path = ROOT / name
+        if path.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / name)
 
 
 def _pip(*args: str, cwd: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The promotion service as a real process: migrated database, tokens per role, gunicorn.
+"""The promotion service as a real process: migrated database, tokens per role, served.
 
 Started the way an operator starts it (`promotion-service db upgrade`, `token create`,
 `serve`), so end-to-end tests, the demo and benchmarks talk to what production runs.
@@ -45,7 +45,7 @@ class PromotionService:
 
     @classmethod
     def start(cls, root: Path, *, policy: str | None = None,
-              settings: Mapping[str, str] | None = None, workers: int = 1) -> PromotionService:
+              settings: Mapping[str, str] | None = None) -> PromotionService:
         """Migrate a fresh SQLite database in `root`, create tokens, serve; wait until ready."""
         root.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROMOTION_")}
@@ -62,8 +62,7 @@ class PromotionService:
                                                 "--name", f"{role}-bot", *scope).strip()
         log = open(root / "service.log", "wb")  # noqa: SIM115 - lives as long as the process
         service.process = subprocess.Popen(
-            [*_command(), "serve", "--bind", f"127.0.0.1:{service.port}",
-             "--workers", str(workers)],
+            [*_command(), "serve", "--bind", f"127.0.0.1:{service.port}"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_http(f"{service.url}/api/v1/openapi.json", timeout=30)

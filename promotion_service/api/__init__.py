@@ -14,22 +14,40 @@ from . import (
     audit,
     claims,
     deployments,
+    docs,
     errors,
     gate,
     health,
     hooks,
     id_tokens,
     images,
+    limits,
     merge_request_checks,
     pages,
     projects,
     promotions,
+    responses,
     scans,
     stops,
     verifications,
 )
+from .schemas.base import ErrorOut
 
 PREFIX = "/api/v1"
+
+
+class ServiceApi(Api):
+    """flask-smorest's Api, documenting the service's error shape and pagination header."""
+
+    ERROR_SCHEMA = ErrorOut
+
+    def _register_pagination_header(self) -> None:
+        # the header carries JSON text: declared as a string, its fields described
+        self.spec.components.header("PAGINATION", {
+            "description": "JSON text: {total, total_pages, first_page, last_page, page, "
+                           "previous_page, next_page} (the page fields only when there are "
+                           "items)",
+            "schema": {"type": "string"}}, lazy=True)
 
 
 def init_app(app: Flask) -> Api:
@@ -39,20 +57,21 @@ def init_app(app: Flask) -> Api:
     app.config.setdefault("OPENAPI_VERSION", "3.0.3")
     app.config.setdefault("OPENAPI_URL_PREFIX", PREFIX)
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
-    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
-    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
     app.config.setdefault("API_SPEC_OPTIONS", {
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
     })
-    api = Api(app)
+    limits.init_app(app)
+    api = ServiceApi(app)
     for module in (images, scans, deployments, verifications, approvals, promotions, gate,
                    claims, projects, stops, audit):
         api.register_blueprint(module.blp, url_prefix=f"{PREFIX}/{module.blp.name}")
     app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp, url_prefix=PREFIX)
     api.register_blueprint(merge_request_checks.blp, url_prefix=f"{PREFIX}/merge-request-checks")
     app.register_blueprint(hooks.hooks)
     app.register_blueprint(pages.pages)
     errors.init_app(app)
     id_tokens.init_app(app)
+    responses.init_app(app)
     return api

@@ -59,10 +59,15 @@ def require_token(view: F) -> F:
     return require_roles(*ROLES)(view)
 
 
-def _lookup_cached(token: str) -> Any:
-    """Tokens checked in the last PROMOTION_TOKEN_CACHE_SECONDS skip the database (per process).
+CACHED_ROLES = ("ci",)  # a revoked token of any other role stops working at once
 
-    The gate is on every deploy job's path; a revoked token stops working within that time.
+
+def _lookup_cached(token: str) -> Any:
+    """ci tokens checked in the last PROMOTION_TOKEN_CACHE_SECONDS skip the database.
+
+    The deploy jobs' gate calls are the hot path: a process remembers their ci token that long
+    (a revoked ci token works that much longer). Every other role's token is checked on every
+    request, so revoking an admin, release-manager or approver token holds at once.
     """
     ttl = current_app.config.get("TOKEN_CACHE_SECONDS", 0)
     if not ttl:
@@ -73,7 +78,7 @@ def _lookup_cached(token: str) -> Any:
     if hit is not None and hit[0] > now:
         return hit[1]
     row = tokens.authenticate(get_session(), token)
-    if row is not None:
+    if row is not None and row.role in CACHED_ROLES:
         if len(cache) >= 1024:
             cache.clear()
         cache[key] = (now + ttl, row)

@@ -8,12 +8,14 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, g, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ServiceError
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5  # a locked or unreachable database: how soon to ask again
 
 
 def init_app(app: Flask) -> None:
@@ -23,6 +25,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(IntegrityError, _integrity_error)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(PoolTimeout, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)
 
 
@@ -30,8 +34,9 @@ def error_body(code: int, message: str, **extra: Any) -> dict[str, Any]:
     """The one JSON shape of every error."""
     body = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
     body.update({k: v for k, v in extra.items() if v is not None})
-    if g.get("request_id"):
-        body["request_id"] = g.request_id
+    if not g.get("request_id"):  # refused before the request got its id (a URI too long)
+        _request_id()
+    body["request_id"] = g.request_id
     return body
 
 
@@ -57,7 +62,8 @@ def _http_error(exc: HTTPException) -> tuple[dict[str, Any], int]:
     message = data.get("message") or exc.description or ""
     if errors and code == 422:
         message = "invalid input: " + _summary(errors)
-    headers = dict(data.get("headers") or {})
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}  # Allow
+    headers.update(data.get("headers") or {})
     response = error_body(code, message, errors=errors)
     return (response, code, headers) if headers else (response, code)  # type: ignore[return-value]
 
@@ -68,9 +74,20 @@ def _integrity_error(exc: IntegrityError) -> tuple[dict[str, Any], int]:
                            "retry the request"), 409
 
 
-def _unexpected(exc: Exception) -> tuple[dict[str, Any], int]:
+def _database_unavailable(exc: Exception) -> Any:
+    """A locked, unreachable or overloaded database: try again soon; nothing was changed."""
+    log.warning("database unavailable (request %s): %s", g.get("request_id"),
+                getattr(exc, "orig", None) or exc)
+    body = error_body(503, "the database is unavailable (locked, unreachable or busy); nothing "
+                           f"was changed: retry in {RETRY_AFTER_SECONDS} seconds")
+    return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def _unexpected(exc: Exception) -> Any:
     if isinstance(exc, HTTPException):  # pragma: no cover - routed above
         return _http_error(exc)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return _database_unavailable(exc)  # the connection broke under the request
     log.exception("unexpected error (request %s)", g.get("request_id"))
     return error_body(500, "internal error; the service log has details under this request id"), 500
 

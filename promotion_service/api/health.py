@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..config import is_on
 from ..db import get_session
 from ..services import health
+from .auth import current_actor
 
 bp = Blueprint("health", __name__)
 
@@ -36,7 +38,12 @@ def ready() -> Any:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Gauges read from the database, so every worker reports the same figures."""
+    """Gauges read from the database, so every process reports the same figures.
+
+    With PROMOTION_METRICS_AUTH=1, only for a valid bearer token (any role).
+    """
+    if is_on(current_app.config.get("METRICS_AUTH")):
+        current_actor()
     registry = CollectorRegistry()
     registry.register(_DatabaseCollector())
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4")

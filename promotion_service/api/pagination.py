@@ -6,6 +6,8 @@ from typing import Any
 
 from flask_smorest import Page
 
+MAX_OFFSET = 2**62
+
 
 class ListingPage(Page):
     """flask-smorest's pager over a db.listing.Listing that a use case returned."""
@@ -13,6 +15,8 @@ class ListingPage(Page):
     @property
     def items(self) -> list[Any]:
         params = self.page_params
+        if params.first_item > MAX_OFFSET:  # past any table's end, and past SQL's OFFSET range
+            return []
         return self.collection.page(params.first_item, params.page_size)
 
     @property

@@ -47,7 +47,7 @@ def show(project_id: int) -> Any:
 
 @blp.route("/<int:project_id>/environments/<name>/policy", methods=["PUT"])
 @require_roles(*ADMINS)
-@blp.arguments(PolicyIn())
+@blp.arguments(PolicyIn(), required=False)  # no body: the default policy
 @blp.response(200, EnvironmentOut)
 def set_policy(data: dict[str, Any], project_id: int, name: str) -> Any:
     """Replace an environment's policy: the whole of it, with a reason; a change that loosens
@@ -68,7 +68,7 @@ def list_releases(project_id: int, name: str) -> Any:
 
 @blp.route("/<int:project_id>/environments/<name>/rollback", methods=["POST"])
 @require_roles(*MANAGERS)
-@blp.arguments(RollbackIn())
+@blp.arguments(RollbackIn(), required=False)
 @blp.response(201, PromotionOut)
 def rollback_environment(data: dict[str, Any], project_id: int, name: str) -> Any:
     """Promote the previous verified release again; holds automatic promotion."""

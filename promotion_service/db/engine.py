@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 WRITE_OPTION = "promotion_write"  # execution option of a connection that begins a write
 
 
-def make_engine(url: str, *, busy_timeout: float = 30.0, pool_size: int = 5,
-                pre_ping: bool = False) -> Engine:
-    """An engine tuned per backend: SQLite in WAL mode with IMMEDIATE write transactions."""
+def make_engine(url: str, *, timeout: float = 3.0, pool_size: int = 5) -> Engine:
+    """An engine tuned per backend: SQLite in WAL mode with IMMEDIATE write transactions.
+
+    `timeout` bounds every wait for the database (SQLite's write lock; PostgreSQL's connect,
+    locks and the pool), so a locked or unreachable database fails fast (the API answers 503).
+    Pooled connections are checked before use: a restarted server costs no failed request.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        # no ping per checkout by default (one round trip less per request); connections are
-        # recycled after 5 minutes instead
+        connect_args: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql":
+            connect_args = {"connect_timeout": max(1, round(timeout)),
+                            "options": f"-c lock_timeout={int(timeout * 1000)}"}
         return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2,
-                             pool_pre_ping=pre_ping, pool_recycle=300)
-    engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": busy_timeout}
-    )
+                             pool_pre_ping=True, pool_recycle=300, pool_timeout=timeout,
+                             connect_args=connect_args)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout},
+                           pool_timeout=timeout)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_conn.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                       f"busy_timeout={int(busy_timeout * 1000)}"):
+                       f"busy_timeout={int(timeout * 1000)}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -38,6 +46,18 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, pool_size: int = 5,
         # failing on a stale snapshot. Readers run each statement in autocommit: one round
         # trip less on the gate's path, and they never block anyone.
         if conn.get_execution_options().get(WRITE_OPTION):
-            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+            begin_immediate(conn.connection.dbapi_connection)
 
     return engine
+
+
+def begin_immediate(dbapi_connection: Any) -> None:
+    """SQLite: take the write lock now (waiting up to the busy timeout).
+
+    Issued on the driver's connection, below SQLAlchemy, so its error is wrapped here the way
+    SQLAlchemy wraps its own: a locked database is an OperationalError like any other.
+    """
+    try:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc

@@ -13,8 +13,7 @@ from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..config import is_on
-from .engine import WRITE_OPTION, make_engine
+from .engine import WRITE_OPTION, begin_immediate, make_engine
 from .models import Base
 
 WRITE_LOCK = 0x70726F6D  # PostgreSQL advisory lock key that orders writers (and the audit chain)
@@ -29,10 +28,8 @@ def init_app(app: Flask) -> None:
     built without a query (a registered image, on the registration's Core path) need them.
     """
     Base.registry.configure()
-    engine = make_engine(app.config["DATABASE_URL"],
-                         busy_timeout=app.config.get("SQLITE_BUSY_TIMEOUT", 30.0),
-                         pool_size=app.config.get("DB_POOL_SIZE", 5),
-                         pre_ping=is_on(app.config.get("DB_PRE_PING")))
+    engine = make_engine(app.config["DATABASE_URL"], timeout=app.config.get("DB_TIMEOUT", 3.0),
+                         pool_size=app.config.get("DB_POOL_SIZE", 5))
     app.extensions["promotion_db"] = sessionmaker(bind=engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 
@@ -114,7 +111,7 @@ def begin_write(session: Session) -> None:
         connection = session.connection()
         dbapi = connection.connection.dbapi_connection
         if connection.dialect.name == "sqlite" and not dbapi.in_transaction:
-            dbapi.execute("BEGIN IMMEDIATE")
+            begin_immediate(dbapi)
     if connection.dialect.name == "postgresql":
         take_write_lock(session)
 

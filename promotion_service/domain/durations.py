@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PATTERN = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_PATTERN = re.compile(r"^\s*(\d{1,6})\s*([smhd]?)\s*$")
+MAX_SECONDS = 999_999 * 86400  # times stay far inside what datetime can hold
 
 
 def parse_duration(value: int | str | None, field: str) -> int:
@@ -15,8 +16,8 @@ def parse_duration(value: int | str | None, field: str) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{field}: expected a duration like 90s, 10m, 2h or 3d, got {value!r}")
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{field}: a duration cannot be negative, got {value}")
+        if not 0 <= value <= MAX_SECONDS:
+            raise ValueError(f"{field}: a duration is 0 to {MAX_SECONDS} seconds, got {value}")
         return value
     match = _PATTERN.match(str(value))
     if not match:

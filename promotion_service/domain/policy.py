@@ -374,5 +374,8 @@ def _moment(value: Any, where: str) -> datetime:
             raise PolicyError(
                 f"{where}: expected an ISO 8601 time like 2026-12-24T00:00:00Z") from exc
     if moment.tzinfo is not None:
-        moment = (moment - moment.utcoffset()).replace(tzinfo=None)
+        try:
+            moment = (moment - moment.utcoffset()).replace(tzinfo=None)
+        except OverflowError as exc:
+            raise PolicyError(f"{where}: {value!r} is out of range in UTC") from exc
     return moment

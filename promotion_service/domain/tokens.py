@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 PREFIX = "pst"
+_SHAPE = re.compile(rf"{PREFIX}_([0-9]{{1,9}})_[A-Za-z0-9_-]{{16,128}}", re.ASCII)
 
 
 def new_token(token_id: int) -> str:
@@ -21,10 +23,8 @@ def hash_token(token: str) -> str:
 
 def token_id(token: str) -> int | None:
     """The row id a presented token names, or None when it is not shaped like a token."""
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != PREFIX or not parts[1].isdigit() or len(parts[1]) > 12:
-        return None
-    return int(parts[1])
+    match = _SHAPE.fullmatch(token)  # ASCII digits only: int() takes other scripts' digits
+    return int(match.group(1)) if match else None
 
 
 def hash_matches(stored_hash: str, token: str) -> bool:

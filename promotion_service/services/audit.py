@@ -1,20 +1,96 @@
-"""The audit log: read it, and check that its hash chain is unbroken."""
+"""The audit log: read it, check its hash chain, and anchor the chain outside the database.
+
+Anchoring: checkpoints (the chain's length and head hash, with an HMAC under a key read from
+PROMOTION_AUDIT_KEY_FILE, which the database never sees) appended to
+PROMOTION_AUDIT_CHECKPOINT_FILE. The service only ever appends to that file; make it
+append-only (`chattr +a`) or ship it off the host, so that whoever can rewrite the database
+cannot rewrite the checkpoints too. See docs/promotion-service.md, "Audit log".
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import fcntl
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ..config import ConfigError
 from ..db.listing import Listing
+from ..db.models import utcnow
 from ..domain.actor import Actor
 from ..domain.audit_chain import ChainBreak, verify_chain
+from ..domain.audit_checkpoint import Checkpoint, check_against, head_of, read_checkpoints
 from ..store import audit, projects
 
+MIN_KEY_BYTES = 16
 
-def verify(session: Session) -> tuple[int, ChainBreak | None]:
-    """Check the whole chain: (entries checked, first break or None)."""
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where checkpoints go, and the key that signs them."""
+
+    path: Path
+    key: bytes
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What `audit verify` found: entries walked, checkpoints checked, the first problem."""
+
+    count: int
+    checkpoints: int
+    problem: ChainBreak | None
+
+
+def anchor_from_config(config: Mapping[str, Any]) -> Anchor | None:
+    """The anchor PROMOTION_AUDIT_CHECKPOINT_FILE and PROMOTION_AUDIT_KEY_FILE name, if set."""
+    path, key_file = config.get("AUDIT_CHECKPOINT_FILE"), config.get("AUDIT_KEY_FILE")
+    if not path and not key_file:
+        return None
+    if not path or not key_file:
+        missing = "PROMOTION_AUDIT_KEY_FILE" if path else "PROMOTION_AUDIT_CHECKPOINT_FILE"
+        raise ConfigError(f"{missing} is not set: audit checkpoints need both "
+                          "PROMOTION_AUDIT_CHECKPOINT_FILE and PROMOTION_AUDIT_KEY_FILE")
+    try:
+        key = Path(key_file).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"PROMOTION_AUDIT_KEY_FILE: cannot read {key_file}: "
+                          f"{exc.strerror}") from exc
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(f"PROMOTION_AUDIT_KEY_FILE: the key in {key_file} is shorter than "
+                          f"{MIN_KEY_BYTES} bytes; make one with "
+                          "'head -c 32 /dev/urandom | base64 > FILE'")
+    return Anchor(Path(path), key)
+
+
+def write_checkpoint(session: Session, anchor: Anchor,
+                     previous: Checkpoint | None = None) -> Checkpoint | None:
+    """Append a checkpoint of the chain as it is now; None (nothing written) when the chain
+    is still where the `previous` checkpoint saw it."""
+    count, last_hash = audit.length_and_head(session)
+    head = head_of(count, last_hash)
+    if previous is not None and (previous.count, previous.head) == (count, head):
+        return None
+    checkpoint = Checkpoint(count, head,
+                            utcnow().isoformat(timespec="seconds") + "Z").signed(anchor.key)
+    # O_APPEND, never truncate: the file may be append-only (chattr +a); the lock keeps
+    # two writers' lines whole
+    fd = os.open(anchor.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, checkpoint.to_line().encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return checkpoint
+
+
+def verify(session: Session, anchor: Anchor | None = None) -> Verdict:
+    """Check the chain, then (with an anchor) the chain against every checkpoint."""
     count = 0
 
     def counted() -> Iterator[dict[str, Any]]:
@@ -24,7 +100,16 @@ def verify(session: Session) -> tuple[int, ChainBreak | None]:
             yield entry
 
     broken = verify_chain(counted())
-    return count, broken
+    if broken is not None or anchor is None:
+        return Verdict(count, 0, broken)
+    if not anchor.path.exists():
+        return Verdict(count, 0, ChainBreak(None, f"the checkpoint file {anchor.path} is "
+                                                  "missing"))
+    checkpoints, problem = read_checkpoints(anchor.path.read_text().splitlines(), anchor.key)
+    if problem is not None:
+        return Verdict(count, len(checkpoints), ChainBreak(None, problem))
+    _, broken = check_against(audit.in_order(session), checkpoints)
+    return Verdict(count, len(checkpoints), broken)
 
 
 def listing(session: Session, actor: Actor, filters: dict[str, Any]) -> Listing:

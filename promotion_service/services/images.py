@@ -21,6 +21,7 @@ from ..store import (
     audit,
     deployments,
     images,
+    outbox,
     projects,
     promotions,
     releases,
@@ -119,7 +120,10 @@ def _same_project(session: Session, image: Image | None, project: str) -> Image:
 
 
 def revoke(session: Session, actor: Actor, image_id: int, reason: str) -> dict[str, Any]:
-    """Revoke an image for good: no promotion anywhere; says where it still runs."""
+    """Revoke an image for good: no promotion anywhere; says where it still runs.
+
+    Its promotions still on their way fail, and their GitLab calls not yet sent are cancelled.
+    """
     with write_transaction(session):
         image = lookups.image_by_id(session, image_id)
         lookups.check_image_scope(session, actor, image)
@@ -127,10 +131,14 @@ def revoke(session: Session, actor: Actor, image_id: int, reason: str) -> dict[s
             image.revoked_at, image.revoked_by, image.revoked_reason = (
                 utcnow(), actor.name, reason)
             session.flush()
+            message = f"cancelled: the image was revoked ({reason})"
+            cancelled = promotions.fail_in_flight(session, image.id, message)
+            outbox.cancel_for_promotions(session, cancelled, message)
             audit.append(session, actor, "image.revoked", "image", image.id,
                          before={"revoked": False},
                          after={"revoked": True, "reason": reason,
-                                "running_in": running_in(session, image)})
+                                "running_in": running_in(session, image),
+                                "cancelled_promotions": cancelled})
     return {"image": image, "running_in": running_in(session, image)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import String, and_, cast, insert, or_, select
+from sqlalchemy import String, and_, cast, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from ..db import is_postgres, take_write_lock
@@ -40,6 +40,13 @@ def append(session: Session, actor: Actor, action: str, subject_type: str,
     digest = entry_hash(prev, fields)
     conn.execute(_INSERT, {**fields, "prev_hash": prev, "hash": digest})
     return digest
+
+
+def length_and_head(session: Session) -> tuple[int, str | None]:
+    """How many entries there are, and the newest one's hash."""
+    row = session.execute(select(func.count(), _LAST_HASH.scalar_subquery())
+                          .select_from(AuditEntry)).one()  # one statement: one snapshot
+    return row[0] or 0, row[1]
 
 
 def in_order(session: Session) -> Iterator[dict[str, Any]]:

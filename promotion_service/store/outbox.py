@@ -86,6 +86,20 @@ def retry_at(session: Session, row_id: int, owner: str, attempts: int, error: st
              available_at=available_at)
 
 
+def cancel_for_promotions(session: Session, promotion_ids: list[int], message: str) -> int:
+    """Rows not yet sent for these promotions will never be; how many were cancelled.
+
+    A row a dispatcher is sending at this moment is cancelled too: its result is then not
+    recorded (only pending rows are), and the gate refuses what it would have started.
+    """
+    if not promotion_ids:
+        return 0
+    return session.execute(update(Outbox).where(
+        Outbox.promotion_id.in_(promotion_ids), Outbox.state == "pending",
+    ).values(state="failed", last_error=message[:2000], locked_by=None,
+             locked_until=None)).rowcount
+
+
 def counts_by_state(session: Session) -> list[tuple[str, int]]:
     """(state, how many) for every state in use."""
     return [(state, count) for state, count in session.execute(

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.orm import Session
 
 from ..db.listing import Extended, Listing
-from ..db.models import Environment, Image, Project, Promotion
+from ..db.models import Environment, Image, Project, Promotion, utcnow
 from ..domain.states import IN_FLIGHT, PromotionState
 
 _IN_FLIGHT = [s.value for s in IN_FLIGHT]
@@ -76,6 +76,19 @@ def move(session: Session, promotion_id: int, sources: Iterable[PromotionState],
         .where(Promotion.id == promotion_id,
                Promotion.state.in_([s.value for s in sources]))
         .values(**values).execution_options(synchronize_session=False)).rowcount)
+
+
+def fail_in_flight(session: Session, image_id: int, message: str) -> list[int]:
+    """Fail every promotion of the image still on its way; their ids."""
+    ids = list(session.scalars(select(Promotion.id).where(
+        Promotion.image_id == image_id, Promotion.state.in_(_IN_FLIGHT))))
+    if ids:
+        session.execute(update(Promotion).where(Promotion.id.in_(ids),
+                                                Promotion.state.in_(_IN_FLIGHT))
+                        .values(state=PromotionState.FAILED.value, failure_message=message,
+                                updated_at=utcnow())
+                        .execution_options(synchronize_session=False))
+    return ids
 
 
 def record_pipeline(session: Session, promotion_id: int, pipeline_id: int | None,

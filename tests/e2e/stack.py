@@ -6,7 +6,7 @@ and the lead-time benchmark.
                      promotion service triggers, and signs each run's CI/CD ID token (the
                      template's id_tokens: gitlab-ci-local does not mint them, so each run gets
                      one as CD_SERVICE_ID_TOKEN, with the claims GitLab would sign)
-    promotion        `promotion-service serve` (gunicorn) with its dispatcher thread, on SQLite
+    promotion        `promotion-service serve` with its dispatcher thread, on SQLite
     runner           gitlab-ci-local, shell executor, in a git repository of examples/hello-app
                      that includes ci-templates/docker-cd.yml (tests.local_gitlab.AppRepo)
     engine           the local Docker engine: build, scan and every environment's deploy

@@ -1,7 +1,7 @@
 """The whole delivery of examples/hello-app, as a team gets it from one `include:`.
 
 gitlab-ci-local runs the pipelines (shell executor) on the real engine and registry; the real
-promotion service (a gunicorn process) records everything and triggers the staging and
+promotion service (a real process) records everything and triggers the staging and
 production pipelines through the GitLab API double; the test then runs each triggered pipeline
 with exactly the variables the service sent. Every job shows the service an ID token the double
 signed (no service token at all). Two releases go all the way to production, then production

@@ -39,6 +39,19 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
+    def pause(self) -> None:
+        """Stop the server, keeping its data (an outage); `resume` starts it again."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def resume(self) -> None:
+        """Start the server again on the same port and data."""
+        self._pg_ctl("-l", str(self.root / "server.log"), "-o",
+                     f"-F -p {self.port} -k {self.root} -c listen_addresses=127.0.0.1", "start")
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run([*self.as_user, _binary("pg_ctl"), "-D", str(self.root / "data"), "-w",
+                        *args], capture_output=True, check=True, timeout=120)
+
     def stop(self) -> None:
         subprocess.run([*self.as_user, _binary("pg_ctl"), "-D", str(self.root / "data"),
                         "-m", "immediate", "stop"], capture_output=True, check=False)

@@ -12,15 +12,24 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "promotion-service.compose.yml"
 
 
-def test_compose_file_runs_the_service_with_postgresql():
+def test_compose_file_migrates_as_the_owner_and_serves_as_a_role_that_owns_nothing():
     doc = yaml.safe_load(COMPOSE.read_text())
-    service = doc["services"]["service"]
-    assert (COMPOSE.parent / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
-    assert service["environment"]["PROMOTION_DATABASE_URL"].startswith("postgresql+psycopg://")
-    assert service["depends_on"]["db"]["condition"] == "service_healthy"
-    assert doc["services"]["worker"]["command"] == ["worker"]
+    services = doc["services"]
+    migrate, service = services["migrate"], services["service"]
+    assert (COMPOSE.parent / migrate["build"]["context"] / migrate["build"]["dockerfile"]
+            ).is_file()
+    assert migrate["command"] == ["db", "upgrade"]
+    assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
+    owner = migrate["environment"]["PROMOTION_DATABASE_OWNER_URL"]
+    own = service["environment"]["PROMOTION_DATABASE_URL"]
+    assert owner.startswith("postgresql+psycopg://promotion_owner:")
+    assert own.startswith("postgresql+psycopg://${PROMOTION_DB_USER:-promotion}:")
+    assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["worker"]["command"] == ["worker"]
     mounted = service["volumes"][0].split(":")[0]
     assert (COMPOSE.parent / mounted).is_file()
+    init = services["db"]["volumes"][1].split(":")[0]
+    assert (COMPOSE.parent / init).is_file()
 
 
 def test_the_sample_policy_file_is_valid():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
@@ -10,11 +11,12 @@ from ...domain.policy import SEVERITIES
 
 DIGEST = validate.Regexp(r"^sha256:[0-9a-f]{64}$",
                          error="must be 'sha256:' followed by 64 lower-case hex digits")
-REPOSITORY = validate.And(validate.Length(1, 255), validate.Regexp(
+# lists, not validate.And: the OpenAPI document then shows each length and pattern
+REPOSITORY = [validate.Length(1, 255), validate.Regexp(
     r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",
-    error="must be an image repository like registry.example.com/group/app (no tag, no digest)"))
-PROJECT = validate.And(validate.Length(1, 255), validate.Regexp(
-    r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*$", error="must be a GitLab project path like group/app"))
+    error="must be an image repository like registry.example.com/group/app (no tag, no digest)")]
+PROJECT = [validate.Length(1, 255), validate.Regexp(
+    r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*$", error="must be a GitLab project path like group/app")]
 ENV_NAME = validate.Regexp(r"^[a-z0-9][a-z0-9_.-]{0,63}$",
                            error="must be an environment name like staging")
 SHA = validate.Regexp(r"^[0-9a-f]{7,64}$", error="must be a hex commit SHA")
@@ -22,7 +24,27 @@ TEXT = validate.Length(max=4000)
 REASON = validate.Length(1, 4000)
 SEVERITY = validate.OneOf((*SEVERITIES, "unknown"))
 URL = validate.Length(max=2048)
-BIG = validate.Range(min=0, max=2**62)
+# integers fit the column they land in (INTEGER is 32 bits on PostgreSQL, BIGINT 64)
+ID = validate.Range(min=1, max=2**31 - 1)
+COUNT = validate.Range(min=0, max=2**31 - 1)
+BIG = validate.Range(min=0, max=2**63 - 1)
+
+
+class JsonBool(fields.Boolean):
+    """A JSON body's boolean: true or false, not 0, 1 or "yes"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+# a time in a JSON body as RFC 3339 writes it (upper-case T and Z), in years that stay valid
+# whatever the offset
+ISO_TIME = validate.Regexp(
+    r"^(19[7-9][0-9]|[2-8][0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"([.][0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$",
+    error="must be a time like 2026-12-24T00:00:00Z (years 1970 to 8999)")
 RELEASE_ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
                              error="must be a release id like 20261126T171530123Z-3f2a")
 
@@ -41,11 +63,20 @@ class Filters(Schema):
         unknown = EXCLUDE
 
 
+class UtcDateTime(fields.DateTime):
+    """A stored time (naive UTC) shown with its time zone, as `date-time` promises."""
+
+    def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 class Record(Schema):
     """What every stored row shows: its id and when it was made."""
 
     id = fields.Int()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
 
 
 class ImageEnvRecord(Record):
@@ -80,3 +111,16 @@ class ReasonOut(Schema):
     message = fields.Str()
     satisfy = fields.Str()
     details = fields.Dict()
+
+
+class ErrorOut(Schema):
+    """The one shape of every error answer."""
+
+    code = fields.Int(metadata={"description": "the HTTP status"})
+    status = fields.Str(metadata={"description": "the HTTP status's name"})
+    message = fields.Str(metadata={"description": "what went wrong and, where known, the fix"})
+    errors = fields.Dict(metadata={
+        "description": "invalid fields, keyed by location (json, query) then field"})
+    reasons = fields.List(fields.Nested(ReasonOut),
+                          metadata={"description": "why the gate refused (409)"})
+    request_id = fields.Str(metadata={"description": "finds the request in the service's log"})

@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from .base import (
     BIG,
+    COUNT,
     DIGEST,
     PROJECT,
     REASON,
@@ -17,6 +18,7 @@ from .base import (
     ImageRef,
     Record,
     Strict,
+    UtcDateTime,
 )
 
 
@@ -24,13 +26,13 @@ class ImageIn(ImageRef):
     """Register an image."""
 
     project = fields.Str(required=True, validate=PROJECT)
-    gitlab_project_id = fields.Int(validate=BIG)
+    gitlab_project_id = fields.Int(strict=True, validate=BIG)
     commit_sha = fields.Str(validate=SHA)
     commit_time = fields.AwareDateTime(default_timezone=None)
     ref = fields.Str(validate=validate.Length(max=255))
     tags = fields.List(fields.Str(validate=validate.Length(1, 128)),
                        validate=validate.Length(max=100))
-    pipeline_id = fields.Int(validate=BIG)
+    pipeline_id = fields.Int(strict=True, validate=BIG)
     pipeline_url = fields.Str(validate=URL)
     triggered_by = fields.Str(validate=validate.Length(1, 255), metadata={
         "description": "who ran the pipeline; with a CI job's ID token it comes from the token"})
@@ -45,22 +47,23 @@ class ImageOut(Schema):
     project_id = fields.Int()
     repository = fields.Str()
     digest = fields.Str()
-    image = fields.Function(lambda i: f"{i.repository}@{i.digest}")
-    commit_sha = fields.Str()
-    commit_time = fields.DateTime()
-    ref = fields.Str()
+    image = fields.Function(lambda i: f"{i.repository}@{i.digest}",
+                            metadata={"type": "string"})
+    commit_sha = fields.Str(allow_none=True)
+    commit_time = UtcDateTime(allow_none=True)
+    ref = fields.Str(allow_none=True)
     tags = fields.List(fields.Str())
-    pipeline_id = fields.Int()
-    pipeline_url = fields.Str()
-    triggered_by = fields.Str()
-    commit_author = fields.Str()
+    pipeline_id = fields.Int(allow_none=True)
+    pipeline_url = fields.Str(allow_none=True)
+    triggered_by = fields.Str(allow_none=True)
+    commit_author = fields.Str(allow_none=True)
     registered_by = fields.Str()
     registered_via = fields.Str(metadata={"description": "token, or id_token (a CI job's)"})
-    created_at = fields.DateTime()
-    revoked = fields.Function(lambda i: i.revoked_at is not None)
-    revoked_at = fields.DateTime()
-    revoked_by = fields.Str()
-    revoked_reason = fields.Str()
+    created_at = UtcDateTime()
+    revoked = fields.Function(lambda i: i.revoked_at is not None, metadata={"type": "boolean"})
+    revoked_at = UtcDateTime(allow_none=True)
+    revoked_by = fields.Str(allow_none=True)
+    revoked_reason = fields.Str(allow_none=True)
 
 
 class ImageDetail(ImageOut):
@@ -98,10 +101,19 @@ class ScanIn(ImageRef):
     """A scan summary."""
 
     scanner = fields.Str(load_default="trivy", validate=validate.Length(1, 64))
-    counts = fields.Dict(keys=fields.Str(validate=SEVERITY),
-                         values=fields.Int(validate=validate.Range(min=0)), required=True)
+    counts = fields.Nested(lambda: CountsIn(), required=True)
     findings = fields.List(fields.Nested(lambda: FindingIn()), validate=validate.Length(max=1000))
     report_url = fields.Str(validate=URL)
+
+
+class CountsIn(Strict):
+    """Findings per severity (a severity left out counts 0)."""
+
+    critical = fields.Int(strict=True, validate=COUNT)
+    high = fields.Int(strict=True, validate=COUNT)
+    medium = fields.Int(strict=True, validate=COUNT)
+    low = fields.Int(strict=True, validate=COUNT)
+    unknown = fields.Int(strict=True, validate=COUNT)
 
 
 class FindingIn(Strict):
@@ -119,4 +131,4 @@ class ScanOut(Record):
     image_id = fields.Int()
     scanner = fields.Str()
     counts = fields.Dict()
-    report_url = fields.Str()
+    report_url = fields.Str(allow_none=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from .base import PROJECT, SHA, Filters, ReasonOut
+from .base import ID, PROJECT, SHA, Filters, ReasonOut
 
 
 class MergeRequestCheckFilters(Filters):
     """Filters for listing merge-request checks."""
 
     project = fields.Str(validate=PROJECT)
-    mr_iid = fields.Int(validate=validate.Range(min=1))
+    mr_iid = fields.Int(validate=ID)
     sha = fields.Str(validate=SHA)
 
 

@@ -12,6 +12,7 @@ from .base import (
     BIG,
     DIGEST,
     ENV_NAME,
+    ID,
     PROJECT,
     REPOSITORY,
     TEXT,
@@ -20,6 +21,7 @@ from .base import (
     ImageEnvRef,
     ReasonOut,
     Strict,
+    UtcDateTime,
     one_of,
 )
 
@@ -38,12 +40,13 @@ class PromotionOut(ImageEnvRecord):
     state = fields.Str()
     kind = fields.Str()
     requested_by = fields.Str()
-    reason = fields.Str()
-    pipeline_id = fields.Int()
-    pipeline_url = fields.Str()
-    release_id = fields.Str(metadata={"description": "the release a rollback restores"})
-    failure_message = fields.Str()
-    updated_at = fields.DateTime()
+    reason = fields.Str(allow_none=True)
+    pipeline_id = fields.Int(allow_none=True)
+    pipeline_url = fields.Str(allow_none=True)
+    release_id = fields.Str(allow_none=True,
+                            metadata={"description": "the release a rollback restores"})
+    failure_message = fields.Str(allow_none=True)
+    updated_at = UtcDateTime()
 
 
 class PromotionMove(Strict):
@@ -68,7 +71,7 @@ class GateQuery(ImageEnvRef):
     """The gate's question."""
 
     project = fields.Str(validate=PROJECT)
-    promotion_id = fields.Int(validate=BIG)
+    promotion_id = fields.Int(validate=ID)
     pipeline_id = fields.Int(validate=BIG)
 
     @validates_schema
@@ -102,12 +105,14 @@ class ReleaseOut(ImageEnvRecord):
     """A release of an image in an environment."""
 
     image = fields.Function(attrgetter("image"))  # joined in by the query that read the rows
-    promotion_id = fields.Int()
-    deployment_id = fields.Int()
-    release_id = fields.Str(metadata={"description": "the target's release record"})
-    rollback_of = fields.Str(metadata={"description": "the release a rollback restored"})
-    verified_at = fields.DateTime()
-    rolled_back_at = fields.DateTime()
+    promotion_id = fields.Int(allow_none=True)
+    deployment_id = fields.Int(allow_none=True)
+    release_id = fields.Str(allow_none=True,
+                            metadata={"description": "the target's release record"})
+    rollback_of = fields.Str(allow_none=True,
+                             metadata={"description": "the release a rollback restored"})
+    verified_at = UtcDateTime(allow_none=True)
+    rolled_back_at = UtcDateTime(allow_none=True)
 
 
 class RollbackIn(Strict):

@@ -5,7 +5,17 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from ...domain.states import DEPLOYMENT_INITIAL, DeploymentState
-from .base import RELEASE_ID, TEXT, URL, ImageEnvRecord, ImageEnvRef, Strict, one_of
+from .base import (
+    RELEASE_ID,
+    TEXT,
+    URL,
+    ImageEnvRecord,
+    ImageEnvRef,
+    JsonBool,
+    Strict,
+    UtcDateTime,
+    one_of,
+)
 
 TEMPLATE_HASH = validate.Regexp(r"^sha256:[0-9a-f]{64}$", error="expected sha256:<64 hex digits>")
 
@@ -36,21 +46,21 @@ class DeploymentPatch(Strict):
 class DeploymentOut(ImageEnvRecord):
     """A deployment."""
 
-    promotion_id = fields.Int()
+    promotion_id = fields.Int(allow_none=True)
     state = fields.Str()
-    release_id = fields.Str()
-    rollback_of = fields.Str()
-    job_url = fields.Str()
-    message = fields.Str()
+    release_id = fields.Str(allow_none=True)
+    rollback_of = fields.Str(allow_none=True)
+    job_url = fields.Str(allow_none=True)
+    message = fields.Str(allow_none=True)
     actor = fields.Str()
-    updated_at = fields.DateTime()
+    updated_at = UtcDateTime()
     template_hash = fields.Str(allow_none=True)
 
 
 class VerificationIn(ImageEnvRef):
     """Smoke-check result."""
 
-    passed = fields.Bool(required=True)
+    passed = JsonBool(required=True)
     details = fields.Dict()
     job_url = fields.Str(validate=URL)
 
@@ -60,7 +70,7 @@ class VerificationOut(ImageEnvRecord):
 
     passed = fields.Bool()
     details = fields.Dict()
-    job_url = fields.Str()
+    job_url = fields.Str(allow_none=True)
 
 
 class ApprovalIn(ImageEnvRef):
@@ -68,7 +78,7 @@ class ApprovalIn(ImageEnvRef):
 
     decision = fields.Str(load_default="approve", validate=validate.OneOf(("approve", "reject")))
     comment = fields.Str(validate=TEXT)
-    expires_in = fields.Int(validate=validate.Range(min=60, max=90 * 86400),
+    expires_in = fields.Int(strict=True, validate=validate.Range(min=60, max=90 * 86400),
                             metadata={"description": "seconds until the approval lapses"})
     template_hash = fields.Str(validate=TEMPLATE_HASH, metadata={
         "description": "approve only this rendered template (`docker-cd template check` prints "
@@ -82,9 +92,9 @@ class ApprovalOut(ImageEnvRecord):
     actor = fields.Str()
     role = fields.Str()
     decision = fields.Str()
-    comment = fields.Str()
+    comment = fields.Str(allow_none=True)
     given_in = fields.Str(metadata={"description": "service, or gitlab (GitLab's UI)"})
-    expires_at = fields.DateTime()
-    withdrawn_at = fields.DateTime()
-    withdrawn_by = fields.Str()
+    expires_at = UtcDateTime(allow_none=True)
+    withdrawn_at = UtcDateTime(allow_none=True)
+    withdrawn_by = fields.Str(allow_none=True)
     template_hash = fields.Str(allow_none=True)

@@ -156,7 +156,7 @@ def test_health_ready_and_metrics(client, api):
     assert "promotion_images 1.0" in metrics
 
 
-def test_a_revoked_token_stops_working_once_the_token_cache_expires(api, app):
+def test_a_revoked_ci_token_stops_working_once_the_token_cache_expires(api, app):
     import time
 
     from promotion_service import db
@@ -164,17 +164,17 @@ def test_a_revoked_token_stops_working_once_the_token_cache_expires(api, app):
     from promotion_service.services import tokens
 
     app.config["TOKEN_CACHE_SECONDS"] = 0.5
-    assert api.get("/images", as_="alice").status_code == 200  # now cached
+    assert api.get("/images", as_="ci-bot").status_code == 200  # now cached
     with db.session_for(app) as session:
-        tokens.revoke(session, Actor.system("tests"), "alice")
+        tokens.revoke(session, Actor.system("tests"), "ci-bot")
     time.sleep(0.6)
-    assert_error_shape(api.get("/images", as_="alice"), 401)
+    assert_error_shape(api.get("/images", as_="ci-bot"), 401)
 
 
 def test_commit_time_with_an_offset_is_stored_as_utc(api):
     resp = api.post("/images", json=ref(1) | {"project": PROJECT,
                                               "commit_time": "2026-11-26T12:00:00+02:00"})
-    assert resp.json["commit_time"] == "2026-11-26T10:00:00"
+    assert resp.json["commit_time"] == "2026-11-26T10:00:00+00:00"
     naive = api.post("/images", json=ref(2) | {"project": PROJECT,
                                                "commit_time": "2026-11-26T12:00:00"})
     assert naive.status_code == 422 and "commit_time" in naive.json["errors"]["json"]

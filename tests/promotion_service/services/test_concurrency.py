@@ -52,36 +52,39 @@ def test_threads_racing_to_promote_make_one_promotion(api, app, tokens):
     assert counts(app) == (1, 1)
 
 
-def test_gunicorn_workers_racing_to_promote_make_one_promotion(api, app, tokens, database_url,
-                                                                tmp_path):
+def test_service_processes_racing_to_promote_make_one_promotion(api, app, tokens,
+                                                                  database_url, tmp_path):
+    """Two `serve` processes (two instances on one database), 25 requests each at once."""
     ready_for_staging(api, app)
-    port = free_port()
     env = dict(os.environ, PROMOTION_DATABASE_URL=database_url,
                PROMOTION_POLICY_FILE=app.config["POLICY_FILE"])
+    ports = [free_port(), free_port()]
     log = tmp_path / "service.log"
     with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "promotion_service", "serve", "--bind", f"127.0.0.1:{port}",
-             "--workers", "4"], env=env, stdout=subprocess.DEVNULL, stderr=out)
-    base = f"http://127.0.0.1:{port}"
+        servers = [subprocess.Popen(
+            [sys.executable, "-m", "promotion_service", "serve", "--bind", f"127.0.0.1:{port}"],
+            env=env, stdout=subprocess.DEVNULL, stderr=out) for port in ports]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         try:
-            wait_for_http(f"{base}/ready", timeout=30, ok=(200,))
+            for base in bases:
+                wait_for_http(f"{base}/ready", timeout=30, ok=(200,))
         except RuntimeError as e:
             raise AssertionError(f"{e}\n{log.read_text(errors='replace')[-2000:]}") from None
         barrier = Barrier(RACERS)
 
-        def request_promotion(_):
+        def request_promotion(n):
             barrier.wait()
-            resp = requests.post(f"{base}/api/v1/promotions", json=ref(1, "staging"),
+            resp = requests.post(f"{bases[n % 2]}/api/v1/promotions", json=ref(1, "staging"),
                                  headers={"Authorization": f"Bearer {tokens['rm']}"}, timeout=60)
             return resp.status_code, resp.json()["id"]
 
         with ThreadPoolExecutor(RACERS) as pool:
             results = list(pool.map(request_promotion, range(RACERS)))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
     assert sorted(s for s, _ in results) == [200] * (RACERS - 1) + [201]
     assert len({pid for _, pid in results}) == 1
     assert counts(app) == (1, 1)

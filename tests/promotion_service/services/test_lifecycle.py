@@ -304,9 +304,9 @@ def test_illegal_state_moves_are_refused_by_the_database(api, app):
 def test_the_audit_chain_is_intact_after_a_life(api, app):
     walk_to_staging(api, app, 1)
     with db.session_for(app, write=False) as session:
-        count, broken = audit.verify(session)
+        verdict = audit.verify(session)
         total = session.scalar(select(func.count()).select_from(Outbox))
-    assert broken is None and count > 10 and total == 1
+    assert verdict.problem is None and verdict.count > 10 and total == 1
     entry = api.get("/audit", query_string={"action": "image.registered"}).json[0]
     assert (entry["actor"], entry["role"], entry["subject_type"]) == ("ci-bot", "ci", "image")
     assert entry["request_id"] and entry["source_ip"] == "127.0.0.1"

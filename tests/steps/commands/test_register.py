@@ -1,4 +1,4 @@
-"""`docker-cd register` against the real promotion service (a gunicorn process)."""
+"""`docker-cd register` against the real promotion service (a real process)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`docker-cd scan` reporting its summary to the real promotion service (a gunicorn process)."""
+"""`docker-cd scan` reporting its summary to the real promotion service (a real process)."""
 
 from __future__ import annotations
 

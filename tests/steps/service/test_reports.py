@@ -1,4 +1,4 @@
-"""deploy and verify reporting to the real promotion service (a gunicorn process)."""
+"""deploy and verify reporting to the real promotion service (a real process)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The service under gunicorn against the GitLab double: exactly one pipeline per promotion,
+"""The service as a real process against the GitLab double: exactly one pipeline per promotion,
 whatever GitLab or the process does; webhooks with a wrong token or replayed change nothing."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def digest(n: int) -> str:
 
 
 class Service:
-    """`promotion-service serve` (gunicorn, 2 workers) in its own process group."""
+    """`promotion-service serve` in its own process group."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log = env, log
@@ -63,22 +63,21 @@ class Service:
         self.process = subprocess.Popen(
             [sys.executable, "-c", "import sys; from promotion_service.cli import main; "
              "sys.exit(main())", "serve",
-             "--bind", f"127.0.0.1:{self.port}", "--workers", "2"],
+             "--bind", f"127.0.0.1:{self.port}"],
             env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
             start_new_session=True)
         wait_for_http(f"{self.url}/health", timeout=30)
-        for _ in range(4):  # each worker starts its dispatcher thread on its first request
-            requests.get(f"{self.url}/health", timeout=5)
+        requests.get(f"{self.url}/health", timeout=5)  # starts the dispatcher thread
         return self
 
     def kill(self) -> None:
-        """SIGKILL the master and every worker at once: nothing gets to clean up."""
+        """SIGKILL the process: nothing gets to clean up."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGQUIT)  # gunicorn: quick shutdown
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
