@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-
 # The sample (tests/steps/deploy_sample.py) with web's host port held by a proxy service that
 # forwards each connection to `web` by DNS (busybox nc here; nginx, HAProxy or Traefik in real
 # life). web publishes no port, so the swarm target updates it start-first.
