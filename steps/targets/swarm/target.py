@@ -34,9 +34,11 @@ from steps.targets import (
     exec_in,
     label_filter,
 )
+from steps.targets.swarm import secret_env
 from steps.targets.swarm.objects import SwarmObjects
-from steps.targets.swarm.spec import plan_stack
+from steps.targets.swarm.spec import plan_stack, template_problems
 from steps.targets.swarm.stack import SUPPORTED, Stack, check_host_ports
+from steps.targets.swarm.teardown import teardown
 from steps.targets.swarm.updates import (
     PENDING_GRACE,
     TASK_FAILED,
@@ -62,6 +64,7 @@ class SwarmTarget:
 
     name = "swarm"
     supported = SUPPORTED
+    template_problems = staticmethod(template_problems)
 
     def __init__(self, client: Any, poll: float = 0.2,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -85,7 +88,8 @@ class SwarmTarget:
             self.store.ensure_objects(stack, plan.template, log)
             spec = {"stack": stack.name, "networks": stack.networks,
                     "objects": {o.name: o.kind for o in stack.objects},
-                    "services": stack.services, "waves": stack.waves}
+                    "services": stack.services, "waves": stack.waves,
+                    "secret_env": secret_env.hashes(plan.template.secret_environment())}
             return self._roll_out(release, spec, plan.health_timeout, log, canary=True)
 
     def restore(self, source: Release, plan: RestorePlan, log: Log) -> Release:
@@ -99,6 +103,13 @@ class SwarmTarget:
             spec["services"] = {
                 name: {**svc, "Labels": {**svc["Labels"], LABEL_RELEASE: release.id}}
                 for name, svc in spec["services"].items()}
+            self._scope = {LABEL_PROJECT: release.project, LABEL_ENVIRONMENT: release.environment}
+            live = {}
+            for name in spec.get("secret_env") or {}:
+                found = self._service_named(name) or {}
+                live[name] = [(found.get(key) or {}).get("TaskTemplate", {}).get(
+                    "ContainerSpec", {}).get("Env") for key in ("Spec", "PreviousSpec")]
+            spec = secret_env.restored(spec, live)
             self.store.ensure_networks(spec["networks"], log)
             missing = [n for n, kind in spec.get("objects", {}).items()
                        if not self.store.find(kind, n)]
@@ -112,6 +123,13 @@ class SwarmTarget:
         """Every release recorded on this swarm for (project, environment)."""
         with engine_errors():
             return self.store.records(project, environment)
+
+    def teardown(self, project: str, environment: str, volumes: bool,
+                 log: Log) -> dict[str, list[str]]:
+        """Remove the environment's stack (its volumes only with `volumes`)."""
+        with engine_errors():
+            self._check_manager()
+            return teardown(self.api, project, environment, volumes, log)
 
     def exec(self, project: str, environment: str, service: str, command: list[str],
              timeout: float) -> tuple[int, str]:
@@ -157,7 +175,7 @@ class SwarmTarget:
         except ServiceFailed as e:
             log.info(f"Release {release.id} failed: {e}")
             restored = self._put_back(touched, before, self.clock() + timeout, log)
-            failed = replace(release, status=FAILED, message=str(e), spec=spec,
+            failed = replace(release, status=FAILED, message=str(e), spec=secret_env.redacted(spec),
                              images=self.store.images(spec["services"], release.images))
             self.store.record(failed)
             self._clean_objects(labels, log)
@@ -173,13 +191,14 @@ class SwarmTarget:
             with suppress(Exception):
                 self._put_back(touched, before, self.clock() + timeout, log)
             with suppress(Exception):
-                self.store.record(replace(release, status=FAILED, spec=spec, message=str(e)))
+                self.store.record(replace(release, status=FAILED, spec=secret_env.redacted(spec),
+                                          message=str(e)))
             raise
         for name, current in before.items():
             if name not in services:
                 log.command(["docker", "service", "rm", current["Spec"]["Name"]])
                 self.api.remove_service(current["ID"])
-        done = replace(release, status=SUCCEEDED, spec=spec,
+        done = replace(release, status=SUCCEEDED, spec=secret_env.redacted(spec),
                        images=self.store.images(services, release.images))
         self.store.record(done)
         self._clean_objects(labels, log)
