@@ -165,7 +165,7 @@ class _Planner:
         labels = {**_str_map(deploy.get("labels")), **self.labels, LABEL_SERVICE: name,
                   LABEL_RELEASE: self.release_id, LABEL_ROLE: "service",
                   LABEL_CONFIG_HASH: config_hash}
-        order = default_order(container, endpoint)
+        order = default_order(task, endpoint)
         return {
             "Name": full, "Labels": labels, "TaskTemplate": task,
             "Mode": self.mode(deploy, (*base, "deploy")),
@@ -379,13 +379,15 @@ class _Planner:
         return out
 
 
-def default_order(container: Mapping[str, Any], endpoint: Mapping[str, Any]) -> str:
+def default_order(task: Mapping[str, Any], endpoint: Mapping[str, Any]) -> str:
     """start-first, as on the docker target: the new task serves beside the old one, so an
-    update or rollback interrupts nothing. stop-first where two tasks cannot run side by side
-    on one node: a host-mode port has one owner, and two tasks on one data directory (a volume
-    or bind mount) could harm it."""
+    update or rollback interrupts nothing. stop-first where two tasks may not run side by side
+    on one node: a host-mode port has one owner, max_replicas_per_node may leave no room, and
+    two tasks on one data directory (a volume or bind mount) could harm it."""
     host_port = any(p["PublishMode"] == "host" for p in endpoint.get("Ports", []))
-    return "stop-first" if host_port or holds_data(container) else "start-first"
+    capped = "MaxReplicas" in (task.get("Placement") or {})
+    side_by_side = not (host_port or capped or holds_data(task["ContainerSpec"]))
+    return "start-first" if side_by_side else "stop-first"
 
 
 def _publish_mode(raw: Any, path: tuple) -> str:

@@ -86,7 +86,8 @@ def test_ports_are_published_in_host_mode_with_dns_round_robin():
     ('ports: ["9000:80"]', "stop-first"),  # a host-mode port has one owner per node
     ("ports: [{target: 80, published: 9000, mode: ingress}]", "start-first"),
     ('volumes: ["data:/data"]', "stop-first"),  # two tasks on one data directory
-], ids=["stateless", "host-port", "ingress-port", "volume"])
+    ("deploy: {placement: {max_replicas_per_node: 1}}", "stop-first"),  # maybe no room
+], ids=["stateless", "host-port", "ingress-port", "volume", "max-replicas-per-node"])
 def test_updates_and_rollbacks_start_the_new_task_first_where_two_can_run(change, order):
     _, s = stack(BASE.replace("image: registry.example/db@sha256:bbbb",
                               f"image: registry.example/db@sha256:bbbb\n    {change}"))
