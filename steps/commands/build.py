@@ -10,6 +10,7 @@ the failing instruction and its output, and the step exits 1.
 from __future__ import annotations
 
 import datetime
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from steps.commands import Step
 from steps.commands.inputs.image import ImagePush
 from steps.commands.inputs.pipeline import Pipeline
 from steps.commands.inputs.registry import RegistryAuth
+from steps.images.dockerfile import with_labels
 from steps.images.push import image_result, push_tags
 from steps.images.reference import parse_reference
 from steps.runtime.errors import ExternalError, Refused, UsageError
@@ -176,12 +178,14 @@ def _build(client: Any, settings: Settings, name: str, all_labels: dict[str, str
     argv += [f"--cache-from={c}" for c in cache]
     log.command([*argv, settings.context])
     step, step_output, image_id = "", [], None
-    with log.section(f"docker build {name}"):
+    with log.section(f"docker build {name}"), tempfile.TemporaryDirectory() as tmp:
+        dockerfile, build_labels = _labelled(settings.context, dockerfile, all_labels,
+                                             settings.target, Path(tmp))
         try:
             stream = client.api.build(
                 path=str(Path(settings.context)), dockerfile=dockerfile, tag=name,
                 buildargs=dict(settings.build_arg or {}), target=settings.target,
-                labels=all_labels, cache_from=cache or None, rm=True, forcerm=True,
+                labels=build_labels, cache_from=cache or None, rm=True, forcerm=True,
                 decode=True)
             for event in stream:
                 if "stream" in event:
@@ -208,6 +212,23 @@ def _build(client: Any, settings: Settings, name: str, all_labels: dict[str, str
     if not image_id:
         image_id = client.api.inspect_image(name)["Id"]
     return image_id
+
+
+def _labelled(context: str, dockerfile: str, all_labels: dict[str, str], target: str | None,
+              tmp: Path) -> tuple[str, dict[str, str] | None]:
+    """The Dockerfile to build and the labels left for the engine: a copy of the Dockerfile
+    closing with one LABEL instruction when it can be written (one build step instead of one
+    per label), kept outside the context, which docker-py then sends along with it."""
+    try:
+        text = (Path(context) / dockerfile).read_text()
+    except (OSError, UnicodeDecodeError):
+        return dockerfile, all_labels
+    labelled = with_labels(text, all_labels, target)
+    if labelled is None or tmp.resolve().is_relative_to(Path(context).resolve()):
+        return dockerfile, all_labels
+    copy = tmp / "Dockerfile"
+    copy.write_text(labelled)
+    return str(copy), None
 
 
 STEP = Step(name="build", help=__doc__ or "", settings=Settings, execute=execute,

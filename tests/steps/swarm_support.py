@@ -1,10 +1,22 @@
-"""A one-node swarm for tests and benchmarks, and removal of what a swarm deploy created."""
+"""A one-node swarm for tests and benchmarks, the sample's port-holding proxy layout, and
+removal of what a swarm deploy created."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# The sample (tests/steps/deploy_sample.py) with web's host port held by a proxy service that
+# forwards each connection to `web` by DNS (busybox nc here; nginx, HAProxy or Traefik in real
+# life). web publishes no port, so the swarm target updates it start-first.
+PROXY_OVERLAY = """\
+services:
+  front:
+    image: ${FRONT_IMAGE:?set FRONT_IMAGE}
+    command: ["nc", "-ll", "-p", "8080", "-e", "nc", "web", "8080"]
+    ports: ["${WEB_PORT:?set WEB_PORT}:8080"]
+"""
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from steps.targets.swarm.stack import (
     NS_PER_SECOND,
     Stack,
     SwarmObject,
+    holds_data,
     ns,
     object_name,
     scoped,
@@ -164,13 +165,15 @@ class _Planner:
         labels = {**_str_map(deploy.get("labels")), **self.labels, LABEL_SERVICE: name,
                   LABEL_RELEASE: self.release_id, LABEL_ROLE: "service",
                   LABEL_CONFIG_HASH: config_hash}
+        order = default_order(task, endpoint)
         return {
             "Name": full, "Labels": labels, "TaskTemplate": task,
             "Mode": self.mode(deploy, (*base, "deploy")),
             "UpdateConfig": self.update_config(deploy.get("update_config"),
-                                               (*base, "deploy", "update_config"), update=True),
+                                               (*base, "deploy", "update_config"), order,
+                                               update=True),
             "RollbackConfig": self.update_config(deploy.get("rollback_config"),
-                                                 (*base, "deploy", "rollback_config"),
+                                                 (*base, "deploy", "rollback_config"), order,
                                                  update=False),
             "EndpointSpec": endpoint,
         }
@@ -192,8 +195,10 @@ class _Planner:
                          ("stop_signal", "StopSignal")):
             if spec.get(key) is not None:
                 c[api] = str(spec[key])
-        for key, api in (("init", "Init"), ("read_only", "ReadOnly"), ("tty", "TTY"),
-                         ("stdin_open", "OpenStdin")):
+        # An init process as on the docker target: a PID 1 that ignores SIGTERM (busybox httpd
+        # does) would hold every stop for the whole stop_grace_period.
+        c["Init"] = bool(spec.get("init", True))
+        for key, api in (("read_only", "ReadOnly"), ("tty", "TTY"), ("stdin_open", "OpenStdin")):
             if spec.get(key) is not None:
                 c[api] = bool(spec[key])
         if spec.get("stop_grace_period") is not None:
@@ -324,13 +329,13 @@ class _Planner:
             raise self.fail((*path, "mode"), f"mode {mode!r}: use replicated or global")
         return {"Replicated": {"Replicas": int(deploy.get("replicas", 1))}}
 
-    def update_config(self, conf: Any, path: tuple, update: bool) -> dict[str, Any]:
+    def update_config(self, conf: Any, path: tuple, order: str, update: bool) -> dict[str, Any]:
         conf = conf or {}
         # A failed update ends in rollback unless the template says otherwise.
         out: dict[str, Any] = {"Parallelism": int(conf.get("parallelism", 1)),
                                "FailureAction": conf.get("failure_action",
                                                          "rollback" if update else "pause"),
-                               "Order": conf.get("order", "stop-first")}
+                               "Order": conf.get("order", order)}
         allowed = ("continue", "pause", "rollback") if update else ("continue", "pause")
         if out["FailureAction"] not in allowed:
             raise self.fail((*path, "failure_action"),
@@ -372,6 +377,17 @@ class _Planner:
         if ports:
             out["Ports"] = ports
         return out
+
+
+def default_order(task: Mapping[str, Any], endpoint: Mapping[str, Any]) -> str:
+    """start-first, as on the docker target: the new task serves beside the old one, so an
+    update or rollback interrupts nothing. stop-first where two tasks may not run side by side
+    on one node: a host-mode port has one owner, max_replicas_per_node may leave no room, and
+    two tasks on one data directory (a volume or bind mount) could harm it."""
+    host_port = any(p["PublishMode"] == "host" for p in endpoint.get("Ports", []))
+    capped = "MaxReplicas" in (task.get("Placement") or {})
+    side_by_side = not (host_port or capped or holds_data(task["ContainerSpec"]))
+    return "start-first" if side_by_side else "stop-first"
 
 
 def _publish_mode(raw: Any, path: tuple) -> str:

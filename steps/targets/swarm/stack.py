@@ -130,6 +130,12 @@ def spec_hash(value: Any) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def holds_data(container: Mapping[str, Any]) -> bool:
+    """Whether a ContainerSpec mounts a volume or a host directory: two tasks of it at once
+    could harm the data."""
+    return any(m["Type"] in ("volume", "bind") for m in container.get("Mounts") or [])
+
+
 def waves(services: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
     """Services grouped so that each group depends only on earlier groups."""
     level: dict[str, int] = {}

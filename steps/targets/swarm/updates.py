@@ -11,6 +11,7 @@ from typing import Any
 
 from steps.runtime.errors import ExternalError
 from steps.targets import LABEL_CONFIG_HASH, LABEL_ROLE, LABEL_SERVICE
+from steps.targets.swarm.stack import holds_data
 
 TASK_FAILED = {"failed", "rejected", "orphaned"}
 PENDING_GRACE = 5.0  # seconds a task may wait for a node before "no suitable node" is final
@@ -55,11 +56,10 @@ def needs_canary(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool
     """
     container = desired["TaskTemplate"]["ContainerSpec"]
     health = (container.get("Healthcheck") or {}).get("Test") or ["NONE"]
-    stateful = any(m["Type"] in ("volume", "bind") for m in container.get("Mounts") or [])
     changed = (current.get("Labels", {}).get(LABEL_CONFIG_HASH)
                != desired["Labels"].get(LABEL_CONFIG_HASH))
     return (changed and desired["UpdateConfig"].get("Order") == "stop-first"
-            and health[0] != "NONE" and not stateful)
+            and health[0] != "NONE" and not holds_data(container))
 
 
 def canary_spec(desired: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str, Any]:

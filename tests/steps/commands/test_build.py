@@ -88,6 +88,8 @@ def test_labels_and_build_args(build, docker, registry):
     assert output_of(docker, image, "cat", "/greeting") == "hello from CI"
     assert docker.images.get(f"{repo}:main").id == docker.images.get(image).id
     assert "Step 5/" in err and "no cache from" in err  # the branch has no earlier image
+    # every label in one build step, not one step (a container) per label
+    assert len(re.findall(r"^Step \d+/\d+ : LABEL ", err, re.M)) == 1
 
 
 def test_version_label_from_the_git_tag():
@@ -107,6 +109,7 @@ def test_target_stage(build, docker, registry):
     assert code == 0, err
     assert output_of(docker, f"{repo}:t", "sh", "-c",
                      "cat /base; test -e /final || echo no-final") == "base\nno-final"
+    assert docker.images.get(f"{repo}:t").labels[TEST_LABEL] == "1"  # on the target stage
 
 
 def test_failing_dockerfile_shows_the_instruction_and_its_output(build, registry):

@@ -81,6 +81,29 @@ def test_ports_are_published_in_host_mode_with_dns_round_robin():
     assert s.host_ports["web"] == [8080]
 
 
+@pytest.mark.parametrize(("change", "order"), [
+    ("", "start-first"),  # no host port, no data: the new task serves beside the old one
+    ('ports: ["9000:80"]', "stop-first"),  # a host-mode port has one owner per node
+    ("ports: [{target: 80, published: 9000, mode: ingress}]", "start-first"),
+    ('volumes: ["data:/data"]', "stop-first"),  # two tasks on one data directory
+    ("deploy: {placement: {max_replicas_per_node: 1}}", "stop-first"),  # maybe no room
+], ids=["stateless", "host-port", "ingress-port", "volume", "max-replicas-per-node"])
+def test_updates_and_rollbacks_start_the_new_task_first_where_two_can_run(change, order):
+    _, s = stack(BASE.replace("image: registry.example/db@sha256:bbbb",
+                              f"image: registry.example/db@sha256:bbbb\n    {change}"))
+    db = s.services["db"]
+    assert db["UpdateConfig"]["Order"] == order
+    assert db["RollbackConfig"]["Order"] == order
+    assert s.services["web"]["UpdateConfig"]["Order"] == "stop-first"  # as written
+
+
+def test_tasks_run_an_init_process_unless_the_template_says_not_to():
+    # busybox httpd as PID 1 ignores SIGTERM: without an init every stop waits the grace period
+    _, s = stack(BASE.replace("    init: true\n", "    init: false\n"))
+    assert s.services["db"]["TaskTemplate"]["ContainerSpec"]["Init"] is True
+    assert s.services["web"]["TaskTemplate"]["ContainerSpec"]["Init"] is False
+
+
 def test_an_explicit_ingress_port_uses_the_routing_mesh():
     text = BASE.replace('ports: ["8080:8080"]',
                         "ports: [{target: 8080, published: 8080, mode: ingress}]")
