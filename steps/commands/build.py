@@ -124,12 +124,11 @@ def validate(settings: Settings) -> None:
 def execute(settings: Settings, ctx: Context) -> Result:
     repository = settings.image.repository()
     tags = _tags(settings)
-    client = ctx.engine(settings.image.docker_host)
-    credentials = ctx.credentials(settings.auth.store(), parse_reference(repository).registry)
-    auth = credentials.docker_auth_config() if credentials else None
+    store = settings.auth.store()
+    client = ctx.engine(store, settings.image.docker_host)
+    credentials = ctx.credentials(store, parse_reference(repository).registry)
     log = ctx.log
-    cache = [ref for ref in cache_images(settings, repository) if _pull_cache(client, ref, auth,
-                                                                              log)]
+    cache = [ref for ref in cache_images(settings, repository) if _pull_cache(client, ref, log)]
     all_labels = labels(settings, datetime.datetime.now(datetime.UTC))
     image_id = _build(client, settings, f"{repository}:{tags[0]}", all_labels, cache, log)
     for tag in tags[1:]:
@@ -145,14 +144,14 @@ def execute(settings: Settings, ctx: Context) -> Result:
                                                 "labels": all_labels})
 
 
-def _pull_cache(client: Any, ref: str, auth: dict | None, log: Log) -> bool:
+def _pull_cache(client: Any, ref: str, log: Log) -> bool:
     """Pull a cache image if the registry has it; any failure only means no cache."""
     import docker.errors
 
     reference = parse_reference(ref)
     try:
         for event in client.api.pull(reference.name, reference.reference, stream=True,
-                                     decode=True, auth_config=auth):
+                                     decode=True):
             if "error" in event:
                 raise docker.errors.APIError(event["error"])
     except (docker.errors.DockerException, OSError) as e:

@@ -17,6 +17,7 @@ from steps.commands.inputs.environment import (
     TargetEnvironment,
     TemplateSource,
 )
+from steps.commands.inputs.registry import RegistryAuth
 from steps.commands.inputs.service import Service
 from steps.release import Release, current, new_release_id, now_iso
 from steps.runtime.errors import UsageError
@@ -38,6 +39,7 @@ class Settings:
     health_timeout: float = HEALTH_TIMEOUT.field()
     release: ReleaseContext = group(ReleaseContext)
     job_url: str | None = JOB_URL.field()
+    auth: RegistryAuth = group(RegistryAuth)
     service: Service = group(Service)
 
 
@@ -53,7 +55,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
     image = settings.template.image
     template = load_template(where.target, settings.template.template_dir, env, ctx.environ,
                              image, log)
-    target = ctx.target(where.target)
+    target = ctx.target(where.target, settings.auth.store())
     previous = current(target.records(project, env))
     context = settings.release
     release = Release(

@@ -19,6 +19,8 @@ from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
+from steps.images.engine import Lookup
+from steps.images.pull import check_pullable
 from steps.release import FAILED, SUCCEEDED, Release
 from steps.runtime.errors import Refused, UsageError
 from steps.runtime.log import Log
@@ -63,9 +65,10 @@ class SwarmTarget:
     name = "swarm"
     supported = SUPPORTED
 
-    def __init__(self, client: Any, poll: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: Any, credentials: Lookup = lambda registry: None,
+                 poll: float = 0.2, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
+        self.credentials = credentials
         self.api = client.api
         self.poll = poll
         self.clock = clock
@@ -81,6 +84,7 @@ class SwarmTarget:
             release = plan.release
             stack = plan_stack(plan.template, plan.project, plan.environment, release.id)
             self._check_host_ports(stack, plan.template)
+            self._check_images(stack.services, log)
             self.store.ensure_networks(stack.networks, log)
             self.store.ensure_objects(stack, plan.template, log)
             spec = {"stack": stack.name, "networks": stack.networks,
@@ -99,6 +103,7 @@ class SwarmTarget:
             spec["services"] = {
                 name: {**svc, "Labels": {**svc["Labels"], LABEL_RELEASE: release.id}}
                 for name, svc in spec["services"].items()}
+            self._check_images(spec["services"], log)
             self.store.ensure_networks(spec["networks"], log)
             missing = [n for n, kind in spec.get("objects", {}).items()
                        if not self.store.find(kind, n)]
@@ -356,6 +361,15 @@ class SwarmTarget:
             raise UsageError("the Docker engine (DOCKER_HOST) is not a swarm manager; point "
                              "DOCKER_HOST at a manager node, run `docker swarm init`, or use "
                              "--target docker", "target")
+
+    def _check_images(self, services: Mapping[str, dict[str, Any]], log: Log) -> None:
+        """Every image pullable with the credentials before anything changes. The nodes pull
+        with the same credentials: docker-py sends them with each service create and update, as
+        `docker service update --with-registry-auth` does (steps.images.engine)."""
+        with log.section("Images"):
+            for spec in services.values():
+                check_pullable(self.client, spec["TaskTemplate"]["ContainerSpec"]["Image"], log,
+                               self.credentials)
 
     def _check_host_ports(self, stack: Stack, template: Template) -> None:
         nodes = [n for n in self.api.nodes() if n["Status"]["State"] == "ready"
