@@ -19,6 +19,7 @@ from steps.commands import Step
 from steps.commands.inputs.image import ImagePush
 from steps.commands.inputs.pipeline import Pipeline
 from steps.commands.inputs.registry import RegistryAuth
+from steps.images.pull import pull
 from steps.images.push import image_result, push_tags
 from steps.images.reference import parse_reference
 from steps.runtime.errors import ExternalError, Refused, UsageError
@@ -148,12 +149,8 @@ def _pull_cache(client: Any, ref: str, log: Log) -> bool:
     """Pull a cache image if the registry has it; any failure only means no cache."""
     import docker.errors
 
-    reference = parse_reference(ref)
     try:
-        for event in client.api.pull(reference.name, reference.reference, stream=True,
-                                     decode=True):
-            if "error" in event:
-                raise docker.errors.APIError(event["error"])
+        pull(client, ref)
     except (docker.errors.DockerException, OSError) as e:
         reason = str(getattr(e, "explanation", None) or e).strip().splitlines()[0][:200]
         log.info(f"no cache from {ref} ({reason}); building without it")

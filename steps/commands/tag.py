@@ -19,8 +19,8 @@ from steps.commands.inputs.ci import COMMIT_SHA, GIT_TAG, REF_SLUG
 from steps.commands.inputs.registry import RETRIES, RegistryAuth
 from steps.images.reference import Reference, is_bare_tag, parse_reference
 from steps.images.tag_schemes import SCHEMES, needs_existing_tags, scheme_tags
-from steps.registry import Manifest, RegistryClient, RegistryError, Repo
-from steps.runtime.errors import ExternalError, Refused, UsageError
+from steps.registry import Manifest, RegistryClient, RegistryError, Repo, step_error
+from steps.runtime.errors import Refused, UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.log import Log
 from steps.runtime.outputs import Result
@@ -107,11 +107,12 @@ def validate(settings: Settings) -> None:
 
 @contextmanager
 def _registry_errors() -> Iterator[None]:
-    """A registry that refused or failed, after its retries, ends the step with exit 3."""
+    """Refused credentials end the step with exit 2; a registry that failed, after its retries,
+    with exit 3."""
     try:
         yield
     except RegistryError as e:
-        raise ExternalError(e.message) from e
+        raise step_error(e) from e
 
 
 def execute(settings: Settings, ctx: Context) -> Result:

@@ -43,7 +43,7 @@ def docker_client(host: str | None = None, timeout: int = 300,
                   else docker.from_env(timeout=timeout, environment=environment))
         client.ping()
     except Exception as e:  # docker-py raises DockerException, requests' errors, OSError
-        where = host or "DOCKER_HOST or the local socket"
+        where = host or (environment or {}).get("DOCKER_HOST") or "the local socket"
         raise ExternalError(f"the Docker engine at {where} does not answer: {e}") from e
     return client
 

@@ -27,7 +27,8 @@ def ensure_image(client: Any, ref: str, log: Log, credentials: Lookup) -> tuple[
     image = _local(client, ref)
     if image is None:
         log.command(["docker", "pull", ref])
-        image = _registry_call(ref, credentials, log, lambda: client.images.pull(ref))
+        _registry_call(ref, credentials, log, lambda: pull(client, ref))
+        image = client.images.get(ref)
     if "@sha256:" in ref:
         return image.id, ref
     return image.id, digest_reference(ref, image.attrs.get("RepoDigests") or []) or image.id
@@ -39,6 +40,17 @@ def check_pullable(client: Any, ref: str, log: Log, credentials: Lookup) -> None
     if _local(client, ref) is None:
         log.command(["docker", "manifest", "inspect", ref])
         _registry_call(ref, credentials, log, lambda: client.images.get_registry_data(ref))
+
+
+def pull(client: Any, ref: str) -> None:
+    """Pull, reading the engine's progress to its end: a failure may come as its last event
+    (docker-py's `images.pull` drops it). Raises docker-py's APIError."""
+    import docker.errors
+
+    reference = parse_reference(ref)
+    for event in client.api.pull(reference.name, reference.reference, stream=True, decode=True):
+        if "error" in event:
+            raise docker.errors.APIError(event["error"])
 
 
 def _local(client: Any, ref: str) -> Any:

@@ -59,9 +59,9 @@ class Auth:
             with self._lock:
                 self._challenges[registry] = ("basic", params)
             if not (creds and creds.username and creds.password):
-                raise RegistryError(needs_credentials(registry))
+                raise RegistryError(needs_credentials(registry), refused=True)
             if sent and sent.startswith("Basic "):
-                raise RegistryError(refused(registry, creds))
+                raise RegistryError(refused(registry, creds), refused=True)
             return _basic(creds)
         if scheme == "bearer" and params.get("realm"):
             with self._lock:
@@ -70,8 +70,8 @@ class Auth:
                 if params.get("error") == "insufficient_scope" or not creds:
                     raise RegistryError(
                         f"registry {registry} denied {' '.join(scopes)}"
-                        + ("" if creds else f"; {needs_credentials(registry)}"))
-                raise RegistryError(refused(registry, creds))
+                        + ("" if creds else f"; {needs_credentials(registry)}"), refused=True)
+                raise RegistryError(refused(registry, creds), refused=True)
             return f"Bearer {self._token(registry, params, scopes, creds, fresh=True)}"
         raise RegistryError(f"registry {registry} asked for unsupported auth: "
                             f"{challenge.split(' ', 1)[0] or 'no WWW-Authenticate'}")
@@ -105,7 +105,7 @@ class Auth:
                                                 headers, None)
         if response.status in (401, 403):
             raise RegistryError(refused(registry, creds) if creds
-                                else needs_credentials(registry))
+                                else needs_credentials(registry), refused=True)
         if response.status >= 500 or response.status == 429:
             raise RegistryError(f"token service {realm}: HTTP {response.status}", transient=True)
         if response.status != 200:

@@ -196,7 +196,7 @@ class RegistryClient:
                                 transient=True)
         if response.status == 403:
             raise RegistryError(f"registry {repo.registry} denied {method} {repo.name}: "
-                                f"{_error_text(response)}")
+                                f"{_error_text(response)}", refused=True)
         raise RegistryError(f"registry {repo.registry}: {method} {repo.name}/"
                             f"{path.split('?')[0]} answered HTTP {response.status} "
                             f"{_error_text(response)}".rstrip())
