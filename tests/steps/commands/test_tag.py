@@ -10,10 +10,10 @@ import uuid
 import pytest
 
 from steps.cli import run
-from steps.commands.tag import tag_image
 from steps.images.credentials import Credentials
 from steps.images.reference import parse_reference
 from steps.registry import RegistryClient, Repo, Transport
+from steps.registry.tagging import tag_image
 from tests.conftest import REGISTRY_PASSWORD, REGISTRY_USER
 from tests.steps.registry_helpers import (
     manifest_digest,
