@@ -75,7 +75,7 @@ class Settings:
     title: str | None = option("Human title of the image (org.opencontainers.image.title).",
                                env=("CD_TITLE", "CI_PROJECT_TITLE", "CI_PROJECT_NAME"))
     version: str | None = option(
-        "Version of the packaged software [default: the git tag, else the short commit SHA].",
+        "Version of the packaged software [default: the short commit SHA].",
         env=("CD_VERSION",))
     push: bool = option("Push the tags and write CD_IMAGE (repository@digest) to the "
                         "outputs; a commit built before gets its image's tags instead.",
