@@ -1,7 +1,9 @@
 """Everything a docker-cd pipeline talks to, on this machine, for the end-to-end test, the demo
 and the lead-time benchmark.
 
-    registry         Docker Distribution on 127.0.0.1 (tests.support.start_registry)
+    registry         Docker Distribution on 127.0.0.1 (tests.support.start_registry) asking for
+                     a password on every request, pulls included; the jobs get it as GitLab
+                     gives it, CI_REGISTRY_USER / CI_REGISTRY_PASSWORD
     GitLab API       the in-repo double (tests.gitlab_double): records the pipelines the
                      promotion service triggers
     promotion        `promotion-service serve` (gunicorn) with its dispatcher thread, on SQLite
@@ -12,6 +14,7 @@ and the lead-time benchmark.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import time
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from docker import errors as docker_errors
 
 from tests.gitlab_double import GitLabDouble, Pipeline
 from tests.local_gitlab import AppRepo
@@ -34,6 +38,8 @@ GITLAB_TOKEN = "glpat-e2e-api-token-0123456789"
 ENVIRONMENTS = ("test", "staging", "production")
 GREETINGS = {"test": "Hello", "staging": "Bonjour", "production": "Welcome"}
 PROJECT_LABEL = "io.docker-cd.project"
+REGISTRY_USER = "gitlab-ci-token"
+REGISTRY_PASSWORD = "glcbt-e2e-job-token-0123456789"
 
 # test -> staging automatically once test is verified; production after one approval by
 # someone other than who registered the image (four eyes).
@@ -72,7 +78,7 @@ class Stack:
         stack = cls(root, project or f"e2e-{uuid.uuid4().hex[:8]}",
                     ports or {env: free_port() for env in ENVIRONMENTS})
         try:
-            stack.registry = start_registry()
+            stack.registry = start_registry(REGISTRY_USER, REGISTRY_PASSWORD)
             stack.gitlab = GitLabDouble(access_token=GITLAB_TOKEN).start()
             stack.gitlab.add_project(GITLAB_PROJECT_ID, PROJECT_PATH,
                                      trigger_token=TRIGGER_TOKEN)
@@ -107,8 +113,8 @@ class Stack:
         variables = {
             "CI_REGISTRY": self.registry.host,
             "CI_REGISTRY_IMAGE": self.image_repository,
-            "CI_REGISTRY_USER": "",
-            "CI_REGISTRY_PASSWORD": "",
+            "CI_REGISTRY_USER": REGISTRY_USER,
+            "CI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
             "CI_PROJECT_ID": str(GITLAB_PROJECT_ID),
             "CI_PROJECT_PATH": PROJECT_PATH,
             "CI_DEFAULT_BRANCH": "main",
@@ -198,12 +204,14 @@ class Stack:
     def registry_tags(self) -> list[str]:
         assert self.registry is not None
         url = f"{self.registry.url}/v2/{PROJECT_PATH}/tags/list"
-        return sorted(requests.get(url, timeout=5).json().get("tags") or [])
+        return sorted(requests.get(url, auth=self.registry.auth, timeout=5).json().get("tags")
+                      or [])
 
     def registry_digest(self, tag: str) -> str:
         assert self.registry is not None
         response = requests.head(
             f"{self.registry.url}/v2/{PROJECT_PATH}/manifests/{tag}", timeout=5,
+            auth=self.registry.auth,
             headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
                                "application/vnd.oci.image.manifest.v1+json"})
         response.raise_for_status()
@@ -233,6 +241,20 @@ class Stack:
         if not times:
             raise AssertionError(f"{image} was never verified in {environment}")
         return min(times)
+
+    def untag(self, image: str, delete: bool = False) -> None:
+        """Take every name of the app's image off the engine (running containers keep it), or
+        the image itself (`delete`: none may run it): the next deploy or rollback of it must
+        pull, with the job's registry credentials."""
+        client = docker_client()
+        found = client.images.get(image)
+        if delete:
+            client.images.remove(found.id, force=True)
+            return
+        for name in (*found.attrs.get("RepoTags", []), *found.attrs.get("RepoDigests", [])):
+            if name.startswith(self.image_repository):
+                with contextlib.suppress(docker_errors.ImageNotFound):  # gone with its tag
+                    client.images.remove(name, force=True)  # the image stays: it runs
 
     # ------------------------------------------------------------------ cleaning up
 

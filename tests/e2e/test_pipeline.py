@@ -66,7 +66,9 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
     assert set(staging.variables) == {"CD_IMAGE", "CD_TARGET_ENVIRONMENT", "CD_PROMOTION_ID"}
     assert staging.variables["CD_IMAGE"] == image
     assert (staging.project_id, staging.ref) == (42, "main")
-    stack.run_triggered(staging)
+    stack.untag(image)  # as on another runner: staging pulls it, with the job's credentials
+    log = stack.run_triggered(staging)
+    assert f"+ docker pull {image}" in log
     assert stack.answer("staging").startswith(f"Bonjour from staging (version {version})")
     assert _running(stack, "staging") == image  # the very digest test verified, not a rebuild
     assert stack.registry_digest(sha) == digest  # and the registry's tags did not move
@@ -105,7 +107,9 @@ def test_two_releases_reach_production_and_production_rolls_back(stack):
     second = _release(stack, "2", pipelines_before=2)
     assert first != second
 
-    # one click: production goes back to the last verified release, the first image
+    # one click: production goes back to the last verified release, the first image, which
+    # the engine no longer has under any name: the rollback pulls it with the job's credentials
+    stack.untag(first, delete=True)
     last = stack.gitlab.pipelines[-1]
     stack.run_triggered(last, jobs=("rollback-production",))
     assert stack.answer("production").startswith("Welcome from production (version 1)")
@@ -122,18 +126,23 @@ def test_two_releases_reach_production_and_production_rolls_back(stack):
     assert not [log.name for log in logs if stack.service.tokens["ci"] in log.read_text()]
 
 
-def test_a_git_tag_gets_semver_tags_and_deploys_nothing(stack):
+def test_a_git_tag_reuses_the_verified_image_and_deploys_nothing(stack):
+    """The release commit was built, deployed and verified on main: its tag pipeline builds
+    nothing and puts the release tags on that very digest."""
     pipelines_before = len(stack.gitlab.pipelines)
-    stack.repo.run(variables={"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "",
-                              "CI_COMMIT_TAG": "v1.2.3", "CI_COMMIT_REF_NAME": "v1.2.3",
-                              "CI_COMMIT_REF_SLUG": "v1-2-3"})
+    verified = _running(stack, "staging")  # HEAD's image, verified in every environment
+    log = stack.repo.run(variables={"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "",
+                                    "CI_COMMIT_TAG": "v1.2.3", "CI_COMMIT_REF_NAME": "v1.2.3",
+                                    "CI_COMMIT_REF_SLUG": "v1-2-3"})
     image = stack.repo.dotenv("build", "build.env")["CD_IMAGE"]
+    assert image == verified
+    assert "was built before: reusing" in log and "+ docker build" not in log
+    assert "the release tags go to" in log and "verified in test" in log
     digest = image.rsplit("@", 1)[1]
     for tag in ("1.2.3", "1.2", "1", "latest", "v1-2-3"):
         assert stack.registry_digest(tag) == digest, tag
-    assert stack.image_state(image)["image"]["ref"] == "v1.2.3"
+    assert stack.image_state(image)["image"]["ref"] == "main"  # registered once, by main
     assert len(stack.gitlab.pipelines) == pipelines_before
-    assert stack.image_state(image)["test"]["deployment"] is None
 
 
 def test_a_merge_request_builds_scans_and_gates_but_deploys_nothing(stack):

@@ -80,7 +80,8 @@ def build(docker, capsys):
         log = capsys.readouterr().err
         out = read_dotenv(out_file)
         if out:
-            made.extend(f"{out['CD_IMAGE_REPOSITORY']}:{t}" for t in out["CD_IMAGE_TAGS"].split(","))
+            repository = out["CD_IMAGE_REPOSITORY"]
+            made.extend(f"{repository}:{t}" for t in out["CD_IMAGE_TAGS"].split(","))
         return code, log, out
 
     yield run_build
