@@ -21,8 +21,9 @@ END = "<!-- step-reference:end -->"
 DOCS = {
     "build": "docs/steps-build-push-tag.md", "push": "docs/steps-build-push-tag.md",
     "tag": "docs/steps-build-push-tag.md", "scan": "docs/steps-scan.md",
-    "template render": "docs/deploy.md", "deploy": "docs/deploy.md", "verify": "docs/deploy.md",
-    "rollback": "docs/deploy.md", "releases": "docs/deploy.md",
+    "template check": "docs/deploy.md", "template render": "docs/deploy.md",
+    "deploy": "docs/deploy.md", "verify": "docs/deploy.md", "rollback": "docs/deploy.md",
+    "releases": "docs/deploy.md", "teardown": "docs/deploy.md",
     "register": "docs/ci-templates.md", "gate": "docs/gitlab-integration.md",
 }
 

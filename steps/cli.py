@@ -20,7 +20,7 @@ from steps.runtime import inputs
 from steps.runtime.errors import ExternalError, Refused, StepError, UsageError
 from steps.runtime.inputs import Option, options_of, resolve, settings_from
 from steps.runtime.log import Log
-from steps.runtime.masking import Masker, MaskingStream, is_secret_name
+from steps.runtime.masking import Masker, MaskingStream, SecretNames
 from steps.runtime.outputs import write_outputs
 
 
@@ -81,9 +81,7 @@ def _parser(step: Step, options: Sequence[Option]) -> argparse.ArgumentParser:
 
 def _masker_for(env: Mapping[str, str]) -> Masker:
     masker = Masker()
-    for name, value in env.items():
-        if is_secret_name(name):
-            masker.add(value)
+    masker.add(*SecretNames.from_environ(env).values(env))
     return masker
 
 

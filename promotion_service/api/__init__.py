@@ -19,6 +19,7 @@ from . import (
     hooks,
     images,
     merge_request_checks,
+    pages,
     projects,
     promotions,
     scans,
@@ -49,5 +50,6 @@ def init_app(app: Flask) -> Api:
     app.register_blueprint(health.bp)
     api.register_blueprint(merge_request_checks.blp, url_prefix=f"{PREFIX}/merge-request-checks")
     app.register_blueprint(hooks.hooks)
+    app.register_blueprint(pages.pages)
     errors.init_app(app)
     return api

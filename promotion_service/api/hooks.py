@@ -5,10 +5,11 @@
 (what the gate answered is read at /api/v1/merge-request-checks: api/merge_request_checks.py)
 
 GitLab's payloads (a pipeline with many jobs, an MR with a long description) are larger than
-the API's body limit: these routes take up to PROMOTION_GITLAB_HOOK_MAX_BYTES (default 5 MiB).
-A wrong or missing secret is a 401 and nothing is recorded. A delivery seen before (same
-Idempotency-Key, or same X-Gitlab-Event-UUID and body) changes nothing. Unknown projects,
-environments and event kinds are acknowledged (200) and ignored.
+the API's body limit: these routes take what GitLab sends, up to its own 25 MiB limit
+(REQUEST_BODY_SIZE_LIMIT of its WebHookService and ExternalStatusChecks::DispatchService), or
+PROMOTION_GITLAB_HOOK_MAX_BYTES. A wrong or missing secret is a 401 and nothing is recorded.
+A delivery seen before (same Idempotency-Key, or same event and content) changes nothing.
+Unknown projects, environments and event kinds are acknowledged (200) and ignored.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..db import get_session
 from ..domain.gitlab_events import (
     DeploymentEvent,
     EventError,
-    delivery_key,
+    delivery_keys,
     parse_event,
     parse_merge_request,
     signature_matches,
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 hooks = Blueprint("gitlab_hooks", __name__, url_prefix="/hooks/gitlab")
 
 
-HOOK_MAX_BYTES = 5 * 1024 * 1024
+HOOK_MAX_BYTES = 25 * 1024 * 1024  # GitLab sends no more (25.megabytes)
 
 
 @hooks.before_request
@@ -79,10 +80,10 @@ def gitlab_webhook() -> ResponseReturnValue:
     if event is None:
         return jsonify(status="ignored", reason=f"event {event_name!r} is not used"), 200
 
-    key = delivery_key(request.headers, raw)
+    keys = delivery_keys(request.headers, event_name, payload)
     request_id, source_ip = _source()
     actor = events.gitlab_actor(_username(payload, event), request_id, source_ip)
-    outcome = events.receive(get_session(), current_app.config, event, key=key,
+    outcome = events.receive(get_session(), current_app.config, event, keys=keys,
                              event_name=event_name, actor=actor)
     if outcome is None:
         return jsonify(status="duplicate", reason="this delivery was already processed"), 200

@@ -146,6 +146,7 @@ class Deployment(ImageInEnvironment, Base):
     actor: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    template_hash: Mapped[str | None] = mapped_column(String(71))  # the rendered template's
 
 
 class Verification(ImageInEnvironment, Base):
@@ -182,6 +183,8 @@ class ApprovalRecord(ImageInEnvironment, Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime)
     withdrawn_by: Mapped[str | None] = mapped_column(String(255))
+    # The template this approval is for: given with it, or the first one it let deploy.
+    template_hash: Mapped[str | None] = mapped_column(String(71))
 
 
 class Promotion(ImageInEnvironment, Base):

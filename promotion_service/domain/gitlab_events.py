@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,8 +23,9 @@ __all__ = [
     "MergeRequestEvent",
     "PipelineEvent",
     "PipelineOutcome",
-    "delivery_key",
+    "delivery_keys",
     "deployment_outcome",
+    "link_signature",
     "parse_event",
     "parse_merge_request",
     "pipeline_outcome",
@@ -56,19 +58,29 @@ def signature_matches(secret: str | None, body: bytes, signature: str | None) ->
     return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
 
 
-def delivery_key(headers: Mapping[str, str], body: bytes) -> str:
-    """What identifies one event delivery, so a redelivered or replayed one is seen twice.
+def link_signature(secret: str, gitlab_project_id: int, sha: str) -> str:
+    """The key of a commit-status link: whoever sees the status in GitLab may open the page.
 
-    GitLab keeps ``Idempotency-Key`` across redeliveries of the same event (17.x); older
-    servers only send ``X-Gitlab-Event-UUID``, which GitLab also propagates to events that an
-    API call made while handling a hook causes, so it is combined with the body's hash.
+    An HMAC of the project and commit under a key derived from the webhook secret (so the
+    secret itself never signs anything but what GitLab sends).
     """
-    key = headers.get("Idempotency-Key")
-    if key:
-        return f"idem:{key.strip()[:200]}"
-    digest = hashlib.sha256(body).hexdigest()
-    uuid = (headers.get("X-Gitlab-Event-UUID") or "").strip()[:100]
-    return f"uuid:{uuid}:{digest}" if uuid else f"body:{digest}"
+    key = hmac.new(secret.encode(), b"docker-cd commit status link", hashlib.sha256).digest()
+    return hmac.new(key, f"{gitlab_project_id}/{sha}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def delivery_keys(headers: Mapping[str, str], event_name: str, payload: Any) -> tuple[str, ...]:
+    """What identifies one event delivery, so a redelivered or replayed one is seen again.
+
+    GitLab keeps ``Idempotency-Key`` across redeliveries of an event (17.x); a "Resend
+    request" on older servers carries neither that nor the first delivery's
+    ``X-Gitlab-Event-UUID``, so the delivery's content is a key too: the event name and the
+    payload in a canonical JSON form (key order and spacing do not matter). A delivery
+    matching any key seen before is the same event.
+    """
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(f"{event_name}\n{canonical}".encode()).hexdigest()
+    key = (headers.get("Idempotency-Key") or "").strip()[:200]
+    return (f"idem:{key}", f"content:{digest}") if key else (f"content:{digest}",)
 
 
 class PipelineOutcome(enum.Enum):

@@ -59,7 +59,11 @@ class DeploymentApproval:
 
 @dataclass(frozen=True)
 class Deployment:
-    """A GitLab deployment, as much as the service needs of it."""
+    """A GitLab deployment, as much as the service needs of it.
+
+    The list endpoint returns GitLab's plain deployment entity: ``approvals`` is empty and
+    ``pending_approval_count`` None there; only the single GET carries them.
+    """
 
     id: int
     status: str
@@ -70,6 +74,19 @@ class Deployment:
     pipeline_id: int | None
     approvals: tuple[DeploymentApproval, ...] = field(default_factory=tuple)
     pending_approval_count: int | None = None
+    job_status: str | None = None
+    user: str | None = None  # who ran the pipeline: GitLab refuses their approval
+
+    @property
+    def waits_for_approval(self) -> bool:
+        """GitLab holds the job until more approvals are given (its job cannot be played)."""
+        return self.status == "blocked" and (self.pending_approval_count or 0) > 0
+
+    @property
+    def playable(self) -> bool:
+        """GitLab holds the job, no approval is pending, and nobody played it yet."""
+        return (self.status == "blocked" and self.pending_approval_count == 0
+                and self.job_status == "manual" and self.job_id is not None)
 
 
 class _LastResponse(threading.local):
@@ -81,21 +98,27 @@ class _LastResponse(threading.local):
 class GitLabClient:
     """GitLab as the service uses it: a handful of calls, each returning plain data."""
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, token: str | None = None, *, approver_token: str | None = None,
+                 timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
         self._last = _LastResponse()
+        self._gl = self._connect(token, timeout)
+        # GitLab refuses an approval from the user who ran the pipeline, and the service runs
+        # them: approvals go out as another user, the approver.
+        self._approver = self._connect(approver_token, timeout) if approver_token else None
+        self.has_token = bool(token)
+
+    def _connect(self, token: str | None, timeout: float) -> gitlab.Gitlab:
         session = requests.Session()
         session.hooks["response"].append(self._remember)
-        self._gl = gitlab.Gitlab(
-            self.url,
-            private_token=token or None,
-            timeout=timeout,
-            user_agent=USER_AGENT,
-            session=session,
-            retry_transient_errors=False,
-            keep_base_url=True,
-        )
-        self.has_token = bool(token)
+        return gitlab.Gitlab(self.url, private_token=token or None, timeout=timeout,
+                             user_agent=USER_AGENT, session=session,
+                             retry_transient_errors=False, keep_base_url=True)
+
+    @property
+    def can_approve(self) -> bool:
+        """An approver token is configured (PROMOTION_GITLAB_APPROVER_TOKEN)."""
+        return self._approver is not None
 
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._last.headers = response.headers
@@ -169,12 +192,24 @@ class GitLabClient:
         return _pipeline(attrs)
 
     def play_job(self, project: int | str, job_id: int) -> dict[str, Any]:
-        """Start a manual (or approved, waiting) job; GitLab never starts it by itself."""
+        """Start a manual job (an approved deploy job waits for this: GitLab never starts it).
+
+        GitLab answers ``400 Unplayable Job`` while the job's deployment waits for approval,
+        and retries (runs again) a manual job that already finished: play each job once.
+        """
         operation = f"play job {job_id} in project {project}"
         self._require_token(operation)
         return self._call(
             operation, self._gl.http_post, f"/projects/{_encode(project)}/jobs/{int(job_id)}/play"
         )
+
+    def job_status(self, project: int | str, job_id: int) -> str:
+        """A job's status (``manual`` while it waits to be played)."""
+        operation = f"read job {job_id} in project {project}"
+        self._require_token(operation)
+        attrs = self._call(operation, self._gl.http_get,
+                           f"/projects/{_encode(project)}/jobs/{int(job_id)}")
+        return str(attrs.get("status") or "")
 
     def set_commit_status(
         self,
@@ -226,25 +261,42 @@ class GitLabClient:
         comment: str | None = None,
         represented_as: str | None = None,
     ) -> dict[str, Any]:
-        """Mirror an approval (or rejection) given in the service onto a blocked deployment."""
+        """Mirror an approval (or rejection) given in the service onto a blocked deployment.
+
+        Sent as the approver (PROMOTION_GITLAB_APPROVER_TOKEN), never as the user who runs the
+        service's pipelines: GitLab refuses that user's approval.
+        """
         if status not in ("approved", "rejected"):
             raise ValueError(f"status must be approved or rejected, not {status!r}")
         operation = f"{status[:-1]} deployment {deployment_id} in project {project}"
-        self._require_token(operation)
+        if self._approver is None:
+            raise TerminalGitLabError(
+                "no approver token configured; set PROMOTION_GITLAB_APPROVER_TOKEN to the token "
+                "of a user the environment's approval rules name who does not run the "
+                "pipelines", operation=operation)
         data: dict[str, Any] = {"status": status}
         if comment:
             data["comment"] = comment
         if represented_as:
             data["represented_as"] = represented_as
-        return self._call(
-            operation,
-            self._gl.http_post,
-            f"/projects/{_encode(project)}/deployments/{int(deployment_id)}/approval",
-            post_data=data,
-        )
+        try:
+            return self._call(
+                operation,
+                self._approver.http_post,
+                f"/projects/{_encode(project)}/deployments/{int(deployment_id)}/approval",
+                post_data=data,
+            )
+        except TerminalGitLabError as e:
+            if "approve your own deployment" in e.message:
+                e.message += (" (the user of PROMOTION_GITLAB_APPROVER_TOKEN ran this pipeline: "
+                              "give that variable the token of another user the approval "
+                              "rules name, or allow the pipeline triggerer to approve in the "
+                              "protected environment settings)")
+            raise
 
     def get_deployment(self, project: int | str, deployment_id: int) -> Deployment:
-        """Read one deployment (its SHA, job and approvals: the webhook carries none of these)."""
+        """Read one deployment with its approvals (only this GET has them; nor does the
+        webhook carry its SHA or job)."""
         operation = f"read deployment {deployment_id} in project {project}"
         self._require_token(operation)
         attrs = self._call(
@@ -254,11 +306,11 @@ class GitLabClient:
         )
         return deployment_from_attrs(attrs)
 
-
     def list_deployments(
         self, project: int | str, *, environment: str, status: str = "blocked"
     ) -> list[Deployment]:
-        """Deployments of one environment in one status (e.g. blocked, waiting for approval)."""
+        """Deployments of one environment in one status, newest first, without approvals
+        (GitLab's list gives the plain entity: read each with get_deployment)."""
         operation = f"list {status} deployments of {environment} in project {project}"
         self._require_token(operation)
         items = self._call(
@@ -297,6 +349,8 @@ def deployment_from_attrs(attrs: Mapping[str, Any]) -> Deployment:
         pipeline_id=pipeline.get("id"),
         approvals=approvals,
         pending_approval_count=attrs.get("pending_approval_count"),
+        job_status=deployable.get("status"),
+        user=(attrs.get("user") or {}).get("username"),
     )
 
 
@@ -339,4 +393,6 @@ def client_from_config(config: Any, *, timeout: float = 10.0) -> GitLabClient:
     if not url:
         raise ConfigError("PROMOTION_GITLAB_URL is not set; set it to your GitLab's base URL, "
                          "e.g. https://gitlab.example.com")
-    return GitLabClient(url, config.get("GITLAB_TOKEN") or None, timeout=timeout)
+    return GitLabClient(url, config.get("GITLAB_TOKEN") or None,
+                        approver_token=config.get("GITLAB_APPROVER_TOKEN") or None,
+                        timeout=timeout)

@@ -19,7 +19,7 @@ from ..services import gate
 from ..services.approvals import record_decision
 from ..services.projects import policy_of
 from ..store import approvals, gitlab_deployments, images, outbox, projects
-from .client import client_from_config
+from .client import Deployment, client_from_config
 from .errors import GitLabError
 
 log = logging.getLogger(__name__)
@@ -43,22 +43,28 @@ def approval_targets(session: Session) -> list[tuple[int, int, str]]:
 def sync_blocked_deployments(session: Session, config: Any, client: Any = None) -> int:
     """Bring GitLab's blocked deployments and the service's approvals together.
 
-    With PROMOTION_GITLAB_DEPLOYMENT_APPROVALS=1, for each environment that needs approvals:
-    approvals given in GitLab are recorded in the service (actor ``gitlab:<username>``); once the
-    service's gate allows the image, the deployment is approved in GitLab (once, as the token's
-    user); when the project asks for it (PROMOTION_GITLAB_PLAY_APPROVED_JOBS: 1 or a comma list
-    of project paths) the waiting job is then played, since GitLab never starts it by itself.
+    With PROMOTION_GITLAB_DEPLOYMENT_APPROVALS=1, for each environment that needs approvals,
+    each deployment GitLab holds (or held at the last sync) is read whole: GitLab's list
+    leaves the approvals out. Approvals given in GitLab are recorded in the service (actor
+    ``gitlab:<username>``); once the service's gate allows the image, the deployment is
+    approved in GitLab (once, as PROMOTION_GITLAB_APPROVER_TOKEN's user: GitLab refuses the
+    user who ran the pipeline); when the project asks for it (PROMOTION_GITLAB_PLAY_APPROVED_JOBS:
+    1 or a comma list of project paths) the job is played once GitLab no longer waits for an
+    approval, since it never starts it by itself.
     """
     if not is_on(config.get("GITLAB_DEPLOYMENT_APPROVALS")):
         return 0
     client = client or client_from_config(config)
-    targets = approval_targets(session)
+    targets = [(env_id, gitlab_id, name, gitlab_deployments.last_seen_blocked(session, env_id))
+               for env_id, gitlab_id, name in approval_targets(session)]
     session.commit()  # no transaction held while GitLab answers
     fetched = []
-    for env_id, gitlab_id, name in targets:
+    for env_id, gitlab_id, name, seen in targets:
         try:
+            listed = [d.id for d in client.list_deployments(gitlab_id, environment=name)]
+            ids = sorted(set(listed) | set(seen), reverse=True)
             fetched.append((env_id, gitlab_id,
-                            client.list_deployments(gitlab_id, environment=name)))
+                            [client.get_deployment(gitlab_id, i) for i in ids]))
         except GitLabError as e:
             log.warning("cannot read blocked deployments of %s in project %s: %s",
                         name, gitlab_id, e)
@@ -68,12 +74,13 @@ def sync_blocked_deployments(session: Session, config: Any, client: Any = None) 
         environment = session.get(Environment, env_id)
         project = session.get(Project, environment.project_id)
         for deployment in deployments:
-            changes += _sync_one(session, config, project, environment, gitlab_id, deployment)
+            changes += _sync_one(session, config, project, environment, gitlab_id, deployment,
+                                 approver=client.can_approve)
     return changes
 
 
 def _sync_one(session: Session, config: Any, project: Project, environment: Environment,
-              gitlab_id: int, deployment: Any) -> int:
+              gitlab_id: int, deployment: Deployment, *, approver: bool) -> int:
     image = images.of_commit(session, project.id, deployment.sha, environment.id) \
         if deployment.sha else None
     row = gitlab_deployments.upsert(session, gitlab_id, deployment.id, environment=environment,
@@ -85,6 +92,35 @@ def _sync_one(session: Session, config: Any, project: Project, environment: Envi
     # each approval recorded, mirrored and each job played once.
     gitlab_deployments.lock(session, row)
     done = list(row.mirrored_approvals or [])
+    changes = _record_gitlab_approvals(session, image, environment, deployment, done)
+    allowed = gate.decide(session, image, environment).allowed
+    if allowed and approver and deployment.waits_for_approval and "out:approved" not in done:
+        names = sorted({a.actor for a in approvals.standing(session, image.id, environment.id)
+                        if a.decision == "approve" and not a.actor.startswith("gitlab:")})
+        if names:
+            outbox.enqueue(session, "deployment_approval", {
+                "gitlab_project_id": gitlab_id, "project_path": project.path,
+                "deployment_id": deployment.id, "status": "approved",
+                "comment": f"docker-cd: policy for {environment.name} satisfied "
+                           f"(approved in the service by {', '.join(names)})"})
+            done.append("out:approved")
+            changes += 1
+    if (allowed and deployment.playable and plays_jobs(config, project.path)
+            and row.played_at is None):
+        outbox.enqueue(session, "play_job", {"gitlab_project_id": gitlab_id,
+                                             "project_path": project.path,
+                                             "deployment_id": deployment.id,
+                                             "job_id": deployment.job_id})
+        row.played_at = utcnow()
+        changes += 1
+    row.mirrored_approvals = done
+    session.flush()
+    return changes
+
+
+def _record_gitlab_approvals(session: Session, image: Any, environment: Environment,
+                             deployment: Deployment, done: list[str]) -> int:
+    """Approvals and rejections given in GitLab, each recorded once in the service."""
     changes = 0
     for given in deployment.approvals:
         marker = f"in:{given.username}:{given.status}"
@@ -101,25 +137,4 @@ def _sync_one(session: Session, config: Any, project: Project, environment: Envi
             log.warning("GitLab approval by %s not recorded: %s", given.username, e.message)
         done.append(marker)
         changes += 1
-    allowed = gate.decide(session, image, environment).allowed
-    if allowed and "out:approved" not in done and (deployment.pending_approval_count or 0) > 0:
-        names = sorted({a.actor for a in approvals.standing(session, image.id, environment.id)
-                        if a.decision == "approve" and not a.actor.startswith("gitlab:")})
-        if names:
-            outbox.enqueue(session, "deployment_approval", {
-                "gitlab_project_id": gitlab_id, "project_path": project.path,
-                "deployment_id": deployment.id, "status": "approved",
-                "comment": f"docker-cd: policy for {environment.name} satisfied "
-                           f"(approved in the service by {', '.join(names)})"})
-            done.append("out:approved")
-            changes += 1
-    if (allowed and plays_jobs(config, project.path) and row.played_at is None
-            and deployment.job_id and (deployment.pending_approval_count or 0) == 0):
-        outbox.enqueue(session, "play_job", {"gitlab_project_id": gitlab_id,
-                                             "project_path": project.path,
-                                             "job_id": deployment.job_id})
-        row.played_at = utcnow()
-        changes += 1
-    row.mirrored_approvals = done
-    session.flush()
     return changes

@@ -2,7 +2,8 @@
 
     GitLabError                  a call to GitLab failed
     +-- TransientGitLabError     may succeed later: 5xx, 429 (with Retry-After), 408,
-    |                            409 "Resource lock", timeouts, connection refused/reset
+    |                            409 "Resource lock" or "in progress" (another update holds
+    |                            GitLab's lock), timeouts, connection refused/reset
     +-- TerminalGitLabError      will not succeed by retrying: other 4xx (bad token,
                                  unknown project or ref, variables not allowed, ...)
 """
@@ -105,6 +106,7 @@ def error_from_response(
         return TransientGitLabError(
             text, status=status, retry_after=_retry_after(headers), operation=operation
         )
-    if status >= 500 or status == 408 or (status == 409 and "resource lock" in text.lower()):
+    locked = status == 409 and any(w in text.lower() for w in ("resource lock", "in progress"))
+    if status >= 500 or status == 408 or locked:
         return TransientGitLabError(text, status=status, operation=operation)
     return TerminalGitLabError(text, status=status, operation=operation)

@@ -7,7 +7,7 @@ kinds are acknowledged and ignored: the outcome says why.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -43,14 +43,15 @@ def gitlab_actor(username: str | None, request_id: str | None = None,
                  request_id=request_id, source_ip=source_ip)
 
 
-def receive(session: Session, config: Mapping[str, Any], event: Event, *, key: str,
-            event_name: str, actor: Actor) -> str | None:
+def receive(session: Session, config: Mapping[str, Any], event: Event, *,
+            keys: Sequence[str], event_name: str, actor: Actor) -> str | None:
     """Apply one delivery in one transaction: what it did, or None if it was seen before."""
     with write_transaction(session):
-        if deliveries.seen_before(session, key, event_name, getattr(event, "project_id", None)):
+        if deliveries.seen_before(session, keys, event_name,
+                                  getattr(event, "project_id", None)):
             return None
         outcome = apply(session, config, event, actor)
-        deliveries.note_outcome(session, key, outcome)
+        deliveries.note_outcome(session, keys, outcome)
     return outcome
 
 

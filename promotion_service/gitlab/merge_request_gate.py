@@ -5,6 +5,8 @@ Answers go to GitLab through the outbox, in the same transaction as the answer k
 
 from __future__ import annotations
 
+import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,13 +17,14 @@ from ..db import write_transaction
 from ..db.gitlab_models import MergeRequestCheck
 from ..db.models import Project, utcnow
 from ..domain.actor import Actor
-from ..domain.gitlab_events import MergeRequestEvent
+from ..domain.gitlab_events import MergeRequestEvent, link_signature
 from ..domain.policy import EnvironmentPolicy, GateFacts, Reason, evaluate
 from ..errors import NotFound
 from ..services import lookups
 from ..store import images, merge_request_checks, outbox, projects, scans
 
 COMMIT_STATUS_CHECK_ID = 0  # merge_request_checks.check_id for the commit-status form
+SHA = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,37 @@ def _answer(session: Session, row: MergeRequestCheck, *, force: bool, config: An
 
 
 def _check_url(config: Any, row: MergeRequestCheck) -> str | None:
+    """The commit status's link: the service's page of the gate's answer for the commit."""
     base = (config.get("PUBLIC_URL") or "").rstrip("/")
-    return f"{base}/api/v1/merge-request-checks/{row.id}" if base and row.id else None
+    secret = config.get("WEBHOOK_SECRET")
+    if not base or not secret:
+        return None
+    key = link_signature(secret, row.gitlab_project_id, row.sha)
+    return f"{base}/gate/commits/{row.gitlab_project_id}/{row.sha}?key={key}"
+
+
+@dataclass(frozen=True)
+class CommitPage:
+    """What the commit status link shows: the gate's answer for the commit, now."""
+
+    project: str
+    sha: str
+    verdict: MergeRequestVerdict
+    image: str | None
+
+
+def commit_page(session: Session, config: Any, gitlab_project_id: int, sha: str,
+                key: str | None) -> CommitPage | None:
+    """The page behind a commit status link; None unless the link's key is right."""
+    secret = config.get("WEBHOOK_SECRET")
+    if not secret or not key or not SHA.fullmatch(sha) or not hmac.compare_digest(
+            link_signature(secret, gitlab_project_id, sha).encode(), key.encode()):
+        return None
+    project = projects.by_gitlab_project(session, gitlab_project_id)
+    verdict = merge_request_verdict(session, project, sha, config)
+    image = images.get(session, verdict.image_id) if verdict.image_id else None
+    return CommitPage(project.path if project else f"GitLab project {gitlab_project_id}", sha,
+                      verdict, f"{image.repository}@{image.digest}" if image else None)
 
 
 def recheck_pending(session: Session, config: Any, limit: int = 200) -> int:

@@ -34,7 +34,7 @@ from ..gitlab.client import GitLabClient, client_from_config
 from ..gitlab.errors import GitLabError, TerminalGitLabError
 from ..services.promotion import mark_failed
 from ..store import outbox
-from .handlers import ACTOR, HANDLERS
+from .handlers import ACTOR, HANDLERS, Handler
 from .settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,10 @@ class Dispatcher:
                 outcome = f"skipped: {skipped}"
         except GitLabError as e:
             session.rollback()
-            self._failed_attempt(session, row_id, attempts, e)
-            return
+            outcome = self._settle(session, handler, row_id, e)
+            if outcome is None:
+                self._failed_attempt(session, row_id, attempts, e)
+                return
         except Exception as e:  # a bug or a bad payload: keep the row, retry later, log loudly
             session.rollback()
             log.exception("outbox %s failed unexpectedly", row_id)
@@ -116,6 +118,19 @@ class Dispatcher:
         session.commit()
         log.info("outbox %s (%s) sent after %d attempt(s)%s", row_id, row.kind, attempts,
                  f": {outcome}" if outcome else "")
+
+    @staticmethod
+    def _settle(session: Session, handler: Handler | None, row_id: int,
+                error: GitLabError) -> str | None:
+        """A refusal that leaves nothing to send: the outcome (in a write transaction)."""
+        if handler is None or error.transient:
+            return None
+        begin_write(session)
+        row = outbox.get(session, row_id)
+        outcome = handler.settle(session, row, error) if row is not None else None
+        if outcome is None:
+            session.rollback()
+        return outcome
 
     def _failed_attempt(self, session: Session, row_id: int, attempts: int,
                         error: GitLabError) -> None:

@@ -15,7 +15,9 @@ from ..domain.actor import Actor
 from ..domain.states import PromotionState
 from ..errors import Conflict
 from ..gitlab.client import GitLabClient
+from ..gitlab.errors import GitLabError
 from ..services.promotion import mark_triggered
+from ..store import gitlab_deployments
 from .settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
@@ -25,11 +27,17 @@ ACTOR = Actor.system("dispatcher")
 
 @dataclass(frozen=True)
 class Handler:
-    """How one kind of outbox row is sent: the GitLab call runs outside any transaction."""
+    """How one kind of outbox row is sent: the GitLab call runs outside any transaction.
+
+    ``settle`` reads a refusal that leaves nothing to send (GitLab already holds what was
+    asked, or the request went stale): it returns the outcome and the row counts as sent;
+    None lets the refusal fail (or retry) the row.
+    """
 
     send: Callable[[GitLabClient, DispatcherSettings, dict[str, Any]], Any]
     skip: Callable[[Session, Outbox], str | None] = lambda session, row: None
     record: Callable[[Session, Outbox, Any], str | None] = lambda session, row, result: None
+    settle: Callable[[Session, Outbox, GitLabError], str | None] = lambda s, row, error: None
 
 
 def _project(payload: dict[str, Any]) -> int | str:
@@ -76,17 +84,64 @@ def _trigger_record(session: Session, row: Outbox, pipeline: Any) -> str | None:
     return None
 
 
+def _play_send(gitlab: GitLabClient, _: DispatcherSettings, payload: dict[str, Any]) -> Any:
+    """Play the job if it still waits to be played: GitLab runs a finished manual job again
+    when asked to play it, so a retried play (its first answer lost) must not reach it."""
+    project, job_id = _project(payload), int(payload["job_id"])
+    status = gitlab.job_status(project, job_id)
+    if status != "manual":
+        return f"job {job_id} is {status}, not manual: not played (again)"
+    return gitlab.play_job(project, job_id)
+
+
+def _already_pending(session: Session, row: Outbox, error: GitLabError) -> str | None:
+    """GitLab refuses a second ``pending`` commit status (no transition from pending to
+    pending: app/models/commit_status.rb); the commit already shows what was meant."""
+    if row.payload.get("state") == "pending" and "via :enqueue from :pending" in error.message:
+        return "GitLab already shows the gate pending on this commit"
+    return None
+
+
+def _stale_head(session: Session, row: Outbox, error: GitLabError) -> str | None:
+    """409: the merge request's head moved on; GitLab sends the new head to the check."""
+    if error.status == 409 and "does not match HEAD" in error.message:
+        return f"not answered: {error.message} (GitLab asks again for the new head)"
+    return None
+
+
+def _no_longer_waiting(session: Session, row: Outbox, error: GitLabError) -> str | None:
+    """GitLab got its approvals (or the deployment moved on): nothing is left to approve."""
+    if "not waiting for approvals" in error.message:
+        return f"not sent: {error.message}"
+    return None
+
+
+def _unplayable(session: Session, row: Outbox, error: GitLabError) -> str | None:
+    """``400 Unplayable Job``: GitLab still waits for approval (or the job is not manual).
+    The deployment is marked unplayed, so the next sync plays it once GitLab stops waiting."""
+    if error.status != 400 or "Unplayable Job" not in error.message:
+        return None
+    payload = row.payload
+    if payload.get("deployment_id") and payload.get("gitlab_project_id"):
+        gitlab_deployments.unplayed(session, int(payload["gitlab_project_id"]),
+                                    int(payload["deployment_id"]))
+    return f"not played: GitLab answered {error.message}; played when GitLab no longer waits"
+
+
 HANDLERS: dict[str, Handler] = {  # one per store.outbox.KINDS
     "trigger_pipeline": Handler(send=_trigger_send, skip=_trigger_skip, record=_trigger_record),
     "status_check_response": Handler(send=lambda gitlab, _, p: gitlab.answer_status_check(
         _project(p), int(p["mr_iid"]), sha=p["sha"], check_id=int(p["check_id"]),
-        status=p["status"])),
+        status=p["status"]), settle=_stale_head),
     "commit_status": Handler(send=lambda gitlab, _, p: gitlab.set_commit_status(
         _project(p), p["sha"], p["state"], ref=p.get("ref"),
-        description=p.get("description") or "", target_url=p.get("target_url"))),
-    "play_job": Handler(send=lambda gitlab, _, p: gitlab.play_job(_project(p),
-                                                                  int(p["job_id"]))),
+        description=p.get("description") or "", target_url=p.get("target_url")),
+        settle=_already_pending),
+    "play_job": Handler(send=_play_send, settle=_unplayable,
+                        record=lambda session, row, result: result
+                        if isinstance(result, str) else None),
     "deployment_approval": Handler(send=lambda gitlab, _, p: gitlab.approve_deployment(
         _project(p), int(p["deployment_id"]), status=p.get("status", "approved"),
-        comment=p.get("comment"), represented_as=p.get("represented_as"))),
+        comment=p.get("comment"), represented_as=p.get("represented_as")),
+        settle=_no_longer_waiting),
 }

@@ -10,26 +10,30 @@ from sqlalchemy.orm import Session
 from ..db import write_transaction
 from ..db.models import ApprovalRecord, Environment, Image, utcnow
 from ..domain.actor import MANAGERS, Actor
-from ..errors import Forbidden, NotFound
+from ..errors import Conflict, Forbidden, NotFound
 from ..store import approvals, audit, images
 from . import lookups, promotion
 from .projects import policy_of
 
 
 def decide(session: Session, actor: Actor, *, repository: str, digest: str, environment: str,
-           decision: str, comment: str | None = None,
-           expires_in: int | None = None) -> tuple[ApprovalRecord, bool]:
+           decision: str, comment: str | None = None, expires_in: int | None = None,
+           template_hash: str | None = None) -> tuple[ApprovalRecord, bool]:
     """Approve or reject; the same decision twice is the same record (created=False)."""
     with write_transaction(session):
         image, env = lookups.image_and_environment(session, repository, digest, environment)
         return record_decision(session, actor, image, env, decision=decision, comment=comment,
-                               expires_in=expires_in)
+                               expires_in=expires_in, template_hash=template_hash)
 
 
 def record_decision(session: Session, actor: Actor, image: Image, env: Environment, *,
-                    decision: str, comment: str | None = None,
-                    expires_in: int | None = None) -> tuple[ApprovalRecord, bool]:
-    """Approve or reject this image for this environment (GitLab's approvals come here too)."""
+                    decision: str, comment: str | None = None, expires_in: int | None = None,
+                    template_hash: str | None = None) -> tuple[ApprovalRecord, bool]:
+    """Approve or reject this image for this environment (GitLab's approvals come here too).
+
+    An approval is for one rendered template: the one it names, else the first it lets deploy.
+    Approving again after the template changed is a new approval (the old one is withdrawn).
+    """
     with write_transaction(session):
         lookups.check_image_scope(session, actor, image)
         policy = policy_of(env)
@@ -42,7 +46,9 @@ def record_decision(session: Session, actor: Actor, image: Image, env: Environme
             raise Forbidden(f"four-eyes: {actor.name} registered or triggered this image and "
                             f"may not approve it for {env.name}; someone else must")
         standing = approvals.standing_of(session, image.id, env.id, actor.name)
-        if standing is not None and standing.decision == decision:
+        if standing is not None and standing.decision == decision and (
+                decision == "reject" or standing.template_hash == template_hash
+                or (template_hash is None and standing.template_hash is None)):
             return standing, False
         if standing is not None:
             _withdraw(session, actor, standing)
@@ -50,10 +56,12 @@ def record_decision(session: Session, actor: Actor, image: Image, env: Environme
         record = approvals.add(
             session, image_id=image.id, environment_id=env.id, actor=actor.name,
             role=actor.role, decision=decision, comment=comment, created_at=now,
-            expires_at=now + timedelta(seconds=expires_in) if expires_in else None)
+            expires_at=now + timedelta(seconds=expires_in) if expires_in else None,
+            template_hash=template_hash if decision == "approve" else None)
         audit.append(session, actor, f"approval.{decision}", "image", image.id,
                      after={"approval_id": record.id, "environment": env.name,
-                            "decision": decision, "comment": comment})
+                            "decision": decision, "comment": comment,
+                            "template_hash": record.template_hash})
         if decision == "approve":
             promotion.consider_automatic(session, image, env, actor)
         return record, True
@@ -91,3 +99,31 @@ def _withdraw(session: Session, actor: Actor, record: ApprovalRecord) -> None:
     audit.append(session, actor, "approval.withdrawn", "image", record.image_id,
                  before={"approval_id": record.id, "decision": record.decision},
                  after={"withdrawn": True})
+
+
+def check_template(session: Session, image: Image, env: Environment,
+                   template_hash: str | None) -> None:
+    """Refuse (409) a deploy whose rendered template is not the one its approvals are for.
+
+    Only when approvals decide: the policy requires some, and too few of the standing ones are
+    for this template because others were given (or let deploy) another one.
+    """
+    policy = policy_of(env)
+    if not template_hash or not policy.required_approvals:
+        return
+    given = [a for a in approvals.standing(session, image.id, env.id) if a.decision == "approve"]
+    fitting = [a for a in given if a.template_hash in (None, template_hash)]
+    elsewhere = [a for a in given if a.template_hash not in (None, template_hash)]
+    if len(fitting) >= policy.required_approvals or not elsewhere:
+        return
+    approved = sorted({a.template_hash for a in elsewhere if a.template_hash})
+    raise Conflict(
+        f"this deploy renders template {template_hash}, but the approvals for {env.name} are "
+        f"for {', '.join(approved)}: a changed template needs approving again",
+        reasons=[{"code": "template_changed",
+                  "message": f"approved by {', '.join(sorted(a.actor for a in elsewhere))} for "
+                             f"template {', '.join(approved)}; this deploy renders "
+                             f"{template_hash}",
+                  "fix": "approve the image for this environment again (with template_hash "
+                         "to approve exactly this template), then re-run the deploy job",
+                  "details": {"template_hash": template_hash, "approved": approved}}])

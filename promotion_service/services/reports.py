@@ -19,9 +19,10 @@ from ..domain.states import (
     illegal_move,
 )
 from ..errors import Conflict, Invalid, NotFound
+from ..store import approvals as approval_rows
 from ..store import audit, deployments, images, projects, promotions, releases, scans
 from ..store import verifications as verification_rows
-from . import lookups, promotion
+from . import approvals, lookups, promotion
 
 
 def record_scan(session: Session, actor: Actor, *, repository: str, digest: str,
@@ -41,31 +42,34 @@ def record_scan(session: Session, actor: Actor, *, repository: str, digest: str,
 
 def record_deployment(session: Session, actor: Actor, *, repository: str, digest: str,
                       environment: str, state: str, job_url: str | None = None,
-                      message: str | None = None) -> Deployment:
+                      message: str | None = None,
+                      template_hash: str | None = None) -> Deployment:
     """A deploy job reports a deployment of an image to an environment."""
     with write_transaction(session):
         image, env = lookups.image_and_environment(session, repository, digest, environment)
         return add_deployment(session, actor, image, env, state=state, job_url=job_url,
-                              message=message)
+                              message=message, template_hash=template_hash)
 
 
 def add_deployment(session: Session, actor: Actor, image: Image, env: Environment, *,
-                   state: str, job_url: str | None = None,
-                   message: str | None = None) -> Deployment:
+                   state: str, job_url: str | None = None, message: str | None = None,
+                   template_hash: str | None = None) -> Deployment:
     """A deployment of this image: the promotion in flight and the releases follow."""
     with write_transaction(session):
         lookups.check_image_scope(session, actor, image)
         if DeploymentState(state) not in DEPLOYMENT_INITIAL:
             raise Invalid.field("state", f"a new deployment starts as one of: "
                                 f"{', '.join(sorted(DEPLOYMENT_INITIAL))}")
+        approvals.check_template(session, image, env, template_hash)
         in_flight = promotions.in_flight(session, image.id, env.id)
         deployment = deployments.add(session, image_id=image.id, environment_id=env.id,
                                      state=state, job_url=job_url, message=message,
                                      actor=actor.name,
-                                     promotion_id=in_flight.id if in_flight else None)
+                                     promotion_id=in_flight.id if in_flight else None,
+                                     template_hash=template_hash)
         audit.append(session, actor, "deployment.recorded", "deployment", deployment.id,
                      after={"image_id": image.id, "environment": env.name, "state": state,
-                            "job_url": job_url})
+                            "job_url": job_url, "template_hash": template_hash})
         _follow(session, actor, deployment, image, env)
         return deployment
 
@@ -135,6 +139,8 @@ def _follow(session: Session, actor: Actor, deployment: Deployment, image: Image
     if state is DeploymentState.STARTED and in_flight is not None:
         promotion.advance(session, in_flight, PromotionState.DEPLOYING, actor)
     elif state is DeploymentState.SUCCEEDED:
+        if deployment.template_hash:
+            approval_rows.bind_template(session, image.id, env.id, deployment.template_hash)
         if in_flight is not None:
             promotion.advance(session, in_flight, PromotionState.DEPLOYED, actor)
         releases.add(session, environment_id=env.id, image_id=image.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -11,22 +12,23 @@ from sqlalchemy.orm import Session
 from ..db.gitlab_models import WebhookDelivery
 
 
-def seen_before(session: Session, key: str, event: str, project_id: int | None) -> bool:
-    """Record a delivery key; True if it was already recorded (a replay or redelivery)."""
-    if session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.key == key)):
+def seen_before(session: Session, keys: Sequence[str], event: str,
+                project_id: int | None) -> bool:
+    """Record a delivery's keys; True if any was recorded already (a replay or redelivery)."""
+    if session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.key.in_(keys))):
         return True
     try:
         with session.begin_nested():
-            session.add(WebhookDelivery(key=key, event=event[:64], gitlab_project_id=project_id))
+            session.add_all(WebhookDelivery(key=key, event=event[:64],
+                                            gitlab_project_id=project_id) for key in keys)
     except IntegrityError:  # the same delivery, concurrently
         return True
     return False
 
 
-def note_outcome(session: Session, key: str, outcome: str) -> None:
+def note_outcome(session: Session, keys: Sequence[str], outcome: str) -> None:
     """Keep what a delivery did, for support."""
-    row = session.scalar(select(WebhookDelivery).where(WebhookDelivery.key == key))
-    if row is not None:
+    for row in session.scalars(select(WebhookDelivery).where(WebhookDelivery.key.in_(keys))):
         row.outcome = outcome[:2000]
 
 

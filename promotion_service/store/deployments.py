@@ -26,11 +26,11 @@ def latest(session: Session, image_id: int, environment_id: int) -> Deployment |
 
 def add(session: Session, *, image_id: int, environment_id: int, state: str,
         job_url: str | None, message: str | None, actor: str,
-        promotion_id: int | None) -> Deployment:
+        promotion_id: int | None, template_hash: str | None = None) -> Deployment:
     """A new deployment (flushed, so it has its id)."""
     deployment = Deployment(image_id=image_id, environment_id=environment_id, state=state,
                             job_url=job_url, message=message, actor=actor,
-                            promotion_id=promotion_id)
+                            promotion_id=promotion_id, template_hash=template_hash)
     session.add(deployment)
     session.flush()
     return deployment

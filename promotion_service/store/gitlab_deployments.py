@@ -40,3 +40,19 @@ def upsert(session: Session, project_id: int, deployment_id: int, *,
 def lock(session: Session, row: GitLabDeployment) -> None:
     """Re-read the row under a row lock (PostgreSQL; SQLite serialises writers anyway)."""
     session.refresh(row, with_for_update=True)
+
+
+def unplayed(session: Session, project_id: int, deployment_id: int) -> None:
+    """GitLab refused to play the deployment's job: the next sync may play it again."""
+    row = session.scalar(select(GitLabDeployment).where(
+        GitLabDeployment.gitlab_project_id == project_id,
+        GitLabDeployment.deployment_id == deployment_id))
+    if row is not None:
+        row.played_at = None
+
+
+def last_seen_blocked(session: Session, environment_id: int) -> list[int]:
+    """GitLab deployment ids of an environment the service last saw held for approval."""
+    return list(session.scalars(select(GitLabDeployment.deployment_id).where(
+        GitLabDeployment.environment_id == environment_id,
+        GitLabDeployment.status == "blocked")))

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 # The steps, in the order `docker-cd --help` lists them; "template render" is
 # steps.commands.template_render.
-STEPS = ("build", "push", "tag", "scan", "template render", "deploy", "verify", "rollback",
-         "releases", "register", "gate")
+STEPS = ("build", "push", "tag", "scan", "template check", "template render", "deploy",
+         "verify", "rollback", "releases", "teardown", "register", "gate")
 
 
 class Step(NamedTuple):

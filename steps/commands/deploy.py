@@ -7,6 +7,7 @@ Exit 0 when the release is live, 1 when it failed and the previous release serve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from steps.commands import Step
@@ -21,10 +22,10 @@ from steps.commands.inputs.registry import RegistryAuth
 from steps.commands.inputs.service import Service
 from steps.release import Release, current, new_release_id, now_iso
 from steps.runtime.errors import UsageError
-from steps.runtime.inputs import group
+from steps.runtime.inputs import group, option
 from steps.runtime.outputs import Result
 from steps.service.reports import Reporter
-from steps.targets import Plan, load_template
+from steps.targets import Plan, load_template, without_overlay
 
 if TYPE_CHECKING:
     from steps.context import Context
@@ -41,6 +42,10 @@ class Settings:
     job_url: str | None = JOB_URL.field()
     auth: RegistryAuth = group(RegistryAuth)
     service: Service = group(Service)
+    new_environment: bool = option(
+        "Create an environment that has no compose.<env>.yml overlay (without a promotion "
+        "service, whose environments are the record, a deploy to such an environment is "
+        "refused as a likely typo).", env=("CD_NEW_ENVIRONMENT",), default=False)
 
 
 def validate(settings: Settings) -> None:
@@ -55,6 +60,13 @@ def execute(settings: Settings, ctx: Context) -> Result:
     image = settings.template.image
     template = load_template(where.target, settings.template.template_dir, env, ctx.environ,
                              image, log)
+    service = ctx.service(settings.service.service_url, settings.service.service_token)
+    reporter = Reporter(service, settings.job_url, image, env, log, template.hash())
+    if template.overlay is None and not settings.new_environment and reporter.client is None:
+        raise UsageError(
+            f"{without_overlay(Path(settings.template.template_dir), env)}: deploying would "
+            f"create a new environment from compose.yml alone. Add the overlay, or pass "
+            f"--new-environment (CD_NEW_ENVIRONMENT=true) to create {env}", "environment")
     target = ctx.target(where.target, settings.auth.store())
     previous = current(target.records(project, env))
     context = settings.release
@@ -67,8 +79,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
     log.info(f"Deploying release {release.id} of {project} to {env} on the {target.name} target"
              f" (template {', '.join(template.files)}; previous release: "
              f"{release.previous or 'none'})")
-    service = ctx.service(settings.service.service_url, settings.service.service_token)
-    with Reporter(service, settings.job_url, image, env, log).deployment(f"release {release.id}"):
+    with reporter.deployment(f"release {release.id}"):
         done = target.deploy(Plan(project, env, template, release, settings.health_timeout), log)
     log.info(f"Release {done.id} is live in {env}")
     return Result(outputs={"CD_RELEASE_ID": done.id}, data={"release": done.summary()})

@@ -56,7 +56,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
     log.info(f"Rolling {project} in {env} back from {release.previous} to {source.id} "
              f"(created {source.created}, commit {(source.commit or '?')[:12]})")
     service = ctx.service(settings.service.service_url, settings.service.service_token)
-    reporter = Reporter(service, settings.job_url, source.image, env, log)
+    reporter = Reporter(service, settings.job_url, source.image, env, log,
+                        source.template_hash or None)
     with reporter.deployment(f"rollback {release.id} to release {source.id}"):
         done = target.restore(source, RestorePlan(release, settings.health_timeout), log)
     log.info(f"Release {done.id} (a copy of {source.id}) is live in {env}")

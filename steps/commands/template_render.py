@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from steps.commands import Step
 from steps.commands.inputs.environment import ENVIRONMENT, TARGET, TemplateSource, check_environment
 from steps.runtime.inputs import group
 from steps.runtime.outputs import Result
-from steps.targets import load_template
+from steps.targets import load_template, without_overlay
 
 if TYPE_CHECKING:
     from steps.context import Context
@@ -34,6 +35,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
     environment = str(settings.environment)
     template = load_template(settings.target, settings.template.template_dir, environment,
                              ctx.environ, settings.template.image, ctx.log)
+    if template.overlay is None:
+        ctx.log.warn(without_overlay(Path(settings.template.template_dir), environment))
     ctx.log.info(f"# {' + '.join(template.files)} for {environment} "
                  f"({settings.target} target), {template.hash()}")
     sys.stdout.write(template.rendered())

@@ -34,12 +34,15 @@ def ensure_image(client: Any, ref: str, log: Log, credentials: Lookup) -> tuple[
     return image.id, digest_reference(ref, image.attrs.get("RepoDigests") or []) or image.id
 
 
-def check_pullable(client: Any, ref: str, log: Log, credentials: Lookup) -> None:
-    """The image is on this engine, or its registry has it and takes the credentials (asked
+def check_pullable(client: Any, refs: list[str], log: Log, credentials: Lookup) -> None:
+    """Each image is on this engine, or its registry has it and takes the credentials (asked
     through the engine, as `docker service create` does, without pulling it here)."""
-    if _local(client, ref) is None:
-        log.command(["docker", "manifest", "inspect", ref])
-        _registry_call(ref, credentials, log, lambda: client.images.get_registry_data(ref))
+    with log.section("Images"):
+        for ref in refs:
+            if _local(client, ref) is None:
+                log.command(["docker", "manifest", "inspect", ref])
+                _registry_call(ref, credentials, log,
+                               lambda ref=ref: client.images.get_registry_data(ref))
 
 
 def pull(client: Any, ref: str) -> None:

@@ -1,20 +1,75 @@
 """Secrets never reach a log: known values, and their encoded forms, become [MASKED].
 
-`is_secret_name` says which variables hold secrets whatever step runs (the CLI masks their
-values; the template redacts what they fill in).
+`SecretNames` says which variables hold secrets whatever step runs (the CLI masks their
+values; the template redacts what they fill in): the common names, and the names or patterns a
+project adds in CD_SECRET_VARIABLES. `redact_value` finds secrets by their form (a URL's
+password, JSON credentials, a private key) whatever their variable is called.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import TextIO
 
-_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|TOKEN|SECRET|PRIVATE_KEY|API_KEY|AUTH_CONFIG)$")
+REDACTED = "[REDACTED]"
+EXTRA_NAMES_VARIABLE = "CD_SECRET_VARIABLES"
+_SECRET_NAME = re.compile(
+    r"(PASSWORD|PASSWD|(^|_)PASS|PASSPHRASE|TOKEN|SECRET|(^|_)AUTH|AUTH_CONFIG|CREDENTIALS?"
+    r"|(^|_)DSN|CONNECTION_STRING|COOKIE"
+    r"|(^|_)(SECRET|PRIVATE|API|SIGNING|ACCESS|ENCRYPTION|MASTER|LICENSE|SSH|DEPLOY|CLIENT|APP"
+    r"|JWT|HMAC|SESSION)_?KEY)(_JSON|_B64|_BASE64)?$")
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*:)(?P<password>[^@\s/]+)@")
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+_CREDENTIAL_FIELD = re.compile(r"(?i)(password|passwd|secret|token|private_key|api_?key|"
+                               r"credential)")
 
 
 def is_secret_name(name: str) -> bool:
     """Whether a variable's name says its value is a secret (`*_PASSWORD`, `*_TOKEN`, ...)."""
     return _SECRET_NAME.search(name) is not None
+
+
+class SecretNames:
+    """Which variable names hold secrets: the common names and the project's own."""
+
+    def __init__(self, extra: Sequence[str] = ()) -> None:
+        self.extra = tuple(extra)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> SecretNames:
+        """The common names plus CD_SECRET_VARIABLES (names or patterns: `*_CERT,LDAP_BIND`)."""
+        given = environ.get(EXTRA_NAMES_VARIABLE, "")
+        return cls([n.strip() for n in re.split(r"[,\s]+", given) if n.strip()])
+
+    def __call__(self, name: str) -> bool:
+        return is_secret_name(name) or any(fnmatchcase(name, p) for p in self.extra)
+
+    def values(self, environ: Mapping[str, str]) -> frozenset[str]:
+        """The values of the secret variables (long enough to be told from ordinary text)."""
+        return frozenset(v for k, v in environ.items()
+                         if self(k) and len(v) >= Masker.MIN_LENGTH)
+
+
+def redact_value(text: str) -> str:
+    """`text` with the secrets its form gives away redacted: a URL's password
+    (`postgres://app:[REDACTED]@db/app`); JSON holding credentials and private keys whole."""
+    if _PRIVATE_KEY.search(text) or _is_json_credentials(text):
+        return REDACTED
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED + "@", text)
+
+
+def _is_json_credentials(text: str) -> bool:
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return False
+    try:
+        data = json.loads(stripped)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and any(_CREDENTIAL_FIELD.search(str(k)) for k in data)
 
 
 class Masker:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,20 @@ def dotenv_text(outputs: Mapping[str, str]) -> str:
 
 
 def write_outputs(result: Result, dotenv: str | None, json_file: str | None) -> None:
-    """Write the dotenv and JSON files a later job or tool reads."""
+    """Write the dotenv and JSON files a later job or tool reads (readable by the job's user
+    only: they may hold what a later job needs to know and nobody else)."""
     if dotenv:
-        with open(dotenv, "w", encoding="utf-8") as f:
+        with private_file(dotenv) as f:
             f.write(dotenv_text(result.outputs))
     if json_file:
-        with open(json_file, "w", encoding="utf-8") as f:
+        with private_file(json_file) as f:
             json.dump({"outputs": dict(result.outputs), **dict(result.data)}, f, indent=2,
                       default=str)
             f.write("\n")
+
+
+def private_file(path: str) -> TextIO:
+    """A file opened for writing with mode 0600, whether it is new or already there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")

@@ -20,8 +20,9 @@ class Reporter:
     """Sends a deploy job's reports; does nothing without a client (no --service-url)."""
 
     def __init__(self, client: ServiceClient | None, job_url: str | None, image: str | None,
-                 environment: str, log: Log) -> None:
+                 environment: str, log: Log, template_hash: str | None = None) -> None:
         self.log = log
+        self.template_hash = template_hash  # what the deployment rolls out: approvals are for it
         self.environment = environment
         self.job_url = job_url
         self.client = client
@@ -57,6 +58,8 @@ class Reporter:
             return
         body = {"state": state, **({"message": message[:1000]} if message else {})}
         if self.deployment_id is None:
+            if self.template_hash:
+                body["template_hash"] = self.template_hash
             answer = self.client.post("deployments", {**self._ref(), **body}) or {}
             self.deployment_id = answer.get("id")
         else:

@@ -38,10 +38,14 @@ LABEL_CONFIG_HASH = "io.docker-cd.config-hash"
 
 
 class Target(Protocol):
-    """What the deploy, rollback, releases and verify steps need from a target."""
+    """What the deploy, rollback, releases, teardown and verify steps need from a target."""
 
     name: str
     supported: tuple[str, ...]
+
+    @staticmethod
+    def template_problems(template: Template) -> list[str]:
+        """Values of a valid template this target cannot honour (no engine needed)."""
 
     def deploy(self, plan: Plan, log: Log) -> Release:
         """Roll out plan.template; return the recorded release (status succeeded).
@@ -58,6 +62,11 @@ class Target(Protocol):
     def exec(self, project: str, environment: str, service: str, command: list[str],
              timeout: float) -> tuple[int, str]:
         """Run a verify command inside a running container of the service: (exit code, output)."""
+
+    def teardown(self, project: str, environment: str, volumes: bool,
+                 log: Log) -> dict[str, list[str]]:
+        """Remove everything deploys made for the environment, its volumes only with `volumes`;
+        the names of what was removed and kept, by kind."""
 
 
 @dataclass(frozen=True)
@@ -119,16 +128,35 @@ def target_class(name: str) -> type:
 
 
 def load_template(target: str, directory: str, environment: str, environ: Mapping[str, str],
-                  image: str | None, log: Log) -> Template:
-    """The template for the environment, its warnings logged and every key checked against the
-    target: what deploy rolls out is what `template render` shows. `image` is ${CD_IMAGE}."""
-    from steps.template import load
+                  image: str | None, log: Log, lenient: bool = False,
+                  warned: set[str] | None = None) -> Template:
+    """The template for the environment, its warnings logged, every key and value checked
+    against the target, every problem reported at once: what deploy rolls out is what
+    `template render` shows. `image` is ${CD_IMAGE}; `lenient` leaves values whose variables
+    are not set unchecked (`template check`); a warning already in `warned` is not repeated."""
+    from steps.template import TemplateError, load
 
     variables = dict(environ)
     if image:
         variables["CD_IMAGE"] = image
-    template = load(Path(directory), environment, variables)
+    cls = target_class(target)
+    template = load(Path(directory), environment, variables, target=target,
+                    supported=cls.supported, lenient=lenient)
+    warned = set() if warned is None else warned
     for warning in template.warnings:
-        log.warn(warning)
-    template.check_supported(target, target_class(target).supported)
+        if warning not in warned:
+            warned.add(warning)
+            log.warn(warning)
+    if problems := cls.template_problems(template):
+        raise TemplateError.of(problems)
     return template
+
+
+def without_overlay(directory: Path, environment: str) -> str:
+    """What to say of an environment that has no compose.<environment>.yml: maybe a typo."""
+    from steps.template import did_you_mean, overlay_environments
+
+    known = overlay_environments(directory)
+    return (f"{environment} has no compose.{environment}.yml in {directory}"
+            + (did_you_mean(environment, known) or "") + (
+                f" (environments with an overlay: {', '.join(known)})" if known else ""))

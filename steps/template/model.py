@@ -13,14 +13,24 @@ from typing import Any
 import yaml
 
 from steps.runtime.errors import UsageError
-from steps.runtime.masking import is_secret_name
+from steps.runtime.masking import REDACTED, SecretNames, redact_value
 from steps.template.merge import KeyPath, LocDict, where
-
-REDACTED = "[REDACTED]"
 
 
 class TemplateError(UsageError):
-    """A template the user must fix; the message names the file, line and key path."""
+    """A template the user must fix; each problem names the file, line and key path."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
+
+    @classmethod
+    def of(cls, problems: Sequence[str]) -> TemplateError:
+        """One error for all the problems found (a single one reads as itself)."""
+        if len(problems) == 1:
+            return cls(problems[0])
+        lines = "\n".join(f"  {p}" for p in problems)
+        return cls(f"{len(problems)} problems in the template:\n{lines}", problems)
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,9 @@ class Template:
     checks: tuple[Check, ...] = ()
     secret_paths: frozenset[KeyPath] = frozenset()
     warnings: tuple[str, ...] = ()
+    secret_values: frozenset[str] = frozenset()  # of the variables holding secrets
+    overlay: str | None = None  # the environment's compose.<environment>.yml, if it has one
+    secret_names: SecretNames = field(default_factory=SecretNames)
 
     def where(self, path: KeyPath) -> str:
         """`file:line: key.path` for an error about the value at `path` (of the merged model)."""
@@ -63,7 +76,15 @@ class Template:
 
     def redacted(self) -> dict[str, Any]:
         """The normalised model with every secret value replaced by [REDACTED]."""
-        return redact(self.model, self.secret_paths)
+        return redact(self.model, self.secret_paths, self.secret_names, self.secret_values)
+
+    def secret_environment(self) -> dict[str, dict[str, str]]:
+        """service -> the environment entries that are secrets (those `rendered` redacts):
+        kept out of release records, the target stores them apart."""
+        shown = self.redacted()["services"]
+        return {name: found for name, spec in self.model["services"].items()
+                if (found := {k: v for k, v in spec.get("environment", {}).items()
+                              if shown[name]["environment"].get(k) != v})}
 
     def hash(self) -> str:
         """Identifies what this template deploys (the rendered text, secrets redacted)."""
@@ -76,11 +97,12 @@ class Template:
         return hashes
 
     def check_supported(self, target: str, supported: Sequence[str]) -> None:
-        """Raise naming the first key the target cannot honour (never drop one silently)."""
-        key = first_unsupported(self.raw, supported)
-        if key is not None:
-            raise TemplateError(f"{self.where(key)}: the {target} target does not support this "
-                                "key; remove it from the template (or choose another --target)")
+        """Raise naming every key the target cannot honour (never drop one silently)."""
+        keys = unsupported(self.raw, supported)
+        if keys:
+            raise TemplateError.of([
+                f"{self.where(key)}: the {target} target does not support this key; remove it "
+                "from the template (or choose another --target)" for key in keys])
 
 
 def sha256(data: bytes) -> str:
@@ -110,39 +132,48 @@ def _concise(model: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v != {} or k == "services"}
 
 
-def redact(model: Any, secret_paths: frozenset[KeyPath], path: KeyPath = ()) -> Any:
-    """Replace secret values: those built from *PASSWORD/*TOKEN/*SECRET... variables, and
-    environment entries whose names say they are secrets."""
+def redact(model: Any, secret_paths: frozenset[KeyPath],
+           secret_names: SecretNames | None = None, secret_values: frozenset[str] = frozenset(),
+           path: KeyPath = ()) -> Any:
+    """Replace secret values: those built from secret variables (`*_PASSWORD`, `*_TOKEN`,
+    CD_SECRET_VARIABLES...), environment entries whose names say they are secrets, any text
+    holding a secret variable's value, a URL's password, JSON credentials, private keys."""
+    names = secret_names or SecretNames()
     if path in secret_paths:
         return REDACTED
     if isinstance(model, dict):
         is_env = len(path) == 3 and path[0] == "services" and path[2] == "environment"
-        return {k: (REDACTED if is_env and v and is_secret_name(k) else
-                    redact(v, secret_paths, (*path, k))) for k, v in model.items()}
+        return {k: (REDACTED if is_env and v and names(str(k)) else
+                    redact(v, secret_paths, names, secret_values, (*path, k)))
+                for k, v in model.items()}
     if isinstance(model, list):
-        return [redact(v, secret_paths, (*path, i)) for i, v in enumerate(model)]
+        return [redact(v, secret_paths, names, secret_values, (*path, i))
+                for i, v in enumerate(model)]
+    if isinstance(model, str):
+        for value in sorted(secret_values, key=len, reverse=True):
+            model = model.replace(value, REDACTED)
+        return redact_value(model)
     return model
 
 
-def first_unsupported(raw: Any, patterns: Sequence[str], path: KeyPath = ()) -> KeyPath | None:
-    """The first mapping key (depth first) that no pattern allows; x-* keys are always allowed."""
+def unsupported(raw: Any, patterns: Sequence[str], path: KeyPath = ()) -> list[KeyPath]:
+    """Every mapping key no pattern allows (not what is below it); x-* keys are allowed."""
     if isinstance(raw, dict):
         children = [(k, v, True) for k, v in raw.items()]
     elif isinstance(raw, list):
         children = [(i, v, False) for i, v in enumerate(raw)]
     else:
-        return None
+        return []
+    found = []
     for key, value, is_key in children:
         sub = (*path, key)
         if is_key and str(key).startswith("x-"):
             continue
-        dotted = ".".join(str(p) for p in sub)
-        if is_key and not _allowed(dotted, patterns):
-            return sub
-        found = first_unsupported(value, patterns, sub)
-        if found is not None:
-            return found
-    return None
+        if is_key and not _allowed(".".join(str(p) for p in sub), patterns):
+            found.append(sub)
+            continue
+        found += unsupported(value, patterns, sub)
+    return found
 
 
 def _allowed(dotted: str, patterns: Sequence[str]) -> bool:

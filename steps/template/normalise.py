@@ -1,7 +1,8 @@
 """The merged template in long syntax: what every deploy target reads. Pure.
 
-Reads the files a template refers to (env_file, config and secret files) relative to its
-directory; errors name the file and line where the value was written.
+Reads the files a template refers to (env_file, config and secret files) inside its directory;
+each problem names the file and line where the value was written, and every one is collected
+(a value that cannot be read is left out, the rest goes on being checked).
 """
 
 from __future__ import annotations
@@ -13,23 +14,62 @@ from typing import Any
 
 import yaml
 
-from steps.runtime.masking import is_secret_name
-from steps.template.merge import KeyPath, LocDict, as_mapping, where
-from steps.template.model import Check, TemplateError
-from steps.template.values import parse_duration, parse_env_file, parse_port, parse_size
+from steps.runtime.masking import SecretNames
+from steps.template.files import read_reference
+from steps.template.merge import KeyPath, LocDict, as_mapping
+from steps.template.model import Check
+from steps.template.order import ordered
+from steps.template.problems import Problems, did_you_mean
+from steps.template.values import (
+    as_list,
+    command,
+    false,
+    parse_duration,
+    parse_env_file,
+    parse_port,
+    parse_size,
+    scalar_text,
+    true,
+)
+
+
+class Invalid(Exception):
+    """A value the normaliser cannot use: recorded as a problem at `path`."""
+
+    def __init__(self, path: KeyPath, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
 
 
 class Normaliser:
     """Turns the merged model into the long syntax every target reads."""
 
-    def __init__(self, raw: LocDict, directory: Path, environ: Mapping[str, str]) -> None:
+    def __init__(self, raw: LocDict, directory: Path, environ: Mapping[str, str],
+                 problems: Problems | None = None,
+                 secret_names: SecretNames | None = None) -> None:
         self.raw = raw
         self.directory = directory
         self.environ = environ
+        self.problems = problems if problems is not None else Problems()
+        self.secret_names = secret_names or SecretNames()
         self.secret_paths: set[KeyPath] = set()
 
-    def fail(self, path: KeyPath, message: str) -> TemplateError:
-        return TemplateError(f"{where(self.raw, path)}: {message}")
+    def fail(self, path: KeyPath, message: str) -> Invalid:
+        return Invalid(path, message)
+
+    def guard(self, path: KeyPath, work: Callable[..., Any], *args: Any,
+              default: Any = None) -> Any:
+        """`work(*args)`, or `default` once what went wrong is a problem at `path`."""
+        try:
+            return work(*args)
+        except Invalid as e:
+            if not self.problems.touches(e.path):
+                self.problems.add(self.raw, e.path, e.message)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            if not self.problems.touches(path):  # else the schema said what is wrong already
+                self.problems.add(self.raw, path, f"cannot be read ({type(e).__name__}: {e})")
+        return default
 
     def _mapping(self, value: Any, path: KeyPath) -> dict:
         if value is None:
@@ -38,17 +78,26 @@ class Normaliser:
             raise self.fail(path, f"expected a mapping, got {type(value).__name__}")
         return value
 
-    def model(self) -> dict[str, Any]:
+    def model(self) -> dict[str, Any] | None:
+        """The model in long syntax; None (and a problem) when it has no services at all."""
         raw = self.raw
-        services = self._mapping(raw.get("services"), ("services",))
+        services = self.guard(("services",), self._mapping, raw.get("services"), ("services",),
+                              default={})
         if not services:
-            raise self.fail(("services",), "the template defines no services")
+            self.problems.add(raw, ("services",), "the template defines no services")
+            return None
         model: dict[str, Any] = {k: raw[k] for k in ("name",) if k in raw}
-        model["services"] = {name: self.service(name, self._mapping(spec, ("services", name)))
-                             for name, spec in services.items()}
+        model["services"] = {}
+        for name, spec in services.items():
+            path = ("services", name)
+            spec = self.guard(path, self._mapping, spec, path, default={})
+            model["services"][name] = self.guard(path, self.service, name, spec,
+                                                 default=_EMPTY_SERVICE)
         for kind in ("volumes", "networks", "configs", "secrets"):
-            model[kind] = {name: dict(self._mapping(spec, (kind, name)))
-                           for name, spec in self._mapping(raw.get(kind), (kind,)).items()}
+            entries = self.guard((kind,), self._mapping, raw.get(kind), (kind,), default={})
+            model[kind] = {name: dict(self.guard((kind, name), self._mapping, spec, (kind, name),
+                                                 default={}))
+                           for name, spec in entries.items()}
         model.update({k: v for k, v in raw.items() if k.startswith("x-")})
         self._check_references(model)
         return _plain(model)
@@ -56,45 +105,53 @@ class Normaliser:
     def service(self, name: str, spec: dict) -> dict[str, Any]:
         base: KeyPath = ("services", name)
         if not spec.get("image"):
-            raise self.fail(base, "every service needs an image (use image: ${CD_IMAGE} for the "
-                                  "one being released)")
+            self.problems.add(self.raw, base, "every service needs an image (use image: "
+                              "${CD_IMAGE} for the one being released)")
         out: dict[str, Any] = dict(spec)
+        guard = self.guard
         for key in ("command", "entrypoint"):
-            if isinstance(spec.get(key), str):
-                out[key] = shlex.split(spec[key])
-            elif key in spec and spec[key] is not None:
-                out[key] = [str(a) for a in spec[key]]
-        out["environment"] = self.environment(spec, base)
+            if key in spec and spec[key] is not None:
+                out[key] = guard((*base, key), command, spec[key])
+        out["environment"] = guard((*base, "environment"), self.environment, spec, base,
+                                   default={})
         out.pop("env_file", None)
-        out["ports"] = [self.port(p, (*base, "ports", i))
-                        for i, p in enumerate(spec.get("ports") or [])]
-        out["volumes"] = [self.volume(v, (*base, "volumes", i))
-                          for i, v in enumerate(spec.get("volumes") or [])]
+        for key, read in (("ports", self.port), ("volumes", self.volume)):
+            items = [guard((*base, key, i), read, item, (*base, key, i))
+                     for i, item in enumerate(as_list(spec.get(key)))]
+            out[key] = [item for item in items if item is not None]
         for kind, prefix in (("configs", "/"), ("secrets", "/run/secrets/")):
-            out[kind] = [self.file_ref(r, prefix, (*base, kind, i))
-                         for i, r in enumerate(spec.get(kind) or [])]
-        out["depends_on"] = self.depends_on(spec.get("depends_on"), (*base, "depends_on"))
-        out["labels"] = {str(k): "" if v is None else str(v)
-                         for k, v in as_mapping(spec.get("labels") or {}, "labels").items()}
-        networks = as_mapping(spec.get("networks") or {"default": None}, "networks")
-        out["networks"] = {str(k): dict(v or {}) for k, v in networks.items()}
+            refs = [guard((*base, kind, i), self.file_ref, r, prefix, (*base, kind, i))
+                    for i, r in enumerate(as_list(spec.get(kind)))]
+            out[kind] = [r for r in refs if r is not None]
+        out["depends_on"] = guard((*base, "depends_on"), self.depends_on, spec.get("depends_on"),
+                                  (*base, "depends_on"), default={})
+        out["labels"] = guard((*base, "labels"), str_map, spec.get("labels"), "labels",
+                              default={})
+        networks = guard((*base, "networks"), as_mapping,
+                         spec.get("networks") or {"default": None}, "networks", default={})
+        out["networks"] = {str(k): dict(v or {}) for k, v in networks.items()} or {"default": {}}
         if "extra_hosts" in spec:
-            out["extra_hosts"] = {str(k): str(v) for k, v in
-                                  as_mapping(spec["extra_hosts"] or [], "extra_hosts").items()}
+            out["extra_hosts"] = guard((*base, "extra_hosts"), str_map, spec["extra_hosts"],
+                                       "extra_hosts", default={})
         if "healthcheck" in spec:
-            out["healthcheck"] = self.healthcheck(spec["healthcheck"], (*base, "healthcheck"))
-        for key in ("stop_grace_period",):
-            if key in spec:
-                out[key] = self.duration(spec[key], (*base, key))
+            out["healthcheck"] = guard((*base, "healthcheck"), self.healthcheck,
+                                       spec["healthcheck"], (*base, "healthcheck"), default={})
+        if "stop_grace_period" in spec:
+            out["stop_grace_period"] = guard((*base, "stop_grace_period"), self.duration,
+                                             spec["stop_grace_period"],
+                                             (*base, "stop_grace_period"))
         if "deploy" in spec:
-            out["deploy"] = self.deploy(self._mapping(spec["deploy"], (*base, "deploy")),
-                                        (*base, "deploy"))
+            out["deploy"] = guard((*base, "deploy"), self.deploy, spec["deploy"],
+                                  (*base, "deploy"), default={})
         if "logging" in spec:
-            logging = self._mapping(spec["logging"], (*base, "logging"))
-            out["logging"] = {"driver": logging.get("driver", "json-file"),
-                              "options": {str(k): str(v) for k, v in
-                                          (logging.get("options") or {}).items()}}
+            out["logging"] = guard((*base, "logging"), self.logging, spec["logging"],
+                                   (*base, "logging"))
         return out
+
+    def logging(self, value: Any, path: KeyPath) -> dict[str, Any]:
+        logging = self._mapping(value, path)
+        return {"driver": logging.get("driver", "json-file"),
+                "options": {str(k): str(v) for k, v in (logging.get("options") or {}).items()}}
 
     def environment(self, spec: dict, base: KeyPath) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -102,20 +159,23 @@ class Normaliser:
         for i, item in enumerate(files if isinstance(files, list) else [files]):
             path_ = (*base, "env_file", i)
             entry = item if isinstance(item, dict) else {"path": item}
-            file = self.directory / str(entry.get("path"))
-            if not file.is_file():
-                if entry.get("required", True) is False:
-                    continue
-                raise self.fail(path_, f"env file {file} does not exist")
-            env.update(parse_env_file(file.read_text(encoding="utf-8")))
+            given = str(entry.get("path"))
+            if not (self.directory / given).exists() and false(entry.get("required", True)):
+                continue
+            try:
+                data = read_reference(self.directory, given, "env file")
+            except ValueError as e:
+                self.problems.add(self.raw, path_, str(e))
+                continue
+            env.update(parse_env_file(data.decode("utf-8", errors="replace")))
         for key, value in as_mapping(spec.get("environment") or {}, "environment").items():
             if value is None:
                 if key in self.environ:  # `- NAME` passes the variable through
                     env[str(key)] = self.environ[key]
-                    if is_secret_name(str(key)):
+                    if self.secret_names(str(key)):
                         self.secret_paths.add((*base, "environment", str(key)))
                 continue
-            env[str(key)] = _scalar_text(value)
+            env[str(key)] = scalar_text(value)
         return env
 
     def port(self, item: Any, path: KeyPath) -> dict[str, Any]:
@@ -123,7 +183,7 @@ class Normaliser:
             if "target" not in item:
                 raise self.fail(path, "a port needs a target (the container's port)")
             published = item.get("published")
-            return {"target": int(item["target"]),
+            return {"target": int(str(item["target"])),
                     "published": None if published in (None, "") else str(published),
                     "host_ip": item.get("host_ip"), "protocol": item.get("protocol", "tcp"),
                     "mode": item.get("mode", "ingress")}
@@ -138,7 +198,7 @@ class Normaliser:
                 raise self.fail(path, "a volume needs a target (the path in the container)")
             kind = item.get("type", "volume")
             return {"type": kind, "source": item.get("source"), "target": str(item["target"]),
-                    "read_only": bool(item.get("read_only", False))}
+                    "read_only": true(item.get("read_only", False))}
         parts = str(item).split(":")
         if len(parts) == 1:
             return {"type": "volume", "source": None, "target": parts[0], "read_only": False}
@@ -161,6 +221,8 @@ class Normaliser:
         mode = entry.get("mode")
         if isinstance(mode, str):
             mode = int(mode, 8)
+        elif mode is not None:
+            mode = int(mode)
         return {"source": str(entry["source"]), "target": target,
                 "uid": None if entry.get("uid") is None else str(entry["uid"]),
                 "gid": None if entry.get("gid") is None else str(entry["gid"]), "mode": mode}
@@ -175,12 +237,12 @@ class Normaliser:
                                 f"condition {condition!r} is not supported; use service_started "
                                 "or service_healthy")
             out[str(name)] = {"condition": condition,
-                              "required": bool(entry.get("required", True))}
+                              "required": not false(entry.get("required", True))}
         return out
 
     def healthcheck(self, value: Any, path: KeyPath) -> dict[str, Any]:
         spec = self._mapping(value, path)
-        if spec.get("disable"):
+        if true(spec.get("disable")):
             return {"disable": True}
         out: dict[str, Any] = {}
         test = spec.get("test")
@@ -194,13 +256,14 @@ class Normaliser:
             if key in spec:
                 out[key] = self.duration(spec[key], (*path, key))
         if "retries" in spec:
-            out["retries"] = int(spec["retries"])
+            out["retries"] = int(str(spec["retries"]))
         return out
 
-    def deploy(self, spec: dict, path: KeyPath) -> dict[str, Any]:
+    def deploy(self, value: Any, path: KeyPath) -> dict[str, Any]:
+        spec = self._mapping(value, path)
         out = dict(spec)
         if "replicas" in spec:
-            out["replicas"] = int(spec["replicas"])
+            out["replicas"] = int(str(spec["replicas"]))
         for key in ("update_config", "rollback_config"):
             if key in spec:
                 conf = dict(self._mapping(spec[key], (*path, key)))
@@ -228,7 +291,7 @@ class Normaliser:
                     if "memory" in given:
                         res["memory"] = parse_size(given["memory"])
                     if "pids" in given:
-                        res["pids"] = int(given["pids"])
+                        res["pids"] = int(str(given["pids"]))
                 except ValueError as e:
                     raise self.fail((*path, "resources", kind), str(e)) from e
                 if res or kind in resources:
@@ -243,96 +306,112 @@ class Normaliser:
 
     def _check_references(self, model: dict[str, Any]) -> None:
         services = model["services"]
+        problem = self.problems.add
         for name, spec in services.items():
             base = ("services", name)
             for dep in spec["depends_on"]:
                 if dep not in services:
-                    raise self.fail((*base, "depends_on", dep),
-                                    f"depends on {dep!r}, which is not a service here")
+                    problem(self.raw, (*base, "depends_on", dep), f"depends on {dep!r}, which is "
+                            "not a service here" + did_you_mean(dep, services))
             for i, vol in enumerate(spec["volumes"]):
                 source = vol["source"]
                 if vol["type"] == "volume" and source and source not in model["volumes"]:
-                    raise self.fail((*base, "volumes", i),
-                                    f"volume {vol['source']!r} is not declared under the top-level "
-                                    "volumes:")
+                    problem(self.raw, (*base, "volumes", i), f"volume {source!r} is not declared "
+                            "under the top-level volumes:" + did_you_mean(source, model["volumes"]))
             for kind in ("configs", "secrets"):
                 for i, ref in enumerate(spec[kind]):
                     if ref["source"] not in model[kind]:
-                        raise self.fail((*base, kind, i), f"{kind[:-1]} {ref['source']!r} is not "
-                                        f"declared under the top-level {kind}:")
+                        problem(self.raw, (*base, kind, i), f"{kind[:-1]} {ref['source']!r} is not "
+                                f"declared under the top-level {kind}:"
+                                + did_you_mean(ref["source"], model[kind]))
             for net in spec["networks"]:
                 if net != "default" and net not in model["networks"]:
-                    raise self.fail((*base, "networks", net),
-                                    f"network {net!r} is not declared under the top-level "
-                                    "networks:")
-        _dependency_order(services, self.fail)
+                    problem(self.raw, (*base, "networks", net), f"network {net!r} is not declared "
+                            "under the top-level networks:" + did_you_mean(net, model["networks"]))
+        try:
+            ordered(services, self.fail)
+        except Invalid as e:
+            problem(self.raw, e.path, e.message)
 
     def contents(self, kind: str) -> dict[str, bytes]:
         """The content of each top-level config or secret (file:, content:, environment:)."""
-        out = {}
-        for name, spec in self._mapping(self.raw.get(kind), (kind,)).items():
+        out: dict[str, bytes] = {}
+        entries = self.guard((kind,), self._mapping, self.raw.get(kind), (kind,), default={})
+        for name, spec in entries.items():
             path = (kind, name)
-            spec = self._mapping(spec, path)
+            spec = self.guard(path, self._mapping, spec, path, default={})
             if "file" in spec:
-                file = self.directory / str(spec["file"])
-                if not file.is_file():
-                    raise self.fail((*path, "file"), f"file {file} does not exist")
-                out[name] = file.read_bytes()
+                try:
+                    out[name] = read_reference(self.directory, str(spec["file"]), "file")
+                except ValueError as e:
+                    self.problems.add(self.raw, (*path, "file"), str(e))
             elif "content" in spec:
                 out[name] = str(spec["content"]).encode()
             elif "environment" in spec:
                 var = str(spec["environment"])
                 if var not in self.environ:
-                    raise self.fail((*path, "environment"),
-                                    f"variable {var} is not set; define it in the CI/CD variables")
+                    self.problems.add(self.raw, (*path, "environment"), f"variable {var} is not "
+                                      "set; define it in the CI/CD variables")
+                    continue
                 out[name] = self.environ[var].encode()
-            elif not spec.get("external"):
-                raise self.fail(path, "needs file:, content: or environment:")
+            elif not true(spec.get("external")):
+                self.problems.add(self.raw, path, "needs file:, content: or environment:")
         return out
 
     def checks(self) -> tuple[Check, ...]:
-        ext = self._mapping(self.raw.get("x-docker-cd"), ("x-docker-cd",))
+        ext = self.guard(("x-docker-cd",), self._mapping, self.raw.get("x-docker-cd"),
+                         ("x-docker-cd",), default={})
         items = ext.get("verify") or []
         if not isinstance(items, list):
-            raise self.fail(("x-docker-cd", "verify"), "expected a list of checks")
+            self.problems.add(self.raw, ("x-docker-cd", "verify"), "expected a list of checks")
+            return ()
         checks = []
         for i, item in enumerate(items):
             path = ("x-docker-cd", "verify", i)
-            spec = self._mapping(item, path)
-            unknown = set(spec) - {"name", "url", "status", "body", "command", "service",
-                                   "timeout", "retries", "interval"}
-            if unknown:
-                raise self.fail((*path, sorted(unknown)[0]), "unknown check key; a check has "
-                                "name, url, status, body, command, service, timeout, retries, "
-                                "interval")
-            if not spec.get("url") and not spec.get("command"):
-                raise self.fail(path, "a check needs a url or a command")
-            command = spec.get("command") or ()
-            command = tuple(shlex.split(command) if isinstance(command, str) else map(str, command))
-            try:
-                checks.append(Check(
-                    name=str(spec.get("name") or spec.get("url") or " ".join(command)),
-                    url=spec.get("url"), status=int(spec.get("status", 200)),
-                    body=None if spec.get("body") is None else str(spec["body"]),
-                    command=command, service=spec.get("service"),
-                    timeout=parse_duration(spec.get("timeout", 5)),
-                    retries=int(spec.get("retries", 3)),
-                    interval=parse_duration(spec.get("interval", 1))))
-            except ValueError as e:
-                raise self.fail(path, str(e)) from e
+            check = self.guard(path, self.check, item, path)
+            if check is not None:
+                checks.append(check)
         return tuple(checks)
+
+    def check(self, item: Any, path: KeyPath) -> Check:
+        """One verify check."""
+        spec = self._mapping(item, path)
+        unknown = set(spec) - {"name", "url", "status", "body", "command", "service",
+                               "timeout", "retries", "interval"}
+        if unknown:
+            raise self.fail((*path, sorted(unknown)[0]), "unknown check key; a check has "
+                            "name, url, status, body, command, service, timeout, retries, "
+                            "interval")
+        if not spec.get("url") and not spec.get("command"):
+            raise self.fail(path, "a check needs a url or a command")
+        command = spec.get("command") or ()
+        command = tuple(shlex.split(command) if isinstance(command, str) else map(str, command))
+        return Check(
+            name=str(spec.get("name") or spec.get("url") or " ".join(command)),
+            url=spec.get("url"), status=int(str(spec.get("status", 200))),
+            body=None if spec.get("body") is None else str(spec["body"]),
+            command=command, service=spec.get("service"),
+            timeout=parse_duration(spec.get("timeout", 5)),
+            retries=int(str(spec.get("retries", 3))),
+            interval=parse_duration(spec.get("interval", 1)))
 
 
 def checks_from_rendered(text: str) -> tuple[Check, ...]:
     """The verify checks of a recorded (rendered) template: what is deployed is what is checked."""
     data = yaml.safe_load(text) or {}
-    return Normaliser(LocDict(data), Path("."), {}).checks()
+    normaliser = Normaliser(LocDict(data), Path("."), {})
+    checks = normaliser.checks()
+    normaliser.problems.check()
+    return checks
 
 
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+_EMPTY_SERVICE: dict[str, Any] = {"depends_on": {}, "volumes": [], "configs": [], "secrets": [],
+                                  "networks": {}, "ports": [], "environment": {}}
+
+
+def str_map(value: Any, key: str) -> dict[str, str]:
+    """labels, extra_hosts...: as a mapping of strings, whichever syntax was written."""
+    return {str(k): "" if v is None else str(v) for k, v in as_mapping(value or {}, key).items()}
 
 
 def _plain(value: Any) -> Any:
@@ -342,31 +421,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
-
-
-def _dependency_order(services: Mapping[str, Mapping[str, Any]],
-                      fail: Callable[[KeyPath, str], Exception]) -> list[str]:
-    order: list[str] = []
-    state: dict[str, str] = {}
-
-    def visit(name: str, chain: list[str]) -> None:
-        if state.get(name) == "done":
-            return
-        if state.get(name) == "visiting":
-            cycle = " -> ".join([*chain[chain.index(name):], name])
-            raise fail(("services", name, "depends_on"), f"dependency cycle: {cycle}")
-        state[name] = "visiting"
-        for dep in services[name].get("depends_on", {}):
-            visit(dep, [*chain, name])
-        state[name] = "done"
-        order.append(name)
-
-    for name in services:
-        visit(name, [])
-    return order
-
-
-def dependency_order(services: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Service names so that each comes after everything it depends on."""
-    return _dependency_order(services, lambda path, message: TemplateError(message))
-

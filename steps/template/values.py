@@ -1,8 +1,10 @@
-"""Compose value syntaxes: durations, byte sizes, short port syntax, env files. Pure."""
+"""Compose value syntaxes: durations, byte sizes, short port syntax, env files, booleans,
+commands and mappings written either way. Pure."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -77,3 +79,34 @@ def parse_env_file(text: str) -> dict[str, str]:
     return values
 
 
+def as_list(value: Any) -> list:
+    """A sequence value (nothing is an empty one)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def command(value: Any) -> list[str]:
+    """A command as a list: a string is split the way a shell would."""
+    return shlex.split(value) if isinstance(value, str) else [str(a) for a in value]
+
+
+def true(value: Any) -> bool:
+    """A Compose boolean, also as the text a variable gives (`"true"`, `"yes"`, `"on"`)."""
+    return str(value).lower() in ("true", "yes", "on", "1") if isinstance(value, str) else \
+        bool(value)
+
+
+def false(value: Any) -> bool:
+    """Said false explicitly (unlike a missing value)."""
+    return str(value).lower() in ("false", "no", "off", "0") if isinstance(value, str) else \
+        value is False
+
+
+def scalar_text(value: Any) -> str:
+    """A scalar as an environment value (booleans as Compose writes them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -67,34 +67,42 @@ TRIGGERED = {"CI_PIPELINE_SOURCE": "trigger", "CD_IMAGE": "127.0.0.1:5000/demo/h
 
 CASES = [
     ("merge-request", PIPELINES["merge-request"] | SERVICE,
-     {"build": "on_success", "scan": "on_success", "register": "on_success",
-      "gate": "on_success"}),
+     {"template-check": "on_success", "build": "on_success", "scan": "on_success",
+      "register": "on_success", "gate": "on_success"}),
     ("merge-request without service", PIPELINES["merge-request"],
-     {"build": "on_success", "scan": "on_success"}),
+     {"template-check": "on_success", "build": "on_success", "scan": "on_success"}),
     ("feature-branch", PIPELINES["feature-branch"] | SERVICE,
-     {"build": "on_success", "scan": "on_success", "register": "on_success"}),
+     {"template-check": "on_success", "build": "on_success", "scan": "on_success",
+      "register": "on_success"}),
     ("default-branch", PIPELINES["default-branch"] | SERVICE,
-     {"build": "on_success", "scan": "on_success", "register": "on_success",
-      "deploy-test": "on_success", "verify-test": "on_success", "rollback-test": "manual",
-      "gate-staging": "on_success"}),
+     {"template-check": "on_success", "build": "on_success", "scan": "on_success",
+      "register": "on_success", "deploy-test": "on_success", "verify-test": "on_success",
+      "rollback-test": "manual", "stop-test": "manual", "gate-staging": "on_success"}),
     ("default-branch without service", PIPELINES["default-branch"],
-     {"build": "on_success", "scan": "on_success", "deploy-test": "on_success",
-      "verify-test": "on_success", "rollback-test": "manual"}),
+     {"template-check": "on_success", "build": "on_success", "scan": "on_success",
+      "deploy-test": "on_success", "verify-test": "on_success", "rollback-test": "manual",
+      "stop-test": "manual"}),
     ("tag", PIPELINES["tag"] | SERVICE,
-     {"build": "on_success", "scan": "on_success", "register": "on_success",
-      "tag-release": "on_success"}),
+     {"template-check": "on_success", "build": "on_success", "scan": "on_success",
+      "register": "on_success", "tag-release": "on_success"}),
     ("triggered for test", TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "test"},
-     {"deploy-test": "on_success", "verify-test": "on_success", "rollback-test": "manual"}),
+     {"deploy-test": "on_success", "verify-test": "on_success", "rollback-test": "manual",
+      "stop-test": "manual"}),
     ("triggered for staging", TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "staging"},
      {"deploy-staging": "on_success", "verify-staging": "on_success",
-      "rollback-staging": "manual"}),
+      "rollback-staging": "manual", "stop-staging": "manual"}),
     ("triggered for production", TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "production"},
      {"deploy-production": "manual", "verify-production": "on_success",
-      "rollback-production": "manual"}),
+      "rollback-production": "manual", "stop-production": "manual"}),
     ("triggered without an image deploys nothing",
      {"CI_PIPELINE_SOURCE": "trigger", "CD_TARGET_ENVIRONMENT": "staging"} | SERVICE, {}),
     ("build disabled", PIPELINES["feature-branch"] | {"CD_BUILD_DISABLED": "true",
-                                                     "CD_SCAN_DISABLED": "1"}, {}),
+                                                     "CD_SCAN_DISABLED": "1",
+                                                     "CD_TEMPLATE_CHECK_DISABLED": "true"}, {}),
+    ("stop jobs disabled", TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "staging",
+                                                  "CD_STOP_DISABLED": "true"},
+     {"deploy-staging": "on_success", "verify-staging": "on_success",
+      "rollback-staging": "manual"}),
     ("production disabled",
      TRIGGERED | SERVICE | {"CD_TARGET_ENVIRONMENT": "production",
                             "CD_DEPLOY_PRODUCTION_DISABLED": "true"},
@@ -111,6 +119,18 @@ def repo(tmp_path_factory) -> AppRepo:
                          ids=[c[0] for c in CASES])
 def test_pipeline_holds_exactly_these_jobs(repo, variables, expected):
     assert repo.jobs(variables) == expected
+
+
+def test_each_environment_stops_with_its_own_manual_teardown_job():
+    _, body = yaml.safe_load_all(TEMPLATE.read_text())
+    for environment in ("test", "staging", "production"):
+        deploy, stop = body[f"deploy-{environment}"], body[f"stop-{environment}"]
+        assert deploy["environment"]["on_stop"] == f"stop-{environment}"
+        assert stop["environment"] == {"name": deploy["environment"]["name"], "action": "stop"}
+        assert stop["resource_group"] == deploy["resource_group"]
+        assert all(r.get("when") in ("manual", "never") for r in stop["rules"])
+    assert body[".docker-cd-teardown"]["variables"]["GIT_STRATEGY"] == "none"
+    assert body[".docker-cd-teardown"]["script"][0].startswith("docker-cd teardown ")
 
 
 def test_production_deploy_blocks_the_pipeline_and_staging_does_not_wait(repo):
@@ -144,7 +164,7 @@ def test_inputs_set_the_variables_the_steps_read(tmp_path):
     staging = repo.jobs({"CD_TARGET_ENVIRONMENT": "qa", "CD_IMAGE": TRIGGERED["CD_IMAGE"],
                          "CI_PIPELINE_SOURCE": "trigger"})
     assert staging == {"deploy-staging": "on_success", "verify-staging": "on_success",
-                       "rollback-staging": "manual"}
+                       "rollback-staging": "manual", "stop-staging": "manual"}
 
 
 def test_an_input_outside_its_options_is_refused_by_name(tmp_path):

@@ -66,8 +66,9 @@ def test_same_stages_and_steps_as_the_gitlab_template():
     pipeline = (VARS / "dockerCdPipeline.groovy").read_text()
     assert re.findall(r"stage\('([^']+)'\)", pipeline) == body["stages"]
     gitlab_steps = {m for job in body.values() if isinstance(job, dict)
-                    for line in job.get("script", []) for m in re.findall(r"docker-cd (\w+)", line)}
-    jenkins_steps = set(re.findall(r"dockerCd\('(\w+)'", pipeline))
+                    for line in job.get("script", [])
+                    for m in re.findall(r"docker-cd (\w+(?: check)?)", line)}
+    jenkins_steps = set(re.findall(r"dockerCd\('(\w+(?: check)?)'", pipeline))
     assert jenkins_steps == gitlab_steps
 
 
@@ -88,14 +89,15 @@ def run_library(env: dict[str, str], params: dict[str, str] | None = None) -> li
     out = subprocess.run([groovy, str(HARNESS), str(VARS), *pairs], capture_output=True,
                          text=True, timeout=120, env={**os.environ, "JAVA_HOME": _java_home()})
     assert out.returncode == 0, out.stdout + out.stderr
-    return [line.removesuffix(f" --dotenv .docker-cd-{line.split()[2]}.env")
-            if line.startswith("sh docker-cd") else line for line in out.stdout.splitlines()]
+    return [re.sub(r" --dotenv \.docker-cd-[a-z-]+\.env$", "", line)
+            for line in out.stdout.splitlines()]
 
 
 def test_default_branch_builds_registers_scans_and_deploys_to_test():
     calls = run_library({"BRANCH_NAME": "main", "SERVICE": "https://promotion.example.com"})
     assert [c for c in calls if c.startswith(("stage", "sh", "input"))] == [
-        "stage build", "sh docker-cd build --push", "sh docker-cd register",
+        "stage build", "sh docker-cd template check --environments test,staging,production",
+        "sh docker-cd build --push", "sh docker-cd register",
         "stage scan", f"sh docker-cd scan {IMAGE} --gitlab-report "
         "gl-container-scanning-report.json --sbom gl-sbom-docker-cd.cdx.json",
         "stage deploy-test", "sh docker-cd deploy --environment test",
@@ -124,4 +126,14 @@ def test_a_change_request_builds_and_scans_but_deploys_nothing():
     calls = run_library({"BRANCH_NAME": "PR-7", "CHANGE_ID": "7",
                          "SERVICE": "https://promotion.example.com"})
     assert [c.split(" --")[0] for c in calls if c.startswith("sh")] == [
-        "sh docker-cd build", "sh docker-cd register", f"sh docker-cd scan {IMAGE}"]
+        "sh docker-cd template check", "sh docker-cd build", "sh docker-cd register",
+        f"sh docker-cd scan {IMAGE}"]
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_a_teardown_build_asks_then_tears_the_environment_down(environment):
+    calls = run_library({"BRANCH_NAME": "main", "SERVICE": "https://promotion.example.com"},
+                        {"CD_TARGET_ENVIRONMENT": environment, "CD_TEARDOWN": "true"})
+    assert [c for c in calls if c.startswith(("stage", "sh", "input", "lock"))] == [
+        f"stage deploy-{environment}", f"input Tear {environment} down (its volumes are kept)?",
+        f"lock docker-cd-{environment}", f"sh docker-cd teardown --environment {environment}"]

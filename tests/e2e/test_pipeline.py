@@ -154,7 +154,8 @@ def test_a_merge_request_builds_scans_and_gates_but_deploys_nothing(stack):
         "CI_MERGE_REQUEST_IID": "7", "CI_COMMIT_REF_NAME": "feature",
         "CI_COMMIT_REF_SLUG": "feature"})
     passed = set(re.findall(r"PASS\s+\[[^\]]*\]\s+(\S+)", log))
-    assert passed == {"build", "register", "scan", "gate"}  # the gate allowed the merge
+    # every environment's template checked, and the gate allowed the merge
+    assert passed == {"template-check", "build", "register", "scan", "gate"}
     image = stack.repo.dotenv("build", "build.env")["CD_IMAGE"]
     state = stack.image_state(image)
     assert state["image"]["commit_sha"] == sha

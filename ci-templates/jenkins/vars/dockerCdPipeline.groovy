@@ -18,7 +18,10 @@
 //   productionApprovers (who may answer the production input; any user when empty),
 //   agentLabel (node label, any when empty).
 // Build parameters CD_IMAGE + CD_TARGET_ENVIRONMENT deploy exactly that image to that
-// environment and nothing else, like a pipeline the promotion service triggers in GitLab.
+// environment and nothing else, like a pipeline the promotion service triggers in GitLab;
+// CD_TARGET_ENVIRONMENT + CD_TEARDOWN tear that environment down after an input (its volumes
+// are kept), like GitLab's "Stop environment". Every other build checks every environment's
+// template first, before it builds.
 
 def call(Map config = [:]) {
     Map settings = [
@@ -42,6 +45,8 @@ def call(Map config = [:]) {
             choice(name: 'CD_TARGET_ENVIRONMENT', choices: ['', 'test', 'staging', 'production'],
                    description: 'environment to deploy CD_IMAGE to')
             string(name: 'CD_PROMOTION_ID', defaultValue: '', description: 'promotion service id')
+            booleanParam(name: 'CD_TEARDOWN', defaultValue: false,
+                         description: 'tear CD_TARGET_ENVIRONMENT down (its volumes are kept)')
         }
         environment {
             CD_IMAGE_REPOSITORY = "${settings.imageRepository}"
@@ -58,6 +63,8 @@ def call(Map config = [:]) {
                 when { expression { !params.CD_TARGET_ENVIRONMENT } }
                 steps {
                     script {
+                        dockerCd('template check', ['--environments', 'test,staging,production'],
+                                 [retries: 0])
                         withRegistry(settings) {
                             dockerCd('build', ['--push'])
                             if (env.TAG_NAME) {
@@ -90,7 +97,7 @@ def call(Map config = [:]) {
                 }
             }
             stage('deploy-test') {
-                when { expression { deploys(params, 'test') } }
+                when { expression { deploys(params, 'test') || tearsDown(params, 'test') } }
                 steps { script { deployTo(settings, params, 'test', false) } }
             }
             stage('verify-test') {
@@ -111,7 +118,7 @@ def call(Map config = [:]) {
                 }
             }
             stage('deploy-staging') {
-                when { expression { deploys(params, 'staging') } }
+                when { expression { deploys(params, 'staging') || tearsDown(params, 'staging') } }
                 steps { script { deployTo(settings, params, 'staging', true) } }
             }
             stage('verify-staging') {
@@ -119,9 +126,15 @@ def call(Map config = [:]) {
                 steps { script { verifyIn(settings, 'staging') } }
             }
             stage('deploy-production') {
-                when { expression { deploys(params, 'production') } }
+                when {
+                    expression { deploys(params, 'production') || tearsDown(params, 'production') }
+                }
                 steps {
                     script {
+                        if (tearsDown(params, 'production')) {
+                            deployTo(settings, params, 'production', true)
+                            return
+                        }
                         input(message: "Deploy ${params.CD_IMAGE ?: env.CD_IMAGE} to production?",
                               ok: 'Deploy',
                               submitter: settings.productionApprovers ?: null)
@@ -156,7 +169,20 @@ boolean deploys(Map params, String environment) {
     return defaultBranch && environment == 'test'
 }
 
+// A build with CD_TARGET_ENVIRONMENT and CD_TEARDOWN removes that environment (no image needed).
+boolean tearsDown(Map params, String environment) {
+    return params.CD_TEARDOWN?.toString() == 'true' && params.CD_TARGET_ENVIRONMENT == environment
+}
+
 def deployTo(Map settings, Map params, String environment, boolean gated) {
+    if (tearsDown(params, environment)) {
+        input(message: "Tear ${environment} down (its volumes are kept)?", ok: 'Tear down',
+              submitter: settings.productionApprovers ?: null)
+        lock(resource: "docker-cd-${environment}") {
+            dockerCd('teardown', ['--environment', environment])
+        }
+        return
+    }
     if (params.CD_IMAGE) {
         env.CD_IMAGE = params.CD_IMAGE
         env.CD_PROMOTION_ID = params.CD_PROMOTION_ID ?: ''

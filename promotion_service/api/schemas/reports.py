@@ -7,6 +7,8 @@ from marshmallow import fields, validate
 from ...domain.states import DEPLOYMENT_INITIAL, DeploymentState
 from .base import TEXT, URL, ImageEnvRecord, ImageEnvRef, Strict, one_of
 
+TEMPLATE_HASH = validate.Regexp(r"^sha256:[0-9a-f]{64}$", error="expected sha256:<64 hex digits>")
+
 
 class DeploymentIn(ImageEnvRef):
     """A deploy job's report."""
@@ -15,6 +17,9 @@ class DeploymentIn(ImageEnvRef):
         DeploymentState, but=set(DeploymentState) - DEPLOYMENT_INITIAL))
     job_url = fields.Str(validate=URL)
     message = fields.Str(validate=TEXT)
+    template_hash = fields.Str(validate=TEMPLATE_HASH, metadata={
+        "description": "the rendered template's hash; a deploy whose template differs from "
+                       "the one the approvals let deploy is refused (409) until approved again"})
 
 
 class DeploymentPatch(Strict):
@@ -33,6 +38,7 @@ class DeploymentOut(ImageEnvRecord):
     message = fields.Str()
     actor = fields.Str()
     updated_at = fields.DateTime()
+    template_hash = fields.Str(allow_none=True)
 
 
 class VerificationIn(ImageEnvRef):
@@ -58,6 +64,10 @@ class ApprovalIn(ImageEnvRef):
     comment = fields.Str(validate=TEXT)
     expires_in = fields.Int(validate=validate.Range(min=60, max=90 * 86400),
                             metadata={"description": "seconds until the approval lapses"})
+    template_hash = fields.Str(validate=TEMPLATE_HASH, metadata={
+        "description": "approve only this rendered template (`docker-cd template check` prints "
+                       "it); without it, the approval is for the template of the first deploy "
+                       "it lets through"})
 
 
 class ApprovalOut(ImageEnvRecord):
@@ -70,3 +80,4 @@ class ApprovalOut(ImageEnvRecord):
     expires_at = fields.DateTime()
     withdrawn_at = fields.DateTime()
     withdrawn_by = fields.Str()
+    template_hash = fields.Str(allow_none=True)

@@ -5,6 +5,7 @@
     resources   images, networks, volumes, config and secret files, records and the deploy lock
     spec        a normalised Compose service as Engine API container settings (pure)
     pause       the network holder's image that keeps a fixed host port across releases
+    teardown    an environment removed, its data volumes kept unless asked
 """
 
 from steps.targets.docker.target import DockerTarget

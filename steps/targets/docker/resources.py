@@ -4,7 +4,9 @@ files, and the release records (never-started containers carrying the record as 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import tarfile
 import time
 from collections.abc import Iterator
@@ -151,6 +153,47 @@ class EngineResources:
             self.api.put_archive(helper["Id"], "/f", buf.getvalue())
         finally:
             self.api.remove_container(helper["Id"], force=True)
+
+    def secret_environment(self, project: str, env: str, values: dict[str, dict[str, str]],
+                           image: str) -> dict[str, str]:
+        """Store each service's secret environment in a volume named by its content (readable
+        by root only); service -> volume. Release records name the volume, never the values."""
+        out = {}
+        for service, entries in sorted(values.items()):
+            data = json.dumps(entries, sort_keys=True).encode()
+            ref = {"mode": 0o400}
+            volume = container_spec.file_volume(project, env, "envs", service,
+                                                "sha256:" + hashlib.sha256(data).hexdigest(), ref)
+            try:
+                self.api.inspect_volume(volume)
+            except self._errors.NotFound:
+                self._write_file(volume, data, ref, image,
+                                 container_spec.labels(project, env, "secret"))
+            out[service] = volume
+        return out
+
+    def read_secret_environment(self, volumes: dict[str, str],
+                                image: str) -> dict[str, dict[str, str]]:
+        """The secret environment of each service, read back from its volume (a rollback)."""
+        out = {}
+        for service, volume in volumes.items():
+            try:
+                self.api.inspect_volume(volume)
+            except self._errors.NotFound:
+                raise Refused(f"the secret environment of {service} in this release (volume "
+                              f"{volume}) is gone; deploy from the repository instead") from None
+            helper = self.api.create_container(
+                image, entrypoint=["/docker-cd-helper"], network_disabled=True,
+                labels={LABEL_ROLE: "helper"}, host_config=self.api.create_host_config(
+                    mounts=[{"Type": "volume", "Source": volume, "Target": "/f"}]))
+            try:
+                stream, _ = self.api.get_archive(helper["Id"], "/f/content")
+                with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                    member = tar.extractfile("content")
+                    out[service] = json.loads(member.read() if member else b"{}")
+            finally:
+                self.api.remove_container(helper["Id"], force=True)
+        return out
 
     def record(self, release: Release, image: str) -> None:
         """Keep the release on the engine: a never-started container carrying it as a label."""

@@ -21,7 +21,6 @@ from steps.targets import (
     LABEL_SERVICE,
     name_prefix,
 )
-from steps.template import TemplateError
 
 if TYPE_CHECKING:
     from steps.template import Template
@@ -200,6 +199,15 @@ def with_release(kwargs: dict[str, Any], release: str, digest: str) -> dict[str,
     return out
 
 
+def with_environment(model: Mapping[str, Any],
+                     values: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """The model with these environment entries set (secrets put back, or redacted)."""
+    services = {name: {**spec, "environment": {**spec.get("environment", {}),
+                                               **values.get(name, {})}}
+                for name, spec in model["services"].items()}
+    return {**model, "services": services}
+
+
 def mounts(spec: Mapping[str, Any], volumes: Mapping[str, str],
            files: Mapping[tuple[str, str, str], str]) -> list[dict[str, Any]]:
     """Volumes, binds, tmpfs, and config/secret files (read-only binds of their volume)."""
@@ -243,15 +251,15 @@ def _healthcheck(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_values(template: Template) -> None:
-    """Values the docker target cannot honour (keys are checked by check_supported)."""
+def template_problems(template: Template) -> list[str]:
+    """Values the docker target cannot honour (keys are checked against SUPPORTED)."""
+    found = []
     for name, spec in template.model["services"].items():
         replicas = int(spec.get("deploy", {}).get("replicas", 1))
+        where = template.where(("services", name, "deploy", "replicas"))
         if replicas > 1 and published_host_ports(spec):
-            raise TemplateError(
-                f"{template.where(('services', name, 'deploy', 'replicas'))}: {replicas} "
-                "replicas cannot share a fixed published port on one engine; publish no "
-                "host port or use --target swarm")
+            found.append(f"{where}: {replicas} replicas cannot share a fixed published port on "
+                         "one engine; publish no host port or use --target swarm")
         if replicas < 1:
-            raise TemplateError(f"{template.where(('services', name, 'deploy', 'replicas'))}"
-                                ": the docker target runs at least one container")
+            found.append(f"{where}: the docker target runs at least one container")
+    return found

@@ -26,6 +26,7 @@ from steps.images.engine import Lookup
 from steps.release import FAILED, SUCCEEDED, Release
 from steps.runtime.errors import ExternalError, Refused
 from steps.runtime.log import Log
+from steps.runtime.masking import REDACTED
 from steps.targets import (
     LABEL_CONFIG_HASH,
     LABEL_RECORD,
@@ -39,7 +40,8 @@ from steps.targets.docker import pause
 from steps.targets.docker import spec as container_spec
 from steps.targets.docker.containers import Containers, Unhealthy, by_service
 from steps.targets.docker.resources import EngineResources
-from steps.template import dependency_order
+from steps.targets.docker.teardown import teardown
+from steps.template import TemplateError, dependency_order
 
 
 @dataclass
@@ -61,6 +63,7 @@ class DockerTarget:
 
     name = "docker"
     supported = container_spec.SUPPORTED
+    template_problems = staticmethod(container_spec.template_problems)
 
     def __init__(self, client: Any, credentials: Lookup = lambda registry: None) -> None:
         import docker.errors
@@ -80,10 +83,16 @@ class DockerTarget:
         return [Release.from_json(c["Labels"][LABEL_RECORD]) for c in found
                 if LABEL_RECORD in c.get("Labels", {})]
 
+    def teardown(self, project: str, environment: str, volumes: bool,
+                 log: Log) -> dict[str, list[str]]:
+        """Remove the environment (its data volumes only with `volumes`)."""
+        return teardown(self.api, project, environment, volumes, log)
+
     def deploy(self, plan: Plan, log: Log) -> Release:
         """Roll out a template; see the module docstring for the order of things."""
         template = plan.template
-        container_spec.check_values(template)
+        if problems := container_spec.template_problems(template):
+            raise TemplateError.of(problems)
         image_ids: dict[str, str] = {}
         digests: dict[str, str] = {}
         with log.section("Images"):
@@ -94,7 +103,8 @@ class DockerTarget:
         release = replace(plan.release, images=digests, spec=spec)
         contents = {("configs", n): c for n, c in template.configs.items()}
         contents.update({("secrets", n): c for n, c in template.secrets.items()})
-        return self._rollout(release, plan.health_timeout, log, contents)
+        return self._rollout(release, plan.health_timeout, log, contents,
+                             template.secret_environment())
 
     def restore(self, source: Release, plan: RestorePlan, log: Log) -> Release:
         """Run a recorded release again: its images by id (pulled by digest if gone), its files."""
@@ -106,10 +116,13 @@ class DockerTarget:
             if not self.res.image_exists(image_id):
                 image_ids[service], _ = self.res.image(source.images[service], log)
         spec["image_ids"] = image_ids
+        secret_env = self.res.read_secret_environment(spec.get("secret_env") or {},
+                                                      next(iter(image_ids.values())))
+        spec["model"] = container_spec.with_environment(spec["model"], secret_env)
         release = replace(plan.release, images=source.images, template=source.template,
                           template_hash=source.template_hash,
                           config_hashes=source.config_hashes, spec=spec)
-        return self._rollout(release, plan.health_timeout, log, {})
+        return self._rollout(release, plan.health_timeout, log, {}, secret_env)
 
     def exec(self, project: str, environment: str, service: str, command: list[str],
              timeout: float) -> tuple[int, str]:
@@ -126,18 +139,25 @@ class DockerTarget:
     # ------------------------------------------------------------ rollout
 
     def _rollout(self, release: Release, timeout: float, log: Log,
-                 contents: dict[tuple[str, str], bytes]) -> Release:
+                 contents: dict[tuple[str, str], bytes],
+                 secret_env: dict[str, dict[str, str]]) -> Release:
         helper_image = next(iter(release.spec["image_ids"].values()))  # type: ignore[index]
         with self.res.lock(release, helper_image, timeout):
-            return self._rollout_locked(release, timeout, log, contents)
+            return self._rollout_locked(release, timeout, log, contents, secret_env)
 
     def _rollout_locked(self, release: Release, timeout: float, log: Log,
-                        contents: dict[tuple[str, str], bytes]) -> Release:
+                        contents: dict[tuple[str, str], bytes],
+                        secret_env: dict[str, dict[str, str]]) -> Release:
         project, env = release.project, release.environment
         spec = release.spec or {}
         model = spec["model"]
         services = model["services"]
         helper_image = next(iter(spec["image_ids"].values()))
+        stored = self.res.secret_environment(project, env, secret_env, helper_image)
+        # The record keeps which volume holds each secret environment, never the values.
+        recordable = {**spec, "secret_env": stored,
+                      "model": container_spec.with_environment(model, {s: dict.fromkeys(v, REDACTED)
+                                                         for s, v in secret_env.items()})}
         snapshot = self.containers.snapshot(project, env)
         if self.containers.tidy(project, env, log, snapshot):
             snapshot = self.containers.snapshot(project, env)
@@ -161,13 +181,13 @@ class DockerTarget:
             log.info(f"Release {release.id} failed: {e}")
             with log.section("Rolling back to the previous release"):
                 self._revert(switches, timeout, log)
-            failed = replace(release, status=FAILED, message=str(e))
+            failed = replace(release, status=FAILED, message=str(e), spec=recordable)
             self.res.record(failed, helper_image)
             back = f"; {release.previous} serves again" if release.previous else ""
             raise Refused(f"release {release.id} failed and was rolled back{back}: {e}") from None
         with log.section("Removing the previous containers"):
             self._commit(project, env, switches, current, holders, services, log)
-        done = replace(release, status=SUCCEEDED)
+        done = replace(release, status=SUCCEEDED, spec=recordable)
         self.res.record(done, helper_image)
         return done
 
@@ -394,3 +414,4 @@ class DockerTarget:
             self.containers.stop(gone, log)
             self.res.remove([c["Id"] for c in gone])
         self.res.remove([c["Id"] for name, c in holders.items() if name not in services])
+

@@ -5,6 +5,7 @@
     spec     the template as Engine API service specs (pure)
     stack    the swarm objects of a release and their names; the keys swarm honours (pure)
     objects  networks, configs, secrets and release records on the swarm
+    teardown the stack of an environment removed, its volumes kept unless asked
 """
 
 from steps.targets.swarm.target import SwarmTarget

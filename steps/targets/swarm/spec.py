@@ -44,6 +44,15 @@ def plan_stack(template: Template, project: str, environment: str,
     return _Planner(template, project, environment, release_id).stack()
 
 
+def template_problems(template: Template) -> list[str]:
+    """What swarm cannot do with this template, found without a swarm (names stand in)."""
+    try:
+        plan_stack(template, "check", "check", "check")
+    except TemplateError as e:
+        return list(e.problems)
+    return []
+
+
 class _Planner:
     def __init__(self, template: Template, project: str, environment: str,
                  release_id: str) -> None:
@@ -57,17 +66,32 @@ class _Planner:
         return TemplateError(f"{self.t.where(path)}: {message}")
 
     def stack(self) -> Stack:
-        networks = self.networks()
-        objects = self.objects()
+        """The stack; what swarm cannot do is one TemplateError (the first problem of each
+        part: networks, configs and secrets, each service)."""
+        problems: list[str] = []
+        networks = self._collect(problems, self.networks, {})
+        objects = self._collect(problems, self.objects, [])
         by_key = {(o.kind, o.key): o for o in objects}
         services, host_ports = {}, {}
         for name, spec in self.model["services"].items():
-            services[name] = self.service(name, spec, by_key)
+            services[name] = self._collect(problems, self.service, None, name, spec, by_key)
+            if services[name] is None:
+                continue
             host_ports[name] = [p["PublishedPort"] for p in
                                 services[name]["EndpointSpec"].get("Ports", [])
                                 if p["PublishMode"] == "host" and p.get("PublishedPort")]
+        if problems:
+            raise TemplateError.of(problems)
         return Stack(self.stack_name, dict(self.labels), networks, objects, services,
                      waves(self.model["services"]), host_ports)
+
+    @staticmethod
+    def _collect(problems: list[str], work: Any, default: Any, *args: Any) -> Any:
+        try:
+            return work(*args)
+        except TemplateError as e:
+            problems.extend(e.problems)
+            return default
 
     # ------------------------------------------------------------ top level
 

@@ -36,9 +36,11 @@ from steps.targets import (
     exec_in,
     label_filter,
 )
+from steps.targets.swarm import secret_env
 from steps.targets.swarm.objects import SwarmObjects
-from steps.targets.swarm.spec import plan_stack
+from steps.targets.swarm.spec import plan_stack, template_problems
 from steps.targets.swarm.stack import SUPPORTED, Stack, check_host_ports
+from steps.targets.swarm.teardown import teardown
 from steps.targets.swarm.updates import (
     PENDING_GRACE,
     TASK_FAILED,
@@ -64,6 +66,7 @@ class SwarmTarget:
 
     name = "swarm"
     supported = SUPPORTED
+    template_problems = staticmethod(template_problems)
 
     def __init__(self, client: Any, credentials: Lookup = lambda registry: None,
                  poll: float = 0.2, clock: Callable[[], float] = time.monotonic) -> None:
@@ -84,12 +87,13 @@ class SwarmTarget:
             release = plan.release
             stack = plan_stack(plan.template, plan.project, plan.environment, release.id)
             self._check_host_ports(stack, plan.template)
-            self._check_images(stack.services, log)
+            check_pullable(self.client, _images(stack.services), log, self.credentials)
             self.store.ensure_networks(stack.networks, log)
             self.store.ensure_objects(stack, plan.template, log)
             spec = {"stack": stack.name, "networks": stack.networks,
                     "objects": {o.name: o.kind for o in stack.objects},
-                    "services": stack.services, "waves": stack.waves}
+                    "services": stack.services, "waves": stack.waves,
+                    "secret_env": secret_env.hashes(plan.template.secret_environment())}
             return self._roll_out(release, spec, plan.health_timeout, log, canary=True)
 
     def restore(self, source: Release, plan: RestorePlan, log: Log) -> Release:
@@ -103,7 +107,14 @@ class SwarmTarget:
             spec["services"] = {
                 name: {**svc, "Labels": {**svc["Labels"], LABEL_RELEASE: release.id}}
                 for name, svc in spec["services"].items()}
-            self._check_images(spec["services"], log)
+            self._scope = {LABEL_PROJECT: release.project, LABEL_ENVIRONMENT: release.environment}
+            live = {}
+            for name in spec.get("secret_env") or {}:
+                found = self._service_named(name) or {}
+                live[name] = [(found.get(key) or {}).get("TaskTemplate", {}).get(
+                    "ContainerSpec", {}).get("Env") for key in ("Spec", "PreviousSpec")]
+            spec = secret_env.restored(spec, live)
+            check_pullable(self.client, _images(spec["services"]), log, self.credentials)
             self.store.ensure_networks(spec["networks"], log)
             missing = [n for n, kind in spec.get("objects", {}).items()
                        if not self.store.find(kind, n)]
@@ -117,6 +128,13 @@ class SwarmTarget:
         """Every release recorded on this swarm for (project, environment)."""
         with engine_errors():
             return self.store.records(project, environment)
+
+    def teardown(self, project: str, environment: str, volumes: bool,
+                 log: Log) -> dict[str, list[str]]:
+        """Remove the environment's stack (its volumes only with `volumes`)."""
+        with engine_errors():
+            self._check_manager()
+            return teardown(self.api, project, environment, volumes, log)
 
     def exec(self, project: str, environment: str, service: str, command: list[str],
              timeout: float) -> tuple[int, str]:
@@ -162,7 +180,7 @@ class SwarmTarget:
         except ServiceFailed as e:
             log.info(f"Release {release.id} failed: {e}")
             restored = self._put_back(touched, before, self.clock() + timeout, log)
-            failed = replace(release, status=FAILED, message=str(e), spec=spec,
+            failed = replace(release, status=FAILED, message=str(e), spec=secret_env.redacted(spec),
                              images=self.store.images(spec["services"], release.images))
             self.store.record(failed)
             self._clean_objects(labels, log)
@@ -178,13 +196,14 @@ class SwarmTarget:
             with suppress(Exception):
                 self._put_back(touched, before, self.clock() + timeout, log)
             with suppress(Exception):
-                self.store.record(replace(release, status=FAILED, spec=spec, message=str(e)))
+                self.store.record(replace(release, status=FAILED, spec=secret_env.redacted(spec),
+                                          message=str(e)))
             raise
         for name, current in before.items():
             if name not in services:
                 log.command(["docker", "service", "rm", current["Spec"]["Name"]])
                 self.api.remove_service(current["ID"])
-        done = replace(release, status=SUCCEEDED, spec=spec,
+        done = replace(release, status=SUCCEEDED, spec=secret_env.redacted(spec),
                        images=self.store.images(services, release.images))
         self.store.record(done)
         self._clean_objects(labels, log)
@@ -362,15 +381,6 @@ class SwarmTarget:
                              "DOCKER_HOST at a manager node, run `docker swarm init`, or use "
                              "--target docker", "target")
 
-    def _check_images(self, services: Mapping[str, dict[str, Any]], log: Log) -> None:
-        """Every image pullable with the credentials before anything changes. The nodes pull
-        with the same credentials: docker-py sends them with each service create and update, as
-        `docker service update --with-registry-auth` does (steps.images.engine)."""
-        with log.section("Images"):
-            for spec in services.values():
-                check_pullable(self.client, spec["TaskTemplate"]["ContainerSpec"]["Image"], log,
-                               self.credentials)
-
     def _check_host_ports(self, stack: Stack, template: Template) -> None:
         nodes = [n for n in self.api.nodes() if n["Status"]["State"] == "ready"
                  and n["Spec"].get("Availability") == "active"]
@@ -406,3 +416,9 @@ class SwarmTarget:
         found = self.api.services(filters=label_filter(
             {**self._scope, LABEL_SERVICE: name, LABEL_ROLE: "service"}))
         return found[0] if found else None
+
+
+def _images(services: Mapping[str, dict[str, Any]]) -> list[str]:
+    """The images of a stack's services. The nodes pull them with the credentials docker-py
+    sends with each service create and update (`--with-registry-auth`; steps.images.engine)."""
+    return [spec["TaskTemplate"]["ContainerSpec"]["Image"] for spec in services.values()]

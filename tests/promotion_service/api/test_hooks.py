@@ -228,3 +228,67 @@ def test_malformed_deliveries_get_a_clear_4xx_never_a_5xx(client, body, event, s
                                   "Content-Type": "application/json"})
     assert answer.status_code == status
     assert message in answer.json["message"]
+
+
+def test_resend_on_gitlab_without_idempotency_key_is_recognised_by_its_content(
+        app, client, promotion):
+    """GitLab before Idempotency-Key: "Resend request" is a new request with a new UUID."""
+    payload = pipeline_event(1000, "canceled", variables={"CD_PROMOTION_ID": str(promotion)})
+    first = post(client, payload, **{"User-Agent": "GitLab/16.11.0"})
+    assert first.json["status"] == "processed"
+    before = snapshot(app)
+    resent = client.post("/hooks/gitlab", data=json.dumps(payload, indent=1, sort_keys=True),
+                         headers={**hook_headers(payload, SECRET),
+                                  "User-Agent": "GitLab/16.11.0"})
+    assert resent.status_code == 200 and resent.json["status"] == "duplicate"
+    assert snapshot(app) == before
+
+
+def test_a_delivery_with_an_idempotency_key_seen_by_content_is_a_duplicate(app, client,
+                                                                          promotion):
+    """Older GitLab delivered it without a key; after an upgrade it is resent with one."""
+    payload = deployment_event(9, "failed", environment="staging")
+    assert post(client, payload).json["status"] == "processed"
+    again = post(client, payload, **{"Idempotency-Key": "5d1f3e2a"})
+    assert again.json["status"] == "duplicate"
+
+
+def test_different_events_of_one_api_call_are_all_applied(app, client, promotion):
+    """GitLab gives the events one API call causes the same X-Gitlab-Event-UUID."""
+    variables = {"CD_PROMOTION_ID": str(promotion)}
+    uuid = "3b1c7c4e-0f6a-4bd4-9f56-1d9a7f0d3a11"
+    for status in ("running", "failed"):
+        event = pipeline_event(1000, status, variables=variables)
+        answer = client.post("/hooks/gitlab", data=json.dumps(event),
+                             headers=hook_headers(event, SECRET, event_uuid=uuid))
+        assert answer.json["status"] == "processed"
+    assert promotion_row(app, promotion).state == "failed"
+
+
+MIB = 1024 * 1024
+
+
+def big_pipeline_event(promotion, size):
+    """A pipeline event of about ``size`` bytes (a pipeline of many jobs)."""
+    event = pipeline_event(1000, "running", variables={"CD_PROMOTION_ID": str(promotion)})
+    runner = {"description": "r" * 4000}
+    job = {"id": 0, "name": "job", "stage": "test", "status": "success", "runner": runner}
+    event["builds"] = [{**job, "id": n} for n in range(size // 4100)]
+    return event
+
+
+def test_a_hook_body_as_big_as_gitlab_sends_is_accepted(app, client, promotion):
+    """GitLab sends webhook bodies up to 25 MiB (WebHookService::REQUEST_BODY_SIZE_LIMIT)."""
+    event = big_pipeline_event(promotion, 24 * MIB)
+    assert 20 * MIB < len(json.dumps(event)) < 25 * MIB
+    answer = post(client, event)
+    assert answer.status_code == 200, answer.json
+    assert promotion_row(app, promotion).pipeline_id == 1000
+
+
+def test_a_hook_body_beyond_gitlabs_limit_is_a_json_413(app, client, promotion):
+    event = big_pipeline_event(promotion, 26 * MIB)
+    assert len(json.dumps(event)) > 25 * MIB
+    answer = post(client, event)
+    assert answer.status_code == 413 and "message" in answer.json
+    assert promotion_row(app, promotion).pipeline_id is None

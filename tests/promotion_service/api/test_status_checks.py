@@ -126,11 +126,89 @@ def test_answers_reach_gitlab_through_the_dispatcher(app, client):
     check(client, mr_iid=13, sha=BAD_SHA)
     with GitLabDouble(access_token="glpat") as gitlab:
         gitlab.add_project(42, "group/app")
-        Dispatcher(lambda: session_for(app), GitLabClient(gitlab.url, "glpat"),
-                   DispatcherSettings()).run_once()
+        gitlab.add_status_check(42, 5)
+        gitlab.add_merge_request(42, 12, sha=SHA)
+        gitlab.add_merge_request(42, 13, sha=BAD_SHA)
+        dispatch(app, gitlab)
         answers = gitlab.calls_to("POST", "/projects/42/merge_requests/*/status_check_responses")
     assert sorted((c.path.split("/")[4], c.body["status"], c.status) for c in answers) == [
         ("12", "passed", 201), ("13", "failed", 201)]
+
+
+def dispatch(app, gitlab):
+    Dispatcher(lambda: session_for(app), GitLabClient(gitlab.url, "glpat"),
+               DispatcherSettings()).run_once()
+
+
+def sent(app):
+    with session_for(app, write=False) as session:
+        return [(r.kind, r.state, r.last_error)
+                for r in session.scalars(select(Outbox).order_by(Outbox.id))]
+
+
+def test_an_answer_for_a_head_that_moved_on_is_settled_not_failed(app, client):
+    check(client, mr_iid=12, sha=SHA)
+    with GitLabDouble(access_token="glpat") as gitlab:
+        gitlab.add_project(42, "group/app")
+        gitlab.add_status_check(42, 5)
+        gitlab.add_merge_request(42, 12, sha="d" * 40)  # pushed to before the answer went
+        dispatch(app, gitlab)
+        [call] = gitlab.calls_to("POST", "/projects/42/merge_requests/12/*")
+    assert call.status == 409
+    [(kind, state, outcome)] = sent(app)
+    assert (kind, state) == ("status_check_response", "sent")
+    assert "does not match HEAD" in outcome
+
+
+def commit_status_event(client, mr_iid, sha):
+    payload = merge_request_check(mr_iid, sha=sha)
+    del payload["external_approval_rule"]
+    return client.post("/hooks/gitlab", data=json.dumps(payload),
+                       headers=hook_headers(payload, "hook-secret"))
+
+
+def test_a_second_pending_commit_status_gitlab_refuses_is_settled(app, client):
+    """Two merge requests from one branch: two pending answers for the same commit."""
+    app.config["GITLAB_GATE_COMMIT_STATUS"] = "1"
+    later = "c" * 40  # no image yet: pending
+    commit_status_event(client, 15, later)
+    commit_status_event(client, 16, later)
+    with GitLabDouble(access_token="glpat") as gitlab:
+        gitlab.add_project(42, "group/app")
+        gitlab.add_commit(42, later, ref="feature")
+        dispatch(app, gitlab)
+        assert [c.status for c in gitlab.calls_to("POST", f"/projects/42/statuses/{later}")] \
+            == [201, 400]
+        assert [s["status"] for s in gitlab.statuses(42, later)] == ["pending"]
+    assert [(state, bool(outcome and "already" in outcome)) for _, state, outcome in sent(app)
+            ] == [("sent", False), ("sent", True)]
+
+
+def test_the_commit_status_link_opens_a_page_a_person_can_read(app, client):
+    app.config.update(GITLAB_GATE_COMMIT_STATUS="1", PUBLIC_URL="https://cd.example.com")
+    with session_for(app) as session:
+        from promotion_service.db.models import Image, Scan
+
+        image = session.scalars(select(Image).where(Image.commit_sha == BAD_SHA)).one()
+        session.add(Scan(image_id=image.id, scanner="trivy", counts=FAILED_SCAN, actor="ci",
+                         findings=[{"id": "<script>alert(1)</script>",
+                                    "severity": "critical"}]))
+    commit_status_event(client, 15, BAD_SHA)
+    [(_, payload)] = outbox(app)
+    link = payload["target_url"]
+    assert link.startswith(f"https://cd.example.com/gate/commits/42/{BAD_SHA}?key=")
+    page = client.get(link.removeprefix("https://cd.example.com"))  # no token: a person
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "docker-cd gate: failed" in text and "group/app" in text and BAD_SHA in text
+    assert "registry.example.com/group/app@sha256:" in text
+    assert "2 critical" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script>" not in text
+    for wrong in (link.replace("key=", "key=0"), link.split("?")[0],
+                  link.replace(BAD_SHA, SHA)):
+        answer = client.get(wrong.removeprefix("https://cd.example.com"))
+        assert answer.status_code == 404 and answer.mimetype == "text/html"
+        assert "2 critical" not in answer.get_data(as_text=True)
 
 
 def test_commit_status_form_for_tiers_without_status_checks(app, client):

@@ -13,8 +13,9 @@ from promotion_service.domain.gitlab_events import (
     MergeRequestEvent,
     PipelineEvent,
     PipelineOutcome,
-    delivery_key,
+    delivery_keys,
     deployment_outcome,
+    link_signature,
     parse_event,
     pipeline_outcome,
     signature_matches,
@@ -58,14 +59,27 @@ def test_signature_is_hex_hmac_sha256_of_the_raw_body():
     assert not signature_matches("shared", body, "sha256=" + good)
 
 
-def test_delivery_key_prefers_idempotency_key_then_event_uuid_with_body():
-    body = b"{}"
-    assert delivery_key({"Idempotency-Key": "k1", "X-Gitlab-Event-UUID": "u"}, body) == "idem:k1"
-    same = delivery_key({"X-Gitlab-Event-UUID": "u"}, body)
-    assert same == delivery_key({"X-Gitlab-Event-UUID": "u"}, body)
-    # GitLab propagates one Event-UUID to the events an API call caused: different bodies differ
-    assert same != delivery_key({"X-Gitlab-Event-UUID": "u"}, b'{"a":1}')
-    assert delivery_key({}, body).startswith("body:")
+def test_delivery_keys_are_the_idempotency_key_and_the_content():
+    payload = {"object_kind": "pipeline", "object_attributes": {"id": 1, "status": "running"}}
+    keys = delivery_keys({"Idempotency-Key": "k1", "X-Gitlab-Event-UUID": "u"}, "Pipeline Hook",
+                         payload)
+    assert keys[0] == "idem:k1" and keys[1].startswith("content:")
+    # a resend re-encodes the payload: key order does not change the content key
+    reordered = {"object_attributes": {"status": "running", "id": 1}, "object_kind": "pipeline"}
+    assert delivery_keys({}, "Pipeline Hook", reordered) == keys[1:]
+    assert delivery_keys({"X-Gitlab-Event-UUID": "other"}, "Pipeline Hook", payload) == keys[1:]
+    # another state, or another event name, is another delivery
+    moved_on = {**payload, "object_attributes": {"id": 1, "status": "failed"}}
+    assert delivery_keys({}, "Pipeline Hook", moved_on) != keys[1:]
+    assert delivery_keys({}, "Job Hook", payload) != keys[1:]
+
+
+def test_link_signature_binds_project_and_commit_to_the_secret():
+    signature = link_signature("s3cret", 42, "a" * 40)
+    assert len(signature) == 32 and signature == link_signature("s3cret", 42, "a" * 40)
+    assert signature not in {link_signature("other", 42, "a" * 40),
+                             link_signature("s3cret", 43, "a" * 40),
+                             link_signature("s3cret", 42, "b" * 40)}
 
 
 def test_pipeline_event_carries_the_promotion_it_was_triggered_for():

@@ -88,7 +88,8 @@ approval_content = {
     "comment": "tested in staging",
 }
 
-deployment_content = {
+# GET /projects/:id/deployments lists Entities::Deployment: no approval fields.
+deployment_list_item = {
     "id": 9,
     "iid": 3,
     "ref": "main",
@@ -107,8 +108,17 @@ deployment_content = {
         "tag": False,
         "pipeline": {"id": 287, "sha": SHA, "ref": "main", "status": "manual", "web_url": "u"},
     },
-    "approvals": [approval_content],
+}
+
+# GET /projects/:id/deployments/:id gives Entities::DeploymentExtended (EE adds approvals).
+deployment_content = {
+    **deployment_list_item,
     "pending_approval_count": 1,
+    "approvals": [approval_content],
+    "approval_summary": {"rules": [{
+        "user_id": None, "group_id": None, "access_level": 40,
+        "access_level_description": "Maintainers", "required_approvals": 2,
+        "deployment_approvals": [approval_content]}]},
 }
 
 
@@ -120,6 +130,11 @@ def client():
 @pytest.fixture
 def anonymous():
     return GitLabClient(URL)
+
+
+@pytest.fixture
+def approver():
+    return GitLabClient(URL, "glpat-secret", approver_token="glpat-approver")
 
 
 @responses.activate
@@ -252,9 +267,16 @@ def test_play_job(client):
 
 
 @responses.activate
+def test_job_status(client):
+    responses.get(f"{API}/projects/42/jobs/7", json={**job_content, "status": "manual"})
+    assert client.job_status(42, 7) == "manual"
+
+
+@responses.activate
 def test_play_job_that_is_not_playable_is_terminal(client):
-    responses.post(
-        f"{API}/projects/42/jobs/7/play", status=400, json={"message": "400 Unplayable Job"}
+    responses.post(  # lib/api/ci/jobs.rb: bad_request!("Unplayable Job")
+        f"{API}/projects/42/jobs/7/play", status=400,
+        json={"message": "400 Bad request - Unplayable Job"}
     )
     with pytest.raises(TerminalGitLabError, match="Unplayable Job"):
         client.play_job(42, 7)
@@ -277,10 +299,30 @@ def test_commit_status_illegal_transition_is_terminal(client):
     responses.post(
         f"{API}/projects/42/statuses/{SHA}",
         status=400,
-        json={"message": "Cannot transition status via :run from :running"},
+        json={"message": 'Cannot transition status via :run from :running (Reason(s): '
+                         'Status cannot transition via "run")'},
     )
     with pytest.raises(TerminalGitLabError, match="Cannot transition"):
         client.set_commit_status(42, SHA, "running", ref="feature")
+
+
+@responses.activate
+def test_commit_status_locked_by_another_update_is_transient(client):
+    responses.post(  # lib/api/commit_statuses.rb: conflict! when the service's lock is held
+        f"{API}/projects/42/statuses/{SHA}", status=409,
+        json={"message": "409 Conflict - Another update to this commit status is in progress"})
+    with pytest.raises(TransientGitLabError, match="in progress"):
+        client.set_commit_status(42, SHA, "pending", ref="feature")
+
+
+@responses.activate
+def test_status_check_response_for_a_stale_sha_is_terminal(client):
+    responses.post(  # lib/api/helpers.rb#check_sha_param!
+        f"{API}/projects/42/merge_requests/12/status_check_responses", status=409,
+        json={"message": f"SHA does not match HEAD of source branch: {'d' * 40}"})
+    with pytest.raises(TerminalGitLabError, match="does not match HEAD") as caught:
+        client.answer_status_check(42, 12, sha=SHA, check_id=5, status="passed")
+    assert caught.value.status == 409
 
 
 @responses.activate
@@ -305,32 +347,41 @@ def test_status_check_response_rejects_unknown_status(client):
 
 
 @responses.activate
-def test_deployment_approval_is_mirrored(client):
+def test_deployment_approval_is_sent_as_the_approver_not_the_pipelines_user(approver):
     responses.post(
         f"{API}/projects/42/deployments/9/approval",
-        json=approval_content,
+        json={**approval_content, "user": {"id": 7, "username": "approver-bot"}},
         status=201,
         match=[
+            matchers.header_matcher({"PRIVATE-TOKEN": "glpat-approver"}),
             matchers.json_params_matcher(
                 {"status": "approved", "comment": "tested in staging", "represented_as": "QA"}
             )
         ],
     )
-    answer = client.approve_deployment(
+    answer = approver.approve_deployment(
         42, 9, comment="tested in staging", represented_as="QA"
     )
-    assert answer["user"]["username"] == "qa-lead"
+    assert answer["user"]["username"] == "approver-bot"
+
+
+def test_deployment_approval_without_an_approver_token_names_the_variable(client):
+    assert not client.can_approve
+    with pytest.raises(TerminalGitLabError, match="PROMOTION_GITLAB_APPROVER_TOKEN"):
+        client.approve_deployment(42, 9)
 
 
 @responses.activate
-def test_deployment_approval_refused_for_self_approval_is_terminal(client):
-    responses.post(
+def test_deployment_approval_refused_for_self_approval_says_what_to_change(approver):
+    responses.post(  # ee/app/services/deployments/approval_service.rb, rendered as a 400
         f"{API}/projects/42/deployments/9/approval",
-        status=403,
-        json={"message": "You cannot approve your own deployment."},
+        status=400,
+        json={"message": "You cannot approve your own deployment. This configuration can be "
+                         "adjusted in the protected environment settings."},
     )
-    with pytest.raises(TerminalGitLabError, match="approve your own deployment"):
-        client.approve_deployment(42, 9)
+    with pytest.raises(TerminalGitLabError, match="approve your own deployment") as caught:
+        approver.approve_deployment(42, 9)
+    assert "PROMOTION_GITLAB_APPROVER_TOKEN" in str(caught.value)
 
 
 @responses.activate
@@ -340,14 +391,16 @@ def test_get_deployment_reads_job_pipeline_and_approvals(client):
     assert (deployment.status, deployment.environment) == ("blocked", "production")
     assert (deployment.job_id, deployment.pipeline_id, deployment.sha) == (7, 287, SHA)
     assert [(a.username, a.status) for a in deployment.approvals] == [("qa-lead", "approved")]
-    assert deployment.pending_approval_count == 1
+    assert (deployment.pending_approval_count, deployment.job_status, deployment.user) == (
+        1, "manual", "root")
+    assert deployment.waits_for_approval and not deployment.playable
 
 
 @responses.activate
 def test_list_blocked_deployments_of_an_environment(client):
     responses.get(
         f"{API}/projects/42/deployments",
-        json=[deployment_content],
+        json=[deployment_list_item],
         match=[
             matchers.query_param_matcher(
                 {"environment": "production", "status": "blocked", "order_by": "id",
@@ -357,6 +410,9 @@ def test_list_blocked_deployments_of_an_environment(client):
     )
     [deployment] = client.list_deployments(42, environment="production")
     assert (deployment.id, deployment.job_id) == (9, 7)
+    # the list says nothing of approvals: neither waiting nor playable can be told from it
+    assert (deployment.approvals, deployment.pending_approval_count) == ((), None)
+    assert not deployment.playable
 
 
 @responses.activate

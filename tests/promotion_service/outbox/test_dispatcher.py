@@ -43,7 +43,9 @@ def project(app):
 
 
 def dispatcher(app, gitlab, settings=FAST, name=None):
-    return Dispatcher(lambda: session_for(app), GitLabClient(gitlab.url, GITLAB_TOKEN),
+    gitlab.add_user("approver-bot", token="glpat-approver")
+    return Dispatcher(lambda: session_for(app), GitLabClient(gitlab.url, GITLAB_TOKEN,
+                                                             approver_token="glpat-approver"),
                       settings, name=name)
 
 
@@ -138,14 +140,14 @@ def test_a_refusal_fails_the_promotion_with_gitlabs_message_in_api_and_audit(app
     dispatcher(app, gitlab).run_once()
     promotion = read(app, Promotion, promotion_id)
     assert promotion.state == "failed"
-    assert "404 Project Not Found" in promotion.failure_message
+    assert "HTTP 404: 404 Not Found" in promotion.failure_message  # triggers.rb: not_found!
     with session_for(app, write=False) as session:
         row = session.scalars(select(Outbox)).one()
         entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "promotion.failed")
                                 ).one()
     assert row.state == "failed" and row.attempts == 1
     assert entry.actor == "dispatcher"
-    assert "404 Project Not Found" in entry.after["message"]
+    assert "HTTP 404: 404 Not Found" in entry.after["message"]
     assert gitlab.pipelines == []
 
 
@@ -205,6 +207,9 @@ def test_concurrent_dispatchers_send_each_row_once(app, gitlab, project):
 
 def test_other_kinds_reach_their_endpoints(app, gitlab):
     gitlab.add_deployment(42, 9, environment="production", job_id=7, sha="a" * 40)
+    gitlab.add_commit(42, "a" * 40, ref="feature")
+    gitlab.add_merge_request(42, 12, sha="a" * 40)
+    gitlab.add_status_check(42, 5)
     with session_for(app) as session:
         enqueue(session, "status_check_response", {"gitlab_project_id": 42, "mr_iid": 12,
                                                    "sha": "a" * 40, "check_id": 5,
@@ -219,6 +224,7 @@ def test_other_kinds_reach_their_endpoints(app, gitlab):
         ("POST", "/projects/42/merge_requests/12/status_check_responses", 201),
         ("POST", f"/projects/42/statuses/{'a' * 40}", 201),
         ("POST", "/projects/42/deployments/9/approval", 201),
+        ("GET", "/projects/42/jobs/7", 200),  # played only while it is manual
         ("POST", "/projects/42/jobs/7/play", 200),
     ]
 

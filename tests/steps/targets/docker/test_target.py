@@ -189,7 +189,7 @@ def test_secrets_from_ci_variables_and_container_settings(sample, docker, capsys
     (directory / "compose.yml").write_text(SECRET_TEMPLATE)
     port = free_port()
     env = {**sample.env("test"), "CD_TEMPLATE_DIR": str(directory), "FILES_PORT": str(port),
-           "API_KEY": "first-s3cret-key"}
+           "API_KEY": "first-s3cret-key", "CD_NEW_ENVIRONMENT": "true"}
     out = tmp_path / "deploy.json"
     code, log = step(["deploy", "--environment", "secrets", "--json", str(out)], env, capsys)
     assert code == 0, log
@@ -275,7 +275,8 @@ def test_a_service_dropped_from_the_template_goes_but_its_volume_stays(sample, d
     (directory / "compose.yml").write_text(
         "services:\n  web:\n    image: ${CD_IMAGE}\n    healthcheck: {test: [CMD, 'true'], "
         "interval: 100ms}\nvolumes:\n  data: {}\n")
-    env = {**sample.env("test", "v1"), "CD_TEMPLATE_DIR": str(directory)}
+    env = {**sample.env("test", "v1"), "CD_TEMPLATE_DIR": str(directory),
+           "CD_NEW_ENVIRONMENT": "true"}
     code, log = step(["deploy", "--environment", "stopfirst"], env, capsys)
     assert code == 0, log
     assert "Removing services no longer in the template: db" in log

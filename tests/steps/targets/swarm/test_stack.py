@@ -15,7 +15,7 @@ from tests.steps.targets.swarm.test_spec import BASE, ENV, stack
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("privileged", "true"), ("cap_add", "[NET_ADMIN]"), ("container_name", "web"),
+    ("privileged", "true"), ("cap_add", "[CHOWN]"), ("container_name", "web"),
     ("network_mode", "host"), ("build", "."),
 ])
 def test_unsupported_keys_are_named(key, value):

@@ -230,3 +230,21 @@ def test_what_host_mode_ports_on_one_node_cannot_do_is_an_error(capsys, app, dep
     assert code == 2, log
     assert error in log
     assert app.get("staging") == "version 1\n"
+
+
+def test_teardown_removes_the_stack_and_keeps_its_volumes(capsys, swarm, app):
+    code, log = run(capsys, app, "deploy", "staging", image="v1")
+    assert code == 0, log
+    scope = {"label": [f"io.docker-cd.project={app.project}",
+                       "io.docker-cd.environment=staging"]}
+    code, log = run(capsys, app, "teardown", "staging")
+    assert code == 0, log
+    assert not swarm.api.services(filters=scope)
+    assert not swarm.api.configs(filters=scope) and not swarm.api.secrets(filters=scope)
+    assert not swarm.api.networks(filters=scope)
+    kept = [v["Name"] for v in swarm.api.volumes(filters=scope).get("Volumes") or []]
+    assert kept == [f"{app.project}-staging_data"]
+    assert "Kept the volumes" in log
+    code, log = run(capsys, app, "teardown", "staging", "--volumes")
+    assert code == 0, log
+    assert not swarm.api.volumes(filters=scope).get("Volumes")
