@@ -1,7 +1,7 @@
 """Lead time of examples/hello-app on this machine: from a commit to verified in test, and to
 verified in staging, with no human wait (staging is promoted by policy, as the service does).
 
-Runs the real pipeline (tests/e2e/stack.py: gitlab-ci-local, the local engine and registry,
+Runs the real pipeline (docker_cd_local/stack.py: gitlab-ci-local, the local engine and registry,
 the promotion service, the GitLab API double) twice: a cold first run (the build cache cannot
 help: the benchmark's copy of the app starts its Dockerfile with a fresh LABEL) into empty
 environments; then, alternately, cold-cache runs and runs after a one-line change (APP_VERSION,
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.e2e.stack import Stack
+from docker_cd_local.stack import Stack
 
 JOB = re.compile(r"PASS\s+\[\s*([0-9.]+)\s*(m?s)\]\s+(\S+)")
 

@@ -1,10 +1,12 @@
 """The whole delivery of examples/hello-app, as a team gets it from one `include:`.
 
-gitlab-ci-local runs the pipelines (shell executor) on the real engine and registry; the real
-promotion service (a gunicorn process) records everything and triggers the staging and
-production pipelines through the GitLab API double; the test then runs each triggered pipeline
-with exactly the variables the service sent. Two releases go all the way to production, then
-production is rolled back. After each stage: the registry, the running containers, the
+gitlab-ci-local runs the pipelines, each job in the runner image the template uses by default
+(its docker executor, on the host's network, with the engine's socket), against the real engine
+and a registry that asks for a password on every pull; the real promotion service (a gunicorn
+process) records everything and triggers the staging and production pipelines through the
+GitLab API double; the test then runs each triggered pipeline with exactly the variables the
+service sent. Two releases go all the way to production, then production is rolled back; a
+git tag reuses the verified image. After each stage: the registry, the running containers, the
 service's state.
 """
 
@@ -15,15 +17,19 @@ import re
 
 import pytest
 
-from tests.e2e.stack import Stack
+from docker_cd_local.pipelines import DockerExecutor
+from docker_cd_local.stack import Stack
+from tests.runner_image import helper_image, runner_image
 from tests.schemas import container_scanning_validator
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(480)]
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
 def stack(docker, tmp_path_factory):
-    stack = Stack.start(tmp_path_factory.mktemp("e2e"))
+    # every job in the runner image the template uses by default, built as CI builds it
+    executor = DockerExecutor(runner_image(docker), helper_image(docker))
+    stack = Stack.start(tmp_path_factory.mktemp("e2e"), executor=executor)
     yield stack
     stack.stop()
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from docker import errors as docker_errors
 
+from docker_cd_local.service import PromotionService
 from steps.cli import run
-from tests.service_process import PromotionService
 from tests.steps.registry_helpers import manifest_digest
 from tests.support import BUSYBOX, TEST_LABEL, read_dotenv
 

@@ -21,7 +21,7 @@ Endpoints (under /api/v4; every one but the trigger wants a PRIVATE-TOKEN of a k
     GET  /projects/:id/deployments/:deployment_id  the extended entity (approvals)
     POST /projects/:id/deployments/:deployment_id/approval          GitLab's refusals
 Also GET /_double/calls and /_double/pipelines (JSON) for looking from another process.
-Run alone with ``python -m tests.gitlab_double --port 8929``.
+Run alone with ``docker-cd-gitlab-double --port 8929`` (installed with docker-cd).
 """
 
 from __future__ import annotations

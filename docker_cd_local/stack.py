@@ -1,14 +1,15 @@
 """Everything a docker-cd pipeline talks to, on this machine, for the end-to-end test, the demo
 and the lead-time benchmark.
 
-    registry         Docker Distribution on 127.0.0.1 (tests.support.start_registry) asking for
+    registry         Docker Distribution on 127.0.0.1 (docker_cd_local.registry) asking for
                      a password on every request, pulls included; the jobs get it as GitLab
                      gives it, CI_REGISTRY_USER / CI_REGISTRY_PASSWORD
-    GitLab API       the in-repo double (tests.gitlab_double): records the pipelines the
+    GitLab API       the in-repo double (docker_cd_local.gitlab_double): records the pipelines the
                      promotion service triggers
     promotion        `promotion-service serve` (gunicorn) with its dispatcher thread, on SQLite
-    runner           gitlab-ci-local, shell executor, in a git repository of examples/hello-app
-                     that includes ci-templates/docker-cd.yml (tests.local_gitlab.AppRepo)
+    runner           gitlab-ci-local in a git repository of examples/hello-app that includes
+                     ci-templates/docker-cd.yml (docker_cd_local.pipelines.AppRepo): jobs in the
+                     runner image (docker executor), or on this machine (shell executor)
     engine           the local Docker engine: build, scan and every environment's deploy
 """
 
@@ -26,10 +27,13 @@ from typing import Any
 import requests
 from docker import errors as docker_errors
 
-from tests.gitlab_double import GitLabDouble, Pipeline
-from tests.local_gitlab import AppRepo
-from tests.service_process import PromotionService
-from tests.support import Registry, docker_client, free_port, start_registry
+from docker_cd_local.gitlab_double import GitLabDouble, Pipeline
+from docker_cd_local.pipelines import AppRepo, DockerExecutor
+from docker_cd_local.registry import Registry, free_port, start_registry
+from docker_cd_local.service import PromotionService
+from steps.images.engine import docker_client
+from steps.runtime.errors import ExternalError
+from steps.targets import slug
 
 PROJECT_PATH = "demo/hello-app"
 GITLAB_PROJECT_ID = 42
@@ -41,9 +45,12 @@ PROJECT_LABEL = "io.docker-cd.project"
 REGISTRY_USER = "gitlab-ci-token"
 REGISTRY_PASSWORD = "glcbt-e2e-job-token-0123456789"
 
-# test -> staging automatically once test is verified; production after one approval by
-# someone other than who registered the image (four eyes).
-POLICY = f"""\
+
+
+def policy(project_path: str) -> str:
+    """test -> staging automatically once test is verified; production after one approval by
+    someone other than who registered the image (four eyes)."""
+    return f"""\
 defaults:
   environments:
     - name: test
@@ -53,7 +60,7 @@ defaults:
       required_approvals: 1
       four_eyes: true
 projects:
-  {PROJECT_PATH}:
+  {project_path}:
     gitlab_id: {GITLAB_PROJECT_ID}
 """
 
@@ -65,6 +72,9 @@ class Stack:
     root: Path
     project: str  # CD_PROJECT: names and labels the app's containers
     ports: dict[str, int]
+    app: str | Path = "hello-app"  # an example's name, or a team's own application directory
+    project_path: str = PROJECT_PATH
+    extra: dict[str, str] = field(default_factory=dict)  # the application's own variables
     registry: Registry | None = None
     gitlab: GitLabDouble | None = None
     service: PromotionService | None = None
@@ -73,16 +83,24 @@ class Stack:
 
     @classmethod
     def start(cls, root: Path, project: str | None = None,
-              ports: dict[str, int] | None = None) -> Stack:
-        """Start registry, GitLab double and service; create the app's repository."""
+              ports: dict[str, int] | None = None,
+              executor: DockerExecutor | None = None, app: str | Path = "hello-app",
+              variables: dict[str, str] | None = None) -> Stack:
+        """Start registry, GitLab double and service; create the app's repository (its jobs
+        run by `executor`, else on this machine). `app` is an example's name or a directory
+        holding a team's application; `variables` are its own CI/CD variables."""
+        name = Path(app).name if isinstance(app, Path) else app
         stack = cls(root, project or f"e2e-{uuid.uuid4().hex[:8]}",
-                    ports or {env: free_port() for env in ENVIRONMENTS})
+                    ports or {env: free_port() for env in ENVIRONMENTS}, app,
+                    PROJECT_PATH if app == "hello-app" else f"demo/{slug(name)}",
+                    dict(variables or {}))
         try:
             stack.registry = start_registry(REGISTRY_USER, REGISTRY_PASSWORD)
             stack.gitlab = GitLabDouble(access_token=GITLAB_TOKEN).start()
-            stack.gitlab.add_project(GITLAB_PROJECT_ID, PROJECT_PATH,
+            stack.gitlab.add_project(GITLAB_PROJECT_ID, stack.project_path,
                                      trigger_token=TRIGGER_TOKEN)
-            stack.service = PromotionService.start(root / "service", policy=POLICY, settings={
+            stack.service = PromotionService.start(
+                root / "service", policy=policy(stack.project_path), settings={
                 "PROMOTION_GITLAB_URL": stack.gitlab.url,
                 "PROMOTION_GITLAB_TOKEN": GITLAB_TOKEN,
                 "PROMOTION_GITLAB_TRIGGER_TOKEN": TRIGGER_TOKEN,
@@ -90,7 +108,8 @@ class Stack:
                 "PROMOTION_DISPATCHER_THREAD": "1",
                 "PROMOTION_DISPATCHER_POLL_SECONDS": "0.2",
             })
-            stack.repo = AppRepo.create(root / "hello-app", project_path=PROJECT_PATH)
+            stack.repo = AppRepo.create(root / slug(name), app, stack.project_path,
+                                        executor=executor)
             stack.repo.variables = stack.variables()
         except BaseException:
             stack.stop()
@@ -102,7 +121,7 @@ class Stack:
     @property
     def image_repository(self) -> str:
         assert self.registry is not None
-        return f"{self.registry.host}/{PROJECT_PATH}"
+        return f"{self.registry.host}/{self.project_path}"
 
     def url(self, environment: str) -> str:
         return f"http://127.0.0.1:{self.ports[environment]}/cgi-bin/hello"
@@ -116,18 +135,21 @@ class Stack:
             "CI_REGISTRY_USER": REGISTRY_USER,
             "CI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
             "CI_PROJECT_ID": str(GITLAB_PROJECT_ID),
-            "CI_PROJECT_PATH": PROJECT_PATH,
+            "CI_PROJECT_PATH": self.project_path,
             "CI_DEFAULT_BRANCH": "main",
             "CD_SERVICE_URL": self.service.url,
             "DOCKER_CD_SERVICE_TOKEN": self.service.tokens["ci"],
             "CD_PROJECT": self.project,
-            # No vulnerability database can be downloaded here: scan for secrets (for real).
+            # No vulnerability database can be downloaded here: scan for secrets (for real),
+            # with nothing asked of the network.
             "CD_SCAN_SCANNERS": "secret",
+            "CD_SCAN_OFFLINE": "true",
         }
-        for env in ENVIRONMENTS:
-            variables[f"HELLO_{env.upper()}_PORT"] = str(self.ports[env])
-            variables[f"CD_{env.upper()}_URL"] = self.url(env)
-        return variables
+        if self.app == "hello-app":
+            for env in ENVIRONMENTS:
+                variables[f"HELLO_{env.upper()}_PORT"] = str(self.ports[env])
+                variables[f"CD_{env.upper()}_URL"] = self.url(env)
+        return {**variables, **self.extra}
 
     # ------------------------------------------------------------------ driving pipelines
 
@@ -203,14 +225,14 @@ class Stack:
 
     def registry_tags(self) -> list[str]:
         assert self.registry is not None
-        url = f"{self.registry.url}/v2/{PROJECT_PATH}/tags/list"
+        url = f"{self.registry.url}/v2/{self.project_path}/tags/list"
         return sorted(requests.get(url, auth=self.registry.auth, timeout=5).json().get("tags")
                       or [])
 
     def registry_digest(self, tag: str) -> str:
         assert self.registry is not None
         response = requests.head(
-            f"{self.registry.url}/v2/{PROJECT_PATH}/manifests/{tag}", timeout=5,
+            f"{self.registry.url}/v2/{self.project_path}/manifests/{tag}", timeout=5,
             auth=self.registry.auth,
             headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
                                "application/vnd.oci.image.manifest.v1+json"})
@@ -262,7 +284,7 @@ class Stack:
         """Remove the app's containers, networks and volumes, and the images built here."""
         try:
             client = docker_client()
-        except RuntimeError:
+        except ExternalError:  # no engine: nothing of the app can be left on it
             return
         label = {"label": f"{PROJECT_LABEL}={self.project}"}
         for container in client.containers.list(all=True, filters=label):
