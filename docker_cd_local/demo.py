@@ -102,15 +102,20 @@ def demo(workdir: Path, app: Path | None, variables: dict[str, str], quiet: bool
 
 
 def _where(stack: Stack, environment: str) -> str:
-    """The hello-app's answer, else the containers of the environment and their ports."""
+    """The hello-app's answer, else the environment's services and the ports it publishes."""
     if stack.app == "hello-app":
         return f"{stack.url(environment):<45} {stack.answer(environment).splitlines()[0]}"
-    shown = []
-    for container in stack.containers(environment):
-        ports = sorted({f"{b['HostIp'] or '0.0.0.0'}:{b['HostPort']}"
-                        for bindings in (container.ports or {}).values() for b in bindings or []})
-        shown.append(f"{container.name} ({', '.join(ports) or 'no published port'})")
-    return "; ".join(shown) or "nothing running"
+    from steps.images.engine import docker_client
+
+    labels = [f"io.docker-cd.project={stack.project}", f"io.docker-cd.environment={environment}"]
+    running = docker_client().containers.list(filters={"label": labels})
+    services = sorted({c.labels.get("io.docker-cd.service", c.name) for c in running
+                       if c.labels.get("io.docker-cd.role") == "service"})
+    # a published port may sit on the service's network holder container
+    ports = sorted({f"{b['HostIp'] or '0.0.0.0'}:{b['HostPort']}" for c in running
+                    for bindings in (c.ports or {}).values() for b in bindings or []})
+    return (f"{', '.join(services) or 'nothing running'}"
+            f"{' on ' + ', '.join(ports) if ports else ''}")
 
 
 def clean(workdir: Path) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from steps import cli
 from tests.conftest import REGISTRY_PASSWORD, REGISTRY_USER
-from tests.steps.deploy_sample import WEB_DOCKERFILE, remove_project
+from tests.steps.deploy_sample import WEB_DOCKERFILE, WEB_ONLY, remove_project
 from tests.steps.registry_helpers import push_image
 from tests.support import BUSYBOX, Registry, free_port, start_registry
 
@@ -31,15 +31,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 DATA = Path(__file__).parent / "data"
 ZERO_DIGEST = "sha256:" + "0" * 64
-TEMPLATE = """\
-services:
-  web:
-    image: ${CD_IMAGE}
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]
-      interval: 100ms
-      retries: 30
-    stop_grace_period: 1s
+TEMPLATE = WEB_ONLY + """\
 x-docker-cd:
   verify:
     - name: page

@@ -19,24 +19,13 @@ import requests
 
 from steps import cli
 from tests.conftest import REGISTRY_PASSWORD, REGISTRY_USER
-from tests.steps.deploy_sample import WEB_DOCKERFILE, remove_project
+from tests.steps.deploy_sample import WEB_DOCKERFILE, WEB_ONLY, remove_project
 from tests.steps.registry_helpers import push_image
 from tests.steps.swarm_support import remove_swarm_project
 from tests.support import free_port
 
 pytestmark = pytest.mark.docker
 
-COMPOSE = """\
-services:
-  web:
-    image: ${CD_IMAGE}
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]
-      interval: 100ms
-      timeout: 5s
-      retries: 30
-    stop_grace_period: 1s
-"""
 OVERLAYS = {
     "docker": 'services:\n  web:\n    ports: ["127.0.0.1:${WEB_PORT}:8080"]\n',
     # swarm: host-mode ports (no routing mesh here); init so httpd stops at once
@@ -110,7 +99,7 @@ def test_deploy_and_rollback_pull_with_the_ci_credentials(
         request.getfixturevalue("swarm")
     template = tmp_path / "deploy"
     template.mkdir()
-    (template / "compose.yml").write_text(COMPOSE)
+    (template / "compose.yml").write_text(WEB_ONLY)
     (template / "compose.test.yml").write_text(OVERLAYS[target])
     project, port = f"authpull-{uuid.uuid4().hex[:8]}", free_port()
     base = {**no_docker_config, "CD_PROJECT": project, "CD_DEPLOY_TARGET": target,
