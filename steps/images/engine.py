@@ -24,7 +24,7 @@ Lookup = Callable[[str], "Credentials | None"]
 _REFUSED = ("unauthorized", "authentication required", "no basic auth credentials", "denied",
             "incorrect username or password", "401 unauthorized")
 _MISSING = ("manifest unknown", "not found", "does not exist", "name unknown",
-            "no such image")
+            "no such image", "blob unknown", "unknown blob")
 _TRANSIENT = ("connection refused", "connection reset", "no such host", "i/o timeout",
               "timeout", "eof", "unexpected http status: 5", "toomanyrequests",
               "service unavailable", "bad gateway", "broken pipe", "500 internal server error",

@@ -217,11 +217,8 @@ def rollback_environment(docker, images, world) -> Callable[[Fault], dict[str, s
             assert code == 0, f"setting up {environment}: deploy {image}"
         if fault.image != "present" or fault.credentials != "good":
             _forget(docker, old)
-        if fault.image == "missing":
-            import requests
-
-            requests.delete(f"{registry.url}/v2/faults/old/manifests/{digest}",
-                            auth=registry.auth, timeout=10).raise_for_status()
+        if fault.image == "missing":  # the registry lost it, blobs and all (a cleanup)
+            _delete_image(registry, "faults/old", digest)
         if fault.image == "unreachable":
             registry.stop()
         env = {**_deploy_env(world), "CD_ENVIRONMENT": environment}
@@ -233,6 +230,22 @@ def rollback_environment(docker, images, world) -> Callable[[Fault], dict[str, s
         return env
 
     return make
+
+
+def _delete_image(registry: Registry, repository: str, digest: str) -> None:
+    """Delete a manifest and the blobs it names. The engine keeps the manifests it pulled (in
+    its content store), so only the missing blobs make a pull by digest fail as it would."""
+    import requests
+
+    base = f"{registry.url}/v2/{repository}"
+    manifest = requests.get(f"{base}/manifests/{digest}", auth=registry.auth, timeout=10,
+                            headers={"Accept": "application/vnd.docker.distribution.manifest"
+                                               ".v2+json"}).json()
+    for blob in (manifest["config"], *manifest["layers"]):
+        requests.delete(f"{base}/blobs/{blob['digest']}", auth=registry.auth,
+                        timeout=10).raise_for_status()
+    requests.delete(f"{base}/manifests/{digest}", auth=registry.auth,
+                    timeout=10).raise_for_status()
 
 
 def _deploy_env(world: World) -> dict[str, str]:
