@@ -4,9 +4,9 @@ and, in the same gitlab-ci-local session, the same commit through a bare pipelin
 write by hand (benchmarks/bare-pipeline.gitlab-ci.yml: docker build, docker push, docker run,
 curl until it answers), the floor docker-cd's lead time is compared with.
 
-Runs the real pipeline (tests/e2e/stack.py: gitlab-ci-local, the local engine and registry,
-the promotion service, the GitLab API double): a cold first run (the build cache cannot help:
-the benchmark's copy of the app starts its Dockerfile with a fresh LABEL) into empty
+Runs the real pipeline (docker_cd_local/stack.py: gitlab-ci-local, the local engine and
+registry, the promotion service, the GitLab API double): a cold first run (the build cache
+cannot help: the benchmark's copy of the app starts its Dockerfile with a fresh LABEL) into empty
 environments; then, alternately, cold-cache runs and runs after a one-line change (APP_VERSION,
 where the layers before that line come from the cache), both replacing the running release.
 Each docker-cd run is followed by the bare pipeline on the same change (its own copy of the
@@ -36,9 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.e2e.stack import Stack
-from tests.local_gitlab import AppRepo
-from tests.support import docker_client, free_port
+from docker_cd_local.pipelines import AppRepo
+from docker_cd_local.registry import free_port
+from docker_cd_local.stack import Stack
+from tests.support import docker_client
 
 BARE_PIPELINE = Path(__file__).resolve().parent / "bare-pipeline.gitlab-ci.yml"
 # The jobs between a commit and verified in test.

@@ -1,5 +1,5 @@
 """Peak memory of each step: every `docker-cd` step run once, as a pipeline runs it, against
-real parts (tests/e2e/stack.py: the local engine and registry, Trivy, the promotion service),
+real parts (docker_cd_local/stack.py: the local engine and registry, Trivy, the promotion service),
 on examples/hello-app; the order is a release's life: build, push, tag, register, scan,
 template render, deploy, verify, gate, releases, a second deploy, rollback.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.e2e.stack import Stack
+from docker_cd_local.stack import Stack
 from tests.support import read_dotenv
 
 GOAL_MB = 80

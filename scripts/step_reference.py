@@ -37,6 +37,8 @@ def _row(option: Option) -> str:
     name = option.dest.upper() if option.positional else f"`{option.flag}`"
     variables = ", ".join(f"`{v}`" for v in option.env) or "—"
     default = option.default
+    if isinstance(default, tuple):
+        default = ",".join(default)
     shown = "" if default in (None, False, (), "", {}) else f"`{default}`"
     text = option.help + (f" One of: {', '.join(option.choices)}." if option.choices else "")
     return f"| {name} | {variables} | {shown} | {_cell(text)} |"

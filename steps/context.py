@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from steps.service.client import ServiceClient
     from steps.targets import Target
 
+DEFAULT_PLACES = CredentialStore()  # the Docker config file only: for steps with no registry
+
 
 class Context:
     """The log, the step's variables (`environ`), the environment child processes and the
@@ -37,19 +39,26 @@ class Context:
         self._registry = registry
         self._service = service
         self._targets = dict(targets or {})
+        self._credentials: dict[tuple[CredentialStore, str], Credentials | None] = {}
 
-    def engine(self, host: str | None = None) -> Any:
+    def engine(self, store: CredentialStore = DEFAULT_PLACES, host: str | None = None) -> Any:
         """A docker-py client for `host` (None: DOCKER_HOST and its TLS settings, else the
-        local socket); exit 3 when the engine does not answer."""
-        if host not in self._engines:
-            from steps.images.engine import docker_client
+        local socket) that gives the engine registry credentials from `store`, as every other
+        registry call gets them; exit 3 when the engine does not answer."""
+        from steps.images.engine import docker_client, use_credentials
 
+        if host not in self._engines:
             self._engines[host] = docker_client(host, environment=self.process_environ)
+        use_credentials(self._engines[host], lambda registry: self.credentials(store, registry),
+                        store.hosts())
         return self._engines[host]
 
     def credentials(self, store: CredentialStore, host: str) -> Credentials | None:
-        """Credentials for a registry host; their secrets join the log's masker."""
-        return find_credentials(store, host, self.log)
+        """Credentials for a registry host (looked up once); their secrets join the log's
+        masker."""
+        if (store, host) not in self._credentials:
+            self._credentials[(store, host)] = find_credentials(store, host, self.log)
+        return self._credentials[(store, host)]
 
     def registry(self, store: CredentialStore, attempts: int,
                  plain_http: Iterable[str] = ()) -> RegistryClient:
@@ -70,10 +79,12 @@ class Context:
             self._service = ServiceClient(url, token)
         return self._service
 
-    def target(self, name: str) -> Target:
-        """The target called `name`, on the engine DOCKER_HOST names."""
+    def target(self, name: str, store: CredentialStore = DEFAULT_PLACES) -> Target:
+        """The target called `name`, on the engine DOCKER_HOST names, pulling images with the
+        credentials in `store` (the default: the Docker config file's)."""
         if name not in self._targets:
             from steps.targets import target_class
 
-            self._targets[name] = target_class(name)(self.engine())
+            self._targets[name] = target_class(name)(
+                self.engine(store), lambda registry: self.credentials(store, registry))
         return self._targets[name]

@@ -1,38 +1,58 @@
 """`docker-cd build`: build the image with its provenance labels; with --push, name it by digest.
 
-The build runs on the Docker engine (docker-py) from a context and Dockerfile, with build args
-and a target stage. `--cache-from` images (default: the branch's earlier image) are pulled when
-present and skipped quietly when not. OCI labels (revision, source, created, version, title,
-url) and the pipeline's id and URL come from the CI variables. On failure the log ends with
+Built once: with --push, a commit that already has its image (the one the promotion service
+registered for it, a verified one first, else the one under the commit's tag), built from the
+same inputs, is not built again: the pipeline's tags are added to that digest, registry-side.
+Otherwise the build runs on the Docker engine (docker-py) from a context and Dockerfile, with
+build args and a target stage, and is reproducible: every time in the context, the layers and
+the image config is clamped to the commit's (SOURCE_DATE_EPOCH; steps.images.reproducible), so
+a rebuild of the commit gives the same digest. `--cache-from` images (default: the branch's
+earlier image) are pulled when present and skipped quietly when not. OCI labels (revision,
+source, created, version, title, url) come from the CI variables. On failure the log ends with
 the failing instruction and its output, and the step exits 1.
 """
 
 from __future__ import annotations
 
 import datetime
-import tempfile
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steps.commands import Step
+from steps.commands.inputs.ci import COMMIT_TIME
 from steps.commands.inputs.image import ImagePush
 from steps.commands.inputs.pipeline import Pipeline
-from steps.commands.inputs.registry import RegistryAuth
+from steps.commands.inputs.registry import PLAIN_HTTP, RegistryAuth
+from steps.commands.inputs.service import Service
 from steps.images.dockerfile import with_labels
+from steps.images.pull import pull
 from steps.images.push import image_result, push_tags
 from steps.images.reference import parse_reference
+from steps.images.reproducible import (
+    context_archive,
+    declares_epoch,
+    iso,
+    normalise,
+    source_date_epoch,
+)
+from steps.registry import Manifest, RegistryClient, RegistryError, Repo, step_error
+from steps.registry.tagging import tag_image
 from steps.runtime.errors import ExternalError, Refused, UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.log import Log
 from steps.runtime.outputs import Result
+from steps.service.commits import commit_images
 
 if TYPE_CHECKING:
     from steps.context import Context
 
 OCI = "org.opencontainers.image."
-PIPELINE_LABEL = "dev.docker-cd.pipeline."
+INPUTS_LABEL = "dev.docker-cd.build-inputs"  # hash of what the build was given besides the commit
+LABELLED_DOCKERFILE = ".docker-cd.Dockerfile"  # the Dockerfile with its labels, in the context
 _ENGINE_CHATTER = (" ---> ", "Removing intermediate container")
 
 
@@ -57,20 +77,29 @@ class Settings:
     title: str | None = option("Human title of the image (org.opencontainers.image.title).",
                                env=("CD_TITLE", "CI_PROJECT_TITLE", "CI_PROJECT_NAME"))
     version: str | None = option(
-        "Version of the packaged software [default: the git tag, else the short commit SHA].",
+        "Version of the packaged software [default: the short commit SHA].",
         env=("CD_VERSION",))
     push: bool = option("Push the tags and write CD_IMAGE (repository@digest) to the "
-                        "outputs.", env=("CD_PUSH",), default=False)
+                        "outputs; a commit built before gets its image's tags instead.",
+                        env=("CD_PUSH",), default=False)
+    source_date_epoch: str | None = option(
+        "The commit's time in Unix seconds, for every time in the image [default: the commit "
+        "time, else git HEAD's].", env=("SOURCE_DATE_EPOCH",), metavar="SECONDS")
+    commit_time: str | None = COMMIT_TIME.field()
+    plain_http: tuple[str, ...] = PLAIN_HTTP.field()
     image: ImagePush = group(ImagePush)
     auth: RegistryAuth = group(RegistryAuth)
     pipeline: Pipeline = group(Pipeline)
+    service: Service = group(Service)
 
 
 def labels(settings: Settings, created: datetime.datetime) -> dict[str, str]:
-    """The provenance labels, from the CI variables; extra --label values win."""
+    """The provenance labels, from the CI variables; extra --label values win. Nothing that
+    differs between pipelines of one commit (the pipeline, a git tag added later): the pipeline
+    is recorded by the promotion service, the release tags point at the image."""
     pipeline = settings.pipeline
     title = settings.title or (pipeline.project_path or "").rstrip("/").rsplit("/", 1)[-1]
-    version = settings.version or pipeline.git_tag or (pipeline.commit_sha or "")[:8]
+    version = settings.version or (pipeline.commit_sha or "")[:8]
     found = {
         OCI + "revision": pipeline.commit_sha,
         OCI + "source": pipeline.project_url,
@@ -78,10 +107,20 @@ def labels(settings: Settings, created: datetime.datetime) -> dict[str, str]:
         OCI + "created": created.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         OCI + "version": version,
         OCI + "title": title,
-        PIPELINE_LABEL + "id": pipeline.pipeline_id,
-        PIPELINE_LABEL + "url": pipeline.pipeline_url,
     }
-    return {k: v for k, v in found.items() if v} | dict(settings.label or {})
+    found = {k: v for k, v in found.items() if v} | dict(settings.label or {})
+    return found | {INPUTS_LABEL: build_inputs(settings, found)}
+
+
+def build_inputs(settings: Settings, image_labels: dict[str, str]) -> str:
+    """A hash of what the build is given besides the commit's files: an image of the commit
+    with the same hash was built from the same inputs and can be reused."""
+    given = {"dockerfile": dockerfile_in_context(settings),
+             "target": settings.target, "build_args": sorted((settings.build_arg or {}).items()),
+             "labels": sorted((k, v) for k, v in image_labels.items()
+                              if k not in (OCI + "created", INPUTS_LABEL))}
+    text = json.dumps(given, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def dockerfile_in_context(settings: Settings) -> str:
@@ -121,22 +160,37 @@ def validate(settings: Settings) -> None:
             parse_reference(ref)
         except ValueError as e:
             raise UsageError(str(e), "cache_from") from None
+    if settings.source_date_epoch or settings.commit_time:
+        _epoch(settings)
 
 
 def execute(settings: Settings, ctx: Context) -> Result:
     repository = settings.image.repository()
     tags = _tags(settings)
-    client = ctx.engine(settings.image.docker_host)
-    credentials = ctx.credentials(settings.auth.store(), parse_reference(repository).registry)
-    auth = credentials.docker_auth_config() if credentials else None
+    store = settings.auth.store()
     log = ctx.log
-    cache = [ref for ref in cache_images(settings, repository) if _pull_cache(client, ref, auth,
-                                                                              log)]
-    all_labels = labels(settings, datetime.datetime.now(datetime.UTC))
-    image_id = _build(client, settings, f"{repository}:{tags[0]}", all_labels, cache, log)
-    for tag in tags[1:]:
-        client.api.tag(image_id, repository, tag)
-    log.info(f"built {image_id} as " + ", ".join(f"{repository}:{t}" for t in tags))
+    epoch, epoch_from = _epoch(settings)
+    created = (datetime.datetime.fromtimestamp(epoch, datetime.UTC) if epoch is not None
+               else datetime.datetime.now(datetime.UTC))
+    all_labels = labels(settings, created)
+    if settings.push and settings.pipeline.commit_sha:
+        reused = _reuse(settings, ctx, repository, tags, all_labels[INPUTS_LABEL])
+        if reused:
+            return reused
+    client = ctx.engine(store, settings.image.docker_host)
+    credentials = ctx.credentials(store, parse_reference(repository).registry)
+    cache = [ref for ref in cache_images(settings, repository) if _pull_cache(client, ref, log)]
+    names = [f"{repository}:{tag}" for tag in tags]
+    image_id = _build(client, settings, names[0], all_labels, cache, epoch, log)
+    if epoch is None:
+        log.warn(f"{epoch_from}: the image carries the time of this build, so a rebuild of the "
+                 "commit will differ; set SOURCE_DATE_EPOCH")
+        for tag in tags[1:]:
+            client.api.tag(image_id, repository, tag)
+    else:
+        image_id = normalise(client, image_id, epoch, names)
+        log.info(f"every time in the image set to {iso(epoch)} or before ({epoch_from})")
+    log.info(f"built {image_id} as " + ", ".join(names))
     if not settings.push:
         return Result(outputs={"CD_IMAGE_REPOSITORY": repository,
                                "CD_IMAGE_TAGS": ",".join(tags)},
@@ -147,16 +201,74 @@ def execute(settings: Settings, ctx: Context) -> Result:
                                                 "labels": all_labels})
 
 
-def _pull_cache(client: Any, ref: str, auth: dict | None, log: Log) -> bool:
+def _epoch(settings: Settings) -> tuple[int | None, str]:
+    try:
+        return source_date_epoch(settings.source_date_epoch, settings.commit_time,
+                                 Path(settings.context))
+    except ValueError as e:
+        option = "source_date_epoch" if settings.source_date_epoch else "commit_time"
+        raise UsageError(str(e), option) from None
+
+
+def _reuse(settings: Settings, ctx: Context, repository: str, tags: list[str],
+           inputs: str) -> Result | None:
+    """The commit's image built before from the same inputs, given this pipeline's tags
+    registry-side; None when there is none (then it is built)."""
+    commit = settings.pipeline.commit_sha or ""
+    log = ctx.log
+    ref = parse_reference(repository)
+    repo = Repo(ref.registry, ref.repository, push=True)
+    client = ctx.registry(settings.auth.store(), settings.image.retries + 1, settings.plain_http)
+    candidates: list[tuple[str, str]] = []
+    service = ctx.service(settings.service.service_url, settings.service.service_token)
+    if service:
+        try:
+            candidates += [(image.digest, "registered by the promotion service" + (
+                f", verified in {', '.join(image.verified_in)}" if image.verified_in else ""))
+                for image in commit_images(service, repository, commit)]
+        except ExternalError as e:  # the commit's tag still tells
+            log.warn(f"cannot ask the promotion service for the commit's image: {e.message}")
+    candidates.append((commit, f"under the commit's tag {repository}:{commit}"))
+    try:
+        for reference, where in candidates:
+            manifest = client.get_manifest(repo, reference)
+            if manifest is None:
+                continue
+            why_not = _why_not_same(client, repo, manifest, commit, inputs)
+            if why_not:
+                log.info(f"not reusing {repository}@{manifest.digest} ({where}): {why_not}")
+                continue
+            log.info(f"commit {commit[:12]} was built before: reusing {repository}@"
+                     f"{manifest.digest} ({where}) instead of building it again")
+            tag_image(client, manifest, repo, [ref.with_tag(t) for t in tags], log=log)
+            result = image_result(repository, manifest.digest, tags)
+            return Result(outputs=result.outputs, data={**result.data, "reused": where})
+    except RegistryError as e:
+        raise step_error(e) from e
+    return None
+
+
+def _why_not_same(client: RegistryClient, repo: Repo, manifest: Manifest, commit: str,
+                  inputs: str) -> str | None:
+    """Why this image is not the commit's built from these inputs; None when it is."""
+    if manifest.is_index:
+        return "an image index, which docker-cd does not build"
+    config = json.loads(client.get_blob(repo, manifest.json()["config"]["digest"]))
+    found = (config.get("config") or {}).get("Labels") or {}
+    if found.get(OCI + "revision") != commit:
+        return f"its {OCI}revision label is {found.get(OCI + 'revision')!r}"
+    if found.get(INPUTS_LABEL) != inputs:
+        return ("it was built from other inputs (Dockerfile, target, build args or labels: "
+                f"{INPUTS_LABEL})")
+    return None
+
+
+def _pull_cache(client: Any, ref: str, log: Log) -> bool:
     """Pull a cache image if the registry has it; any failure only means no cache."""
     import docker.errors
 
-    reference = parse_reference(ref)
     try:
-        for event in client.api.pull(reference.name, reference.reference, stream=True,
-                                     decode=True, auth_config=auth):
-            if "error" in event:
-                raise docker.errors.APIError(event["error"])
+        pull(client, ref)
     except (docker.errors.DockerException, OSError) as e:
         reason = str(getattr(e, "explanation", None) or e).strip().splitlines()[0][:200]
         log.info(f"no cache from {ref} ({reason}); building without it")
@@ -166,25 +278,31 @@ def _pull_cache(client: Any, ref: str, auth: dict | None, log: Log) -> bool:
 
 
 def _build(client: Any, settings: Settings, name: str, all_labels: dict[str, str],
-           cache: list[str], log: Log) -> str:
+           cache: list[str], epoch: int | None, log: Log) -> str:
     """Run the build, streaming its output; return the image id or raise Refused."""
     import docker.errors
 
     dockerfile = dockerfile_in_context(settings)
+    build_args = dict(settings.build_arg or {})
+    if epoch is not None and declares_epoch((Path(settings.context) / dockerfile).read_text()):
+        build_args.setdefault("SOURCE_DATE_EPOCH", str(epoch))
     argv = ["docker", "build", "-f", dockerfile, "-t", name]
-    for key in settings.build_arg or {}:
+    for key in build_args:
         argv += ["--build-arg", key]
     argv += [f"--target={settings.target}"] if settings.target else []
     argv += [f"--cache-from={c}" for c in cache]
     log.command([*argv, settings.context])
     step, step_output, image_id = "", [], None
-    with log.section(f"docker build {name}"), tempfile.TemporaryDirectory() as tmp:
-        dockerfile, build_labels = _labelled(settings.context, dockerfile, all_labels,
-                                             settings.target, Path(tmp))
+    labelled = _labelled(settings.context, dockerfile, all_labels, settings.target)
+    build_labels = None if labelled is not None else all_labels
+    extra = {LABELLED_DOCKERFILE: labelled.encode()} if labelled is not None else {}
+    with log.section(f"docker build {name}"):
         try:
+            context = context_archive(Path(settings.context), dockerfile, epoch, extra)
             stream = client.api.build(
-                path=str(Path(settings.context)), dockerfile=dockerfile, tag=name,
-                buildargs=dict(settings.build_arg or {}), target=settings.target,
+                fileobj=context, custom_context=True,
+                dockerfile=LABELLED_DOCKERFILE if labelled is not None else dockerfile,
+                tag=name, buildargs=build_args, target=settings.target,
                 labels=build_labels, cache_from=cache or None, rm=True, forcerm=True,
                 decode=True)
             for event in stream:
@@ -214,21 +332,16 @@ def _build(client: Any, settings: Settings, name: str, all_labels: dict[str, str
     return image_id
 
 
-def _labelled(context: str, dockerfile: str, all_labels: dict[str, str], target: str | None,
-              tmp: Path) -> tuple[str, dict[str, str] | None]:
-    """The Dockerfile to build and the labels left for the engine: a copy of the Dockerfile
-    closing with one LABEL instruction when it can be written (one build step instead of one
-    per label), kept outside the context, which docker-py then sends along with it."""
+def _labelled(context: str, dockerfile: str, all_labels: dict[str, str],
+              target: str | None) -> str | None:
+    """The Dockerfile closing with one LABEL instruction (one build step instead of one per
+    label), sent in the context as LABELLED_DOCKERFILE; None when it cannot be written safely
+    (the engine then labels the image itself)."""
     try:
         text = (Path(context) / dockerfile).read_text()
     except (OSError, UnicodeDecodeError):
-        return dockerfile, all_labels
-    labelled = with_labels(text, all_labels, target)
-    if labelled is None or tmp.resolve().is_relative_to(Path(context).resolve()):
-        return dockerfile, all_labels
-    copy = tmp / "Dockerfile"
-    copy.write_text(labelled)
-    return str(copy), None
+        return None
+    return with_labels(text, all_labels, target)
 
 
 STEP = Step(name="build", help=__doc__ or "", settings=Settings, execute=execute,

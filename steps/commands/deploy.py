@@ -18,6 +18,7 @@ from steps.commands.inputs.environment import (
     TargetEnvironment,
     TemplateSource,
 )
+from steps.commands.inputs.registry import RegistryAuth
 from steps.commands.inputs.service import Service
 from steps.release import Release, current, new_release_id, now_iso
 from steps.runtime.errors import UsageError
@@ -39,6 +40,7 @@ class Settings:
     health_timeout: float = HEALTH_TIMEOUT.field()
     release: ReleaseContext = group(ReleaseContext)
     job_url: str | None = JOB_URL.field()
+    auth: RegistryAuth = group(RegistryAuth)
     service: Service = group(Service)
     new_environment: bool = option(
         "Create an environment that has no compose.<env>.yml overlay (without a promotion "
@@ -65,7 +67,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
             f"{without_overlay(Path(settings.template.template_dir), env)}: deploying would "
             f"create a new environment from compose.yml alone. Add the overlay, or pass "
             f"--new-environment (CD_NEW_ENVIRONMENT=true) to create {env}", "environment")
-    target = ctx.target(where.target)
+    target = ctx.target(where.target, settings.auth.store())
     previous = current(target.records(project, env))
     context = settings.release
     release = Release(

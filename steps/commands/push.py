@@ -1,8 +1,9 @@
 """`docker-cd push`: push local tags of an image and learn the digest the registry gave it.
 
 From here on the image is named by digest (CD_IMAGE=repository@sha256:...). Transient
-failures (5xx, connection refused or reset, timeouts) are retried with backoff; refused
-credentials are not retried; either way the step ends with exit 3 naming the registry.
+failures (5xx, connection refused or reset, timeouts) are retried with backoff and end with
+exit 3; refused or missing credentials are not retried and end with exit 2; either way the
+message names the registry.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def validate(settings: Settings) -> None:
 def execute(settings: Settings, ctx: Context) -> Result:
     repository = settings.image.repository()
     tags = settings.image.tags(settings.commit_sha, settings.ref_slug)
-    credentials = ctx.credentials(settings.auth.store(), parse_reference(repository).registry)
-    digest = push_tags(ctx.engine(settings.image.docker_host), repository, tags, credentials,
-                       ctx.log, attempts=settings.image.retries + 1)
+    store = settings.auth.store()
+    credentials = ctx.credentials(store, parse_reference(repository).registry)
+    digest = push_tags(ctx.engine(store, settings.image.docker_host), repository, tags,
+                       credentials, ctx.log, attempts=settings.image.retries + 1)
     return image_result(repository, digest, tags)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steps.commands import Step
-from steps.commands.inputs.ci import JOB_URL
+from steps.commands.inputs.ci import COMMIT_TIME, JOB_URL
 from steps.commands.inputs.pipeline import Pipeline
 from steps.commands.inputs.service import Service
 from steps.images.reference import split_image
@@ -43,8 +43,7 @@ class Settings:
         env=("CD_GITLAB_PROJECT_ID", "CI_PROJECT_ID"))
     ref: str | None = option("Branch or tag the image was built from.",
                              env=("CD_REF", "CI_COMMIT_REF_NAME", "BRANCH_NAME", "GIT_BRANCH"))
-    commit_time: str | None = option("Commit time (ISO 8601).",
-                                     env=("CD_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"))
+    commit_time: str | None = COMMIT_TIME.field()
     tags: tuple[str, ...] = option("Tags pushed for the image (comma list).",
                                    env=("CD_IMAGE_TAGS",), default=())
     triggered_by: str | None = option(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from steps.commands import Step
 from steps.commands.inputs.ci import JOB_URL
 from steps.commands.inputs.environment import HEALTH_TIMEOUT, ReleaseContext, TargetEnvironment
+from steps.commands.inputs.registry import RegistryAuth
 from steps.commands.inputs.service import Service
 from steps.release import Release, current, new_release_id, now_iso, rollback_source
 from steps.runtime.inputs import group, option
@@ -48,6 +49,7 @@ class Settings:
     health_timeout: float = HEALTH_TIMEOUT.field()
     release: ReleaseContext = group(ReleaseContext)
     job_url: str | None = JOB_URL.field()
+    auth: RegistryAuth = group(RegistryAuth)
     service: Service = group(Service)
 
 
@@ -57,7 +59,7 @@ def validate(settings: Settings) -> None:
 
 def execute(settings: Settings, ctx: Context) -> Result:
     log = ctx.log
-    target = ctx.target(settings.where.target)
+    target = ctx.target(settings.where.target, settings.auth.store())
     project, env = settings.where.project_name, str(settings.where.environment)
     records = target.records(project, env)
     service = ctx.service(settings.service.service_url, settings.service.credential)

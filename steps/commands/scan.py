@@ -1,10 +1,12 @@
 """`docker-cd scan IMAGE`: scan an image with Trivy and fail when the team's policy says so.
 
-Vulnerabilities, secrets and (with --dockerfile) Dockerfile misconfigurations; the findings
-go through the policy (steps/scanning/policy.py: threshold, fixable-only, secrets, the ignore
-file), into a summary in the log, GitLab's container-scanning report, a CycloneDX SBOM, the
-CD_SCAN_* outputs and, when a service is configured, the promotion service. A scanner that is
-missing or fails ends the step with exit 3: an image that was not scanned never passes.
+Vulnerabilities and secrets, and misconfigurations (of the image's configuration and of a
+--dockerfile) only when the misconfig scanner is asked for; `--offline` keeps trivy off the
+network for every scanner. The findings go through the policy (steps/scanning/policy.py:
+threshold, fixable-only, secrets, the ignore file), into a summary in the log, GitLab's
+container-scanning report, a CycloneDX SBOM, the CD_SCAN_* outputs and, when a service is
+configured, the promotion service. A scanner that is missing or fails ends the step with exit 3:
+an image that was not scanned never passes.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from steps.scanning.trivy import IMAGE_SOURCES, SCANNERS, Trivy, TrivyOptions
 
 if TYPE_CHECKING:
     from steps.context import Context
+    from steps.images.credentials import Credentials
     from steps.service.client import ServiceClient
 
 DEFAULT_IGNORE_FILE = ".docker-cd-ignore.yml"
@@ -58,11 +61,13 @@ class Settings:
     image: str | None = option(
         "Image to scan: repository:tag or repository@sha256:... (registry or local engine).",
         env=("CD_IMAGE",), positional=True)
-    dockerfile: str | None = option("Also check this Dockerfile for misconfigurations.",
-                                    env=("CD_DOCKERFILE",), metavar="FILE")
     scanners: tuple[str, ...] = option(
-        "What to look for: vuln, secret, misconfig (comma list). Default: vuln,secret, plus "
-        "misconfig with --dockerfile.", env=("CD_SCAN_SCANNERS",), default=())
+        "What to look for: vuln, secret, misconfig (comma list). misconfig checks the image's "
+        "configuration, and the --dockerfile if one is given.", env=("CD_SCAN_SCANNERS",),
+        default=("vuln", "secret"))
+    dockerfile: str | None = option(
+        "Dockerfile the misconfig scanner also checks (needs misconfig in --scanners).",
+        env=("CD_SCAN_DOCKERFILE",), metavar="FILE")
     from_report: str | None = option(
         "Apply the policy to this Trivy (or Grype) JSON report instead of scanning.",
         env=("CD_SCAN_FROM_REPORT",), metavar="FILE")
@@ -91,11 +96,11 @@ class Settings:
     image_src: tuple[str, ...] = option(
         "Where trivy looks for the image, in order: docker, containerd, podman, remote "
         "[default: all, in that order].", env=("CD_SCAN_IMAGE_SRC",), default=())
-    offline_scan: bool = option("Trivy makes no API requests to identify dependencies.",
-                                env=("CD_SCAN_OFFLINE", "TRIVY_OFFLINE_SCAN"), default=False)
-    skip_db_update: bool = option(
-        "Use the vulnerability DB already in the cache dir; never download it (air-gapped "
-        "runners).", env=("CD_SCAN_SKIP_DB_UPDATE", "TRIVY_SKIP_DB_UPDATE"), default=False)
+    offline: bool = option(
+        "Scan without network access: trivy fetches no vulnerability DB, Java DB or checks "
+        "bundle and asks no API about dependencies; it uses what --cache-dir and trivy itself "
+        "hold (the image is still read from its registry).", env=("CD_SCAN_OFFLINE",),
+        default=False)
     cache_dir: str | None = option("Trivy's cache dir (holds the vulnerability DB).",
                                    env=("CD_SCAN_CACHE_DIR", "TRIVY_CACHE_DIR"), metavar="DIR")
     db_repository: str | None = option(
@@ -116,11 +121,8 @@ class Settings:
 
     @property
     def active_scanners(self) -> tuple[str, ...]:
-        """The scanners asked for, or the default: vuln, secret, and misconfig with a
-        Dockerfile."""
-        if self.scanners:
-            return tuple(s.lower() for s in self.scanners)
-        return ("vuln", "secret", "misconfig") if self.dockerfile else ("vuln", "secret")
+        """The scanners asked for: the misconfiguration checks only when named."""
+        return tuple(s.strip().lower() for s in self.scanners)
 
 
 def validate(settings: Settings) -> None:
@@ -144,6 +146,9 @@ def validate(settings: Settings) -> None:
     if sources:
         raise UsageError(f"unknown source(s) {', '.join(sources)}; choose from "
                          f"{', '.join(IMAGE_SOURCES)}", "image_src")
+    if settings.dockerfile and "misconfig" not in settings.active_scanners:
+        raise UsageError("only the misconfig scanner checks a Dockerfile; add it: --scanners "
+                         f"{','.join((*settings.active_scanners, 'misconfig'))}", "dockerfile")
     if settings.from_report and settings.dockerfile:
         raise UsageError("--dockerfile needs a scan; with --from-report the report is all "
                          "there is (scan the Dockerfile where the report was made)", "dockerfile")
@@ -163,8 +168,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
     log = ctx.log
     policy = _policy(settings)
     image = settings.image or ""
-    trivy = Trivy(_trivy_options(settings, log.debug_enabled), log,
-                  _trivy_env(settings, image, ctx))
+    env, credentials = _trivy_env(settings, image, ctx)
+    trivy = Trivy(_trivy_options(settings, log.debug_enabled), log, env, credentials)
     with tempfile.TemporaryDirectory(prefix="docker-cd-scan-") as tmp:
         if settings.from_report:
             scan, raw = _read_report(settings.from_report), Path(settings.from_report)
@@ -214,8 +219,7 @@ def _policy(settings: Settings) -> Policy:
 
 def _trivy_options(settings: Settings, debug: bool) -> TrivyOptions:
     return TrivyOptions(binary=settings.trivy_bin, cache_dir=settings.cache_dir,
-                        offline_scan=settings.offline_scan,
-                        skip_db_update=settings.skip_db_update,
+                        offline=settings.offline,
                         db_repository=settings.db_repository, image_src=settings.image_src,
                         insecure=settings.insecure, timeout=settings.timeout,
                         debug=debug)
@@ -310,10 +314,12 @@ def _image_name(image: str, scan: ScanResult) -> str:
     return name
 
 
-def _trivy_env(settings: Settings, image: str, ctx: Context) -> dict[str, str] | None:
+def _trivy_env(settings: Settings, image: str,
+               ctx: Context) -> tuple[dict[str, str] | None, Credentials | None]:
     """Trivy's environment: this process's, plus registry credentials in the variables trivy
-    reads (TRIVY_USERNAME/PASSWORD), masked; None when there is nothing to add."""
+    reads (TRIVY_USERNAME/PASSWORD), masked (None: nothing to add); and those credentials."""
     env: dict[str, str] = {}
+    found = None
     if settings.auth.docker_config:  # trivy also reads the Docker config (and its helpers)
         env["DOCKER_CONFIG"] = settings.auth.docker_config
     if image:
@@ -322,11 +328,10 @@ def _trivy_env(settings: Settings, image: str, ctx: Context) -> dict[str, str] |
         if found is not None and found.identity_token:
             ctx.log.warn(f"the credentials for {host} ({found.source}) are an identity token, "
                          "which trivy cannot use; set CD_REGISTRY_USER and CD_REGISTRY_PASSWORD")
+            found = None
         elif found is not None:
             env.update(TRIVY_USERNAME=found.username, TRIVY_PASSWORD=found.password)
-    if not env:
-        return None
-    return {**ctx.process_environ, **env}
+    return ({**ctx.process_environ, **env} if env else None), found
 
 
 # --- the promotion service ---------------------------------------------------------------

@@ -1,5 +1,8 @@
 """`docker-cd tag SOURCE TARGET...`: add tags to an image already in a registry, without a pull.
 
+With a promotion service, the semver (release) tags of a commit go to its image the service saw
+verified, never to another digest of that commit; with none verified, the answer is no (exit 1).
+
 The manifest's bytes are read once and PUT under each new tag, so the digest never changes.
 Into another repository of the same registry the blobs are mounted; into another registry
 they are streamed, only those the target lacks. Each target is HEADed first: a tag already on
@@ -12,21 +15,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from steps.commands import Step
 from steps.commands.inputs.ci import COMMIT_SHA, GIT_TAG, REF_SLUG
-from steps.commands.inputs.registry import RETRIES, RegistryAuth
+from steps.commands.inputs.registry import PLAIN_HTTP, RETRIES, RegistryAuth
+from steps.commands.inputs.service import Service
 from steps.images.reference import Reference, is_bare_tag, parse_reference
 from steps.images.tag_schemes import SCHEMES, needs_existing_tags, scheme_tags
-from steps.registry import Manifest, RegistryClient, RegistryError, Repo
-from steps.runtime.errors import ExternalError, Refused, UsageError
+from steps.registry import RegistryClient, RegistryError, Repo, step_error
+from steps.registry.tagging import tag_image
+from steps.runtime.errors import Refused, UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.log import Log
 from steps.runtime.outputs import Result
+from steps.service.commits import commit_images
 
 if TYPE_CHECKING:
     from steps.context import Context
+    from steps.service.client import ServiceClient
 
 
 @dataclass(frozen=True)
@@ -46,13 +53,12 @@ class Settings:
     immutable: bool = option("Refuse to move a tag that already points at another digest.",
                              env=("CD_IMMUTABLE_TAGS",), default=False)
     retries: int = RETRIES.field()
-    plain_http: tuple[str, ...] = option(
-        "Registries reached over plain HTTP (loopback ones always are).",
-        env=("CD_PLAIN_HTTP_REGISTRIES",), default=(), metavar="HOST")
+    plain_http: tuple[str, ...] = PLAIN_HTTP.field()
     auth: RegistryAuth = group(RegistryAuth)
     commit_sha: str | None = COMMIT_SHA.field()
     ref_slug: str | None = REF_SLUG.field()
     git_tag: str | None = GIT_TAG.field()
+    service: Service = group(Service)
 
 
 @dataclass(frozen=True)
@@ -107,11 +113,12 @@ def validate(settings: Settings) -> None:
 
 @contextmanager
 def _registry_errors() -> Iterator[None]:
-    """A registry that refused or failed, after its retries, ends the step with exit 3."""
+    """Refused credentials end the step with exit 2; a registry that failed, after its retries,
+    with exit 3."""
     try:
         yield
     except RegistryError as e:
-        raise ExternalError(e.message) from e
+        raise step_error(e) from e
 
 
 def execute(settings: Settings, ctx: Context) -> Result:
@@ -119,6 +126,9 @@ def execute(settings: Settings, ctx: Context) -> Result:
     log = ctx.log
     client = ctx.registry(settings.auth.store(), settings.retries + 1, settings.plain_http)
     source = the_plan.source
+    service = ctx.service(settings.service.service_url, settings.service.service_token)
+    if service and "semver" in settings.scheme and settings.commit_sha:
+        source = _verified(service, source, settings.commit_sha, log)
     # one token for the source repository when it also receives tags (Bearer registries)
     writes_source = any(ref.name == source.name
                         for ref in (*the_plan.tagged, *the_plan.scheme_repositories))
@@ -144,6 +154,24 @@ def execute(settings: Settings, ctx: Context) -> Result:
         data={"source": str(source), "media_type": manifest.media_type, "tags": results})
 
 
+def _verified(service: ServiceClient, source: Reference, commit: str, log: Log) -> Reference:
+    """Release tags go to the commit's image that was verified: the one the promotion service
+    saw pass its checks, whatever SOURCE says."""
+    images = commit_images(service, source.name, commit)
+    verified = [image for image in images if image.verified_in]
+    if not verified:
+        raise Refused(f"no image of commit {commit[:12]} in {source.name} was verified in any "
+                      "environment: the release tags go to a verified image only",
+                      [f"{source.name}@{image.digest}: registered, never verified"
+                       for image in images] or ["the promotion service has no image of it"])
+    chosen = verified[0]
+    if source.digest not in (None, chosen.digest):
+        log.warn(f"{source} is not the commit's verified image")
+    log.info(f"the release tags go to {source.name}@{chosen.digest}, the image of commit "
+             f"{commit[:12]} verified in {', '.join(chosen.verified_in)}")
+    return source.with_digest(chosen.digest)
+
+
 def _scheme_targets(settings: Settings, client: RegistryClient,
                     repositories: tuple[Reference, ...]) -> list[Reference]:
     targets = []
@@ -159,85 +187,6 @@ def _scheme_targets(settings: Settings, client: RegistryClient,
             raise UsageError(str(e), "scheme") from None
         targets += [repository.with_tag(tag) for tag in tags]
     return targets
-
-
-def tag_image(client: RegistryClient, manifest: Manifest, src: Repo,
-              targets: list[Reference], *, immutable: bool = False,
-              log: Log | None = None) -> list[dict[str, str]]:
-    """Point every target tag at the manifest; HEAD first, write only what must change."""
-    current = {str(t): client.head_manifest(_repo(t, push=True), t.tag or "") for t in targets}
-    moved = {ref: digest for ref, digest in current.items()
-             if digest and digest != manifest.digest}
-    if immutable and moved:
-        raise Refused(f"--immutable: {len(moved)} tag(s) already point at another digest; "
-                      "nothing was changed",
-                      [f"{ref} points at {digest}, not {manifest.digest}"
-                       for ref, digest in moved.items()])
-    results = []
-    copied: set[str] = set()
-    for target in targets:
-        ref = str(target)
-        if current[ref] == manifest.digest:
-            results.append({"reference": ref, "action": "unchanged"})
-            _say(log, f"{ref} already points at {manifest.digest}")
-            continue
-        dst = _repo(target, push=True)
-        if (dst.registry, dst.name) != (src.registry, src.name) and target.name not in copied:
-            copy_content(client, manifest, src, dst, log)
-            copied.add(target.name)
-        client.put_manifest(dst, target.tag or "", manifest)
-        action = f"moved from {current[ref]}" if current[ref] else "added"
-        results.append({"reference": ref, "action": action})
-        _say(log, f"{ref} -> {manifest.digest} ({action})")
-    return results
-
-
-def copy_content(client: RegistryClient, manifest: Manifest, src: Repo, dst: Repo,
-                 log: Log | None = None) -> None:
-    """Make everything the manifest references exist in `dst`: mount or stream blobs, and
-    store an index's child manifests by digest."""
-    if manifest.is_index:
-        for child in manifest.children():
-            if client.head_manifest(dst, child["digest"]) == child["digest"]:
-                continue
-            child_manifest = client.get_manifest(src, child["digest"])
-            if child_manifest is None:
-                raise UsageError(f"{src.registry}/{src.name}@{child['digest']} (in the index) "
-                                 "is missing from the source registry", "source")
-            copy_content(client, child_manifest, src, dst, log)
-            client.put_manifest(dst, child["digest"], child_manifest)
-        return
-    blobs = manifest.blobs()
-    same_registry = src.registry == dst.registry
-
-    def one(descriptor: dict[str, Any]) -> str:
-        digest = descriptor["digest"]
-        if same_registry and client.mount_blob(dst, digest, src.name):
-            return "mounted"
-        if client.blob_exists(dst, digest):
-            return "present"
-        client.copy_blob(src, dst, descriptor)
-        return "copied"
-
-    if len(blobs) <= 1:
-        actions = [one(b) for b in blobs]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(4, len(blobs))) as pool:
-            actions = list(pool.map(one, blobs))
-    counts = {a: actions.count(a) for a in sorted(set(actions))}
-    _say(log, f"{dst.registry}/{dst.name}: blobs " + ", ".join(f"{n} {a}"
-                                                              for a, n in counts.items()))
-
-
-def _repo(ref: Reference, push: bool = False) -> Repo:
-    return Repo(ref.registry, ref.repository, push)
-
-
-def _say(log: Log | None, text: str) -> None:
-    if log:
-        log.info(text)
 
 
 STEP = Step(name="tag", help=__doc__ or "", settings=Settings, execute=execute,

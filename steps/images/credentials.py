@@ -34,11 +34,12 @@ class Credentials(NamedTuple):
         """What a log must never show."""
         return [s for s in (self.password, self.identity_token) if s]
 
-    def docker_auth_config(self) -> dict[str, str]:
-        """The `auth_config` docker-py passes to the engine for pulls and pushes."""
+    def engine_auth(self, server: str) -> dict[str, str]:
+        """What the engine takes for `server` (the X-Registry-Auth JSON: pulls, pushes, swarm
+        services)."""
         if self.identity_token:
-            return {"identitytoken": self.identity_token}
-        return {"username": self.username, "password": self.password}
+            return {"identitytoken": self.identity_token, "serveraddress": server}
+        return {"username": self.username, "password": self.password, "serveraddress": server}
 
 
 def host_key(server: str) -> str:
@@ -78,6 +79,22 @@ class CredentialStore(NamedTuple):
             config = _parse_config(path.read_text(encoding="utf-8"), str(path))
             return self._from_config(config, key, str(path))
         return None
+
+    def hosts(self) -> list[str]:
+        """Every registry host these places hold credentials for (a build's base images may
+        come from any of them)."""
+        found = [host_key(self.registry)] if (self.registry and self.registry_user
+                                              and self.registry_password) else []
+        configs = []
+        if self.docker_auth_config:
+            configs.append(_parse_config(self.docker_auth_config, "DOCKER_AUTH_CONFIG"))
+        path = self.config_path()
+        if path and path.is_file():
+            configs.append(_parse_config(path.read_text(encoding="utf-8"), str(path)))
+        for config in configs:
+            for table in ("auths", "credHelpers"):
+                found += [host_key(server) for server in config.get(table) or {}]
+        return list(dict.fromkeys(found))
 
     def config_path(self) -> Path | None:
         """`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json` (as the Docker CLI does)."""
@@ -167,6 +184,21 @@ def _from_auth_entry(entry: dict, key: str, where: str) -> Credentials | None:
     if entry.get("username") and entry.get("password"):
         return Credentials(entry["username"], entry["password"], source=where)
     return None
+
+
+def needs_credentials(registry: str) -> str:
+    """The error when a registry wants credentials and the chain has none for it."""
+    return (f"registry {registry} requires credentials and none were found for it "
+            "(set CI_REGISTRY_USER/CI_REGISTRY_PASSWORD for CI_REGISTRY, DOCKER_AUTH_CONFIG, "
+            "or docker login)")
+
+
+def refused(registry: str, creds: Credentials | None) -> str:
+    """The error when a registry refused the credentials the chain found: which, and from
+    where."""
+    who = f" for user {creds.username!r}" if creds and creds.username else ""
+    source = f" (from {creds.source})" if creds and creds.source else ""
+    return f"registry {registry} refused the credentials{who}{source}"
 
 
 def find_credentials(store: CredentialStore, host: str, log: Log) -> Credentials | None:

@@ -1,7 +1,9 @@
 """`docker push` of an image's tags through the engine, learning the digest the registry gave.
 
-Transient failures (5xx, connection refused or reset, timeouts) are retried with backoff;
-refused credentials are not retried; either way the error names the registry.
+The engine authenticates with the credentials the client carries (steps.images.engine).
+Transient failures (5xx, connection refused or reset, timeouts) are retried with backoff and end
+with exit 3; refused or missing credentials are not retried and end with exit 2; either way the
+error names the registry.
 """
 
 from __future__ import annotations
@@ -11,17 +13,12 @@ from functools import partial
 from typing import Any
 
 from steps.images.credentials import Credentials
+from steps.images.engine import registry_failure
 from steps.images.reference import parse_reference
 from steps.runtime.errors import ExternalError, UsageError
 from steps.runtime.log import Log
 from steps.runtime.outputs import Result
 from steps.runtime.retry import Transient, call_with_retries
-
-_REFUSED = ("unauthorized", "authentication required", "no basic auth credentials", "denied",
-            "incorrect username or password")
-_TRANSIENT = ("connection refused", "connection reset", "no such host", "i/o timeout",
-              "timeout", "eof", "unexpected http status: 5", "toomanyrequests",
-              "service unavailable", "bad gateway", "broken pipe")
 
 
 def image_result(repository: str, digest: str, tags: Sequence[str]) -> Result:
@@ -35,14 +32,14 @@ def image_result(repository: str, digest: str, tags: Sequence[str]) -> Result:
 
 def push_tags(client: Any, repository: str, tags: Sequence[str],
               credentials: Credentials | None, log: Log, attempts: int = 4) -> str:
-    """Push each tag (retrying transient failures); return the registry's digest."""
+    """Push each tag (retrying transient failures); return the registry's digest.
+    `credentials` are those the engine was given for the registry, to name them in an error."""
     registry = parse_reference(repository).registry
-    auth = credentials.docker_auth_config() if credentials else None
     digests = set()
     for tag in tags:
         try:
             digests.add(call_with_retries(
-                partial(_push_one, client, repository, tag, auth, log),
+                partial(_push_one, client, repository, tag, credentials, log),
                 attempts=attempts, multiplier=1, max_wait=20,
                 on_retry=lambda e: log.warn(f"push to {registry} failed ({e}); retrying")))
         except Transient as e:
@@ -56,7 +53,8 @@ def push_tags(client: Any, repository: str, tags: Sequence[str],
     return digest
 
 
-def _push_one(client: Any, repository: str, tag: str, auth: dict | None, log: Log) -> str:
+def _push_one(client: Any, repository: str, tag: str, credentials: Credentials | None,
+              log: Log) -> str:
     import docker.errors
 
     registry = parse_reference(repository).registry
@@ -64,15 +62,14 @@ def _push_one(client: Any, repository: str, tag: str, auth: dict | None, log: Lo
     progress = _Progress(log)
     digest = None
     try:
-        for event in client.api.push(repository, tag, stream=True, decode=True,
-                                     auth_config=auth):
+        for event in client.api.push(repository, tag, stream=True, decode=True):
             if "error" in event:
-                _raise_push_error(registry, f"{repository}:{tag}", event["error"])
+                _raise_push_error(registry, f"{repository}:{tag}", event["error"], credentials)
             aux = event.get("aux") or {}
             digest = aux.get("Digest") or digest
             progress.update(event)
     except docker.errors.APIError as e:
-        _raise_push_error(registry, f"{repository}:{tag}", str(e.explanation or e))
+        _raise_push_error(registry, f"{repository}:{tag}", str(e.explanation or e), credentials)
     except (OSError, docker.errors.DockerException) as e:
         raise ExternalError(f"the Docker engine failed while pushing {repository}:{tag}: {e}"
                             ) from e
@@ -83,16 +80,13 @@ def _push_one(client: Any, repository: str, tag: str, auth: dict | None, log: Lo
     return digest
 
 
-def _raise_push_error(registry: str, ref: str, message: str) -> None:
+def _raise_push_error(registry: str, ref: str, message: str,
+                      credentials: Credentials | None) -> None:
     lower = message.lower()
     if "does not exist locally" in lower or "no such image" in lower:
         raise UsageError(f"there is no local image {ref}: build it first (docker-cd build)",
                          "tag")
-    if any(word in lower for word in _REFUSED):
-        raise ExternalError(f"registry {registry} refused the credentials: {message.strip()}")
-    if any(word in lower for word in _TRANSIENT):
-        raise Transient(message.strip())
-    raise ExternalError(f"registry {registry}: {message.strip()}")
+    raise registry_failure(registry, f"pushing {ref}", message, credentials)
 
 
 class _Progress:

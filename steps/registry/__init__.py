@@ -11,13 +11,13 @@ and thread), with tenacity for retries (imported only when a retry is needed).
     transport   HTTP exchanges: kept-alive connections, redirects; connection trouble transient
     auth        the 401 challenge answered: basic, or Bearer tokens cached per scope
     client      RegistryClient: manifests, tags and blobs, retried when transient
-    errors      RegistryError, transient or not; the calling command picks the exit code
+    errors      RegistryError, transient or refused or neither; step_error: its exit code
 """
 
 from steps.registry.client import RegistryClient
-from steps.registry.errors import RegistryError
+from steps.registry.errors import RegistryError, step_error
 from steps.registry.manifest import ACCEPT, DOCKER_MANIFEST, OCI_INDEX, Manifest, Repo, digest_of
 from steps.registry.transport import Transport
 
 __all__ = ["ACCEPT", "DOCKER_MANIFEST", "OCI_INDEX", "Manifest", "RegistryClient",
-           "RegistryError", "Repo", "Transport", "digest_of"]
+           "RegistryError", "Repo", "Transport", "digest_of", "step_error"]

@@ -12,7 +12,7 @@ from base64 import b64encode
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-from steps.images.credentials import Credentials
+from steps.images.credentials import Credentials, needs_credentials, refused
 from steps.registry.errors import RegistryError
 from steps.registry.transport import Transport
 
@@ -59,9 +59,9 @@ class Auth:
             with self._lock:
                 self._challenges[registry] = ("basic", params)
             if not (creds and creds.username and creds.password):
-                raise RegistryError(_needs_credentials(registry))
+                raise RegistryError(needs_credentials(registry), refused=True)
             if sent and sent.startswith("Basic "):
-                raise RegistryError(_refused(registry, creds))
+                raise RegistryError(refused(registry, creds), refused=True)
             return _basic(creds)
         if scheme == "bearer" and params.get("realm"):
             with self._lock:
@@ -70,8 +70,8 @@ class Auth:
                 if params.get("error") == "insufficient_scope" or not creds:
                     raise RegistryError(
                         f"registry {registry} denied {' '.join(scopes)}"
-                        + ("" if creds else f"; {_needs_credentials(registry)}"))
-                raise RegistryError(_refused(registry, creds))
+                        + ("" if creds else f"; {needs_credentials(registry)}"), refused=True)
+                raise RegistryError(refused(registry, creds), refused=True)
             return f"Bearer {self._token(registry, params, scopes, creds, fresh=True)}"
         raise RegistryError(f"registry {registry} asked for unsupported auth: "
                             f"{challenge.split(' ', 1)[0] or 'no WWW-Authenticate'}")
@@ -104,8 +104,8 @@ class Auth:
             response = self._transport.exchange("GET", f"{realm}{sep}{urlencode(query)}",
                                                 headers, None)
         if response.status in (401, 403):
-            raise RegistryError(_refused(registry, creds) if creds
-                                else _needs_credentials(registry))
+            raise RegistryError(refused(registry, creds) if creds
+                                else needs_credentials(registry), refused=True)
         if response.status >= 500 or response.status == 429:
             raise RegistryError(f"token service {realm}: HTTP {response.status}", transient=True)
         if response.status != 200:
@@ -127,15 +127,3 @@ class Auth:
 def _basic(creds: Credentials) -> str:
     pair = f"{creds.username}:{creds.password}".encode()
     return "Basic " + b64encode(pair).decode()
-
-
-def _needs_credentials(registry: str) -> str:
-    return (f"registry {registry} requires credentials and none were found for it "
-            "(set CI_REGISTRY_USER/CI_REGISTRY_PASSWORD for CI_REGISTRY, DOCKER_AUTH_CONFIG, "
-            "or docker login)")
-
-
-def _refused(registry: str, creds: Credentials | None) -> str:
-    who = f" for user {creds.username!r}" if creds and creds.username else ""
-    source = f" (from {creds.source})" if creds and creds.source else ""
-    return f"registry {registry} refused the credentials{who}{source}"

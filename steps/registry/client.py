@@ -99,6 +99,14 @@ class RegistryClient:
 
     # -- blobs -----------------------------------------------------------------------------
 
+    def get_blob(self, repo: Repo, digest: str) -> bytes:
+        """A small blob (an image's config), checked against its digest."""
+        response = self._call(repo, "GET", f"blobs/{digest}", accept=(200,))
+        if digest_of(response.body) != digest:
+            raise RegistryError(f"registry {repo.registry} served {repo.name} blob {digest} "
+                                f"with content of digest {digest_of(response.body)}")
+        return response.body
+
     def blob_exists(self, repo: Repo, digest: str) -> bool:
         response = self._call(repo, "HEAD", f"blobs/{digest}", accept=(200, 404))
         return response.status == 200
@@ -196,7 +204,7 @@ class RegistryClient:
                                 transient=True)
         if response.status == 403:
             raise RegistryError(f"registry {repo.registry} denied {method} {repo.name}: "
-                                f"{_error_text(response)}")
+                                f"{_error_text(response)}", refused=True)
         raise RegistryError(f"registry {repo.registry}: {method} {repo.name}/"
                             f"{path.split('?')[0]} answered HTTP {response.status} "
                             f"{_error_text(response)}".rstrip())

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from steps.images.credentials import Credentials, needs_credentials, refused
+from steps.images.reference import parse_reference
 from steps.runtime.errors import ExternalError, StepError, UsageError
 from steps.runtime.log import Log
 from steps.scanning.findings import SEVERITIES
@@ -23,16 +25,20 @@ IMAGE_SCANNERS = ("vuln", "secret")     # what `trivy image` scans in the image'
 SCANNERS = (*IMAGE_SCANNERS, "misconfig")
 IMAGE_SOURCES = ("docker", "containerd", "podman", "remote")
 DEFAULT_DB_REPOSITORY = "mirror.gcr.io/aquasec/trivy-db:2"
+# Everything `trivy image` would fetch: the vulnerability DB, the Java DB, the misconfiguration
+# checks bundle (trivy falls back to the checks it carries), dependency APIs.
+OFFLINE_IMAGE_FLAGS = ["--skip-db-update", "--skip-java-db-update", "--skip-check-update",
+                       "--offline-scan"]
 
 
 @dataclass(frozen=True)
 class TrivyOptions:
-    """How to run trivy: which binary, where its DB and cache live, and how offline it is."""
+    """How to run trivy: which binary, where its DB and cache live, whether it may use the
+    network."""
 
     binary: str = "trivy"
     cache_dir: str | None = None
-    offline_scan: bool = False
-    skip_db_update: bool = False
+    offline: bool = False
     db_repository: str | None = None
     image_src: tuple[str, ...] = ()
     insecure: bool = False
@@ -65,12 +71,8 @@ def image_command(opts: TrivyOptions, image: str, scanners: Sequence[str],
     config_scanners = [s for s in ("secret", "misconfig") if s in scanners]
     if config_scanners:  # a secret in ENV or a build arg lives in the image config
         argv += ["--image-config-scanners", ",".join(config_scanners)]
-    if opts.offline_scan:
-        argv.append("--offline-scan")
-    if opts.skip_db_update:
-        argv += ["--skip-db-update", "--skip-java-db-update"]
-        if "misconfig" in scanners:
-            argv.append("--skip-check-update")
+    if opts.offline:
+        argv += OFFLINE_IMAGE_FLAGS
     if opts.db_repository:
         argv += ["--db-repository", opts.db_repository]
     if opts.image_src:
@@ -82,7 +84,7 @@ def config_command(opts: TrivyOptions, directory: str, output: str) -> list[str]
     """`trivy config` on a directory holding the Dockerfile (named `Dockerfile`)."""
     argv = [opts.binary, "config", *_common(opts), *_report_flags(output),
             "--misconfig-scanners", "dockerfile"]
-    if opts.skip_db_update:
+    if opts.offline:
         argv.append("--skip-check-update")
     return [*argv, directory]
 
@@ -92,33 +94,45 @@ def convert_command(opts: TrivyOptions, report: str, output: str) -> list[str]:
     return [opts.binary, "convert", "--format", "cyclonedx", "--output", output, report]
 
 
-def explain_failure(output: str, returncode: int, opts: TrivyOptions, image: str) -> StepError:
-    """Turn trivy's failure into the step's error: what went wrong and what would fix it."""
+def explain_failure(output: str, returncode: int, opts: TrivyOptions, image: str,
+                    credentials: Credentials | None = None) -> StepError:
+    """Turn trivy's failure into the step's error: what went wrong and what would fix it.
+    `credentials` are those trivy was given for the image's registry, to name them."""
     fatal = _fatal(output) or f"trivy exited with {returncode} and no error message"
     cache = opts.cache_dir or "trivy's default cache dir (~/.cache/trivy)"
     no_vuln = "or scan without vulnerabilities (--scanners secret, CD_SCAN_SCANNERS=secret)"
     if "--skip-db-update cannot be specified on the first run" in output:
         return UsageError(
-            f"--skip-db-update: vulnerability scanning needs Trivy's vulnerability DB and there "
-            f"is none in {cache}; pre-load it there (trivy image --download-db-only "
-            f"--cache-dir DIR on a connected machine, then copy DIR), drop --skip-db-update "
-            f"to download it, {no_vuln}")
+            f"--offline: vulnerability scanning needs Trivy's vulnerability DB and there is "
+            f"none in {cache}; pre-load it there (trivy image --download-db-only --cache-dir "
+            f"DIR on a connected machine, then copy DIR), drop --offline to download it, "
+            f"{no_vuln}")
     if "DB error" in output or "vulnerability DB" in output:
         return ExternalError(
             f"vulnerability scanning needs Trivy's vulnerability DB and trivy could not get it "
             f"from {opts.db_repository or DEFAULT_DB_REPOSITORY}: {fatal}. On an air-gapped "
             f"runner mirror the DB (--db-repository) or pre-load it into --cache-dir and pass "
-            f"--skip-db-update, {no_vuln}")
+            f"--offline, {no_vuln}")
     if "unable to find the specified image" in output or "unable to initialize" in output:
-        if re.search(r"UNAUTHORIZED|DENIED|401 Unauthorized", output):
-            return UsageError(
-                f"the registry refused to let trivy pull {image}: {fatal}; set "
-                "CD_REGISTRY, CD_REGISTRY_USER and CD_REGISTRY_PASSWORD (or DOCKER_AUTH_CONFIG) "
-                "to credentials that may pull it")
+        registry = _registry_of(image)
+        # trivy tries several sources and ways in: the registry's word on the manifest wins
+        # over the refusals of attempts made without the credentials
         if re.search(r"MANIFEST_UNKNOWN|NAME_UNKNOWN", output):
-            return UsageError(f"IMAGE: {image} does not exist in its registry: {fatal}")
-        return ExternalError(f"trivy could not get the image {image}: {fatal}")
+            return UsageError(f"IMAGE: {image} is not in registry {registry}: {fatal}")
+        if re.search(r"UNAUTHORIZED|DENIED|401 Unauthorized", output):
+            cause = refused(registry, credentials) if credentials else \
+                needs_credentials(registry)
+            return UsageError(f"{cause}: trivy could not pull {image}: {fatal}")
+        return ExternalError(f"trivy could not get the image {image} from registry {registry}: "
+                             f"{fatal}")
     return ExternalError(f"trivy failed (exit {returncode}): {fatal}")
+
+
+def _registry_of(image: str) -> str:
+    try:
+        return parse_reference(image).registry
+    except ValueError:
+        return "(unknown)"
 
 
 _WRAPPERS = re.compile(r"^((run|init|image scan|scan) error|unable to initialize [a-z ]+): ")
@@ -144,13 +158,15 @@ class Trivy:
     """Runs trivy commands, logging each (`+ trivy ...`) and its output through `log`.
 
     `env` is trivy's whole environment (it needs HOME, PATH, DOCKER_HOST, ...); None: this
-    process's own.
+    process's own. `credentials`: those `env` gives trivy for the image's registry.
     """
 
-    def __init__(self, opts: TrivyOptions, log: Log, env: Mapping[str, str] | None = None):
+    def __init__(self, opts: TrivyOptions, log: Log, env: Mapping[str, str] | None = None,
+                 credentials: Credentials | None = None):
         self.opts = opts
         self.log = log
         self.env = env
+        self.credentials = credentials
 
     def check(self) -> str:
         """The binary's path; exit 3 when there is none, since a scan that cannot run never
@@ -187,7 +203,7 @@ class Trivy:
         if proc.returncode != 0:
             if proc.returncode < 0:
                 raise ExternalError(f"trivy crashed (killed by signal {-proc.returncode})")
-            raise explain_failure(output, proc.returncode, self.opts, image)
+            raise explain_failure(output, proc.returncode, self.opts, image, self.credentials)
         return output
 
     def scan_image(self, image: str, scanners: Sequence[str], output: str) -> Path:

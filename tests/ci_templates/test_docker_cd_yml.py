@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.local_gitlab import EXAMPLES, PIPELINES, ROOT, TEMPLATE, AppRepo, PipelineFailed
+from docker_cd_local.pipelines import EXAMPLES, PIPELINES, ROOT, TEMPLATE, AppRepo, PipelineFailed
 from tests.schemas import gitlab_ci_validator
 
 CONFIGS = [TEMPLATE, *sorted(EXAMPLES.glob("*/.gitlab-ci.yml"))]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.local_gitlab import EXAMPLES, ROOT, TEMPLATE
+from docker_cd_local.pipelines import EXAMPLES, ROOT, TEMPLATE
 
 VARS = ROOT / "ci-templates" / "jenkins" / "vars"
 SOURCES = [*sorted(VARS.glob("*.groovy")), *sorted(EXAMPLES.glob("*/Jenkinsfile"))]

@@ -1,14 +1,16 @@
 """The whole delivery of examples/hello-app, as a team gets it from one `include:`.
 
-gitlab-ci-local runs the pipelines (shell executor) on the real engine and registry; the real
-promotion service (a real process) records everything and triggers the staging and
-production pipelines through the GitLab API double; the test then runs each triggered pipeline
-with exactly the variables the service sent. Every job shows the service an ID token the double
-signed (no service token at all). Two releases go all the way to production, then production
-is rolled back three ways, which all mean the same: the rollback job, the service's rollback
-(its pipeline restores the release the service names), and an old deploy job run again
-(GitLab's environment "Rollback"). After each stage: the registry, the running containers,
-the service's state.
+gitlab-ci-local runs the pipelines, each job in the runner image the template uses by default
+(its docker executor, on the host's network, with the engine's socket), against the real engine
+and a registry that asks for a password on every pull; the real promotion service (a real
+process) records everything and triggers the staging and production pipelines through the
+GitLab API double; the test then runs each triggered pipeline with exactly the variables the
+service sent. Every job shows the service an ID token the double signed (no service token at
+all). Two releases go all the way to production, then production is rolled back three ways,
+which all mean the same: the rollback job, the service's rollback (its pipeline restores the
+release the service names), and an old deploy job run again (GitLab's environment
+"Rollback"); a git tag reuses the verified image. After each stage: the registry, the running
+containers, the service's state.
 """
 
 from __future__ import annotations
@@ -18,18 +20,22 @@ import re
 
 import pytest
 
+from docker_cd_local.pipelines import DockerExecutor
+from docker_cd_local.stack import Stack
 from steps.release import Release
 from steps.targets.docker import DockerTarget
-from tests.e2e.stack import Stack
+from tests.runner_image import helper_image, runner_image
 from tests.schemas import container_scanning_validator
 from tests.support import docker_client
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(480)]
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
 def stack(docker, tmp_path_factory):
-    stack = Stack.start(tmp_path_factory.mktemp("e2e"))
+    # every job in the runner image the template uses by default, built as CI builds it
+    executor = DockerExecutor(runner_image(docker), helper_image(docker))
+    stack = Stack.start(tmp_path_factory.mktemp("e2e"), executor=executor)
     yield stack
     stack.stop()
 
@@ -72,7 +78,9 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
     assert set(staging.variables) == {"CD_IMAGE", "CD_TARGET_ENVIRONMENT", "CD_PROMOTION_ID"}
     assert staging.variables["CD_IMAGE"] == image
     assert (staging.project_id, staging.ref) == (42, "main")
-    stack.run_triggered(staging)
+    stack.untag(image)  # as on another runner: staging pulls it, with the job's credentials
+    log = stack.run_triggered(staging)
+    assert f"+ docker pull {image}" in log
     assert stack.answer("staging").startswith(f"Bonjour from staging (version {version})")
     assert _running(stack, "staging") == image  # the very digest test verified, not a rebuild
     assert stack.registry_digest(sha) == digest  # and the registry's tags did not move
@@ -127,6 +135,9 @@ def test_two_releases_reach_production_and_production_rolls_back(stack):
     first_production, last = stack.gitlab.pipelines[1], stack.gitlab.pipelines[3]
 
     # one click on rollback-production: back to the last release verified there, the first
+    # image, which the engine no longer has under any name: the rollback pulls it with the
+    # job's credentials
+    stack.untag(first, delete=True)
     stack.run_triggered(last, jobs=("rollback-production",), user="qa")
     assert stack.answer("production").startswith("Welcome from production (version 1)")
     assert _running(stack, "production") == first
@@ -173,18 +184,23 @@ def test_two_releases_reach_production_and_production_rolls_back(stack):
                 if any(token in log.read_text() for token in stack.id_tokens)]
 
 
-def test_a_git_tag_gets_semver_tags_and_deploys_nothing(stack):
+def test_a_git_tag_reuses_the_verified_image_and_deploys_nothing(stack):
+    """The release commit was built, deployed and verified on main: its tag pipeline builds
+    nothing and puts the release tags on that very digest."""
     pipelines_before = len(stack.gitlab.pipelines)
-    stack.run(variables={"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "",
-                         "CI_COMMIT_TAG": "v1.2.3", "CI_COMMIT_REF_NAME": "v1.2.3",
-                         "CI_COMMIT_REF_SLUG": "v1-2-3"})
+    verified = _running(stack, "staging")  # HEAD's image, verified in every environment
+    log = stack.run(variables={"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "",
+                               "CI_COMMIT_TAG": "v1.2.3", "CI_COMMIT_REF_NAME": "v1.2.3",
+                               "CI_COMMIT_REF_SLUG": "v1-2-3"})
     image = stack.repo.dotenv("build", "build.env")["CD_IMAGE"]
+    assert image == verified
+    assert "was built before: reusing" in log and "+ docker build" not in log
+    assert "the release tags go to" in log and "verified in test" in log
     digest = image.rsplit("@", 1)[1]
     for tag in ("1.2.3", "1.2", "1", "latest", "v1-2-3"):
         assert stack.registry_digest(tag) == digest, tag
-    assert stack.image_state(image)["image"]["ref"] == "v1.2.3"
+    assert stack.image_state(image)["image"]["ref"] == "main"  # registered once, by main
     assert len(stack.gitlab.pipelines) == pipelines_before
-    assert stack.image_state(image)["test"]["deployment"] is None
 
 
 def test_a_merge_request_builds_scans_and_gates_but_deploys_nothing(stack):

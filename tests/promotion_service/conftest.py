@@ -11,11 +11,11 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
+from docker_cd_local.gitlab_double import GitLabDouble
 from promotion_service import create_app, db
 from promotion_service.db.schema import upgrade
 from promotion_service.domain.actor import Actor
 from promotion_service.services import tokens as token_store
-from tests.gitlab_double import GitLabDouble
 from tests.promotion_service.gitlab_fixtures import GITLAB_TOKEN, TRIGGER_TOKEN
 from tests.promotion_service.postgres import PostgresServer, start_postgres
 

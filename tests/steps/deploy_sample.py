@@ -21,6 +21,19 @@ from tests.support import ImageFactory, free_port
 
 WEB_DOCKERFILE = 'COPY www /www\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]'
 
+# One service of that web image, for the tests that need only an image to deploy.
+WEB_ONLY = """\
+services:
+  web:
+    image: ${CD_IMAGE}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]
+      interval: 100ms
+      timeout: 5s
+      retries: 30
+    stop_grace_period: 1s
+"""
+
 COMPOSE = """\
 services:
   web:

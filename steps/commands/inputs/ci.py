@@ -16,3 +16,4 @@ PIPELINE_URL = Input("CI pipeline (or Jenkins build) URL.",
                      env=("CD_PIPELINE_URL", "CI_PIPELINE_URL", "BUILD_URL"))
 JOB_URL = Input("URL of this CI job, recorded by the promotion service.",
                 env=("CD_JOB_URL", "CI_JOB_URL", "BUILD_URL"), metavar="URL")
+COMMIT_TIME = Input("Commit time (ISO 8601).", env=("CD_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"))

@@ -9,6 +9,8 @@ from steps.runtime.inputs import Input, option
 
 RETRIES = Input("Retries of a transient registry failure (5xx, connection reset), with "
                 "backoff.", env=("CD_RETRIES",), default=3)
+PLAIN_HTTP = Input("Registries reached over plain HTTP (loopback ones always are).",
+                   env=("CD_PLAIN_HTTP_REGISTRIES",), default=(), metavar="HOST")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from steps.images.reference import digest_reference
+from steps.images.engine import Lookup
+from steps.images.pull import ensure_image
 from steps.release import Release
 from steps.runtime.errors import ExternalError, Refused
 from steps.runtime.log import Log
@@ -42,10 +43,11 @@ def _epoch(created: str) -> float:
 class EngineResources:
     """The engine calls the docker target makes besides running containers."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, credentials: Lookup) -> None:
         import docker.errors
 
         self.client = client
+        self.credentials = credentials
         self.api = client.api
         self._errors = docker.errors
 
@@ -57,20 +59,9 @@ class EngineResources:
         except self._errors.APIError as e:
             raise ExternalError(f"cannot list containers: {e}") from e
 
-
     def image(self, ref: str, log: Log) -> tuple[str, str]:
-        """The image id to run and the digest reference to record."""
-        try:
-            try:
-                image = self.client.images.get(ref)
-            except self._errors.ImageNotFound:
-                log.command(["docker", "pull", ref])
-                image = self.client.images.pull(ref)
-        except self._errors.APIError as e:
-            raise ExternalError(f"cannot get image {ref}: {e.explanation or e}") from e
-        if "@sha256:" in ref:
-            return image.id, ref
-        return image.id, digest_reference(ref, image.attrs.get("RepoDigests") or []) or image.id
+        """The image id to run and the digest reference to record (pulled if need be)."""
+        return ensure_image(self.client, ref, log, self.credentials)
 
     def image_exists(self, image_id: str) -> bool:
         try:

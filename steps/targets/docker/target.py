@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from steps.images.engine import Lookup
 from steps.release import FAILED, SUCCEEDED, Release
 from steps.runtime.errors import ExternalError, Refused
 from steps.runtime.log import Log
@@ -64,13 +65,13 @@ class DockerTarget:
     supported = container_spec.SUPPORTED
     template_problems = staticmethod(container_spec.template_problems)
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, credentials: Lookup = lambda registry: None) -> None:
         import docker.errors
 
         self.client = client
         self.api = client.api
         self._holder_image: str | None = None
-        self.res = EngineResources(client)
+        self.res = EngineResources(client, credentials)
         self.containers = Containers(client, self.res)
         self._errors = docker.errors
 

@@ -19,6 +19,8 @@ from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
+from steps.images.engine import Lookup
+from steps.images.pull import check_pullable
 from steps.release import FAILED, SUCCEEDED, Release
 from steps.runtime.errors import Refused, UsageError
 from steps.runtime.log import Log
@@ -48,10 +50,10 @@ from steps.targets.swarm.updates import (
     describe_task,
     engine_errors,
     needs_canary,
+    run_canary,
     same_tasks,
     spec_args,
     task_hash,
-    task_health,
     why_task_ended,
 )
 from steps.template import Template
@@ -66,9 +68,10 @@ class SwarmTarget:
     supported = SUPPORTED
     template_problems = staticmethod(template_problems)
 
-    def __init__(self, client: Any, poll: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: Any, credentials: Lookup = lambda registry: None,
+                 poll: float = 0.2, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
+        self.credentials = credentials
         self.api = client.api
         self.poll = poll
         self.clock = clock
@@ -84,6 +87,7 @@ class SwarmTarget:
             release = plan.release
             stack = plan_stack(plan.template, plan.project, plan.environment, release.id)
             self._check_host_ports(stack, plan.template)
+            check_pullable(self.client, _images(stack.services), log, self.credentials)
             self.store.ensure_networks(stack.networks, log)
             self.store.ensure_objects(stack, plan.template, log)
             spec = {"stack": stack.name, "networks": stack.networks,
@@ -110,6 +114,7 @@ class SwarmTarget:
                 live[name] = [(found.get(key) or {}).get("TaskTemplate", {}).get(
                     "ContainerSpec", {}).get("Env") for key in ("Spec", "PreviousSpec")]
             spec = secret_env.restored(spec, live)
+            check_pullable(self.client, _images(spec["services"]), log, self.credentials)
             self.store.ensure_networks(spec["networks"], log)
             missing = [n for n, kind in spec.get("objects", {}).items()
                        if not self.store.find(kind, n)]
@@ -219,51 +224,13 @@ class SwarmTarget:
                          f"{LABEL_RELEASE}={release_id}", desired["Name"]])
         else:
             if canary and needs_canary(current["Spec"], desired):
-                self._canary(name, desired, deadline, log)
+                run_canary(self.api, name, canary_spec(desired, self._scope), deadline,
+                           self.clock, self.poll, log)
             was = current["Spec"]["TaskTemplate"]["ContainerSpec"].get("Image")
             log.command(["docker", "service", "update", *(["--image", image] if image != was
                                                           else []), desired["Name"]])
         self.api.update_service(current["ID"], current["Version"]["Index"], **spec_args(desired))
         return baseline
-
-    def _canary(self, name: str, desired: dict[str, Any], deadline: float, log: Log) -> None:
-        """Prove the new tasks healthy beside the old ones before a stop-first update stops them.
-
-        The canary runs the new task spec without published ports or network aliases (it gets
-        no traffic) and never restarts; if it does not become healthy the release fails while
-        the old tasks still serve: a failed update interrupts nothing.
-        """
-        spec = canary_spec(desired, self._scope)
-        log.command(["docker", "service", "create", "--name", spec["Name"], "--restart-condition",
-                     "none", desired["TaskTemplate"]["ContainerSpec"]["Image"]])
-        sid = self.api.create_service(**spec_args(spec))["ID"]
-        try:
-            started = self.clock()
-            while True:
-                tasks = self.api.tasks(filters={"service": sid})
-                states = [t["Status"]["State"] for t in tasks]
-                if "running" in states:
-                    log.info(f"  {name}: the new task is healthy "
-                             f"({self.clock() - started:.1f}s); updating the service")
-                    return
-                done = [t for t in tasks if t["Status"]["State"] in (*TASK_FAILED, "complete",
-                                                                      "shutdown")
-                        or task_health(self.api, t).get("Status") == "unhealthy"]
-                if done:
-                    why = why_task_ended(self.api, done[0])
-                    raise ServiceFailed(name, "the new version failed before taking over (the "
-                                        f"running tasks were not touched): {why}")
-                pending = [t for t in tasks if t["Status"]["State"] == "pending"
-                           and t["Status"].get("Err")]
-                if pending and self.clock() - started > PENDING_GRACE:
-                    raise ServiceFailed(name, "task cannot be placed: "
-                                        f"{pending[0]['Status']['Err']}")
-                if self.clock() > deadline:
-                    raise ServiceFailed(name, "the new version was not healthy within the "
-                                        "health timeout; the running tasks were not touched")
-                time.sleep(self.poll)
-        finally:
-            self.api.remove_service(sid)
 
     def _baseline(self, service: dict[str, Any]) -> Baseline:
         tasks = self.api.tasks(filters={"service": service["ID"]})
@@ -411,3 +378,9 @@ class SwarmTarget:
         found = self.api.services(filters=label_filter(
             {**self._scope, LABEL_SERVICE: name, LABEL_ROLE: "service"}))
         return found[0] if found else None
+
+
+def _images(services: Mapping[str, dict[str, Any]]) -> list[str]:
+    """The images of a stack's services. The nodes pull them with the credentials docker-py
+    sends with each service create and update (`--with-registry-auth`; steps.images.engine)."""
+    return [spec["TaskTemplate"]["ContainerSpec"]["Image"] for spec in services.values()]

@@ -1,15 +1,18 @@
 """Swarm service updates and their tasks: the arguments of a service spec, whether an update
-changes the tasks, the canary that proves a stop-first update, and how a task is described."""
+changes the tasks, the canary that proves a stop-first update (run_canary), and how a task is
+described."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from steps.runtime.errors import ExternalError
+from steps.runtime.log import Log
 from steps.targets import LABEL_CONFIG_HASH, LABEL_ROLE, LABEL_SERVICE
 from steps.targets.swarm.stack import holds_data
 
@@ -118,3 +121,41 @@ def engine_errors() -> Iterator[None]:
         yield
     except (docker.errors.APIError, requests.RequestException) as e:
         raise ExternalError(f"the swarm manager failed: {e}") from e
+
+
+def run_canary(api: Any, name: str, spec: dict[str, Any], deadline: float,
+               clock: Callable[[], float], poll: float, log: Log) -> None:
+    """Prove the new tasks healthy beside the old ones before a stop-first update stops them.
+
+    The canary (`spec`: canary_spec's) runs the new task spec without published ports or
+    network aliases (it gets no traffic) and never restarts; if it does not become healthy the
+    release fails while the old tasks still serve: a failed update interrupts nothing.
+    """
+    log.command(["docker", "service", "create", "--name", spec["Name"], "--restart-condition",
+                 "none", spec["TaskTemplate"]["ContainerSpec"]["Image"]])
+    sid = api.create_service(**spec_args(spec))["ID"]
+    try:
+        started = clock()
+        while True:
+            tasks = api.tasks(filters={"service": sid})
+            if "running" in [t["Status"]["State"] for t in tasks]:
+                log.info(f"  {name}: the new task is healthy ({clock() - started:.1f}s); "
+                         "updating the service")
+                return
+            done = [t for t in tasks if t["Status"]["State"] in (*TASK_FAILED, "complete",
+                                                                  "shutdown")
+                    or task_health(api, t).get("Status") == "unhealthy"]
+            if done:
+                raise ServiceFailed(name, "the new version failed before taking over (the "
+                                    f"running tasks were not touched): "
+                                    f"{why_task_ended(api, done[0])}")
+            pending = [t for t in tasks if t["Status"]["State"] == "pending"
+                       and t["Status"].get("Err")]
+            if pending and clock() - started > PENDING_GRACE:
+                raise ServiceFailed(name, f"task cannot be placed: {pending[0]['Status']['Err']}")
+            if clock() > deadline:
+                raise ServiceFailed(name, "the new version was not healthy within the health "
+                                    "timeout; the running tasks were not touched")
+            time.sleep(poll)
+    finally:
+        api.remove_service(sid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gitlab_oidc import IdTokenIssuer
+from docker_cd_local.gitlab_oidc import IdTokenIssuer
 from tests.promotion_service.conftest import AUDIENCE
 from tests.promotion_service.helpers import codes, digest, promoted_to_staging, ref, register
 

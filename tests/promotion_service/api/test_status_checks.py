@@ -5,6 +5,7 @@ import json
 import pytest
 from sqlalchemy import select
 
+from docker_cd_local.gitlab_double import GitLabDouble
 from promotion_service.db import session_for
 from promotion_service.db.gitlab_models import MergeRequestCheck
 from promotion_service.db.models import Outbox
@@ -12,7 +13,6 @@ from promotion_service.gitlab import merge_request_gate
 from promotion_service.gitlab.client import GitLabClient
 from promotion_service.outbox.dispatcher import Dispatcher
 from promotion_service.outbox.settings import DispatcherSettings
-from tests.gitlab_double import GitLabDouble
 from tests.promotion_service.gitlab_fixtures import make_image, make_project
 from tests.promotion_service.gitlab_payloads import (
     SHA,

@@ -1,5 +1,5 @@
 """The GitLab double answers like GitLab: entities, refusals and error bodies as GitLab's source
-gives them (named in tests/gitlab_double.py), records calls and fails on demand."""
+gives them (named in docker_cd_local/gitlab_double.py), records calls and fails on demand."""
 
 import json
 import subprocess
@@ -130,7 +130,7 @@ def test_recorded_calls_are_visible_from_another_process(gitlab):
 def test_the_double_runs_as_a_process(tmp_path):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.gitlab_double", "--port", str(port),
+        [sys.executable, "-m", "docker_cd_local.gitlab_double", "--port", str(port),
          "--access-token", "glpat-p", "--project", f"7:team/svc:{TRIGGER_TOKEN}"],
         stdout=subprocess.PIPE, text=True)
     try:

@@ -16,11 +16,11 @@ import pytest
 import requests
 import yaml
 
+from docker_cd_local.gitlab_double import GitLabDouble
 from promotion_service import create_app
 from promotion_service.db import session_for
 from promotion_service.domain.actor import Actor
 from promotion_service.services import tokens as token_store
-from tests.gitlab_double import GitLabDouble
 from tests.promotion_service.gitlab_payloads import (
     SHA,
     deployment_event,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from docker_cd_local.service import PromotionService
 from steps.cli import run
 from steps.commands import gate
 from steps.commands.inputs.pipeline import Pipeline
 from steps.commands.inputs.service import Service
 from steps.runtime.errors import Refused
-from tests.service_process import PromotionService
 from tests.steps.commands.fake_service import FakeService, context
 
 REPO = "registry.example.com/demo/gate-app"

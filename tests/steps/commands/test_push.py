@@ -66,14 +66,16 @@ def test_push_with_ci_registry_credentials(local_image, auth_registry, capsys, t
                                                      "v1")
 
 
-def test_wrong_credentials_exit_3_naming_the_registry(local_image, auth_registry, capsys,
+def test_wrong_credentials_exit_2_naming_the_registry(local_image, auth_registry, capsys,
                                                       tmp_path):
     repository = local_image(auth_registry.host, "v1")
     env = {"CI_REGISTRY": auth_registry.host, "CI_REGISTRY_USER": REGISTRY_USER,
            "CI_REGISTRY_PASSWORD": "wrong-password", "CD_IMAGE_REPOSITORY": repository}
     code, err, _ = push(["--tag", "v1"], env, capsys, tmp_path)
-    assert code == 3
-    assert f"Error: registry {auth_registry.host} refused the credentials" in err
+    assert code == 2  # not worth a retry: the password must change
+    assert (f"Error: registry {auth_registry.host} refused the credentials for user "
+            f"{REGISTRY_USER!r}") in err
+    assert "retrying" not in err
     assert "wrong-password" not in err
 
 
@@ -122,6 +124,6 @@ def test_no_secret_in_any_byte_printed(local_image, auth_registry, tmp_path):
         done = subprocess.run([sys.executable, "-m", "steps", "push", "--tag", "v1", "--debug"],
                               env=env, capture_output=True, check=False)
         printed = done.stdout + done.stderr
-        assert done.returncode == (0 if password == REGISTRY_PASSWORD else 3), printed
+        assert done.returncode == (0 if password == REGISTRY_PASSWORD else 2), printed
         for secret in forbidden:
             assert secret.encode() not in printed

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
+from docker_cd_local.service import PromotionService
 from steps.cli import run
 from steps.commands import register
 from steps.commands.inputs.pipeline import Pipeline
 from steps.commands.inputs.service import Service
 from steps.commands.register import scan_payload
-from tests.service_process import PromotionService
 from tests.steps.commands.fake_service import FakeService, context
 from tests.support import free_port
 

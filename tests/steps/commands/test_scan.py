@@ -110,7 +110,7 @@ def test_a_grype_report_goes_through_the_same_policy(workdir, capsys):
          "Error: --image-src (from --image-src): unknown source(s) registry"),
         (["--from-report", "missing.json"], {},
          "Error: --from-report (from --from-report): no such file: missing.json"),
-        (["--from-report", REPORT, "--dockerfile", REPORT], {},
+        (["--from-report", REPORT, "--dockerfile", REPORT, "--scanners", "misconfig"], {},
          "Error: --dockerfile (from --dockerfile): --dockerfile needs a scan"),
         (["--from-report", REPORT, "--ignore-file", "nope.yml"], {},
          "Error: --ignore-file (from --ignore-file): no such file: nope.yml"),

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from docker_cd_local.service import PromotionService
 from steps.cli import run
-from tests.service_process import PromotionService
 
 DATA = Path(__file__).parents[1] / "data"
 REPORT = str(DATA / "trivy-debian-python.json")

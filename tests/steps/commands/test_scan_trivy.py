@@ -41,7 +41,7 @@ def private_key() -> str:
 def offline(tmp_path_factory):
     """Options that keep trivy offline and fast, with its cache in a temporary folder."""
     cache = tmp_path_factory.mktemp("trivy-cache")
-    return ["--skip-db-update", "--offline-scan", "--cache-dir", str(cache)]
+    return ["--offline", "--cache-dir", str(cache)]
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +118,13 @@ def test_the_dockerfile_is_checked_for_misconfigurations(workdir, capsys, offlin
     assert [v["identifiers"][0]["value"] for v in report["vulnerabilities"]] == ["DS-0002"]
 
 
-def test_vulnerability_scanning_without_a_db_and_with_skip_db_update_is_exit_2(workdir, capsys,
-                                                                              offline,
-                                                                              clean_image):
+def test_vulnerability_scanning_offline_without_a_db_is_exit_2(workdir, capsys, offline,
+                                                               clean_image):
     code = run(["scan", clean_image, "--image-src", "docker", *offline], {})
     err = capsys.readouterr().err
     assert code == 2
     last = err.strip().splitlines()[-1]
-    assert last.startswith("Error: --skip-db-update: vulnerability scanning needs Trivy's "
+    assert last.startswith("Error: --offline: vulnerability scanning needs Trivy's "
                            "vulnerability DB and there is none in ")
     assert "--scanners secret" in last
 
@@ -155,7 +154,7 @@ def test_an_image_in_an_authenticated_registry_is_scanned_by_digest(workdir, cap
             *offline, "--dotenv", "scan.env"]
 
     assert run(argv, {}) == 2
-    assert "CD_REGISTRY, CD_REGISTRY_USER and CD_REGISTRY_PASSWORD" in \
+    assert f"registry {auth_registry.host} requires credentials and none were found" in \
         capsys.readouterr().err.strip().splitlines()[-1]
 
     code = run(argv, {"CD_REGISTRY": auth_registry.host, "CD_REGISTRY_USER": REGISTRY_USER,
@@ -172,6 +171,6 @@ def test_an_image_missing_from_its_registry_is_exit_2(workdir, capsys, offline, 
     code = run(["scan", image, "--scanners", "secret", "--image-src", "remote", *offline], {})
     assert code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith(f"Error: IMAGE: {image} does not exist in its registry: unable to "
-                           "find the specified image")
+    assert last.startswith(f"Error: IMAGE: {image} is not in registry {registry.host}: unable "
+                           "to find the specified image")
     assert "MANIFEST_UNKNOWN" in last

@@ -6,6 +6,7 @@ from steps.runtime.errors import ExternalError, UsageError
 from steps.scanning.trivy import TrivyOptions, config_command, explain_failure, image_command
 
 IMAGE = "registry.example.com/team/app@sha256:" + "ab" * 32
+REGISTRY = "registry.example.com"
 
 
 def flags(argv):
@@ -21,7 +22,7 @@ def flags(argv):
           "--ignore-unfixed=false", "--skip-version-check", "--disable-telemetry",
           "--list-all-pkgs"],
          ["--skip-db-update", "--offline-scan", "--cache-dir", "--image-src", "--insecure"]),
-        (TrivyOptions(skip_db_update=True, offline_scan=True, cache_dir="/cache",
+        (TrivyOptions(offline=True, cache_dir="/cache",
                       db_repository="registry.local/trivy-db:2", image_src=("remote",),
                       insecure=True, timeout=90),
          ("secret", "misconfig"),
@@ -45,7 +46,7 @@ def test_image_command_passes_the_offline_options_and_pins_what_reaches_the_repo
 
 
 def test_dockerfile_checks_skip_the_bundle_download_when_air_gapped():
-    assert "--skip-check-update" in config_command(TrivyOptions(skip_db_update=True), "d", "o")
+    assert "--skip-check-update" in config_command(TrivyOptions(offline=True), "d", "o")
     assert "--skip-check-update" not in config_command(TrivyOptions(), "d", "o")
 
 
@@ -65,18 +66,20 @@ NOT_FOUND = ("2026-11-26T16:59:21Z\tFATAL\tFatal error\trun error: image scan er
 @pytest.mark.parametrize(
     ("output", "error", "message"),
     [
-        (FIRST_RUN, UsageError, "--skip-db-update: vulnerability scanning needs Trivy's "
+        (FIRST_RUN, UsageError, "--offline: vulnerability scanning needs Trivy's "
                                 "vulnerability DB and there is none in /c;"),
         (NO_DOWNLOAD, ExternalError, "trivy could not get it from mirror.gcr.io/aquasec/"
                                      "trivy-db:2: DB error: failed to download vulnerability "
                                      "DB: OCI repository error; Get \"https://mirror.gcr.io/v2/"
                                      "\": dial tcp: no such host. On an air-gapped runner"),
         (NOT_FOUND.format(img=IMAGE, code="UNAUTHORIZED"), UsageError,
-         f"the registry refused to let trivy pull {IMAGE}: unable to find the specified image"),
+         f"registry {REGISTRY} requires credentials and none were found for it (set "
+         f"CI_REGISTRY_USER/CI_REGISTRY_PASSWORD for CI_REGISTRY, DOCKER_AUTH_CONFIG, or docker "
+         f"login): trivy could not pull {IMAGE}: unable to find the specified image"),
         (NOT_FOUND.format(img=IMAGE, code="MANIFEST_UNKNOWN"), UsageError,
-         f"IMAGE: {IMAGE} does not exist in its registry"),
+         f"IMAGE: {IMAGE} is not in registry {REGISTRY}"),
         (NOT_FOUND.format(img=IMAGE, code="TOOMANYREQUESTS"), ExternalError,
-         f"trivy could not get the image {IMAGE}: unable to find"),
+         f"trivy could not get the image {IMAGE} from registry {REGISTRY}: unable to find"),
         ("panic: runtime error\n", ExternalError,
          "trivy failed (exit 2): trivy exited with 2 and no error message"),
     ],

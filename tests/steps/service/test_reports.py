@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from docker_cd_local.service import PromotionService
 from steps.cli import run
-from tests.service_process import PromotionService
 from tests.steps.deploy_sample import build_sample, remove_project
 
 pytestmark = pytest.mark.docker

@@ -1,9 +1,12 @@
-"""A GitLab project on this machine: an example app's git repository run by gitlab-ci-local.
+"""A GitLab project on this machine: an application's git repository run by gitlab-ci-local.
 
 The end-to-end test, the rules tests, scripts/demo.sh and benchmarks/lead_time.py all drive
-pipelines through this module, so they run the same thing. gitlab-ci-local (shell executor)
-stands in for GitLab Runner; the promotion service and the GitLab API double are started by
-the callers (see tests/e2e/stack.py).
+pipelines through this module, so they run the same thing. gitlab-ci-local stands in for GitLab
+Runner: with the shell executor the jobs run on this machine; with the docker executor
+(`DockerExecutor`) each job runs in the template's runner image, as on GitLab, on the host's
+network (the registry, the service and the environments listen on 127.0.0.1) with the
+engine's socket. The promotion service and the GitLab API double are started by the callers
+(see docker_cd_local/stack.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "ci-templates" / "docker-cd.yml"
+LOCAL_TEMPLATE = "ci-templates/docker-cd.yml"  # where the repository gets a copy of it
 EXAMPLES = ROOT / "examples"
 BUSYBOX = Path("/bin/busybox")
 GITLAB_CI_LOCAL = shutil.which("gitlab-ci-local") or "gitlab-ci-local"
@@ -46,6 +50,28 @@ def _git(repo: Path, *args: str) -> str:
     return out.stdout.strip()
 
 
+def include_local_template(path: Path, inputs: Mapping[str, str]) -> None:
+    """Make a .gitlab-ci.yml include the repository's copy of the template (gitlab-ci-local
+    cannot fetch `project:` includes), keeping its inputs and adding `inputs`; a project without
+    one gets one that only includes the template."""
+    import yaml
+
+    config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    config = config if isinstance(config, dict) else {}
+    includes = config.get("include") or []
+    includes = includes if isinstance(includes, list) else [includes]
+    ours = [i for i in includes if isinstance(i, dict)
+            and str(i.get("file") or i.get("local") or "").endswith("docker-cd.yml")]
+    if len(ours) == 1 and ours[0].get("local") == LOCAL_TEMPLATE and not inputs:
+        return  # already as wanted: the file stays as written, comments and all
+    kept = (ours[0].get("inputs") or {}) if ours else {}
+    template: dict = {"local": LOCAL_TEMPLATE}
+    if kept or inputs:
+        template["inputs"] = {**kept, **inputs}
+    config["include"] = [template, *(i for i in includes if not any(i is o for o in ours))]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 @dataclass
 class PipelineFailed(Exception):
     """A gitlab-ci-local run that ended non-zero; carries its whole log."""
@@ -59,27 +85,49 @@ class PipelineFailed(Exception):
         return f"gitlab-ci-local {' '.join(self.jobs)} exited {self.returncode}:\n{tail}"
 
 
+@dataclass(frozen=True)
+class DockerExecutor:
+    """Jobs in containers of the runner image: `image` (the template's runner_image input),
+    `helper` for gitlab-ci-local's file copies (sh, bash, rsync)."""
+
+    image: str
+    helper: str
+    socket: str = "/var/run/docker.sock"
+
+    def argv(self) -> list[str]:
+        return ["--network", "host", "--volume", f"{self.socket}:/var/run/docker.sock",
+                "--helper-image", self.helper, "--pull-policy", "if-not-present"]
+
+
 @dataclass
 class AppRepo:
-    """A git repository holding an example app and the template, as a team's project would."""
+    """A git repository holding an application and the template, as a team's project would."""
 
     path: Path
     project_path: str
     variables: dict[str, str] = field(default_factory=dict)
+    executor: DockerExecutor | None = None  # None: the shell executor, jobs on this machine
 
     @classmethod
-    def create(cls, dest: Path, app: str = "hello-app",
-               project_path: str = "demo/hello-app") -> AppRepo:
-        """Copy examples/<app> and the template into `dest`, commit, and point origin at GitLab."""
-        shutil.copytree(EXAMPLES / app, dest, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".gitlab-ci-local", "busybox"))
+    def create(cls, dest: Path, app: str | Path = "hello-app",
+               project_path: str = "demo/hello-app",
+               executor: DockerExecutor | None = None) -> AppRepo:
+        """Copy an application (examples/<app>, or a directory) and the template into `dest`,
+        make its .gitlab-ci.yml include that copy, commit, and point origin at GitLab."""
+        source = Path(app) if isinstance(app, Path) else EXAMPLES / app
+        shutil.copytree(source, dest, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".git", ".gitlab-ci-local", "busybox"))
         (dest / "ci-templates").mkdir(exist_ok=True)
-        shutil.copy(TEMPLATE, dest / "ci-templates" / "docker-cd.yml")
-        if BUSYBOX.exists():  # the Dockerfile copies it from the context (FROM scratch)
-            shutil.copy(BUSYBOX, dest / "busybox")
+        shutil.copy(TEMPLATE, dest / LOCAL_TEMPLATE)
+        include_local_template(dest / ".gitlab-ci.yml",
+                               {"runner_image": executor.image} if executor else {})
         _git(dest, "init", "-q", "-b", "main")
         _git(dest, "remote", "add", "origin", f"git@gitlab.example.com:{project_path}.git")
-        repo = cls(dest, project_path)
+        if BUSYBOX.exists() and not (dest / "busybox").exists():
+            # the examples copy it into the image (FROM scratch); a job gets tracked files only
+            shutil.copy(BUSYBOX, dest / "busybox")
+            _git(dest, "add", "--force", "busybox")
+        repo = cls(dest, project_path, executor=executor)
         repo.commit("initial import")
         return repo
 
@@ -140,8 +188,8 @@ class AppRepo:
             manual: Iterable[str] = (), timeout: float = 300, echo: bool = False) -> str:
         """Run a pipeline (no `jobs`) or the given jobs; return the log, raise PipelineFailed."""
         jobs = tuple(jobs)
-        argv = [*self._argv(variables or {}), "--force-shell-executor", "--no-color",
-                "--timestamps", *jobs]
+        executor = self.executor.argv() if self.executor else ["--force-shell-executor"]
+        argv = [*self._argv(variables or {}), *executor, "--no-color", "--timestamps", *jobs]
         for job in manual:
             argv += ["--manual", job]
         started = time.monotonic()

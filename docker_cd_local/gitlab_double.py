@@ -20,13 +20,13 @@ Endpoints (under /api/v4; every one but the trigger wants a PRIVATE-TOKEN of a k
     GET  /projects/:id/deployments                 the plain entity (no approval fields)
     GET  /projects/:id/deployments/:deployment_id  the extended entity (approvals)
     POST /projects/:id/deployments/:deployment_id/approval          GitLab's refusals
-GitLab as the issuer of CI/CD ID tokens (tests/gitlab_oidc.py):
+GitLab as the issuer of CI/CD ID tokens (docker_cd_local/gitlab_oidc.py):
     GET  /oauth/discovery/keys                     the JWKS GitLab signs ID tokens with
     GET  /.well-known/openid-configuration         its jwks_uri
     ``mint_id_token(audience=, project_path=, pipeline_id=, user_login=, ...)`` signs one.
 Also GET /_double/calls and /_double/pipelines (JSON) for looking from another process, and
 POST /_double/id_tokens (the claims as JSON) to mint an ID token from there.
-Run alone with ``python -m tests.gitlab_double --port 8929``.
+Run alone with ``docker-cd-gitlab-double --port 8929`` (installed with docker-cd).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.gitlab_oidc import DISCOVERY_PATH, KEYS_PATH, IdTokenIssuer
+from docker_cd_local.gitlab_oidc import DISCOVERY_PATH, KEYS_PATH, IdTokenIssuer
 
 __all__ = ["Call", "GitLabDouble", "Pipeline", "User"]
 

@@ -1,19 +1,23 @@
 """Everything a docker-cd pipeline talks to, on this machine, for the end-to-end test, the demo
 and the lead-time benchmark.
 
-    registry         Docker Distribution on 127.0.0.1 (tests.support.start_registry)
-    GitLab API       the in-repo double (tests.gitlab_double): records the pipelines the
+    registry         Docker Distribution on 127.0.0.1 (docker_cd_local.registry) asking for
+                     a password on every request, pulls included; the jobs get it as GitLab
+                     gives it, CI_REGISTRY_USER / CI_REGISTRY_PASSWORD
+    GitLab API       the in-repo double (docker_cd_local.gitlab_double): records the pipelines the
                      promotion service triggers, and signs each run's CI/CD ID token (the
                      template's id_tokens: gitlab-ci-local does not mint them, so each run gets
                      one as CD_SERVICE_ID_TOKEN, with the claims GitLab would sign)
     promotion        `promotion-service serve` with its dispatcher thread, on SQLite
-    runner           gitlab-ci-local, shell executor, in a git repository of examples/hello-app
-                     that includes ci-templates/docker-cd.yml (tests.local_gitlab.AppRepo)
+    runner           gitlab-ci-local in a git repository of examples/hello-app that includes
+                     ci-templates/docker-cd.yml (docker_cd_local.pipelines.AppRepo): jobs in the
+                     runner image (docker executor), or on this machine (shell executor)
     engine           the local Docker engine: build, scan and every environment's deploy
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import shutil
@@ -26,11 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from docker import errors as docker_errors
 
-from tests.gitlab_double import GitLabDouble, Pipeline
-from tests.local_gitlab import AppRepo
-from tests.service_process import PromotionService
-from tests.support import Registry, docker_client, free_port, start_registry
+from docker_cd_local.gitlab_double import GitLabDouble, Pipeline
+from docker_cd_local.pipelines import AppRepo, DockerExecutor
+from docker_cd_local.registry import Registry, free_port, start_registry
+from docker_cd_local.service import PromotionService
+from steps.images.engine import docker_client
+from steps.runtime.errors import ExternalError
+from steps.targets import slug
 
 PROJECT_PATH = "demo/hello-app"
 GITLAB_PROJECT_ID = 42
@@ -40,10 +48,14 @@ ENVIRONMENTS = ("test", "staging", "production")
 AUDIENCE = "docker-cd"  # the template's default service_audience
 GREETINGS = {"test": "Hello", "staging": "Bonjour", "production": "Welcome"}
 PROJECT_LABEL = "io.docker-cd.project"
+REGISTRY_USER = "gitlab-ci-token"
+REGISTRY_PASSWORD = "glcbt-e2e-job-token-0123456789"
 
-# test -> staging automatically once test is verified; production after one approval by
-# someone other than who registered the image (four eyes).
-POLICY = f"""\
+
+def policy(project_path: str) -> str:
+    """test -> staging automatically once test is verified; production after one approval by
+    someone other than who registered the image (four eyes)."""
+    return f"""\
 defaults:
   environments:
     - name: test
@@ -53,7 +65,7 @@ defaults:
       required_approvals: 1
       four_eyes: true
 projects:
-  {PROJECT_PATH}:
+  {project_path}:
     gitlab_id: {GITLAB_PROJECT_ID}
 """
 
@@ -65,6 +77,9 @@ class Stack:
     root: Path
     project: str  # CD_PROJECT: names and labels the app's containers
     ports: dict[str, int]
+    app: str | Path = "hello-app"  # an example's name, or a team's own application directory
+    project_path: str = PROJECT_PATH
+    extra: dict[str, str] = field(default_factory=dict)  # the application's own variables
     registry: Registry | None = None
     gitlab: GitLabDouble | None = None
     service: PromotionService | None = None
@@ -75,16 +90,24 @@ class Stack:
 
     @classmethod
     def start(cls, root: Path, project: str | None = None,
-              ports: dict[str, int] | None = None) -> Stack:
-        """Start registry, GitLab double and service; create the app's repository."""
+              ports: dict[str, int] | None = None,
+              executor: DockerExecutor | None = None, app: str | Path = "hello-app",
+              variables: dict[str, str] | None = None) -> Stack:
+        """Start registry, GitLab double and service; create the app's repository (its jobs
+        run by `executor`, else on this machine). `app` is an example's name or a directory
+        holding a team's application; `variables` are its own CI/CD variables."""
+        name = Path(app).name if isinstance(app, Path) else app
         stack = cls(root, project or f"e2e-{uuid.uuid4().hex[:8]}",
-                    ports or {env: free_port() for env in ENVIRONMENTS})
+                    ports or {env: free_port() for env in ENVIRONMENTS}, app,
+                    PROJECT_PATH if app == "hello-app" else f"demo/{slug(name)}",
+                    dict(variables or {}))
         try:
-            stack.registry = start_registry()
+            stack.registry = start_registry(REGISTRY_USER, REGISTRY_PASSWORD)
             stack.gitlab = GitLabDouble(access_token=GITLAB_TOKEN).start()
-            stack.gitlab.add_project(GITLAB_PROJECT_ID, PROJECT_PATH,
+            stack.gitlab.add_project(GITLAB_PROJECT_ID, stack.project_path,
                                      trigger_token=TRIGGER_TOKEN)
-            stack.service = PromotionService.start(root / "service", policy=POLICY, settings={
+            stack.service = PromotionService.start(
+                root / "service", policy=policy(stack.project_path), settings={
                 "PROMOTION_GITLAB_URL": stack.gitlab.url,
                 "PROMOTION_GITLAB_TOKEN": GITLAB_TOKEN,
                 "PROMOTION_GITLAB_TRIGGER_TOKEN": TRIGGER_TOKEN,
@@ -94,7 +117,8 @@ class Stack:
                 "PROMOTION_OIDC_ISSUER": stack.gitlab.url,
                 "PROMOTION_OIDC_AUDIENCE": AUDIENCE,
             })
-            stack.repo = AppRepo.create(root / "hello-app", project_path=PROJECT_PATH)
+            stack.repo = AppRepo.create(root / slug(name), app, stack.project_path,
+                                        executor=executor)
             stack.repo.variables = stack.variables()
         except BaseException:
             stack.stop()
@@ -106,7 +130,7 @@ class Stack:
     @property
     def image_repository(self) -> str:
         assert self.registry is not None
-        return f"{self.registry.host}/{PROJECT_PATH}"
+        return f"{self.registry.host}/{self.project_path}"
 
     def url(self, environment: str) -> str:
         return f"http://127.0.0.1:{self.ports[environment]}/cgi-bin/hello"
@@ -117,20 +141,23 @@ class Stack:
         variables = {
             "CI_REGISTRY": self.registry.host,
             "CI_REGISTRY_IMAGE": self.image_repository,
-            "CI_REGISTRY_USER": "",
-            "CI_REGISTRY_PASSWORD": "",
+            "CI_REGISTRY_USER": REGISTRY_USER,
+            "CI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
             "CI_PROJECT_ID": str(GITLAB_PROJECT_ID),
-            "CI_PROJECT_PATH": PROJECT_PATH,
+            "CI_PROJECT_PATH": self.project_path,
             "CI_DEFAULT_BRANCH": "main",
             "CD_SERVICE_URL": self.service.url,
             "CD_PROJECT": self.project,
-            # No vulnerability database can be downloaded here: scan for secrets (for real).
+            # No vulnerability database can be downloaded here: scan for secrets (for real),
+            # with nothing asked of the network.
             "CD_SCAN_SCANNERS": "secret",
+            "CD_SCAN_OFFLINE": "true",
         }
-        for env in ENVIRONMENTS:
-            variables[f"HELLO_{env.upper()}_PORT"] = str(self.ports[env])
-            variables[f"CD_{env.upper()}_URL"] = self.url(env)
-        return variables
+        if self.app == "hello-app":
+            for env in ENVIRONMENTS:
+                variables[f"HELLO_{env.upper()}_PORT"] = str(self.ports[env])
+                variables[f"CD_{env.upper()}_URL"] = self.url(env)
+        return {**variables, **self.extra}
 
     # ------------------------------------------------------------------ driving pipelines
 
@@ -155,7 +182,7 @@ class Stack:
         tag = variables.get("CI_COMMIT_TAG")
         ref = tag or variables.get("CI_COMMIT_REF_NAME") or "main"
         token = self.gitlab.mint_id_token(
-            audience=AUDIENCE, project_path=PROJECT_PATH, project_id=GITLAB_PROJECT_ID,
+            audience=AUDIENCE, project_path=self.project_path, project_id=GITLAB_PROJECT_ID,
             pipeline_id=pipeline_id, user_login=user, ref=ref,
             ref_type="tag" if tag else "branch", sha=self.repo.head, environment=environment,
             pipeline_source=variables.get("CI_PIPELINE_SOURCE", "push"))
@@ -237,13 +264,15 @@ class Stack:
 
     def registry_tags(self) -> list[str]:
         assert self.registry is not None
-        url = f"{self.registry.url}/v2/{PROJECT_PATH}/tags/list"
-        return sorted(requests.get(url, timeout=5).json().get("tags") or [])
+        url = f"{self.registry.url}/v2/{self.project_path}/tags/list"
+        return sorted(requests.get(url, auth=self.registry.auth, timeout=5).json().get("tags")
+                      or [])
 
     def registry_digest(self, tag: str) -> str:
         assert self.registry is not None
         response = requests.head(
-            f"{self.registry.url}/v2/{PROJECT_PATH}/manifests/{tag}", timeout=5,
+            f"{self.registry.url}/v2/{self.project_path}/manifests/{tag}", timeout=5,
+            auth=self.registry.auth,
             headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
                                "application/vnd.oci.image.manifest.v1+json"})
         response.raise_for_status()
@@ -274,13 +303,27 @@ class Stack:
             raise AssertionError(f"{image} was never verified in {environment}")
         return min(times)
 
+    def untag(self, image: str, delete: bool = False) -> None:
+        """Take every name of the app's image off the engine (running containers keep it), or
+        the image itself (`delete`: none may run it): the next deploy or rollback of it must
+        pull, with the job's registry credentials."""
+        client = docker_client()
+        found = client.images.get(image)
+        if delete:
+            client.images.remove(found.id, force=True)
+            return
+        for name in (*found.attrs.get("RepoTags", []), *found.attrs.get("RepoDigests", [])):
+            if name.startswith(self.image_repository):
+                with contextlib.suppress(docker_errors.ImageNotFound):  # gone with its tag
+                    client.images.remove(name, force=True)  # the image stays: it runs
+
     # ------------------------------------------------------------------ cleaning up
 
     def remove_app(self) -> None:
         """Remove the app's containers, networks and volumes, and the images built here."""
         try:
             client = docker_client()
-        except RuntimeError:
+        except ExternalError:  # no engine: nothing of the app can be left on it
             return
         label = {"label": f"{PROJECT_LABEL}={self.project}"}
         for container in client.containers.list(all=True, filters=label):

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from tests.support import free_port, wait_for_http
+from docker_cd_local.registry import free_port, wait_for_http
 
 ROLES = ("ci", "approver", "release-manager", "admin")
 
