@@ -28,8 +28,10 @@ def make_engine(url: str, *, timeout: float = 3.0, pool_size: int = 5) -> Engine
         return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2,
                              pool_pre_ping=True, pool_recycle=300, pool_timeout=timeout,
                              connect_args=connect_args)
+    # An in-memory database lives in one connection (SingletonThreadPool): no pool to wait on.
+    pool_args = {} if parsed.database in (None, "", ":memory:") else {"pool_timeout": timeout}
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout},
-                           pool_timeout=timeout)
+                           **pool_args)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -12,6 +12,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
+from docker_cd_local.service import PromotionService
 from promotion_service import create_app, db
 from promotion_service.cli import main
 from promotion_service.db.schema import service_can_bypass_audit
@@ -19,7 +20,6 @@ from promotion_service.domain.audit_chain import entry_hash
 from promotion_service.store import audit as audit_store
 from tests.promotion_service.helpers import register
 from tests.promotion_service.test_cli import drop_append_only_triggers
-from tests.service_process import PromotionService
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from docker_cd_local.service import PromotionService
 from tests.promotion_service.postgres import start_postgres
-from tests.service_process import PromotionService
 
 REPO = "registry.example.com/group/app"
 TIMEOUT = 2.0  # PROMOTION_DB_TIMEOUT for these services

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.service_process import ROLES, PromotionService
+from docker_cd_local.service import ROLES, PromotionService
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))

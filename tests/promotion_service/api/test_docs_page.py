@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.service_process import PromotionService
+from docker_cd_local.service import PromotionService
 
 
 def chromium() -> str:

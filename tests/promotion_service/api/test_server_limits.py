@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.service_process import PromotionService
+from docker_cd_local.service import PromotionService
 
 
 @pytest.fixture(scope="module")
