@@ -29,7 +29,7 @@ from pathlib import Path
 
 from docker_cd_local.pipelines import PipelineFailed
 from docker_cd_local.registry import free_port
-from docker_cd_local.stack import ENVIRONMENTS, Stack
+from docker_cd_local.stack import ENVIRONMENTS, Stack, remove_images
 from steps.targets import slug
 
 PORTS = {"test": 18081, "staging": 18082, "production": 18083}
@@ -127,9 +127,8 @@ def clean(workdir: Path) -> None:
     if found.get("repository"):
         from steps.images.engine import docker_client
 
-        client = docker_client()
-        for image in client.images.list(name=found["repository"]):
-            client.images.remove(image.id, force=True)
+        registry = found["repository"].split("/", 1)[0]
+        remove_images(docker_client(), (found["repository"], f"{registry}/vendor"))
 
 
 def _variable(text: str) -> tuple[str, str]:

@@ -72,6 +72,16 @@ def include_local_template(path: Path, inputs: Mapping[str, str]) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def _busybox_contexts(app: Path) -> list[Path]:
+    """The build contexts of `app` whose Dockerfile copies in a busybox they lack."""
+    if not BUSYBOX.exists():
+        return []
+    return sorted({dockerfile.parent for dockerfile in app.rglob("Dockerfile")
+                   if ".gitlab-ci-local" not in dockerfile.parts
+                   and "COPY busybox " in dockerfile.read_text()
+                   and not (dockerfile.parent / "busybox").exists()})
+
+
 @dataclass
 class PipelineFailed(Exception):
     """A gitlab-ci-local run that ended non-zero; carries its whole log."""
@@ -123,10 +133,10 @@ class AppRepo:
                                {"runner_image": executor.image} if executor else {})
         _git(dest, "init", "-q", "-b", "main")
         _git(dest, "remote", "add", "origin", f"git@gitlab.example.com:{project_path}.git")
-        if BUSYBOX.exists() and not (dest / "busybox").exists():
-            # the examples copy it into the image (FROM scratch); a job gets tracked files only
-            shutil.copy(BUSYBOX, dest / "busybox")
-            _git(dest, "add", "--force", "busybox")
+        for context in _busybox_contexts(dest):
+            # the examples copy it into their images (FROM scratch); a job gets tracked files
+            shutil.copy(BUSYBOX, context / "busybox")
+            _git(dest, "add", "--force", str((context / "busybox").relative_to(dest)))
         repo = cls(dest, project_path, executor=executor)
         repo.commit("initial import")
         return repo

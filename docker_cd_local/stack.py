@@ -9,9 +9,12 @@ and the lead-time benchmark.
                      template's id_tokens: gitlab-ci-local does not mint them, so each run gets
                      one as CD_SERVICE_ID_TOKEN, with the claims GitLab would sign)
     promotion        `promotion-service serve` with its dispatcher thread, on SQLite
-    runner           gitlab-ci-local in a git repository of examples/hello-app that includes
-                     ci-templates/docker-cd.yml (docker_cd_local.pipelines.AppRepo): jobs in the
-                     runner image (docker executor), or on this machine (shell executor)
+    runner           gitlab-ci-local in a git repository of the application (an example, or
+                     a team's directory) that includes ci-templates/docker-cd.yml
+                     (docker_cd_local.pipelines.AppRepo): jobs in the runner image (docker
+                     executor), or on this machine (shell executor)
+    vendor images    the third-party images the application runs (its vendor/ directories),
+                     pushed to the registry before its pipeline (docker_cd_local.vendor)
     engine           the local Docker engine: build, scan and every environment's deploy
 """
 
@@ -33,9 +36,10 @@ import requests
 from docker import errors as docker_errors
 
 from docker_cd_local.gitlab_double import GitLabDouble, Pipeline
-from docker_cd_local.pipelines import AppRepo, DockerExecutor
+from docker_cd_local.pipelines import EXAMPLES, AppRepo, DockerExecutor
 from docker_cd_local.registry import Registry, free_port, start_registry
 from docker_cd_local.service import PromotionService
+from docker_cd_local.vendor import push_vendor_image, vendor_images
 from steps.images.engine import docker_client
 from steps.runtime.errors import ExternalError
 from steps.targets import slug
@@ -50,6 +54,9 @@ GREETINGS = {"test": "Hello", "staging": "Bonjour", "production": "Welcome"}
 PROJECT_LABEL = "io.docker-cd.project"
 REGISTRY_USER = "gitlab-ci-token"
 REGISTRY_PASSWORD = "glcbt-e2e-job-token-0123456789"
+# The examples' own variables: the port each environment publishes (<PREFIX>_<ENV>_PORT) and
+# the page the environment's URL shows.
+EXAMPLE_PAGES = {"hello-app": ("HELLO", "/cgi-bin/hello"), "shop": ("SHOP", "/cgi-bin/shop")}
 
 
 def policy(project_path: str) -> str:
@@ -81,6 +88,7 @@ class Stack:
     project_path: str = PROJECT_PATH
     extra: dict[str, str] = field(default_factory=dict)  # the application's own variables
     registry: Registry | None = None
+    vendor: dict[str, str] = field(default_factory=dict)  # vendor image name -> repository@digest
     gitlab: GitLabDouble | None = None
     service: PromotionService | None = None
     repo: AppRepo | None = None
@@ -96,6 +104,8 @@ class Stack:
         """Start registry, GitLab double and service; create the app's repository (its jobs
         run by `executor`, else on this machine). `app` is an example's name or a directory
         holding a team's application; `variables` are its own CI/CD variables."""
+        if isinstance(app, Path) and app.resolve().parent == EXAMPLES:
+            app = app.name  # an example, by its path
         name = Path(app).name if isinstance(app, Path) else app
         stack = cls(root, project or f"e2e-{uuid.uuid4().hex[:8]}",
                     ports or {env: free_port() for env in ENVIRONMENTS}, app,
@@ -103,6 +113,9 @@ class Stack:
                     dict(variables or {}))
         try:
             stack.registry = start_registry(REGISTRY_USER, REGISTRY_PASSWORD)
+            source = Path(app) if isinstance(app, Path) else EXAMPLES / app
+            stack.vendor = {vendor: push_vendor_image(directory, stack.registry)
+                            for vendor, directory in vendor_images(source).items()}
             stack.gitlab = GitLabDouble(access_token=GITLAB_TOKEN).start()
             stack.gitlab.add_project(GITLAB_PROJECT_ID, stack.project_path,
                                      trigger_token=TRIGGER_TOKEN)
@@ -133,7 +146,9 @@ class Stack:
         return f"{self.registry.host}/{self.project_path}"
 
     def url(self, environment: str) -> str:
-        return f"http://127.0.0.1:{self.ports[environment]}/cgi-bin/hello"
+        """Where an example's environment answers (its greeting, its shop page)."""
+        page = EXAMPLE_PAGES[str(self.app)][1]
+        return f"http://127.0.0.1:{self.ports[environment]}{page}"
 
     def variables(self) -> dict[str, str]:
         """What GitLab would give every job: predefined and project CI/CD variables."""
@@ -153,9 +168,10 @@ class Stack:
             "CD_SCAN_SCANNERS": "secret",
             "CD_SCAN_OFFLINE": "true",
         }
-        if self.app == "hello-app":
+        if self.app in EXAMPLE_PAGES:
+            prefix = EXAMPLE_PAGES[str(self.app)][0]
             for env in ENVIRONMENTS:
-                variables[f"HELLO_{env.upper()}_PORT"] = str(self.ports[env])
+                variables[f"{prefix}_{env.upper()}_PORT"] = str(self.ports[env])
                 variables[f"CD_{env.upper()}_URL"] = self.url(env)
         return {**variables, **self.extra}
 
@@ -231,18 +247,22 @@ class Stack:
         finally:
             self.repo.checkout("main")
 
-    def approve(self, image: str, environment: str, comment: str = "QA passed") -> Any:
-        """An approval through the service's API, as QA (an approver token) gives it."""
+    def approve(self, image: str | int, environment: str, comment: str = "QA passed") -> Any:
+        """An approval through the service's API, as QA (an approver token) gives it, of an
+        image (repository@digest: its one-member release) or a release (its id)."""
         assert self.service is not None
-        repository, digest = image.rsplit("@", 1)
+        if isinstance(image, int):
+            subject: dict[str, Any] = {"release_id": image}
+        else:
+            repository, digest = image.rsplit("@", 1)
+            subject = {"repository": repository, "digest": digest}
         return self.service.api("POST", "approvals", role="approver", json={
-            "repository": repository, "digest": digest, "environment": environment,
-            "decision": "approve", "comment": comment})
+            **subject, "environment": environment, "decision": "approve", "comment": comment})
 
     # ------------------------------------------------------------------ looking at the world
 
     def answer(self, environment: str, timeout: float = 10) -> str:
-        """What the environment serves at /cgi-bin/hello (waits for it to answer)."""
+        """What the example's environment serves at its page (waits for it to answer)."""
         deadline, last = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
             try:
@@ -255,23 +275,25 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"{environment} does not answer at {self.url(environment)}: {last}")
 
-    def containers(self, environment: str) -> list[Any]:
-        """The app's running containers in one environment."""
+    def containers(self, environment: str, service: str | None = None) -> list[Any]:
+        """The app's running containers in one environment (of one service)."""
         client = docker_client()
-        return client.containers.list(filters={"label": [f"{PROJECT_LABEL}={self.project}",
-                                                         f"io.docker-cd.environment={environment}",
-                                                         "io.docker-cd.role=service"]})
+        labels = [f"{PROJECT_LABEL}={self.project}", f"io.docker-cd.environment={environment}",
+                  "io.docker-cd.role=service"]
+        labels += [f"io.docker-cd.service={service}"] if service else []
+        return client.containers.list(filters={"label": labels})
 
-    def registry_tags(self) -> list[str]:
+    def registry_tags(self, path: str | None = None) -> list[str]:
+        """The tags of a repository of the registry (the project's, or `path`'s)."""
         assert self.registry is not None
-        url = f"{self.registry.url}/v2/{self.project_path}/tags/list"
+        url = f"{self.registry.url}/v2/{path or self.project_path}/tags/list"
         return sorted(requests.get(url, auth=self.registry.auth, timeout=5).json().get("tags")
                       or [])
 
-    def registry_digest(self, tag: str) -> str:
+    def registry_digest(self, tag: str, path: str | None = None) -> str:
         assert self.registry is not None
         response = requests.head(
-            f"{self.registry.url}/v2/{self.project_path}/manifests/{tag}", timeout=5,
+            f"{self.registry.url}/v2/{path or self.project_path}/manifests/{tag}", timeout=5,
             auth=self.registry.auth,
             headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
                                "application/vnd.oci.image.manifest.v1+json"})
@@ -333,8 +355,7 @@ class Stack:
         for volume in client.volumes.list(filters=label):
             volume.remove(force=True)
         if self.registry is not None:
-            for image in client.images.list(name=self.image_repository):
-                client.images.remove(image.id, force=True)
+            remove_images(client, (self.image_repository, f"{self.registry.host}/vendor"))
 
     def stop(self, keep_app: bool = False) -> None:
         if not keep_app:
@@ -344,3 +365,14 @@ class Stack:
                 part.stop()
         if not keep_app:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def remove_images(client: Any, repositories: tuple[str, ...]) -> None:
+    """Remove the engine's images named in these repositories or below them (an application's
+    members are <project's repository>/<name>)."""
+    for image in client.images.list():
+        names = [n.split("@")[0] for n in (*image.tags, *image.attrs.get("RepoDigests", []))]
+        names = [n.rpartition(":")[0] if ":" in n.rpartition("/")[2] else n for n in names]
+        if any(n == r or n.startswith(r + "/") for n in names for r in repositories):
+            with contextlib.suppress(docker_errors.NotFound):
+                client.images.remove(image.id, force=True)
