@@ -2,6 +2,7 @@
 each environment runs it.
 
     scripts/demo.sh                          examples/hello-app
+    scripts/demo.sh --app examples/shop      the example of several images
     scripts/demo.sh --app PATH [--variable KEY=VALUE ...]    your own application
     scripts/demo.sh --clean                  remove what the last demo left running
 
@@ -11,10 +12,12 @@ gitlab-ci-local; a local registry that wants a password, as GitLab's does; the p
 service, which promotes to staging by policy and to production after an approval (given here
 through its API, as QA would); GitLab's API played by the GitLab API double (the service
 triggers the downstream pipelines there, and the demo runs them). An application directory
-needs a Dockerfile and a deployment template (`deploy/compose.yml`, with `${CD_IMAGE}` as its
-image and a `compose.<environment>.yml` overlay per environment); `--variable` gives the
-variables its template reads (ports, say), as CI/CD variables would. The application keeps
-running afterwards; `--clean` removes it.
+needs a Dockerfile (or a `.gitlab-ci.yml` whose `images` input names the images to build) and
+a deployment template (`deploy/compose.yml`, with `${CD_IMAGE}` as its image, or
+`${CD_IMAGE_<NAME>}` per built service, and a `compose.<environment>.yml` overlay per
+environment); the third-party images it runs from `vendor/<name>/` are pushed to the registry
+first. `--variable` gives the variables its template reads (ports, say), as CI/CD variables
+would. The application keeps running afterwards; `--clean` removes it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from docker_cd_local.pipelines import PipelineFailed
 from docker_cd_local.registry import free_port
-from docker_cd_local.stack import ENVIRONMENTS, Stack, remove_images
+from docker_cd_local.stack import ENVIRONMENTS, EXAMPLE_PAGES, Stack, remove_images
 from steps.targets import slug
 
 PORTS = {"test": 18081, "staging": 18082, "production": 18083}
@@ -53,7 +56,8 @@ def check_app(app: Path) -> str | None:
     """What keeps `app` from going through the pipeline, or None."""
     if not app.is_dir():
         return f"--app {app}: no such directory"
-    missing = [name for name in ("Dockerfile", "deploy/compose.yml") if not (app / name).is_file()]
+    missing = [name for name in ("Dockerfile", "deploy/compose.yml") if not (app / name).is_file()
+               and not (name == "Dockerfile" and (app / ".gitlab-ci.yml").is_file())]
     if missing:
         return (f"--app {app}: no {' and no '.join(missing)}; the pipeline builds the Dockerfile "
                 "and deploys deploy/compose.yml (plus deploy/compose.<environment>.yml)")
@@ -77,13 +81,13 @@ def demo(workdir: Path, app: Path | None, variables: dict[str, str], quiet: bool
         _say(f"pipeline of the default branch ({stack.repo.path}): build, scan, register, "
              "deploy to test, verify")
         stack.run_branch_pipeline(echo=echo)
-        image = stack.repo.dotenv("build", "build.env")["CD_IMAGE"]
         _say("the promotion service promotes to staging by policy and triggers its pipeline")
         staging = stack.wait_for_pipeline("staging", after=0)
         print(f"    pipeline {staging.id}: {staging.variables}")
         stack.run_triggered(staging, echo=echo)
         _say("QA approves production through the promotion service's API")
-        stack.approve(image, "production")
+        release = int(staging.variables["CD_RELEASE_ID"])
+        stack.approve(release, "production")
         production = stack.wait_for_pipeline("production", after=1)
         print(f"    pipeline {production.id}: {production.variables}")
         _say("QA plays the manual deploy-production job")
@@ -92,7 +96,9 @@ def demo(workdir: Path, app: Path | None, variables: dict[str, str], quiet: bool
         print(f"\nThe demo failed: {e}", file=sys.stderr)
         stack.stop(keep_app=True)
         return 1
-    _say(f"{name} ({image}) is delivered in {time.monotonic() - started:.0f}s:")
+    images = {k: v for k, v in staging.variables.items() if k.startswith("CD_IMAGE")}
+    _say(f"{name} (release {release}: {', '.join(images.values())}) is delivered in "
+         f"{time.monotonic() - started:.0f}s:")
     for env in ENVIRONMENTS:
         print(f"    {env:<11} {_where(stack, env)}")
     print(f"\nThe application keeps running; remove it with: scripts/demo.sh --clean\n"
@@ -102,8 +108,8 @@ def demo(workdir: Path, app: Path | None, variables: dict[str, str], quiet: bool
 
 
 def _where(stack: Stack, environment: str) -> str:
-    """The hello-app's answer, else the environment's services and the ports it publishes."""
-    if stack.app == "hello-app":
+    """An example's answer, else the environment's services and the ports it publishes."""
+    if stack.app in EXAMPLE_PAGES:
         return f"{stack.url(environment):<45} {stack.answer(environment).splitlines()[0]}"
     from steps.images.engine import docker_client
 
