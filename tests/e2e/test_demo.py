@@ -65,3 +65,14 @@ def test_a_directory_that_is_no_application_is_refused_naming_what_is_missing(tm
     done = demo("--app", str(tmp_path))
     assert done.returncode == 2
     assert "no Dockerfile and no deploy/compose.yml" in done.stderr
+
+
+def test_the_shop_example_needs_no_dockerfile_of_its_own():
+    """Its .gitlab-ci.yml names the images to build, each in its own directory."""
+    from docker_cd_local.demo import check_app
+
+    assert check_app(ROOT / "examples" / "shop") is None
+    assert check_app(ROOT / "examples" / "shop" / "deploy") == (
+        f"--app {ROOT / 'examples' / 'shop' / 'deploy'}: no Dockerfile and no deploy/compose.yml; "
+        "the pipeline builds the Dockerfile and deploys deploy/compose.yml (plus "
+        "deploy/compose.<environment>.yml)")

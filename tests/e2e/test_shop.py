@@ -89,9 +89,8 @@ def _running(stack: Stack, environment: str) -> dict[str, str]:
     running = {}
     for service in MEMBERS:
         [container] = stack.containers(environment, service)
-        repository = container.image.attrs["RepoDigests"]
-        running[service] = next(d for d in repository
-                                if d.rsplit("@", 1)[0] in container.attrs["Config"]["Image"])
+        [running[service]] = [name for name in container.image.attrs["RepoDigests"]
+                              if name.startswith(f"{stack.registry.host}/")]
     return running
 
 
@@ -164,8 +163,8 @@ def _to_test(stack: Stack, sha: str) -> dict[str, str]:
             "action": "scan.recorded", "subject_id": str(registered[name]["image_id"])})
         assert scans, f"no scan of {name} recorded"
 
-    assert _running(stack, "test") == members
-    [live] = [r for r in _rollouts(stack, "test")[:1]]
+    assert _running(stack, "test") == members  # kv too: the digest the release pinned
+    live = _rollouts(stack, "test")[0]
     assert live["release_id"] == release["id"] and live["verified_at"]
     return {**members, "release_id": release["id"]}
 
