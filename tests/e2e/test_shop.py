@@ -210,7 +210,8 @@ def test_the_shop_goes_to_production_as_one_release_and_rolls_back_as_one(stack)
     [api_build] = [log for log in _logs(stack).values()
                    if "services/api" in log and "CD_IMAGE_API" in log]
     assert "reusing" in api_build and "+ docker build" not in api_build
-    assert _page(stack, "test")["worker"].startswith("worker 2: ")
+    page = _wait_for_page(stack, "test", lambda page: page["worker"].startswith("worker 2: "))
+    assert page["worker"].startswith("worker 2: ")
     _to_production(stack, second, pipelines_before=2)
 
     # the vendor moves kv:1.0 to another build; the releases keep the digest they pinned
