@@ -207,8 +207,8 @@ def test_the_shop_goes_to_production_as_one_release_and_rolls_back_as_one(stack)
     second = _to_test(stack, sha)
     assert second["api"] == first["api"] and second["worker"] != first["worker"]
     assert second["release_id"] != first["release_id"]
-    [api_build] = [log for log in _logs(stack).values()
-                   if "services/api" in log and "CD_IMAGE_API" in log]
+    [api_build] = [log for job, log in _logs(stack).items()
+                   if job.startswith("build") and "api" in job]
     assert "reusing" in api_build and "+ docker build" not in api_build
     page = _wait_for_page(stack, "test", lambda page: page["worker"].startswith("worker 2: "))
     assert page["worker"].startswith("worker 2: ")
