@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 SIGNED = ("commit_sha", "ref", "pipeline_id", "triggered_by")  # the ID token's, not the body's
-RELEASE_FIELDS = ("project", "commit_sha", "commit_time", "ref", "pipeline_id", "pipeline_url",
-                  "tags")
 
 
 @dataclass(frozen=True)
@@ -222,10 +220,9 @@ def register_release(settings: Settings, ctx: Context, client: ServiceClient) ->
     if settings.scan_report and "{name}" not in settings.scan_report and len(built) > 1:
         raise UsageError(f"{settings.scan_report} cannot be the scan of every member; write "
                          "--scan-report scan-{name}.json (one file per member)", "scan_report")
-    body = {k: v for k, v in image_payload(settings, with_image=False).items()
-            if k in RELEASE_FIELDS}
-    body |= {"members": [m.body() for m in [*built, *pinned]],
-             "template_hash": releases.template_hash(directory)}
+    body = image_payload(settings, with_image=False) | {
+        "members": [m.body() for m in [*built, *pinned]],
+        "template_hash": releases.template_hash(directory)}
     log.info(f"+ POST {client.base}/releases (project {body['project']}): "
              + ", ".join(str(m) for m in [*built, *pinned]))
     release = client.post("releases", body) or {}

@@ -117,7 +117,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
         results.append({"name": check.name, "passed": failure is None, "error": failure})
     failed = [r for r in results if not r["passed"]]
     details = {"record": release.id, "checks": results}
-    reporter.verification(not failed, details, record_id=release.id)
+    reporter.verification(not failed, details)
     if failed:
         raise Refused(f"{len(failed)} of {len(results)} checks failed for release {release.id}",
                       [f"{r['name']}: {r['error']}" for r in failed])

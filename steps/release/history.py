@@ -29,8 +29,8 @@ def rollback_source(records: Iterable[Release], to: str | None = None,
     """The record a rollback restores.
 
     With `to`: that record, if it succeeded. With `release_id` or `image` (what the promotion
-    service chose, when it knows no record id): the newest record of that release (else of
-    that image) that succeeded. Else the
+    service chose, when it knows no record id): the newest record of that release that
+    succeeded, else of that image (records made before releases had ids). Else the
     newest release before the current one that succeeded, was not itself left by a rollback,
     and differs from what runs now.
     """
@@ -48,10 +48,10 @@ def rollback_source(records: Iterable[Release], to: str | None = None,
                           "target")
         return chosen
     if release_id is not None or image:
-        chosen = next((r for r in sorted(records, key=lambda r: (r.created, r.id), reverse=True)
-                       if r.status == SUCCEEDED and (r.release_id == release_id
-                                                     if release_id is not None
-                                                     else r.image == image)), None)
+        good = [r for r in sorted(records, key=lambda r: (r.created, r.id), reverse=True)
+                if r.status == SUCCEEDED]
+        chosen = next((r for r in good if release_id is not None and r.release_id == release_id),
+                      None) or next((r for r in good if image and r.image == image), None)
         if chosen is None:
             what = f"release {release_id}" if release_id is not None else image
             raise Refused(f"no record of {what} succeeded on this target; the promotion "

@@ -96,15 +96,11 @@ class Reporter:
             self.client.request("PATCH", f"deployments/{self.deployment_id}", json=body)
         self.log.info(f"Reported deployment {state} to the promotion service")
 
-    def verification(self, passed: bool, details: dict[str, Any],
-                     record_id: str | None = None) -> None:
-        """POST the outcome of verify's checks on the target's record `record_id`."""
+    def verification(self, passed: bool, details: dict[str, Any]) -> None:
+        """POST the outcome of verify's checks (`details` names the record checked)."""
         if not self.client:
             return
-        body = {**self._ref(), "passed": passed, "details": details}
-        if record_id:
-            body["record_id"] = record_id
-        self.client.post("verifications", body)
+        self.client.post("verifications", {**self._ref(), "passed": passed, "details": details})
         self.log.info(f"Reported verification {'passed' if passed else 'failed'} to the "
                       "promotion service")
 
