@@ -10,6 +10,12 @@ a rebuild of the commit gives the same digest. `--cache-from` images (default: t
 earlier image) are pulled when present and skipped quietly when not. OCI labels (revision,
 source, created, version, title, url) come from the CI variables. On failure the log ends with
 the failing instruction and its output, and the step exits 1.
+
+A member of a release (--member NAME, the Compose service it runs as) is pushed to
+<repository>/<name> and written as CD_IMAGE_<NAME> alone, so the build jobs of several
+members hand their images to one register job. A member whose context did not change since an
+earlier build (the same files, Dockerfile, target, build args and labels: its context digest,
+a `ctx-` tag) reuses that image instead of being built again.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from steps.images.push import image_result, push_tags
 from steps.images.reference import parse_reference
 from steps.images.reproducible import (
     context_archive,
+    context_digest,
     declares_epoch,
     iso,
     normalise,
@@ -41,6 +48,7 @@ from steps.images.reproducible import (
 )
 from steps.registry import Manifest, RegistryClient, RegistryError, Repo, step_error
 from steps.registry.tagging import tag_image
+from steps.release.members import name_problem, variable
 from steps.runtime.errors import ExternalError, Refused, UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.log import Log
@@ -52,6 +60,7 @@ if TYPE_CHECKING:
 
 OCI = "org.opencontainers.image."
 INPUTS_LABEL = "dev.docker-cd.build-inputs"  # hash of what the build was given besides the commit
+CONTEXT_LABEL = "dev.docker-cd.context"  # a member's context digest (reused across commits)
 LABELLED_DOCKERFILE = ".docker-cd.Dockerfile"  # the Dockerfile with its labels, in the context
 _ENGINE_CHATTER = (" ---> ", "Removing intermediate container")
 
@@ -87,6 +96,10 @@ class Settings:
         "time, else git HEAD's].", env=("SOURCE_DATE_EPOCH",), metavar="SECONDS")
     commit_time: str | None = COMMIT_TIME.field()
     plain_http: tuple[str, ...] = PLAIN_HTTP.field()
+    member: str | None = option(
+        "Build this member of a release of several images (the Compose service it runs as): "
+        "pushed to <repository>/<member>, written as CD_IMAGE_<MEMBER>.", env=("CD_MEMBER",),
+        metavar="NAME")
     image: ImagePush = group(ImagePush)
     auth: RegistryAuth = group(RegistryAuth)
     pipeline: Pipeline = group(Pipeline)
@@ -109,7 +122,33 @@ def labels(settings: Settings, created: datetime.datetime) -> dict[str, str]:
         OCI + "title": title,
     }
     found = {k: v for k, v in found.items() if v} | dict(settings.label or {})
+    if settings.member:
+        found[CONTEXT_LABEL] = member_context(settings)
     return found | {INPUTS_LABEL: build_inputs(settings, found)}
+
+
+def member_context(settings: Settings) -> str:
+    """A member's context digest: its files and what the build is given, not the commit."""
+    dockerfile = dockerfile_in_context(settings)
+    given = json.dumps({"dockerfile": dockerfile, "target": settings.target,
+                        "build_args": sorted((settings.build_arg or {}).items()),
+                        "labels": sorted((settings.label or {}).items())}, sort_keys=True)
+    return context_digest(Path(settings.context), dockerfile, given)
+
+
+def repository_of(settings: Settings) -> str:
+    """Where the image goes: the repository, and for a member its own path under it."""
+    repository = settings.image.repository()
+    return f"{repository}/{settings.member}" if settings.member else repository
+
+
+def outputs_of(settings: Settings, result: Result) -> dict[str, str]:
+    """The dotenv: CD_IMAGE and its parts, or a member's CD_IMAGE_<NAME> alone (several build
+    jobs hand their variables to one register job)."""
+    if not settings.member:
+        return dict(result.outputs)
+    image = result.outputs.get("CD_IMAGE")
+    return {variable(settings.member): image} if image else {}
 
 
 def build_inputs(settings: Settings, image_labels: dict[str, str]) -> str:
@@ -151,6 +190,8 @@ def _tags(settings: Settings) -> list[str]:
 
 
 def validate(settings: Settings) -> None:
+    if settings.member and (problem := name_problem(settings.member)):
+        raise UsageError(problem, "member")
     if not Path(settings.context).is_dir():
         raise UsageError(f"no directory {settings.context}", "context")
     dockerfile_in_context(settings)
@@ -165,7 +206,12 @@ def validate(settings: Settings) -> None:
 
 
 def execute(settings: Settings, ctx: Context) -> Result:
-    repository = settings.image.repository()
+    result = _execute(settings, ctx)
+    return Result(outputs=outputs_of(settings, result), data=result.data)
+
+
+def _execute(settings: Settings, ctx: Context) -> Result:
+    repository = repository_of(settings)
     tags = _tags(settings)
     store = settings.auth.store()
     log = ctx.log
@@ -173,6 +219,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
     created = (datetime.datetime.fromtimestamp(epoch, datetime.UTC) if epoch is not None
                else datetime.datetime.now(datetime.UTC))
     all_labels = labels(settings, created)
+    if settings.member:
+        tags.append("ctx-" + all_labels[CONTEXT_LABEL].removeprefix("sha256:"))
     if settings.push and settings.pipeline.commit_sha:
         reused = _reuse(settings, ctx, repository, tags, all_labels[INPUTS_LABEL])
         if reused:
@@ -229,12 +277,15 @@ def _reuse(settings: Settings, ctx: Context, repository: str, tags: list[str],
         except ExternalError as e:  # the commit's tag still tells
             log.warn(f"cannot ask the promotion service for the commit's image: {e.message}")
     candidates.append((commit, f"under the commit's tag {repository}:{commit}"))
+    context = [t for t in tags if t.startswith("ctx-")]
+    candidates += [(t, f"built before from the same context, {repository}:{t}") for t in context]
     try:
         for reference, where in candidates:
             manifest = client.get_manifest(repo, reference)
             if manifest is None:
                 continue
-            why_not = _why_not_same(client, repo, manifest, commit, inputs)
+            why_not = _why_not_same(client, repo, manifest, commit, inputs,
+                                    "sha256:" + reference[4:] if reference in context else None)
             if why_not:
                 log.info(f"not reusing {repository}@{manifest.digest} ({where}): {why_not}")
                 continue
@@ -249,12 +300,16 @@ def _reuse(settings: Settings, ctx: Context, repository: str, tags: list[str],
 
 
 def _why_not_same(client: RegistryClient, repo: Repo, manifest: Manifest, commit: str,
-                  inputs: str) -> str | None:
-    """Why this image is not the commit's built from these inputs; None when it is."""
+                  inputs: str, context: str | None = None) -> str | None:
+    """Why this image is not the commit's built from these inputs (or, given a member's
+    `context` digest, one built from that context); None when it is."""
     if manifest.is_index:
         return "an image index, which docker-cd does not build"
     config = json.loads(client.get_blob(repo, manifest.json()["config"]["digest"]))
     found = (config.get("config") or {}).get("Labels") or {}
+    if context:
+        return None if found.get(CONTEXT_LABEL) == context else (
+            f"its {CONTEXT_LABEL} label is {found.get(CONTEXT_LABEL)!r}")
     if found.get(OCI + "revision") != commit:
         return f"its {OCI}revision label is {found.get(OCI + 'revision')!r}"
     if found.get(INPUTS_LABEL) != inputs:

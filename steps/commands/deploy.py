@@ -6,6 +6,7 @@ Exit 0 when the release is live, 1 when it failed and the previous release serve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from steps.commands.inputs.environment import (
 )
 from steps.commands.inputs.registry import RegistryAuth
 from steps.commands.inputs.service import Service
-from steps.release import Release, current, new_release_id, now_iso
+from steps.release import Release, current, members, new_release_id, now_iso
 from steps.runtime.errors import UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.outputs import Result
@@ -29,6 +30,8 @@ from steps.targets import Plan, load_template, without_overlay
 
 if TYPE_CHECKING:
     from steps.context import Context
+    from steps.runtime.log import Log
+    from steps.template import Template
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class Settings:
     job_url: str | None = JOB_URL.field()
     auth: RegistryAuth = group(RegistryAuth)
     service: Service = group(Service)
+    release_id: int | None = option(
+        "The promotion service's release being deployed (its members are the CD_IMAGE_<NAME> "
+        "variables; register and the service's trigger set it).", env=("CD_RELEASE_ID",),
+        metavar="ID")
     new_environment: bool = option(
         "Create an environment that has no compose.<env>.yml overlay (without a promotion "
         "service, whose environments are the record, a deploy to such an environment is "
@@ -60,8 +67,10 @@ def execute(settings: Settings, ctx: Context) -> Result:
     image = settings.template.image
     template = load_template(where.target, settings.template.template_dir, env, ctx.environ,
                              image, log)
+    built = pinned_members(template, ctx.environ, log)
     service = ctx.service(settings.service.service_url, settings.service.credential)
-    reporter = Reporter(service, settings.job_url, image, env, log, template.hash())
+    reporter = Reporter(service, settings.job_url, image, env, log, template.hash(),
+                        settings.release_id)
     if template.overlay is None and not settings.new_environment and reporter.client is None:
         raise UsageError(
             f"{without_overlay(Path(settings.template.template_dir), env)}: deploying would "
@@ -75,14 +84,35 @@ def execute(settings: Settings, ctx: Context) -> Result:
         template=template.rendered(), template_hash=template.hash(),
         config_hashes=template.config_hashes(), commit=context.commit_sha,
         pipeline_id=context.pipeline_id, pipeline_url=context.pipeline_url, created=now_iso(),
-        previous=previous.id if previous else None, image=image)
+        previous=previous.id if previous else None, image=image, members=built,
+        release_id=settings.release_id)
     log.info(f"Deploying release {release.id} of {project} to {env} on the {target.name} target"
              f" (template {', '.join(template.files)}; previous release: "
-             f"{release.previous or 'none'})")
-    with reporter.deployment(f"release {release.id}", release_id=release.id):
+             f"{release.previous or 'none'})"
+             + (f"; release {settings.release_id} of the promotion service"
+                if settings.release_id is not None else "")
+             + (f"; members {', '.join(f'{k}={v}' for k, v in built.items())}" if built else ""))
+    with reporter.deployment(f"release {release.id}", record_id=release.id):
         done = target.deploy(Plan(project, env, template, release, settings.health_timeout), log)
     log.info(f"Release {done.id} is live in {env}")
-    return Result(outputs={"CD_RELEASE_ID": done.id}, data={"release": done.summary()})
+    return Result(outputs={"CD_RECORD_ID": done.id}, data={"release": done.summary()})
+
+
+def pinned_members(template: Template, environ: Mapping[str, str], log: Log) -> dict[str, str]:
+    """The built members (service -> repository@digest from CD_IMAGE_<NAME>), each checked to
+    run exactly its digest: a tag, or an image other than its variable's, is refused."""
+    services = template.model["services"]
+    built = members.members_of(services, environ)
+    images = {name: spec.get("image") for name, spec in services.items()}
+    if problems := members.pinning_problems(images, built):
+        from steps.template import TemplateError
+
+        raise TemplateError.of(problems)
+    if built:
+        for name in members.unused(services, environ):
+            log.warn(f"{name} names no service of the template (services: "
+                     f"{', '.join(sorted(services))}); it is not deployed")
+    return built
 
 
 STEP = Step(

@@ -46,6 +46,10 @@ class Settings:
     image: str | None = option(
         "The image, by digest (repository@sha256:...); needed with --environment.",
         env=("CD_IMAGE",), positional=True)
+    release_id: int | None = option(
+        "The promotion service's release (register's CD_RELEASE_ID); with --environment the "
+        "gate asks about it, every member, instead of the one image.", env=("CD_RELEASE_ID",),
+        metavar="ID")
     environment: str | None = option(
         "Ask the deploy gate for this environment (else the merge-request gate for the "
         "commit).", env=("CD_GATE_ENVIRONMENT", "CD_TARGET_ENVIRONMENT"))
@@ -73,10 +77,12 @@ def validate(settings: Settings) -> None:
         raise UsageError("a claim is for an environment: give --environment (the deploy "
                          "job's CI_ENVIRONMENT_NAME)", "claim")
     if settings.environment:
-        if not settings.image or split_image(settings.image) is None:
+        if settings.release_id is None and (not settings.image
+                                            or split_image(settings.image) is None):
             raise UsageError(f"the deploy gate needs the image by digest "
                              f"(repository@sha256:..., the build job's CD_IMAGE); got "
-                             f"{settings.image or 'nothing'}", "image")
+                             f"{settings.image or 'nothing'}; or the release: CD_RELEASE_ID",
+                             "image")
         if pipeline.pipeline_id and not str(pipeline.pipeline_id).isdigit():
             raise UsageError(f"must be a number; got {pipeline.pipeline_id!r}", "pipeline_id")
         return
@@ -93,9 +99,7 @@ def query(settings: Settings) -> tuple[str, dict[str, Any]]:
     """The gate endpoint and its query for these settings."""
     pipeline = settings.pipeline
     if settings.environment:
-        repository, digest = split_image(settings.image or "")  # type: ignore[misc]
-        params: dict[str, Any] = {"repository": repository, "digest": digest,
-                                  "environment": settings.environment}
+        params: dict[str, Any] = {**subject(settings), "environment": settings.environment}
         if settings.promotion_id is not None:
             params["promotion_id"] = settings.promotion_id
             if pipeline.pipeline_id:
@@ -106,10 +110,24 @@ def query(settings: Settings) -> tuple[str, dict[str, Any]]:
         "sha": (pipeline.commit_sha or "").lower()}
 
 
-def claim_body(settings: Settings) -> dict[str, Any]:
-    """What the deploy job claims: its image, environment, promotion and pipeline."""
+def subject(settings: Settings) -> dict[str, Any]:
+    """What the deploy gate is asked about: the release when known, else the one image."""
+    if settings.release_id is not None:
+        return {"release_id": settings.release_id}
     repository, digest = split_image(settings.image or "")  # type: ignore[misc]
-    body: dict[str, Any] = {"kind": "deploy", "repository": repository, "digest": digest,
+    return {"repository": repository, "digest": digest}
+
+
+def described(params: dict[str, Any]) -> str:
+    """`release 7` or `registry/app@sha256:...`, for the log."""
+    if "release_id" in params:
+        return f"release {params['release_id']}"
+    return f"{params['repository']}@{params['digest']}"
+
+
+def claim_body(settings: Settings) -> dict[str, Any]:
+    """What the deploy job claims: its release (or image), environment, promotion, pipeline."""
+    body: dict[str, Any] = {"kind": "deploy", **subject(settings),
                             "environment": settings.environment,
                             "promotion_id": settings.promotion_id,
                             "pipeline_id": int(settings.pipeline.pipeline_id)
@@ -126,7 +144,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
     if settings.claim:
         return claim(settings, client, log)
     path, params = query(settings)
-    what = (f"{params['repository']}@{params['digest']} into {settings.environment}"
+    what = (f"{described(params)} into {settings.environment}"
             if settings.environment else f"merge of {params['project']} at {params['sha'][:12]}")
     deadline = time.monotonic() + settings.wait
     while True:
@@ -148,7 +166,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
 def claim(settings: Settings, client: Any, log: Any) -> Result:
     """Claim the deploy for this pipeline; a refusal (409) ends the step with the reasons."""
     body = claim_body(settings)
-    what = f"{body['repository']}@{body['digest']} into {settings.environment}"
+    what = f"{described(body)} into {settings.environment}"
     log.info(f"+ POST {client.base}/claims ({what}"
              + (f", promotion {settings.promotion_id}" if settings.promotion_id else "") + ")")
     try:

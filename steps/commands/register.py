@@ -1,14 +1,19 @@
-"""Register the image with the promotion service: its digest, commit, ref, tags and pipeline.
+"""Register the release with the promotion service: its images by digest, the template's hash,
+commit, ref, tags and pipeline; write its id as CD_RELEASE_ID.
 
-Registration is what lets the service follow the image through the environments; it is
-idempotent (the same repository and digest answers with the image already registered), so a
-retried job changes nothing. With `--scan-report` (the scan step's `--json` file or its dotenv)
-the scan summary is recorded as well: for a scan that ran without the service configured.
+A release of several images: every CD_IMAGE_<NAME> the build jobs wrote (or --member
+NAME=IMAGE), each the Compose service it runs as, plus the template's third-party images pinned
+by digest; POST /releases. One image (CD_IMAGE alone): POST /images, its one-member release.
+Registration is idempotent (the same members and template answer with the release already
+registered), so a retried job changes nothing. With `--scan-report` (the scan step's `--json`
+file or its dotenv; `scan-{name}.json` for each built member of a release) the scan summaries
+are recorded as well.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,14 +21,18 @@ from typing import TYPE_CHECKING, Any
 from steps.commands import Step
 from steps.commands.inputs.ci import COMMIT_TIME, JOB_URL
 from steps.commands.inputs.pipeline import Pipeline
+from steps.commands.inputs.registry import PLAIN_HTTP, RETRIES, RegistryAuth
 from steps.commands.inputs.service import Service
 from steps.images.reference import split_image
+from steps.release.members import member_variables
 from steps.runtime.errors import UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.outputs import Result
 
 if TYPE_CHECKING:
     from steps.context import Context
+    from steps.runtime.log import Log
+    from steps.service.client import ServiceClient
 
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 SIGNED = ("commit_sha", "ref", "pipeline_id", "triggered_by")  # the ID token's, not the body's
@@ -56,7 +65,20 @@ class Settings:
     scan_report: str | None = option(
         "Also record this scan summary: the scan step's --json file or its dotenv (CD_SCAN_* "
         "lines).", env=("CD_SCAN_REPORT",), metavar="FILE")
+    member: Mapping[str, str] | None = option(
+        "A built member of the release, NAME=repository@sha256:... (repeat) [default: every "
+        "CD_IMAGE_<NAME> variable].", env=("CD_MEMBERS",), metavar="NAME=IMAGE")
+    template_dir: str = option("Directory holding compose.yml (a release's template hash and "
+                               "third-party images).", env=("CD_TEMPLATE_DIR",),
+                               default="deploy", metavar="DIR")
+    unpinned: tuple[str, ...] = option(
+        "Third-party services left out of the release, running the tag the template names "
+        "(when their registry cannot be asked for the digest).", env=("CD_UNPINNED",),
+        default=(), metavar="SERVICE")
     job_url: str | None = JOB_URL.field()
+    retries: int = RETRIES.field()
+    plain_http: tuple[str, ...] = PLAIN_HTTP.field()
+    auth: RegistryAuth = group(RegistryAuth)
     pipeline: Pipeline = group(Pipeline)
     service: Service = group(Service)
 
@@ -76,29 +98,26 @@ def validate(settings: Settings) -> None:
     if not settings.service.service_url:
         raise UsageError("no promotion service to register with: set CD_SERVICE_URL",
                          "service_url")
-    if not settings.image:
-        raise UsageError("which image? give repository@sha256:... (CD_IMAGE)", "image")
-    try:
-        image_ref(settings.image)
-    except ValueError as e:
-        raise UsageError(str(e), "image") from e
+    if settings.image and not settings.member:
+        try:
+            image_ref(settings.image)
+        except ValueError as e:
+            raise UsageError(str(e), "image") from e
     if not (settings.project or pipeline.project_path):
         raise UsageError("which project? set CD_SERVICE_PROJECT (GitLab sets CI_PROJECT_PATH)",
                          "project")
     if pipeline.pipeline_id and not str(pipeline.pipeline_id).isdigit():
         raise UsageError(f"must be a number; got {pipeline.pipeline_id!r}", "pipeline_id")
-    if settings.scan_report and not Path(settings.scan_report).is_file():
+    if settings.scan_report and "{name}" not in settings.scan_report \
+            and not Path(settings.scan_report).is_file():
         raise UsageError(f"{settings.scan_report} does not exist (the scan job's --json file)",
                          "scan_report")
 
 
-def image_payload(settings: Settings) -> dict[str, Any]:
+def image_payload(settings: Settings, with_image: bool = True) -> dict[str, Any]:
     """The registration body: only what is known, so the service's validation names real faults."""
-    repository, digest = image_ref(settings.image or "")
     pipeline = settings.pipeline
     body: dict[str, Any] = {
-        "repository": repository,
-        "digest": digest,
         "project": settings.project or pipeline.project_path,
         "gitlab_project_id": settings.gitlab_project_id,
         "commit_sha": pipeline.commit_sha,
@@ -110,6 +129,8 @@ def image_payload(settings: Settings) -> dict[str, Any]:
         "triggered_by": settings.triggered_by,
         "commit_author": settings.commit_author,
     }
+    if with_image:
+        body["repository"], body["digest"] = image_ref(settings.image or "")
     if settings.service.uses_id_token:  # GitLab signed these into the job's ID token
         for signed in SIGNED:
             body.pop(signed)
@@ -154,10 +175,21 @@ def scan_payload(text: str, repository: str, digest: str, report_url: str | None
 
 
 def execute(settings: Settings, ctx: Context) -> Result:
-    """Register the image (and its scan summary); report the service's image id."""
-    log = ctx.log
+    """Register the release (or the one image) and the scan summaries; report its id."""
     client = ctx.service(settings.service.service_url, settings.service.credential)
     assert client is not None  # validate() asked for the service's URL
+    if settings.member or member_variables(ctx.environ):
+        return register_release(settings, ctx, client)
+    if not settings.image:
+        raise UsageError("which image? give repository@sha256:... (CD_IMAGE), or the members "
+                         "of a release (CD_IMAGE_<NAME> from each build job, or --member)",
+                         "image")
+    return register_image(settings, ctx, client)
+
+
+def register_image(settings: Settings, ctx: Context, client: ServiceClient) -> Result:
+    """POST /images: the one image, its one-member release, and its scan summary."""
+    log = ctx.log
     body = image_payload(settings)
     log.info(f"+ POST {client.base}/images {body['repository']}@{body['digest']} "
              f"(project {body['project']})")
@@ -166,18 +198,60 @@ def execute(settings: Settings, ctx: Context) -> Result:
     log.info(f"Image registered with the promotion service (image {image_id})")
     data: dict[str, Any] = {"image": image}
     if settings.scan_report:
-        path = Path(settings.scan_report)
-        try:
-            scan = scan_payload(path.read_text(encoding="utf-8"), body["repository"],
-                                body["digest"], settings.job_url)
-        except ValueError as e:
-            raise UsageError(f"{path}: {e}", "scan_report") from e
-        recorded = client.post("scans", scan) or {}
-        summary = ", ".join(f"{k} {v}" for k, v in scan["counts"].items())
-        log.info(f"Scan summary recorded ({summary})")
-        data["scan"] = recorded
+        data["scan"] = post_scan(client, Path(settings.scan_report), body["repository"],
+                                 body["digest"], settings.job_url, log)
     outputs = {"CD_SERVICE_IMAGE_ID": str(image_id)} if image_id is not None else {}
+    if image.get("release_id") is not None:
+        outputs["CD_RELEASE_ID"] = str(image["release_id"])
     return Result(outputs=outputs, data=data)
+
+
+def register_release(settings: Settings, ctx: Context, client: ServiceClient) -> Result:
+    """POST /releases: every member and the template hash; then each built member's scan."""
+    from steps.service import releases
+
+    log = ctx.log
+    directory = Path(settings.template_dir)
+    services = releases.template_services(directory, ctx.environ)
+    built = releases.built_members(settings.member or {}, ctx.environ, services)
+    store = settings.auth.store()
+    registry = ctx.registry(store, settings.retries + 1, settings.plain_http)
+    pinned = releases.third_party(services, built, settings.unpinned, registry, log)
+    if settings.scan_report and "{name}" not in settings.scan_report and len(built) > 1:
+        raise UsageError(f"{settings.scan_report} cannot be the scan of every member; write "
+                         "--scan-report scan-{name}.json (one file per member)", "scan_report")
+    body = image_payload(settings, with_image=False) | {
+        "members": [m.body() for m in [*built, *pinned]],
+        "template_hash": releases.template_hash(directory)}
+    log.info(f"+ POST {client.base}/releases (project {body['project']}): "
+             + ", ".join(str(m) for m in [*built, *pinned]))
+    release = client.post("releases", body) or {}
+    log.info(f"Release {release.get('id')} registered with the promotion service "
+             f"({release.get('digest')})")
+    data: dict[str, Any] = {"release": release, "scans": {}}
+    if settings.scan_report:
+        for member in built:
+            path = Path(settings.scan_report.replace("{name}", member.name))
+            data["scans"][member.name] = post_scan(client, path, member.repository,
+                                                   member.digest, settings.job_url, log)
+    outputs = {"CD_RELEASE_ID": str(release["id"])} if release.get("id") is not None else {}
+    return Result(outputs=outputs, data=data)
+
+
+def post_scan(client: ServiceClient, path: Path, repository: str, digest: str,
+              job_url: str | None, log: Log) -> dict[str, Any]:
+    """Record one image's scan summary from the scan step's file."""
+    try:
+        scan = scan_payload(path.read_text(encoding="utf-8"), repository, digest, job_url)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read the scan report ({e.strerror})",
+                         "scan_report") from e
+    except ValueError as e:
+        raise UsageError(f"{path}: {e}", "scan_report") from e
+    recorded = client.post("scans", scan) or {}
+    summary = ", ".join(f"{k} {v}" for k, v in scan["counts"].items())
+    log.info(f"Scan summary recorded ({summary}) for {repository}@{digest[:19]}")
+    return recorded
 
 
 STEP = Step(name="register", help=__doc__ or "", settings=Settings, execute=execute,

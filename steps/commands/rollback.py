@@ -64,8 +64,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
     records = target.records(project, env)
     service = ctx.service(settings.service.service_url, settings.service.credential)
     if service is not None:
-        to, image = claim(settings, service, env, log)
-        source = rollback_source(records, to, image)
+        to, release_id, image = claim(settings, service, env, log)
+        source = rollback_source(records, to, image, release_id)
     else:
         source = rollback_source(records, settings.to)
     now = current(records)
@@ -74,25 +74,26 @@ def execute(settings: Settings, ctx: Context) -> Result:
         commit=source.commit, pipeline_id=settings.release.pipeline_id,
         pipeline_url=settings.release.pipeline_url, created=now_iso(),
         previous=now.id if now else None, kind="rollback", rollback_of=source.id,
-        image=source.image)
+        image=source.image, members=dict(source.members), release_id=source.release_id)
     log.info(f"Rolling {project} in {env} back from {release.previous} to {source.id} "
              f"(created {source.created}, commit {(source.commit or '?')[:12]})")
     reporter = Reporter(service, settings.job_url, source.image, env, log,
-                        source.template_hash or None)
+                        source.template_hash or None, source.release_id)
     with reporter.deployment(f"rollback {release.id} to release {source.id}",
-                             release_id=release.id, rollback_of=source.id):
+                             record_id=release.id, rollback_of=source.id):
         done = target.restore(source, RestorePlan(release, settings.health_timeout), log)
     log.info(f"Release {done.id} (a copy of {source.id}) is live in {env}")
-    return Result(outputs={"CD_RELEASE_ID": done.id},
+    return Result(outputs={"CD_RECORD_ID": done.id},
                   data={"release": done.summary(), "restored": source.id})
 
 
 def claim(settings: Settings, service: ServiceClient, env: str,
-          log: Log) -> tuple[str | None, str | None]:
-    """Claim the rollback with the service: (release id, image) it goes back to."""
+          log: Log) -> tuple[str | None, int | None, str | None]:
+    """Claim the rollback with the service: the (record id, release id, image) it goes back
+    to, as far as the service knows them."""
     body: dict[str, Any] = {
         "kind": "rollback", "environment": env, "project": settings.service_project,
-        "release_id": settings.to, "promotion_id": settings.promotion_id,
+        "record_id": settings.to, "promotion_id": settings.promotion_id,
         "pipeline_id": int(settings.release.pipeline_id)
         if str(settings.release.pipeline_id or "").isdigit() else None,
         "job_url": settings.job_url}
@@ -101,9 +102,10 @@ def claim(settings: Settings, service: ServiceClient, env: str,
     answer = service.post("claims", {k: v for k, v in body.items() if v is not None}) or {}
     promotion = answer.get("promotion") or {}
     log.info(f"The promotion service records rollback {promotion.get('id')} of {env} to "
-             f"{answer.get('release_id') or answer.get('image')}"
+             f"{answer.get('record_id') or answer.get('image')}"
+             + (f" (release {answer['release_id']})" if answer.get("release_id") else "")
              + (f"; {env} is held ({answer['hold']['lift']})" if answer.get("hold") else ""))
-    return answer.get("release_id"), answer.get("image")
+    return answer.get("record_id"), answer.get("release_id"), answer.get("image")
 
 
 STEP = Step(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from steps.commands.inputs.ci import JOB_URL
 from steps.commands.inputs.registry import RegistryAuth
 from steps.commands.inputs.service import Service
 from steps.images.reference import parse_reference, split_image
+from steps.release.members import variable
 from steps.runtime.errors import ExternalError, Refused, StepError, UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.log import Log
@@ -61,6 +63,9 @@ class Settings:
     image: str | None = option(
         "Image to scan: repository:tag or repository@sha256:... (registry or local engine).",
         env=("CD_IMAGE",), positional=True)
+    member: str | None = option(
+        "Scan this member of a release: the image in its CD_IMAGE_<MEMBER> (its build job's); "
+        "register records the summary with the release.", env=("CD_MEMBER",), metavar="NAME")
     scanners: tuple[str, ...] = option(
         "What to look for: vuln, secret, misconfig (comma list). misconfig checks the image's "
         "configuration, and the --dockerfile if one is given.", env=("CD_SCAN_SCANNERS",),
@@ -127,7 +132,7 @@ class Settings:
 
 def validate(settings: Settings) -> None:
     """Check the inputs before anything runs."""
-    if not settings.image and not settings.from_report:
+    if not settings.image and not settings.from_report and not settings.member:
         raise UsageError("give the image to scan (IMAGE, or CD_IMAGE), or an existing report "
                          "with --from-report", "image")
     if settings.image:
@@ -166,6 +171,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
     """Scan (or read the report), apply the policy, write the reports, say yes or no."""
     started = datetime.now(UTC)
     log = ctx.log
+    if settings.member:
+        settings = replace(settings, image=_member_image(settings.member, ctx.environ))
     policy = _policy(settings)
     image = settings.image or ""
     env, credentials = _trivy_env(settings, image, ctx)
@@ -197,7 +204,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
     result = Result(outputs=outputs(scan, verdict, image),
                     data={"scan": details(scan, verdict)})
     service = ctx.service(settings.service.service_url, settings.service.credential)
-    if service:
+    if service and not settings.member:  # a member's scan is posted by register, after it
         _report_to_service(service, settings.job_url, scan, verdict, image, log)
     if not verdict.passed:
         raise Refused(f"the scan policy failed for {image}", verdict.reasons(), result)
@@ -230,6 +237,16 @@ def _read_report(path: str) -> ScanResult:
         return load_report(path)
     except ReportFormatError as e:
         raise UsageError(f"--from-report (CD_SCAN_FROM_REPORT): {e}", "from_report") from e
+
+
+def _member_image(member: str, environ: Mapping[str, str]) -> str:
+    """The image of a release member, from the variable its build job wrote."""
+    name = variable(member)
+    image = environ.get(name)
+    if not image:
+        raise UsageError(f"{name} is not set: the build job of member {member} writes it "
+                         "(needs: that build job, with its dotenv)", "member")
+    return image
 
 
 def _scan(settings: Settings, trivy: Trivy, image: str, tmp: str) -> tuple[ScanResult, Path]:

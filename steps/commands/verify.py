@@ -105,7 +105,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
         raise Refused(f"nothing to verify: no release of {project} in {env} has succeeded")
     checks = checks_from_rendered(release.template)
     service = ctx.service(settings.service.service_url, settings.service.credential)
-    reporter = Reporter(service, settings.job_url, release.image, env, log)
+    reporter = Reporter(service, settings.job_url, release.image, env, log,
+                        release_id=release.release_id)
     if not checks:
         log.warn("the template declares no checks (x-docker-cd.verify); nothing to verify")
     results: list[dict[str, Any]] = []
@@ -115,13 +116,13 @@ def execute(settings: Settings, ctx: Context) -> Result:
                  + (f": {failure}" if failure else ""))
         results.append({"name": check.name, "passed": failure is None, "error": failure})
     failed = [r for r in results if not r["passed"]]
-    details = {"release": release.id, "checks": results}
+    details = {"record": release.id, "checks": results}
     reporter.verification(not failed, details)
     if failed:
         raise Refused(f"{len(failed)} of {len(results)} checks failed for release {release.id}",
                       [f"{r['name']}: {r['error']}" for r in failed])
     log.info(f"Release {release.id} of {project} in {env} passed {len(results)} check(s)")
-    return Result(outputs={"CD_RELEASE_ID": release.id}, data=details)
+    return Result(outputs={"CD_RECORD_ID": release.id}, data=details)
 
 
 STEP = Step(

@@ -188,3 +188,29 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     archive.addfile(info, io.BytesIO(data))
+
+
+def context_digest(root: Path, dockerfile: str, given: str) -> str:
+    """sha256 over what a build reads: every file of the context that `docker build` sends
+    (.dockerignore applied), by name, mode and content, and `given` (the Dockerfile's path,
+    target, build args, the user's labels). Times and the commit are left out: a context that
+    did not change between two commits gives the same digest."""
+    from docker.utils.build import exclude_paths
+
+    patterns: list[str] = []
+    ignore = root / ".dockerignore"
+    if ignore.is_file():
+        patterns = [line.strip() for line in ignore.read_text().splitlines()
+                    if line.strip() and not line.strip().startswith("#")]
+    total = hashlib.sha256(given.encode())
+    for name in sorted(exclude_paths(str(root), patterns, dockerfile=dockerfile)):
+        path = root / name
+        if path.is_symlink():
+            content = str(path.readlink()).encode()
+        elif path.is_file():
+            content = path.read_bytes()
+        else:
+            content = b""
+        mode = path.lstat().st_mode & 0o777
+        total.update(f"{name}\0{mode:o}\0{hashlib.sha256(content).hexdigest()}\n".encode())
+    return "sha256:" + total.hexdigest()

@@ -25,11 +25,12 @@ def current(records: Iterable[Release]) -> Release | None:
 
 
 def rollback_source(records: Iterable[Release], to: str | None = None,
-                    image: str | None = None) -> Release:
-    """The release a rollback restores.
+                    image: str | None = None, release_id: int | None = None) -> Release:
+    """The record a rollback restores.
 
-    With `to`: that release, if it succeeded. With `image` (what the promotion service chose,
-    when it knows no release id): the newest release of that image that succeeded. Else the
+    With `to`: that record, if it succeeded. With `release_id` or `image` (what the promotion
+    service chose, when it knows no record id): the newest record of that release that
+    succeeded, else of that image (records made before releases had ids). Else the
     newest release before the current one that succeeded, was not itself left by a rollback,
     and differs from what runs now.
     """
@@ -46,11 +47,14 @@ def rollback_source(records: Iterable[Release], to: str | None = None,
             raise Refused(f"release {to} {chosen.status}; a failed release is never a rollback "
                           "target")
         return chosen
-    if image:
-        chosen = next((r for r in sorted(records, key=lambda r: (r.created, r.id), reverse=True)
-                       if r.status == SUCCEEDED and r.image == image), None)
+    if release_id is not None or image:
+        good = [r for r in sorted(records, key=lambda r: (r.created, r.id), reverse=True)
+                if r.status == SUCCEEDED]
+        chosen = next((r for r in good if release_id is not None and r.release_id == release_id),
+                      None) or next((r for r in good if image and r.image == image), None)
         if chosen is None:
-            raise Refused(f"no release of {image} succeeded on this target; the promotion "
+            what = f"release {release_id}" if release_id is not None else image
+            raise Refused(f"no record of {what} succeeded on this target; the promotion "
                           "service's history and the target's disagree")
         return chosen
     for release in history(records):
@@ -61,16 +65,20 @@ def rollback_source(records: Iterable[Release], to: str | None = None,
     raise Refused(f"nothing to roll back to: no release before {now.id} succeeded")
 
 
-def table(releases: Iterable[Release]) -> str:
+def table(releases: list[Release]) -> str:
     """The history as a readable table for the log."""
-    rows = [("RELEASE", "STATUS", "KIND", "CREATED", "COMMIT", "IMAGES")]
+    rows = [("RECORD", "RELEASE", "STATUS", "KIND", "CREATED", "COMMIT", "IMAGES")]
     for r in releases:
-        images = ", ".join(f"{s}={_short(d)}" for s, d in sorted(r.images.items()))
+        images = ", ".join(f"{s}={_short(d)}" + ("*" if s in r.members else "")
+                           for s, d in sorted(r.images.items()))
         kind = f"rollback to {r.rollback_of}" if r.kind == "rollback" else r.kind
-        rows.append((r.id, r.status, kind, r.created, (r.commit or "")[:12], images))
+        rows.append((r.id, "" if r.release_id is None else str(r.release_id), r.status, kind,
+                     r.created, (r.commit or "")[:12], images))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    legend = ("\n(* built by the pipeline: a member of the release; the others are third-party "
+              "images)" if any(r.members for r in releases) else "")
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  "
-                     + row[-1] for row in rows)
+                     + row[-1] for row in rows) + legend
 
 
 def _short(digest: str) -> str:

@@ -41,6 +41,8 @@ class Release:
     rollback_of: str | None = None
     message: str | None = None
     image: str | None = None          # the image being released (CD_IMAGE), for the service
+    members: Mapping[str, str] = field(default_factory=dict)  # built member -> repository@digest
+    release_id: int | None = None     # the promotion service's release (CD_RELEASE_ID)
     spec: Mapping[str, Any] | None = None
 
     def to_json(self) -> str:

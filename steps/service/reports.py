@@ -1,10 +1,11 @@
 """Reports from deploy, rollback and verify to the promotion service (when one is configured).
 
-The service names images by repository and digest; a release of an image known only by a tag
-or a local id cannot be reported and is logged as such. A deployment reported `started` is
-always closed: `succeeded`, or `failed` with the reason, whatever ended it (a refusal, an
-exception, a pull that failed, the job being canceled with SIGTERM). Only a job killed outright
-leaves it open, and the service closes it after a timeout.
+The service knows what is deployed by its release (`release_id`, CD_RELEASE_ID, every member),
+else by the one image's repository and digest; an image known only by a tag or a local id
+cannot be reported and is logged as such. `record_id` is the target's record of the deploy.
+A deployment reported `started` is always closed: `succeeded`, or `failed` with the reason,
+whatever ended it (a refusal, an exception, a pull that failed, the job being canceled with
+SIGTERM). Only a job killed outright leaves it open, and the service closes it after a timeout.
 """
 
 from __future__ import annotations
@@ -29,33 +30,39 @@ class Reporter:
     """Sends a deploy job's reports; does nothing without a client (no --service-url)."""
 
     def __init__(self, client: ServiceClient | None, job_url: str | None, image: str | None,
-                 environment: str, log: Log, template_hash: str | None = None) -> None:
+                 environment: str, log: Log, template_hash: str | None = None,
+                 release_id: int | None = None) -> None:
         self.log = log
         self.template_hash = template_hash  # what the deployment rolls out: approvals are for it
         self.environment = environment
         self.job_url = job_url
         self.client = client
+        self.release_id = release_id
         self.image = split_image(image) if image else None
         self.deployment_id: int | None = None
-        if self.client and not self.image:
-            log.warn(f"not reporting to the promotion service: the image {image or '(none)'} "
-                     "is not named by digest (set CD_IMAGE to repository@sha256:...)")
+        if self.client and not self.image and release_id is None:
+            log.warn(f"not reporting to the promotion service: no release (CD_RELEASE_ID) and "
+                     f"the image {image or '(none)'} is not named by digest (set CD_IMAGE to "
+                     "repository@sha256:...)")
             self.client = None
 
     def _ref(self) -> dict[str, Any]:
-        repository, digest = self.image  # type: ignore[misc]
-        body: dict[str, Any] = {"repository": repository, "digest": digest,
-                                "environment": self.environment}
+        """What is reported on: the service's release when known, else the image."""
+        body: dict[str, Any] = {"environment": self.environment}
+        if self.release_id is not None:
+            body["release_id"] = self.release_id
+        else:
+            body["repository"], body["digest"] = self.image  # type: ignore[misc]
         if self.job_url:
             body["job_url"] = self.job_url
         return body
 
     @contextmanager
-    def deployment(self, message: str, release_id: str | None = None,
+    def deployment(self, message: str, record_id: str | None = None,
                    rollback_of: str | None = None) -> Iterator[None]:
-        """Report the deployment started (with the target's release id), then succeeded, or
+        """Report the deployment started (with the target's record id), then succeeded, or
         failed with the reason of whatever stopped the block."""
-        ids = {k: v for k, v in (("release_id", release_id), ("rollback_of", rollback_of)) if v}
+        ids = {k: v for k, v in (("record_id", record_id), ("rollback_of", rollback_of)) if v}
         self._deployment("started", message, ids)
         try:
             with _sigterm_raises():
@@ -90,7 +97,7 @@ class Reporter:
         self.log.info(f"Reported deployment {state} to the promotion service")
 
     def verification(self, passed: bool, details: dict[str, Any]) -> None:
-        """POST the outcome of verify's checks."""
+        """POST the outcome of verify's checks (`details` names the record checked)."""
         if not self.client:
             return
         self.client.post("verifications", {**self._ref(), "passed": passed, "details": details})

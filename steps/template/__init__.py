@@ -19,6 +19,7 @@ one public entry; the modules behind it:
 """
 
 from steps.runtime.masking import REDACTED
+from steps.template.files import deploy_files_hash
 from steps.template.interpolate import InterpolationError, interpolate
 from steps.template.load import load, loads, overlay_environments
 from steps.template.model import Check, Template, TemplateError
@@ -29,6 +30,7 @@ from steps.template.values import parse_duration, parse_size
 
 __all__ = [
     "REDACTED", "Check", "InterpolationError", "Template", "TemplateError",
-    "checks_from_rendered", "dependency_order", "did_you_mean", "interpolate", "load", "loads",
+    "checks_from_rendered", "dependency_order", "deploy_files_hash", "did_you_mean",
+    "interpolate", "load", "loads",
     "overlay_environments", "parse_duration", "parse_size",
 ]

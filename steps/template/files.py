@@ -3,6 +3,7 @@ size, so a template cannot make a job print `../../etc/shadow` or read a 50 MB f
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 MAX_REFERENCED_BYTES = 16 * 1024 * 1024  # a config, secret or env file
@@ -46,3 +47,21 @@ def read_reference(directory: Path, given: str, what: str) -> bytes:
         raise ValueError(f"{what} {given} is larger than {MAX_REFERENCED_BYTES // 1024 // 1024} "
                          "MiB")
     return data
+
+
+def deploy_files_hash(directory: Path) -> str:
+    """sha256 over every file of the template directory (the Compose files, their overlays and
+    the config files they use), by path and content: a release's `template_hash`, so a release
+    that differs only in its configuration is another release."""
+    lines = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        relative = path.relative_to(directory)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        real = inside(directory, path)
+        data = read_bounded(real, MAX_REFERENCED_BYTES) if real else None
+        if data is None:
+            raise ValueError(f"{display(path)} is outside the template directory or larger "
+                             f"than {MAX_REFERENCED_BYTES // 1024 // 1024} MiB")
+        lines.append(f"{relative.as_posix()}\0{hashlib.sha256(data).hexdigest()}\n")
+    return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()

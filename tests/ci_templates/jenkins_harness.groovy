@@ -38,6 +38,7 @@ abstract class JenkinsStub extends Script {
     def timestamps() {}
     def label(String text) {}
     def choice(Map spec) { spec }
+    def text(Map spec) { spec }
     def environment(Closure body) {
         body.resolveStrategy = Closure.DELEGATE_FIRST
         body.delegate = new Object() {
@@ -105,7 +106,10 @@ abstract class JenkinsStub extends Script {
 }
 
 static Map parse(String text) {
-    text.tokenize(';').collectEntries { String pair -> pair.tokenize('=').with { [it[0], it[1] ?: ''] } }
+    text.tokenize(';').collectEntries { String pair ->
+        int eq = pair.indexOf('=')
+        eq < 0 ? [pair, ''] : [pair.substring(0, eq), pair.substring(eq + 1)]
+    }
 }
 
 JenkinsStub.vars = new File(args[0])
@@ -117,7 +121,8 @@ try {
         imageRepository: 'registry.example.com/demo/hello-app',
         registryCredentialsId: 'registry-ci',
         serviceUrl: JenkinsStub.env.getProperty('SERVICE') ?: '',
-        serviceTokenCredentialsId: 'docker-cd-service-token')
+        serviceTokenCredentialsId: 'docker-cd-service-token',
+        images: JenkinsStub.env.getProperty('IMAGES') ?: '')
 } catch (Throwable e) {
     JenkinsStub.calls << "error ${e.message}".toString()
 }

@@ -101,6 +101,12 @@ CASES = [
     ("a service rollback of staging", TRIGGERED | SERVICE | {
         "CD_TARGET_ENVIRONMENT": "staging", "CD_ROLLBACK_TO": "20261126T171530123Z-3f2a"},
      {"rollback-staging": "on_success", "stop-staging": "manual"}),
+    ("triggered for staging with a release of several images (no CD_IMAGE)",
+     {"CI_PIPELINE_SOURCE": "trigger", "CD_TARGET_ENVIRONMENT": "staging",
+      "CD_RELEASE_ID": "12", "CD_IMAGE_API": TRIGGERED["CD_IMAGE"],
+      "CD_IMAGE_WORKER": TRIGGERED["CD_IMAGE"]} | SERVICE,
+     {"deploy-staging": "on_success", "verify-staging": "on_success",
+      "rollback-staging": "manual", "stop-staging": "manual"}),
     ("triggered without an image deploys nothing",
      {"CI_PIPELINE_SOURCE": "trigger", "CD_TARGET_ENVIRONMENT": "staging"} | SERVICE, {}),
     ("build disabled", PIPELINES["feature-branch"] | {"CD_BUILD_DISABLED": "true",
@@ -188,3 +194,45 @@ def test_an_input_outside_its_options_is_refused_by_name(tmp_path):
     _include_with(repo, {"deploy_target": "kubernetes"})
     with pytest.raises(PipelineFailed, match="deploy_target"):
         repo.preview()
+
+
+# ------------------------------------------------ an application of several images
+
+SEVERAL = """\
+include:
+  - local: ci-templates/docker-cd.yml
+.members:
+  parallel:
+    matrix:
+      - CD_MEMBER: api
+        CD_BUILD_CONTEXT: services/api
+      - CD_MEMBER: worker
+        CD_BUILD_CONTEXT: services/worker
+        CD_DOCKERFILE: Dockerfile.worker
+build:
+  extends: [.docker-cd-build-member, .members]
+scan:
+  extends: [.docker-cd-scan-member, .members]
+  needs: [build]
+register:
+  extends: .docker-cd-register-release
+  needs: [build, scan]
+"""
+
+
+def test_an_application_of_several_images_builds_and_scans_each_then_registers_once(tmp_path):
+    repo = AppRepo.create(tmp_path / "app")
+    (repo.path / ".gitlab-ci.yml").write_text(SEVERAL)
+    repo.commit("two images")
+    jobs = repo.jobs(PIPELINES["default-branch"] | SERVICE)
+    assert {k: v for k, v in jobs.items() if k.startswith(("build", "scan", "register"))} == {
+        "build: [api,services/api]": "on_success",
+        "build: [worker,services/worker,Dockerfile.worker]": "on_success",
+        "scan: [api,services/api]": "on_success",
+        "scan: [worker,services/worker,Dockerfile.worker]": "on_success",
+        "register": "on_success"}
+    preview = yaml.safe_load(repo.preview())
+    assert preview["register"]["variables"]["CD_SCAN_REPORT"] == "scan-{name}.json"
+    assert preview["build"]["artifacts"]["reports"]["dotenv"] == "build-$CD_MEMBER.env"
+    assert preview["scan"]["artifacts"]["reports"]["container_scanning"] == (
+        "gl-container-scanning-report-$CD_MEMBER.json")

@@ -137,3 +137,30 @@ def test_a_teardown_build_asks_then_tears_the_environment_down(environment):
     assert [c for c in calls if c.startswith(("stage", "sh", "input", "lock"))] == [
         f"stage deploy-{environment}", f"input Tear {environment} down (its volumes are kept)?",
         f"lock docker-cd-{environment}", f"sh docker-cd teardown --environment {environment}"]
+
+
+def test_several_images_are_built_and_scanned_each_then_registered_as_one_release():
+    calls = run_library({"BRANCH_NAME": "main", "SERVICE": "https://promotion.example.com",
+                         "IMAGES": "api=services/api,worker=services/worker/Dockerfile.worker"})
+    assert [c for c in calls if c.startswith(("stage", "sh"))][:8] == [
+        "stage build", "sh docker-cd template check --environments test,staging,production",
+        "sh docker-cd build --push --member api --context services/api --file Dockerfile",
+        "sh docker-cd build --push --member worker --context services/worker "
+        "--file Dockerfile.worker",
+        "stage scan",
+        "sh docker-cd scan --member api --gitlab-report gl-container-scanning-report-api.json "
+        "--sbom gl-sbom-api.cdx.json --json scan-api.json",
+        "sh docker-cd scan --member worker --gitlab-report "
+        "gl-container-scanning-report-worker.json --sbom gl-sbom-worker.cdx.json "
+        "--json scan-worker.json",
+        "sh docker-cd register --scan-report scan-{name}.json",
+    ]
+
+
+def test_a_triggered_build_of_a_release_deploys_its_members():
+    calls = run_library({"BRANCH_NAME": "main", "SERVICE": "https://promotion.example.com"},
+                        {"CD_TARGET_ENVIRONMENT": "staging", "CD_RELEASE_ID": "12"})
+    assert [c for c in calls if c.startswith(("stage", "sh"))] == [
+        "stage deploy-staging", "sh docker-cd gate --environment staging --claim",
+        "sh docker-cd deploy --environment staging",
+        "stage verify-staging", "sh docker-cd verify --environment staging"]

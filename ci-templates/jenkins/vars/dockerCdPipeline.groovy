@@ -16,8 +16,13 @@
 //   templateDir (CD_TEMPLATE_DIR, deploy), deployTarget (CD_DEPLOY_TARGET, docker),
 //   serviceUrl (CD_SERVICE_URL, none), registryCredentialsId, serviceTokenCredentialsId,
 //   productionApprovers (who may answer the production input; any user when empty),
-//   agentLabel (node label, any when empty).
-// Build parameters CD_IMAGE + CD_TARGET_ENVIRONMENT deploy exactly that image to that
+//   agentLabel (node label, any when empty),
+//   images (an application of several images: 'api=services/api,worker=services/worker/Dockerfile.worker',
+//   each NAME=PATH a member of the release: the Compose service it runs as, and its build context
+//   directory or its Dockerfile in one; each is built, pushed to imageRepository/NAME and scanned,
+//   then one release of them all is registered (CD_RELEASE_ID); empty = one image).
+// Build parameters CD_IMAGE (or CD_RELEASE_ID + CD_RELEASE_IMAGES, one CD_IMAGE_<NAME>=image line
+// per member) + CD_TARGET_ENVIRONMENT deploy exactly that image (release) to that
 // environment and nothing else, like a pipeline the promotion service triggers in GitLab;
 // CD_TARGET_ENVIRONMENT + CD_TEARDOWN tear that environment down after an input (its volumes
 // are kept), like GitLab's "Stop environment". Every other build checks every environment's
@@ -27,8 +32,9 @@ def call(Map config = [:]) {
     Map settings = [
         dockerfile: 'Dockerfile', context: '.', severityThreshold: 'HIGH', templateDir: 'deploy',
         deployTarget: 'docker', serviceUrl: '', registry: '', productionApprovers: '',
-        registryCredentialsId: '', serviceTokenCredentialsId: '', agentLabel: '',
+        registryCredentialsId: '', serviceTokenCredentialsId: '', agentLabel: '', images: '',
     ] + config
+    List members = releaseMembers(settings.images)
     if (!settings.imageRepository) {
         error('dockerCdPipeline: set imageRepository (registry/path the image is pushed to)')
     }
@@ -44,6 +50,10 @@ def call(Map config = [:]) {
                    description: 'repository@sha256:... to deploy (skips build and scan)')
             choice(name: 'CD_TARGET_ENVIRONMENT', choices: ['', 'test', 'staging', 'production'],
                    description: 'environment to deploy CD_IMAGE to')
+            string(name: 'CD_RELEASE_ID', defaultValue: '',
+                   description: 'the release to deploy (several images; skips build and scan)')
+            text(name: 'CD_RELEASE_IMAGES', defaultValue: '',
+                 description: 'its members, one CD_IMAGE_<NAME>=repository@sha256:... per line')
             string(name: 'CD_PROMOTION_ID', defaultValue: '', description: 'promotion service id')
             booleanParam(name: 'CD_TEARDOWN', defaultValue: false,
                          description: 'tear CD_TARGET_ENVIRONMENT down (its volumes are kept)')
@@ -66,12 +76,19 @@ def call(Map config = [:]) {
                         dockerCd('template check', ['--environments', 'test,staging,production'],
                                  [retries: 0])
                         withRegistry(settings) {
-                            dockerCd('build', ['--push'])
-                            if (env.TAG_NAME) {
-                                dockerCd('tag', [env.CD_IMAGE, '--scheme', 'semver'])
+                            if (members) {
+                                for (Map m : members) {
+                                    dockerCd('build', ['--push', '--member', m.name,
+                                                       '--context', m.context, '--file', m.dockerfile])
+                                }
+                            } else {
+                                dockerCd('build', ['--push'])
+                                if (env.TAG_NAME) {
+                                    dockerCd('tag', [env.CD_IMAGE, '--scheme', 'semver'])
+                                }
                             }
                         }
-                        if (settings.serviceUrl) {
+                        if (settings.serviceUrl && !members) {
                             withService(settings) { dockerCd('register') }
                         }
                     }
@@ -83,9 +100,25 @@ def call(Map config = [:]) {
                     script {
                         withRegistry(settings) {
                             withService(settings) {
-                                dockerCd('scan', [env.CD_IMAGE,
-                                                  '--gitlab-report', 'gl-container-scanning-report.json',
-                                                  '--sbom', 'gl-sbom-docker-cd.cdx.json'], [retries: 0])
+                                for (Map m : members) {
+                                    dockerCd('scan', ['--member', m.name,
+                                                      '--gitlab-report', "gl-container-scanning-report-${m.name}.json",
+                                                      '--sbom', "gl-sbom-${m.name}.cdx.json",
+                                                      '--json', "scan-${m.name}.json"], [retries: 0])
+                                }
+                                if (!members) {
+                                    dockerCd('scan', [env.CD_IMAGE,
+                                                      '--gitlab-report', 'gl-container-scanning-report.json',
+                                                      '--sbom', 'gl-sbom-docker-cd.cdx.json'], [retries: 0])
+                                }
+                            }
+                        }
+                        if (settings.serviceUrl && members) {
+                            // one release of every member, with each member's scan
+                            withRegistry(settings) {
+                                withService(settings) {
+                                    dockerCd('register', ['--scan-report', 'scan-{name}.json'])
+                                }
                             }
                         }
                     }
@@ -135,7 +168,9 @@ def call(Map config = [:]) {
                             deployTo(settings, params, 'production', true)
                             return
                         }
-                        input(message: "Deploy ${params.CD_IMAGE ?: env.CD_IMAGE} to production?",
+                        String what = params.CD_RELEASE_ID ? "release ${params.CD_RELEASE_ID}" :
+                            (params.CD_IMAGE ?: env.CD_IMAGE)
+                        input(message: "Deploy ${what} to production?",
                               ok: 'Deploy',
                               submitter: settings.productionApprovers ?: null)
                         deployTo(settings, params, 'production', true)
@@ -163,7 +198,8 @@ def call(Map config = [:]) {
 // the service's gate first.
 boolean deploys(Map params, String environment) {
     if (params.CD_TARGET_ENVIRONMENT) {
-        return params.CD_TARGET_ENVIRONMENT == environment && params.CD_IMAGE
+        return params.CD_TARGET_ENVIRONMENT == environment &&
+            (params.CD_IMAGE || params.CD_RELEASE_ID)
     }
     boolean defaultBranch = env.BRANCH_NAME in ['main', 'master'] && !env.CHANGE_ID
     return defaultBranch && environment == 'test'
@@ -183,9 +219,16 @@ def deployTo(Map settings, Map params, String environment, boolean gated) {
         }
         return
     }
-    if (params.CD_IMAGE) {
-        env.CD_IMAGE = params.CD_IMAGE
+    if (params.CD_IMAGE || params.CD_RELEASE_ID) {
+        env.CD_IMAGE = params.CD_IMAGE ?: ''
+        env.CD_RELEASE_ID = params.CD_RELEASE_ID ?: ''
         env.CD_PROMOTION_ID = params.CD_PROMOTION_ID ?: ''
+        for (String line : (params.CD_RELEASE_IMAGES ?: '').readLines()) {
+            int eq = line.indexOf('=')
+            if (line.trim().startsWith('CD_IMAGE_') && eq > 0) {
+                env.setProperty(line.substring(0, eq).trim(), line.substring(eq + 1).trim())
+            }
+        }
     }
     lock(resource: "docker-cd-${environment}") {
         withRegistry(settings) {
@@ -224,5 +267,21 @@ def withService(Map settings, Closure body) {
     withCredentials([string(credentialsId: settings.serviceTokenCredentialsId,
                             variable: 'CD_SERVICE_TOKEN')]) {
         return body()
+    }
+}
+
+// 'api=services/api,worker=services/worker/Dockerfile.worker' -> [[name:, context:, dockerfile:]]:
+// a PATH naming a Dockerfile builds in its directory, a directory with its Dockerfile.
+@NonCPS
+List releaseMembers(String images) {
+    return (images ?: '').tokenize(',').collect { String item ->
+        String name = item.substring(0, item.indexOf('=')).trim()
+        String path = item.substring(item.indexOf('=') + 1).trim()
+        List parts = path.tokenize('/')
+        if (parts && parts.last().contains('Dockerfile')) {
+            String context = parts.size() > 1 ? parts[0..-2].join('/') : '.'
+            return [name: name, context: context, dockerfile: parts.last()]
+        }
+        return [name: name, context: path, dockerfile: 'Dockerfile']
     }
 }

@@ -174,3 +174,20 @@ def test_trivy_killed_is_exit_3(workdir, capsys):
     assert scan(["app:1", "--scanners", "secret"], {"TRIVY_BIN": binary}) == 3
     assert "Error: trivy crashed (killed by signal 9)" in capsys.readouterr().err
 
+
+
+API = f"registry.example.com/team/api@{DIGEST}"
+
+
+def test_a_member_is_scanned_from_its_build_jobs_variable(workdir, capsys):
+    """`--member api`: the image is CD_IMAGE_API (no CD_IMAGE in a pipeline of several)."""
+    code = scan(["--member", "api", "--from-report", REPORT, "--severity-threshold", "NONE",
+                 "--dotenv", "s.env"], {"CD_IMAGE_API": API})
+    assert code == 0, capsys.readouterr().err
+    out = read_dotenv(workdir / "s.env")
+    assert (out["CD_SCAN_IMAGE"], out["CD_SCAN_RESULT"]) == (API, "passed")
+
+
+def test_a_member_whose_variable_is_missing_is_exit_2_naming_it(workdir, capsys):
+    assert scan(["--member", "worker", "--from-report", REPORT], {"CD_IMAGE_API": IMAGE}) == 2
+    assert "CD_IMAGE_WORKER is not set" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from steps.release import Release, current, history, new_release_id, rollback_source
@@ -64,3 +66,14 @@ def test_release_ids_sort_by_time():
 
     t = datetime(2026, 1, 1, tzinfo=UTC)
     assert new_release_id(t) < new_release_id(t + timedelta(milliseconds=1))
+
+
+def test_the_services_release_picks_its_newest_record_else_the_image():
+    def made(n, release_id=None, status="succeeded"):
+        return replace(rel(n, status), release_id=release_id, image=f"app@sha256:{n % 2}")
+    records = [made(1, 7), made(2, 8), made(3, 7), made(4, 7, "failed"), made(5, 9)]
+    assert rollback_source(records, release_id=7).id == "r3"
+    older = [made(1), made(2), made(3)]  # records from before release ids
+    assert rollback_source(older, release_id=7, image="app@sha256:0").id == "r2"
+    with pytest.raises(Refused, match="no record of release 6"):
+        rollback_source(records, release_id=6)

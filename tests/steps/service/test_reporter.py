@@ -29,11 +29,11 @@ def reporter(fake: FakeService) -> Reporter:
 ])
 def test_any_failure_after_started_is_reported_failed_with_its_reason(error, reason):
     fake = FakeService({"id": 5}, {"id": 5})
-    with pytest.raises(type(error)), reporter(fake).deployment("release r1", release_id="r1"):
+    with pytest.raises(type(error)), reporter(fake).deployment("release r1", record_id="r1"):
         raise error
     assert [(m, p) for m, p, _ in fake.requests] == [("POST", "deployments"),
                                                    ("PATCH", "deployments/5")]
-    assert fake.requests[0][2]["release_id"] == "r1"
+    assert fake.requests[0][2]["record_id"] == "r1"
     assert fake.requests[1][2] == {"state": "failed", "message": reason}
 
 

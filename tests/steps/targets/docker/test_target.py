@@ -53,7 +53,7 @@ def test_first_deploy_to_test_and_staging(sample, docker, capsys, tmp_path):
         assert sample.get(env_name) == "version 1\n"
         message = "hello from staging\n" if env_name == "staging" else "hello from the template\n"
         assert sample.get(env_name, "/message.txt") == message  # each overlay's own config
-        assert dotenv.read_text().startswith("CD_RELEASE_ID=")
+        assert dotenv.read_text().startswith("CD_RECORD_ID=")
     # db started first and web waited for it to be healthy
     assert log.index("db: 0 -> 1") < log.index("web: 0 -> 1")
     db_exec(docker, sample, "test", ["sh", "-c", "echo precious > /data/keep.txt"])
