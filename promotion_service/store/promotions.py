@@ -15,7 +15,7 @@ from ..domain.states import IN_FLIGHT, PromotionState
 
 _IN_FLIGHT = [s.value for s in IN_FLIGHT]
 _NAMED = (select(Promotion, Release, Environment.name)
-          .join(Release, Release.id == Promotion.record_id)
+          .join(Release, Release.id == Promotion.release_id)
           .join(Environment, Environment.id == Promotion.environment_id))
 
 
@@ -25,7 +25,7 @@ def get(session: Session, promotion_id: int, *, fresh: bool = False) -> Promotio
 
 
 _ROW = select(Promotion.id, Promotion.release_id, Promotion.environment_id, Promotion.state,
-              Promotion.kind, Promotion.pipeline_id, Promotion.release_id)
+              Promotion.kind, Promotion.pipeline_id, Promotion.record_id)
 
 
 def get_row(conn: Session | Connection, promotion_id: int) -> Any:

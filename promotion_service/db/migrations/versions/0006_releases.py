@@ -149,11 +149,11 @@ def _point_at_releases(table: str, index: str | None, rest: list[str], unique: b
                        where: str | None, postgres: bool) -> None:
     if index is not None:
         op.drop_index(index.format("image"), table_name=table)
-    with op.batch_alter_table(table) as batch:
-        if table in RECORDS:
+    if table in RECORDS:
+        with op.batch_alter_table(table) as batch:
             batch.alter_column("release_id", new_column_name="record_id",
                                existing_type=sa.String(length=64))
-        batch.add_column(sa.Column("release_id", sa.Integer(), nullable=True))
+    op.add_column(table, sa.Column("release_id", sa.Integer(), nullable=True))
     op.execute(f"UPDATE {table} SET release_id = image_id")
     with op.batch_alter_table(table) as batch:
         batch.drop_column("image_id")  # and its foreign key, on both databases
@@ -175,8 +175,7 @@ def downgrade() -> None:
             op.drop_index(index.format("release"), table_name=table)
         op.execute(f"DELETE FROM {table} WHERE release_id IN (SELECT id FROM releases "
                    "WHERE member_count > 1)")
-        with op.batch_alter_table(table) as batch:
-            batch.add_column(sa.Column("image_id", sa.Integer(), nullable=True))
+        op.add_column(table, sa.Column("image_id", sa.Integer(), nullable=True))
         op.execute(f"UPDATE {table} SET image_id = (SELECT m.image_id FROM release_members m "
                    f"WHERE m.release_id = {table}.release_id)")
         with op.batch_alter_table(table) as batch:
@@ -185,7 +184,8 @@ def downgrade() -> None:
                                nullable=table in NULLABLE)
             batch.create_foreign_key(f"fk_{table}_image_id_images", "images", ["image_id"],
                                      ["id"], ondelete="CASCADE")
-            if table in RECORDS:
+        if table in RECORDS:
+            with op.batch_alter_table(table) as batch:
                 batch.alter_column("record_id", new_column_name="release_id",
                                    existing_type=sa.String(length=64))
         if index is not None:
