@@ -98,8 +98,8 @@ def test_0006_gives_each_image_its_one_member_release_and_keeps_the_ledger(datab
     assert [r[:4] for r in releases] == [(1, digests[0], 1, "dev"), (2, digests[1], 1, None)]
     assert [bool(r[4]) for r in releases] == [False, True]
     assert releases[1][5] == "app was revoked: CVE-2026-1"
-    assert [tuple(m[:3]) + (bool(m[3]),) for m in members] == [(1, "app", 1, True),
-                                                               (2, "app", 2, True)]
+    assert [(*m[:3], bool(m[3])) for m in members] == [(1, "app", 1, True),
+                                                       (2, "app", 2, True)]
     assert set(ledger.values()) == {1} and set(records.values()) == {"r-1"}
     # new rows number on from the migrated ones (PostgreSQL's sequences too)
     app = create_app({"DATABASE_URL": database_url, "TESTING": True})

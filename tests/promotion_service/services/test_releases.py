@@ -84,7 +84,7 @@ def test_a_built_member_outside_the_projects_repositories_is_refused(api):
 
 
 def test_bad_members_are_named(api):
-    bad_name = members()[:1] + [{"name": "Worker!", "repository": f"{REPO}/w",
+    bad_name = [*members()[:1], {"name": "Worker!", "repository": f"{REPO}/w",
                                  "digest": digest(3)}]
     resp = api.post("/releases", json={"project": "group/app", "members": bad_name})
     assert resp.status_code == 422 and "members" in resp.json["errors"]["json"]
@@ -147,7 +147,7 @@ def test_four_eyes_keeps_out_whoever_built_any_member(api, app):
                               "digest": digest(2), "triggered_by": "alice"})
     release = register(api, triggered_by="dev").json
     in_test(api, release["id"])
-    [staging] = soak(app)
+    [_] = soak(app)  # into staging
     body = {"release_id": release["id"], "environment": "staging"}
     api.post("/deployments", json=body | {"state": "succeeded"})
     api.post("/verifications", json=body | {"passed": True})
