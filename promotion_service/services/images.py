@@ -192,10 +192,12 @@ def listing(session: Session, actor: Actor, **filters: Any) -> Listing:
 
 
 def detail(session: Session, actor: Actor, image_id: int) -> Extended:
-    """An image with its project, latest scan and its state in each environment."""
+    """An image with its project, latest scan, its one-member release and that release's
+    state in each environment."""
     image = lookups.image_by_id(session, image_id)
     lookups.check_image_scope(session, actor, image)
     return Extended(image, project=images.project_path(session, image),
+                    release_id=release_rows.one_member_of_image(session, image.id),
                     scan=scans.latest(session, image.id),
                     environments=[_status_in(session, image, env)
                                   for env in projects.environments(session, image.project_id)])

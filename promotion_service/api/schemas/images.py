@@ -53,7 +53,7 @@ class ImageOut(Schema):
 
     id = fields.Int()
     release_id = fields.Int(metadata={
-        "description": "its one-member release (on registration)"})
+        "description": "its one-member release (registration and detail)"})
     project_id = fields.Int()
     repository = fields.Str()
     digest = fields.Str()
