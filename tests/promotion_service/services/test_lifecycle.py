@@ -62,8 +62,9 @@ def test_auto_promotion_waits_for_soak_time_then_writes_the_trigger(api, app):
                                             "environment": "staging", "hold": None}
     [(outbox_promotion, payload)] = outbox_rows(app)
     assert outbox_promotion == promotion_id
-    assert payload["variables"] == {"CD_IMAGE": f"{ref(1)['repository']}@{ref(1)['digest']}",
-                                    "CD_TARGET_ENVIRONMENT": "staging",
+    image = f"{ref(1)['repository']}@{ref(1)['digest']}"
+    assert payload["variables"] == {"CD_IMAGE": image, "CD_IMAGE_APP": image,
+                                    "CD_RELEASE_ID": "1", "CD_TARGET_ENVIRONMENT": "staging",
                                     "CD_PROMOTION_ID": str(promotion_id)}
     with db.session_for(app) as session:  # the worker again: nothing new
         assert reevaluate_waiting(session) == []
