@@ -13,7 +13,7 @@ from .auth import current_actor, require_roles, require_token
 from .context import policies
 from .pagination import ListingPage
 from .schemas.projects import EnvironmentOut, PolicyIn, ProjectDetail, ProjectIn, ProjectOut
-from .schemas.promotions import PromotionOut, ReleaseOut, RollbackIn
+from .schemas.promotions import PromotionOut, RollbackIn, RolloutOut
 
 blp = Blueprint("projects", __name__, description="Projects, environments, releases, rollback")
 
@@ -59,7 +59,7 @@ def set_policy(data: dict[str, Any], project_id: int, name: str) -> Any:
 
 @blp.route("/<int:project_id>/environments/<name>/releases", methods=["GET"])
 @require_token
-@blp.response(200, ReleaseOut(many=True))
+@blp.response(200, RolloutOut(many=True))
 @blp.paginate(ListingPage)
 def list_releases(project_id: int, name: str) -> Any:
     """Releases in the environment, newest first (the first not rolled back is live)."""

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..db import is_postgres, take_write_lock
 from ..db.listing import Listing
-from ..db.models import AuditEntry, Deployment, Environment, Image, Promotion, utcnow
+from ..db.models import AuditEntry, Deployment, Environment, Image, Promotion, Release, utcnow
 from ..domain.actor import Actor
 from ..domain.audit_chain import GENESIS, HASHED_FIELDS, entry_hash
 
@@ -69,9 +69,10 @@ def listing(session: Session, filters: dict[str, Any],
 
 
 def about_project(project_id: int) -> Any:
-    """Entries whose subject belongs to the project: it, its environments, images, and their
-    promotions and deployments."""
+    """Entries whose subject belongs to the project: it, its environments, images, releases,
+    and their promotions and deployments."""
     images = select(Image.id).where(Image.project_id == project_id)
+    releases = select(Release.id).where(Release.project_id == project_id)
 
     def subject(kind: str, ids: Any) -> Any:
         return and_(AuditEntry.subject_type == kind,
@@ -82,8 +83,9 @@ def about_project(project_id: int) -> Any:
         subject("environment", select(Environment.id)
                 .where(Environment.project_id == project_id).subquery()),
         subject("image", images.subquery()),
+        subject("release", releases.subquery()),
         subject("promotion", select(Promotion.id)
-                .where(Promotion.image_id.in_(images)).subquery()),
+                .where(Promotion.release_id.in_(releases)).subquery()),
         subject("deployment", select(Deployment.id)
-                .where(Deployment.image_id.in_(images)).subquery()),
+                .where(Deployment.release_id.in_(releases)).subquery()),
     )

@@ -8,6 +8,7 @@ from .base import (
     BIG,
     COUNT,
     DIGEST,
+    MEMBER_NAME,
     PROJECT,
     REASON,
     REPOSITORY,
@@ -22,8 +23,8 @@ from .base import (
 )
 
 
-class ImageIn(ImageRef):
-    """Register an image."""
+class Registration(Strict):
+    """What a pipeline registers with: the project and its pipeline's facts."""
 
     project = fields.Str(required=True, validate=PROJECT)
     gitlab_project_id = fields.Int(strict=True, validate=BIG)
@@ -40,15 +41,16 @@ class ImageIn(ImageRef):
         "description": "the commit's author as git gives it (CI_COMMIT_AUTHOR: Name <e-mail>)"})
 
 
-class ImageOut(Schema):
-    """An image as the API shows it."""
+class ImageIn(ImageRef, Registration):
+    """Register an image (and its one-member release)."""
 
-    id = fields.Int()
-    project_id = fields.Int()
-    repository = fields.Str()
-    digest = fields.Str()
-    image = fields.Function(lambda i: f"{i.repository}@{i.digest}",
-                            metadata={"type": "string"})
+    name = fields.Str(validate=MEMBER_NAME, metadata={
+        "description": "its one-member release's member name (the Compose service); app"})
+
+
+class RegisteredOut(Schema):
+    """What a pipeline registered, as the API shows it: its facts and who sent it."""
+
     commit_sha = fields.Str(allow_none=True)
     commit_time = UtcDateTime(allow_none=True)
     ref = fields.Str(allow_none=True)
@@ -60,6 +62,19 @@ class ImageOut(Schema):
     registered_by = fields.Str()
     registered_via = fields.Str(metadata={"description": "token, or id_token (a CI job's)"})
     created_at = UtcDateTime()
+
+
+class ImageOut(RegisteredOut):
+    """An image as the API shows it."""
+
+    id = fields.Int()
+    release_id = fields.Int(metadata={
+        "description": "its one-member release (registration and detail)"})
+    project_id = fields.Int()
+    repository = fields.Str()
+    digest = fields.Str()
+    image = fields.Function(lambda i: f"{i.repository}@{i.digest}",
+                            metadata={"type": "string"})
     revoked = fields.Function(lambda i: i.revoked_at is not None, metadata={"type": "boolean"})
     revoked_at = UtcDateTime(allow_none=True)
     revoked_by = fields.Str(allow_none=True)
@@ -91,10 +106,19 @@ class RevokeIn(Strict):
 
 
 class RevokeOut(Schema):
-    """The revoked image and where it still runs."""
+    """The revoked image, the releases it blocks and where they still run."""
 
     image = fields.Nested(ImageOut)
     running_in = fields.List(fields.Str())
+    releases = fields.List(fields.Nested(lambda: BlockedRelease()))
+
+
+class BlockedRelease(Schema):
+    """A release containing a revoked image, and the environments running it."""
+
+    id = fields.Int()
+    digest = fields.Str()
+    environments = fields.List(fields.Str())
 
 
 class ScanIn(ImageRef):
