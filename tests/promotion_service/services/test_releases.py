@@ -59,7 +59,7 @@ def test_fifty_identical_registrations_make_one_release(app, tokens):
 
     with ThreadPoolExecutor(racers) as pool:
         results = list(pool.map(post, range(racers)))
-    assert sorted(s for s, _ in results) == [200] * (racers - 1) + [201]
+    assert sorted(s for s, _ in results) == [200] * (racers - 1) + [201], results
     assert len({release_id for _, release_id in results}) == 1
 
 
