@@ -30,6 +30,7 @@ from . import (
     scans,
     stops,
     verifications,
+    web,
 )
 from .schemas.base import ErrorOut
 
@@ -71,6 +72,7 @@ def init_app(app: Flask) -> Api:
     api.register_blueprint(merge_request_checks.blp, url_prefix=f"{PREFIX}/merge-request-checks")
     app.register_blueprint(hooks.hooks)
     app.register_blueprint(pages.pages)
+    web.init_app(app)
     errors.init_app(app)
     id_tokens.init_app(app)
     responses.init_app(app)

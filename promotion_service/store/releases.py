@@ -79,3 +79,10 @@ def listing(session: Session, environment_id: int) -> Listing:
 
 def _named_row(row: Row[Any]) -> Extended:
     return Extended(row.Release, image=f"{row.repository}@{row.digest}")
+
+
+def of_image(session: Session, environment_id: int, image_id: int) -> list[Release]:
+    """The image's releases in the environment, newest first (its path through it)."""
+    return list(session.scalars(select(Release).where(Release.environment_id == environment_id,
+                                                      Release.image_id == image_id)
+                                .order_by(Release.id.desc())))

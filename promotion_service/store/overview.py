@@ -1,0 +1,80 @@
+"""What the overview page reads: a page of projects with, per environment, the live release,
+the latest deployment and promotion, in a handful of queries however many projects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..db.models import Deployment, EmergencyStop, Environment, Image, Project, Promotion, Release
+
+
+def projects(session: Session, *, path: str | None = None, scope: str | None = None,
+             offset: int = 0, limit: int = 50) -> tuple[list[Project], int]:
+    """A page of projects by path (filtered by a path fragment, narrowed to a scope), and how
+    many match."""
+    stmt = select(Project)
+    if scope is not None:
+        stmt = stmt.where(Project.path == scope)
+    if path:
+        stmt = stmt.where(Project.path.contains(path, autoescape=True))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = list(session.scalars(stmt.order_by(Project.path).offset(offset).limit(limit)))
+    return rows, total
+
+
+def environments(session: Session, project_ids: Sequence[int]) -> list[Environment]:
+    """The environments of these projects, each project's in promotion order."""
+    return list(session.scalars(select(Environment).where(Environment.project_id.in_(project_ids))
+                                .order_by(Environment.project_id, Environment.position)))
+
+
+def environment_names(session: Session) -> list[str]:
+    """Every environment name in use, in the order projects usually have them."""
+    rows = session.execute(select(Environment.name, func.min(Environment.position))
+                           .group_by(Environment.name)
+                           .order_by(func.min(Environment.position), Environment.name))
+    return [name for name, _ in rows]
+
+
+def live(session: Session, env_ids: Sequence[int]) -> dict[int, Any]:
+    """Per environment: its live release (the latest not rolled back) with its image and the
+    deployment that put it there."""
+    latest = (select(func.max(Release.id)).where(Release.environment_id.in_(env_ids),
+                                                 Release.rolled_back_at.is_(None))
+              .group_by(Release.environment_id))
+    rows = session.execute(
+        select(Release, Image, Deployment).join(Image, Image.id == Release.image_id)
+        .outerjoin(Deployment, Deployment.id == Release.deployment_id)
+        .where(Release.id.in_(latest)))
+    return {row.Release.environment_id: row for row in rows}
+
+
+def latest_deployments(session: Session, env_ids: Sequence[int]) -> dict[int, Deployment]:
+    """Per environment: its latest deployment report, whichever image."""
+    latest = (select(func.max(Deployment.id)).where(Deployment.environment_id.in_(env_ids))
+              .group_by(Deployment.environment_id))
+    return {d.environment_id: d
+            for d in session.scalars(select(Deployment).where(Deployment.id.in_(latest)))}
+
+
+def latest_promotions(session: Session, env_ids: Sequence[int]) -> dict[int, Promotion]:
+    """Per environment: its latest promotion, whichever image."""
+    latest = (select(func.max(Promotion.id)).where(Promotion.environment_id.in_(env_ids))
+              .group_by(Promotion.environment_id))
+    return {p.environment_id: p
+            for p in session.scalars(select(Promotion).where(Promotion.id.in_(latest)))}
+
+
+def stopped(session: Session) -> dict[str, EmergencyStop]:
+    """Emergency stops in force, by environment name."""
+    rows = session.scalars(select(EmergencyStop).where(EmergencyStop.lifted_at.is_(None)))
+    return {stop.environment: stop for stop in rows}
+
+
+def images(session: Session, image_ids: Sequence[int]) -> dict[int, Image]:
+    """These images, by id."""
+    return {i.id: i for i in session.scalars(select(Image).where(Image.id.in_(image_ids)))}
