@@ -23,6 +23,7 @@ from . import (
     images,
     limits,
     merge_request_checks,
+    metrics,
     pages,
     projects,
     promotions,
@@ -65,7 +66,7 @@ def init_app(app: Flask) -> Api:
     limits.init_app(app)
     api = ServiceApi(app)
     for module in (images, scans, deployments, verifications, approvals, promotions, gate,
-                   claims, projects, stops, audit):
+                   claims, projects, stops, audit, metrics):
         api.register_blueprint(module.blp, url_prefix=f"{PREFIX}/{module.blp.name}")
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp, url_prefix=PREFIX)
