@@ -1,4 +1,4 @@
-"""What the web pages show: the matrix of projects × environments, and one image's page.
+"""What the web pages show: the matrix of projects x environments, and one image's page.
 
 The same facts and rules as the API: the gate's reasons come from services.gate, who may
 approve from services.approvals, the project scope from lookups.
@@ -56,7 +56,7 @@ class Matrix:
 
 def matrix(session: Session, actor: Actor, *, project: str | None = None,
            environment: str | None = None, page: int = 1) -> Matrix:
-    """Projects (a page of them) × environments, filtered by a project path fragment and an
+    """Projects (a page of them) x environments, filtered by a project path fragment and an
     environment name; a project-scoped token sees its own project."""
     page = max(page, 1)
     found, total = overview.projects(session, path=project, scope=actor.project,

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
@@ -17,7 +18,8 @@ from flask.typing import ResponseReturnValue
 
 from ...db import get_session
 from ...domain.actor import APPROVERS, MANAGERS
-from ...services import audit, overview, projects, stops
+from ...services import audit, dora, overview, projects, stops
+from . import charts
 from .session import page_actor
 
 bp = Blueprint("web_views", __name__)
@@ -29,7 +31,7 @@ EXPORTED = ("id", "at", "actor", "role", "action", "subject_type", "subject_id",
 
 @bp.get("/")
 def overview_page() -> ResponseReturnValue:
-    """Projects × environments: what runs, its state, what waits and why."""
+    """Projects x environments: what runs, its state, what waits and why."""
     actor = page_actor()
     session = get_session()
     project, environment = request.args.get("project", ""), request.args.get("environment", "")
@@ -58,6 +60,32 @@ def environment_page(project_id: int, name: str) -> ResponseReturnValue:
     history = projects.releases_of(session, actor, project_id, name).page(0, 50)
     return render_template("web/environment.html", project=project, env=env, history=history,
                            MANAGERS=MANAGERS)
+
+
+DORA_WINDOWS = (7, 30, 90)
+
+
+@bp.get("/dora")
+def dora_page() -> ResponseReturnValue:
+    """DORA's four keys per project and environment over a window, with a chart of
+    deployments per day."""
+    session = get_session()
+    days = request.args.get("days", "30")
+    days = int(days) if days.isdigit() and int(days) in DORA_WINDOWS else 30
+    project, environment = request.args.get("project", ""), request.args.get("environment", "")
+    report = dora.report(session, page_actor(), project=project or None,
+                         environment=environment or None, days=days)
+    rows = []
+    for item in report:
+        dates = [(item.start + timedelta(days=i)).date().isoformat()
+                 for i in range(len(item.keys.per_day))]
+        titles = [f"{d}: {n} deployment{'' if n == 1 else 's'}"
+                  for d, n in zip(dates, item.keys.per_day, strict=True)]
+        rows.append((item, charts.bars(item.keys.per_day, titles)))
+    return render_template("web/dora.html", rows=rows, days=days, windows=DORA_WINDOWS,
+                           project=project, environment=environment,
+                           environments=overview.environment_names(session),
+                           duration=charts.duration, chart=charts)
 
 
 @bp.get("/audit")

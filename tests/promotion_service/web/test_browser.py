@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from docker_cd_local.gitlab_double import GitLabDouble
 from docker_cd_local.service import PromotionService
@@ -132,8 +135,18 @@ def submit(driver: Any, button_text: str, reason: str) -> None:
     button.click()
 
 
+def element(driver: Any, css: str) -> Any:
+    """The element once the page that has it is loaded (the page itself when it never is)."""
+    try:
+        return WebDriverWait(driver, 15).until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
+    except TimeoutException:
+        raise AssertionError(f"no {css} on {driver.current_url}:\n"
+                             f"{driver.page_source[:3000]}") from None
+
+
 def flash(driver: Any) -> str:
-    return driver.find_element(By.CSS_SELECTOR, ".flash").text
+    return element(driver, ".flash").text
 
 
 def shot(driver: Any, name: str) -> None:
@@ -207,16 +220,20 @@ def test_approve_promote_roll_back_and_audit_in_chromium(stack, chromium):
     assert "The chain verifies" in chromium.page_source
     chromium.find_element(By.NAME, "actor").send_keys("alice")
     chromium.find_element(By.XPATH, "//button[normalize-space()='Filter']").click()
-    audit = chromium.find_element(By.CSS_SELECTOR, "table.audit").text
+    audit = element(chromium, "table.audit").text
     assert "approval.approve" in audit and "checked on staging" in audit
     chromium.find_element(By.NAME, "actor").clear()
     chromium.find_element(By.NAME, "actor").send_keys("rm")
     chromium.find_element(By.XPATH, "//button[normalize-space()='Filter']").click()
-    audit = chromium.find_element(By.CSS_SELECTOR, "table.audit").text
+    audit = element(chromium, "table.audit").text
     assert "environment.hold_set" in audit and "payment errors after 1.0.2" in audit
     export = chromium.find_element(By.LINK_TEXT, "export JSON lines").get_attribute("href")
     lines = session_of(chromium, service).get(export, timeout=10).text.splitlines()
     assert lines and all('"actor": "rm"' in line for line in lines)
+    chromium.find_element(By.LINK_TEXT, "DORA").click()
+    production = chromium.find_element(By.XPATH, "//tr[td[normalize-space()='production']]")
+    assert production.find_elements(By.CSS_SELECTOR, "svg rect")
+    shot(chromium, "dora")
     assert not [e for e in chromium.get_log("browser") if "Content Security Policy" in
                 e["message"]]
 

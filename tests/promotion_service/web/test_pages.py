@@ -6,6 +6,7 @@ import csv
 import html
 import io
 import json
+import re
 
 from tests.promotion_service.helpers import deploy, promotions, register, soak, verify
 from tests.promotion_service.web.pages import to_staging
@@ -175,3 +176,14 @@ def test_the_audit_page_filters_shows_the_chain_and_exports(api, app, browser):
     [registered] = [r for r in rows if r["action"] == "image.registered"]
     assert json.loads(registered["after"])["repository"].endswith("/app")
     assert alice.get("/ui/audit.jsonl?since=2999-01-01T00:00").text == ""
+
+
+def test_the_dora_page_draws_each_environments_keys(api, app, browser):
+    register(api, 1)
+    deploy(api, 1, "test")
+    verify(api, 1, "test")
+    page = browser("alice").get("/ui/dora?days=7&environment=test").text
+    assert "last 7 days" in page and page.count("<svg") == 2  # deployments, failure rate
+    assert re.search(r"<title>\d{4}-\d\d-\d\d: 1 deployment</title>", page)
+    assert "0 %</strong> (0 of 1)" in page
+    assert "last 30 days" in browser("alice").get("/ui/dora?days=12345").text
