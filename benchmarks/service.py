@@ -1,4 +1,5 @@
-"""Promotion service speed: the gate query and image registration vs bare Flask baselines.
+"""Promotion service speed: the gate query and image registration vs bare Flask baselines,
+and the promotion of a 10-image release vs a 1-image release.
 
 Runs everything on 127.0.0.1 under waitress (the service's server, same threads) and wrk
 (same connections), in one run: a bare constant-JSON endpoint, a bare one-INSERT and one-read
@@ -6,10 +7,13 @@ SQLite endpoint, then the service on a database seeded with 100,000 images. Prin
 requests/s, p50/p99 and ratios.
 
 Goals (issue 3): gate >= 1/2 of bare constant throughput with p99 < 25 ms; registration (with
-its audit entry) >= 1/4 of the bare INSERT throughput.
+its audit entry) >= 1/4 of the bare INSERT throughput. Issue 14: promoting a release of 10
+images (two approvals, the promotion request, the gate) costs at most 1.5x promoting a release
+of one image (measured in-process, the same steps through the Flask app, interleaved).
 
     python benchmarks/service.py [--images 100000] [--duration 5] [--rounds 3]
                                  [--connections 32] [--threads 8] [--database-url URL]
+                                 [--releases 30]
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import time
 from pathlib import Path
 
 import requests
-from sqlalchemy import insert
+import yaml
+from sqlalchemy import insert, text
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -38,6 +43,7 @@ from promotion_service import create_app, db  # noqa: E402
 from promotion_service.db.models import Image, Scan, Verification  # noqa: E402
 from promotion_service.db.schema import upgrade  # noqa: E402
 from promotion_service.domain.actor import Actor  # noqa: E402
+from promotion_service.domain.releases import DEFAULT_MEMBER, Member, identity  # noqa: E402
 from promotion_service.services import lookups, projects, tokens  # noqa: E402
 
 REPO = "registry.local/bench/app"
@@ -61,6 +67,13 @@ POST_LUA = 'wrk.method = "POST"\n'
 
 def main() -> int:
     args = _args()
+    if args.promotions_only:
+        work = Path(tempfile.mkdtemp(prefix="promotion-bench-"))
+        try:
+            _report_promotions(_promotions(work, args.releases))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     if shutil.which("wrk") is None:
         print("Error: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -102,6 +115,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     results = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
                for name, rs in runs.items()}
     _report(args, results)
+    _report_promotions(_promotions(work, args.releases))
     return 0
 
 
@@ -123,17 +137,97 @@ def _seed(url: str, count: int) -> tuple[str, str]:
                       "tags": [f"build-{n}"], "registered_by": "benchmark"})
         if len(batch) == 10_000 or n == count - 1:
             with db.session_for(app) as session:
-                session.execute(insert(Image), batch)
+                ids = session.execute(insert(Image).returning(Image.id), batch).scalars().all()
+                _one_member_releases(session, project_id, list(zip(ids, batch, strict=True)))
             batch = []
     gate_digest = f"sha256:{count - 1:064x}"
     with db.session_for(app) as session:
         image = session.query(Image).filter_by(digest=gate_digest).one()
         session.add(Scan(image_id=image.id, scanner="trivy", counts={"critical": 0, "high": 0},
                          actor="benchmark"))
-        session.add(Verification(image_id=image.id, environment_id=test_env, passed=True,
+        session.add(Verification(release_id=image.id, environment_id=test_env, passed=True,
                                  actor="benchmark"))
     db.engine_of(app).dispose()
     return token, gate_digest
+
+
+def _one_member_releases(session, project_id: int, images: list[tuple[int, dict]]) -> None:
+    """Each seeded image's one-member release, with the image's id (as migration 0006 does)."""
+    session.execute(text(
+        "INSERT INTO releases (id, project_id, digest, member_count, tags, registered_by, "
+        "created_at) VALUES (:id, :project_id, :digest, 1, '[]', 'benchmark', "
+        "CURRENT_TIMESTAMP)"),
+        [{"id": image_id, "project_id": project_id, "digest": identity(
+            [Member(DEFAULT_MEMBER, row["repository"], row["digest"])], None)}
+         for image_id, row in images])
+    session.execute(text(
+        "INSERT INTO release_members (release_id, name, image_id, repository, digest, built) "
+        "VALUES (:id, 'app', :id, :repository, :digest, :built)"),
+        [{"id": image_id, "repository": row["repository"], "digest": row["digest"],
+          "built": True} for image_id, row in images])
+
+
+def _promotions(work: Path, releases: int) -> dict[int, float]:
+    """Seconds per promotion of a release of 1 and of 10 images: two approvals, the request,
+    the gate (in-process, so only the service's own work is timed; interleaved)."""
+    policies = work / "policies.yml"
+    policies.write_text(yaml.safe_dump({"defaults": {"environments": [
+        {"name": "test"},
+        {"name": "staging", "required_approvals": 2, "promote_on_approval": False,
+         "max_severity": "high"}]}}))
+    url = f"sqlite:///{work}/promotions.db"
+    upgrade(url)
+    app = create_app({"DATABASE_URL": url, "POLICY_FILE": str(policies),
+                      "TOKEN_CACHE_SECONDS": 0})
+    actor = Actor.system("benchmark")
+    with db.session_for(app) as session:
+        bearer = {role: "Bearer " + tokens.create(session, actor, name=f"{role}-{name}",
+                                                  role=role, project=project)[1]
+                  for role, name, project in (("ci", "ci", PROJECT), ("approver", "alice", None),
+                                              ("release-manager", "rm", None))}
+        bearer["bob"] = "Bearer " + tokens.create(session, actor, name="bob",
+                                                  role="approver")[1]
+    client = app.test_client()
+
+    def call(method: str, path: str, who: str, **kw: object) -> dict:
+        resp = client.open(f"/api/v1{path}", method=method,
+                           headers={"Authorization": bearer[who]}, **kw)
+        assert resp.status_code < 300, (path, resp.json)
+        return resp.json
+
+    spent: dict[int, list[float]] = {1: [], 10: []}
+    for n in range(releases):
+        for size in (1, 10):
+            members = [{"name": f"m{i}", "repository": f"{REPO}/m{i}",
+                        "digest": f"sha256:{size:04x}{n:08x}{i:052x}"} for i in range(size)]
+            release = call("POST", "/releases", "ci", json={"project": PROJECT,
+                                                            "members": members})
+            for m in members:
+                call("POST", "/scans", "ci", json={"repository": m["repository"],
+                                                   "digest": m["digest"],
+                                                   "counts": {"critical": 0}})
+            ref = {"release_id": release["id"], "environment": "test"}
+            call("POST", "/deployments", "ci", json=ref | {"state": "succeeded"})
+            call("POST", "/verifications", "ci", json=ref | {"passed": True})
+            staging = {"release_id": release["id"], "environment": "staging"}
+            started = time.perf_counter()
+            call("POST", "/approvals", "approver", json=staging)
+            call("POST", "/approvals", "bob", json=staging)
+            promotion = call("POST", "/promotions", "release-manager", json=staging)
+            answer = call("GET", "/gate", "ci", query_string=staging | {
+                "promotion_id": promotion["id"]})
+            spent[size].append(time.perf_counter() - started)
+            assert answer["allowed"], answer
+    db.engine_of(app).dispose()
+    return {size: statistics.median(times) for size, times in spent.items()}
+
+
+def _report_promotions(seconds: dict[int, float]) -> None:
+    ratio = seconds[10] / seconds[1]
+    print(f"\npromotion (2 approvals, request, gate): 1 image {seconds[1] * 1000:.1f} ms, "
+          f"10 images {seconds[10] * 1000:.1f} ms (medians)")
+    print(f"10-image / 1-image release: {ratio:.2f}x (goal <= 1.5x) "
+          f"{'OK' if ratio <= 1.5 else 'MISSED'}")
 
 
 class _server:
@@ -242,6 +336,10 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--releases", type=int, default=30,
+                        help="promotions timed per release size (1 and 10 images)")
+    parser.add_argument("--promotions-only", action="store_true",
+                        help="only the 10-image vs 1-image promotion figure (no wrk)")
     return parser.parse_args()
 
 

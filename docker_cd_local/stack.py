@@ -293,9 +293,10 @@ class Stack:
         assert self.service is not None
         from datetime import UTC, datetime
 
-        image_id = self.image_state(image)["image"]["id"]
+        release_id = self.image_state(image)["image"]["release_id"]  # its one-member release
         entries = self.service.api("GET", "audit", params={
-            "action": "verification.recorded", "subject_id": str(image_id)})
+            "action": "verification.recorded", "subject_type": "release",
+            "subject_id": str(release_id)})
         times = [datetime.fromisoformat(e["at"]).replace(tzinfo=UTC).timestamp()
                  for e in entries
                  if e["after"].get("environment") == environment and e["after"].get("passed")]

@@ -27,6 +27,7 @@ from . import (
     pages,
     projects,
     promotions,
+    releases,
     responses,
     scans,
     stops,
@@ -65,7 +66,7 @@ def init_app(app: Flask) -> Api:
     })
     limits.init_app(app)
     api = ServiceApi(app)
-    for module in (images, scans, deployments, verifications, approvals, promotions, gate,
+    for module in (images, releases, scans, deployments, verifications, approvals, promotions, gate,
                    claims, projects, stops, audit, metrics):
         api.register_blueprint(module.blp, url_prefix=f"{PREFIX}/{module.blp.name}")
     app.register_blueprint(health.bp)

@@ -10,7 +10,7 @@ from ..db import get_session
 from ..domain.actor import APPROVERS
 from ..services import approvals
 from .auth import current_actor, require_roles, require_token
-from .schemas.base import ImageEnvRef
+from .schemas.base import ReleaseEnvQuery
 from .schemas.reports import ApprovalIn, ApprovalOut
 
 blp = Blueprint("approvals", __name__, description="Approvals and rejections")
@@ -29,7 +29,7 @@ def decide(data: dict[str, Any]) -> Any:
 
 @blp.route("", methods=["GET"])
 @require_token
-@blp.arguments(ImageEnvRef(), location="query")
+@blp.arguments(ReleaseEnvQuery(), location="query")
 @blp.response(200, ApprovalOut(many=True))
 def standing(query: dict[str, Any]) -> Any:
     """Approvals and rejections standing for an image and environment."""

@@ -1,4 +1,4 @@
-"""/api/v1/gate: may this image go into this environment now? (deploy jobs, MR gates)."""
+"""/api/v1/gate: may this release go into this environment now? (deploy jobs, MR gates)."""
 
 from __future__ import annotations
 
@@ -54,5 +54,6 @@ def ask(query: dict[str, Any]) -> Any:
     # already GateOut's exact shape: answer directly rather than dump it again per request
     return jsonify({"allowed": answer.decision.allowed,
                     "reasons": [r.to_dict() for r in answer.decision.reasons],
-                    "image": answer.row.image_ref, "environment": answer.row.environment,
+                    "release_id": answer.row.release_id, "image": answer.row.image_ref,
+                    "environment": answer.row.environment,
                     "hold": answer.hold})

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from ..db import get_session
 from ..domain.actor import MANAGERS, REPORTERS
-from ..services import images
+from ..services import images, releases
 from .auth import current_actor, require_roles, require_token
 from .context import policies
 from .pagination import ListingPage
@@ -23,8 +23,10 @@ blp = Blueprint("images", __name__, description="Images, named by repository and
 @blp.response(201, ImageOut)
 @blp.alt_response(200, schema=ImageOut, description="already registered (idempotent)")
 def register(data: dict[str, Any]) -> Any:
-    """Register an image; the same repository and digest returns the existing one."""
-    image, created = images.register(get_session(), current_actor(), policies(), **data)
+    """Register an image and its one-member release; the same repository and digest return
+    the existing one."""
+    image, created = releases.register_image(get_session(), current_actor(), policies(),
+                                             **data)
     return image, 201 if created else 200
 
 
@@ -51,5 +53,6 @@ def show(image_id: int) -> Any:
 @blp.arguments(RevokeIn())
 @blp.response(200, RevokeOut)
 def revoke(data: dict[str, Any], image_id: int) -> Any:
-    """Revoke an image for good: no promotion anywhere; lists where it still runs."""
+    """Revoke an image for good: no release containing it goes anywhere; lists those
+    releases and the environments running them."""
     return images.revoke(get_session(), current_actor(), image_id, data["reason"])

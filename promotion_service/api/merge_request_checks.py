@@ -47,4 +47,4 @@ def gate(query: dict[str, Any]) -> Any:
     verdict = merge_request_gate.commit_verdict(get_session(), current_actor(), query["project"],
                                                 query["sha"], current_app.config)
     return {"allowed": verdict.status == "passed", "status": verdict.status,
-            "reasons": [r.to_dict() for r in verdict.reasons], "image_id": verdict.image_id}
+            "reasons": [r.to_dict() for r in verdict.reasons], "release_id": verdict.release_id}

@@ -20,7 +20,7 @@ from .schemas.projects import (
     ProjectIn,
     ProjectOut,
 )
-from .schemas.promotions import PromotionOut, ReleaseOut, RollbackIn
+from .schemas.promotions import PromotionOut, RollbackIn, RolloutOut
 
 blp = Blueprint("projects", __name__, description="Projects, environments, releases, rollback")
 
@@ -66,7 +66,7 @@ def set_policy(data: dict[str, Any], project_id: int, name: str) -> Any:
 
 @blp.route("/<int:project_id>/environments/<name>/releases", methods=["GET"])
 @require_token
-@blp.response(200, ReleaseOut(many=True))
+@blp.response(200, RolloutOut(many=True))
 @blp.paginate(ListingPage)
 def list_releases(project_id: int, name: str) -> Any:
     """Releases in the environment, newest first (the first not rolled back is live)."""

@@ -57,7 +57,7 @@ class MergeRequestCheck(Base):
 
 
 class GitLabDeployment(Base):
-    """A GitLab deployment of a known environment, tied to the image it deploys."""
+    """A GitLab deployment of a known environment, tied to the release it deploys."""
 
     __tablename__ = "gitlab_deployments"
     __table_args__ = (
@@ -71,7 +71,8 @@ class GitLabDeployment(Base):
     job_id: Mapped[int | None] = mapped_column(BigInteger)
     sha: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
-    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    release_id: Mapped[int | None] = mapped_column(
+        ForeignKey("releases.id", ondelete="CASCADE"))
     environment_id: Mapped[int | None] = mapped_column(
         ForeignKey("environments.id", ondelete="CASCADE")
     )

@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..domain.actor import ROLES
 from ..domain.states import IN_FLIGHT, DeploymentState, PromotionState
@@ -52,10 +52,10 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
-class ImageInEnvironment:
-    """Columns of a row about one image in one environment (both go with their parents)."""
+class ReleaseInEnvironment:
+    """Columns of a row about one release in one environment (both go with their parents)."""
 
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
     environment_id: Mapped[int] = mapped_column(
         ForeignKey("environments.id", ondelete="CASCADE"))
 
@@ -117,6 +117,60 @@ class Image(Base):
     revoked_reason: Mapped[str | None] = mapped_column(Text)
 
 
+class Release(Base):
+    """The ledger's unit: images by digest (its members) and the template they run with,
+    named by a content hash of both. The pipeline facts are the registering pipeline's."""
+
+    __tablename__ = "releases"
+    __table_args__ = (
+        UniqueConstraint("digest", name="uq_releases_digest"),
+        Index("ix_releases_project_id_id", "project_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(71))
+    template_hash: Mapped[str | None] = mapped_column(String(71))
+    member_count: Mapped[int] = mapped_column(Integer)
+    commit_sha: Mapped[str | None] = mapped_column(String(64))
+    commit_time: Mapped[datetime | None] = mapped_column(DateTime)
+    ref: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    pipeline_id: Mapped[int | None] = mapped_column(BigInteger)
+    pipeline_url: Mapped[str | None] = mapped_column(Text)
+    triggered_by: Mapped[str | None] = mapped_column(String(255))
+    commit_author: Mapped[str | None] = mapped_column(String(255))
+    registered_by: Mapped[str] = mapped_column(String(255))
+    registered_via: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # set when a member's image is revoked (the member and why are in revoked_reason)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+    members: Mapped[list[ReleaseMember]] = relationship(
+        order_by="ReleaseMember.name", lazy="selectin", viewonly=True)
+
+    @property
+    def label(self) -> str:
+        """How messages name the release: its image when it has one, else its id and digest."""
+        if len(self.members) == 1:
+            return f"{self.members[0].repository}@{self.members[0].digest}"
+        return f"release {self.id} ({self.digest[:19]})"
+
+
+class ReleaseMember(Base):
+    """One image of a release, under its Compose service name (repository and digest are the
+    image's, kept here so a release reads in one query)."""
+
+    __tablename__ = "release_members"
+    __table_args__ = (Index("ix_release_members_image_id", "image_id"),)
+    release_id: Mapped[int] = mapped_column(
+        ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    repository: Mapped[str] = mapped_column(String(255))
+    digest: Mapped[str] = mapped_column(String(71))
+    built: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 class Scan(Base):
     """A scan summary for an image (the gate reads the latest)."""
 
@@ -132,19 +186,19 @@ class Scan(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class Deployment(ImageInEnvironment, Base):
-    """A deploy job's report for an image in an environment."""
+class Deployment(ReleaseInEnvironment, Base):
+    """A deploy job's report for a release in an environment."""
 
     __tablename__ = "deployments"
     __table_args__ = (
         CheckConstraint(_in("state", DeploymentState), name="state"),
-        Index("ix_deployments_image_env", "image_id", "environment_id"),
+        Index("ix_deployments_release_env", "release_id", "environment_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
     state: Mapped[str] = mapped_column(String(16))
-    release_id: Mapped[str | None] = mapped_column(String(64))  # the target's release record
-    rollback_of: Mapped[str | None] = mapped_column(String(64))  # the release it restored
+    record_id: Mapped[str | None] = mapped_column(String(64))  # the target's release record
+    rollback_of: Mapped[str | None] = mapped_column(String(64))  # the record it restored
     job_url: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(255))
@@ -153,11 +207,11 @@ class Deployment(ImageInEnvironment, Base):
     template_hash: Mapped[str | None] = mapped_column(String(71))  # the rendered template's
 
 
-class Verification(ImageInEnvironment, Base):
-    """Smoke-check result for an image in an environment."""
+class Verification(ReleaseInEnvironment, Base):
+    """Smoke-check result for a release in an environment."""
 
     __tablename__ = "verifications"
-    __table_args__ = (Index("ix_verifications_image_env", "image_id", "environment_id"),)
+    __table_args__ = (Index("ix_verifications_release_env", "release_id", "environment_id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     passed: Mapped[bool] = mapped_column(Boolean)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -166,14 +220,14 @@ class Verification(ImageInEnvironment, Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class ApprovalRecord(ImageInEnvironment, Base):
-    """An approval or rejection of a digest for an environment."""
+class ApprovalRecord(ReleaseInEnvironment, Base):
+    """An approval or rejection of a release for an environment."""
 
     __tablename__ = "approvals"
     __table_args__ = (
         CheckConstraint("decision IN ('approve', 'reject')", name="decision"),
         Index(
-            "uq_approvals_standing", "image_id", "environment_id", "actor", unique=True,
+            "uq_approvals_standing", "release_id", "environment_id", "actor", unique=True,
             sqlite_where=text("withdrawn_at IS NULL"),
             postgresql_where=text("withdrawn_at IS NULL"),
         ),
@@ -193,15 +247,15 @@ class ApprovalRecord(ImageInEnvironment, Base):
     template_hash: Mapped[str | None] = mapped_column(String(71))
 
 
-class Promotion(ImageInEnvironment, Base):
-    """An image on its way into an environment."""
+class Promotion(ReleaseInEnvironment, Base):
+    """A release on its way into an environment."""
 
     __tablename__ = "promotions"
     __table_args__ = (
         CheckConstraint(_in("state", PromotionState), name="state"),
         CheckConstraint(_in("kind", PROMOTION_KINDS), name="kind"),
         Index(
-            "uq_promotions_in_flight", "image_id", "environment_id", unique=True,
+            "uq_promotions_in_flight", "release_id", "environment_id", unique=True,
             sqlite_where=text(_in("state", IN_FLIGHT)),
             postgresql_where=text(_in("state", IN_FLIGHT)),
         ),
@@ -214,7 +268,7 @@ class Promotion(ImageInEnvironment, Base):
     reason: Mapped[str | None] = mapped_column(Text)
     pipeline_id: Mapped[int | None] = mapped_column(BigInteger)
     pipeline_url: Mapped[str | None] = mapped_column(Text)
-    release_id: Mapped[str | None] = mapped_column(String(64))  # what a rollback restores
+    record_id: Mapped[str | None] = mapped_column(String(64))  # what a rollback restores
     failure_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -243,16 +297,16 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class Release(ImageInEnvironment, Base):
-    """An image that went live in an environment (the latest not rolled back is current)."""
+class Rollout(ReleaseInEnvironment, Base):
+    """A release that went live in an environment (the latest not rolled back is current)."""
 
-    __tablename__ = "releases"
-    __table_args__ = (Index("ix_releases_environment_id_id", "environment_id", "id"),)
+    __tablename__ = "rollouts"
+    __table_args__ = (Index("ix_rollouts_environment_id_id", "environment_id", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
     deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
-    release_id: Mapped[str | None] = mapped_column(String(64))  # the target's release record
-    rollback_of: Mapped[str | None] = mapped_column(String(64))  # the release it restored
+    record_id: Mapped[str | None] = mapped_column(String(64))  # the target's release record
+    rollback_of: Mapped[str | None] = mapped_column(String(64))  # the record it restored
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -1,4 +1,4 @@
-"""Environment policies and the gate: may this image go into that environment now?"""
+"""Environment policies and the gate: may this release go into that environment now?"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from .actor import ROLES
 from .durations import format_duration, parse_duration
+from .releases import label
 
 SEVERITIES = ("low", "medium", "high", "critical")
 MAX_SEVERITY_CHOICES = ("none", *SEVERITIES)
@@ -115,6 +116,24 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class MemberFacts:
+    """One image of the release: whether it is revoked, and its latest scan (if any)."""
+
+    name: str
+    digest: str
+    built: bool = True  # scans are required of built members only
+    revoked: bool = False
+    revoked_reason: str = ""
+    scan_counts: Mapping[str, int] | None = None
+    scan_findings: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How a reason names the member: worker@sha256:<12 hex>."""
+        return label(self.name, self.digest)
+
+
+@dataclass(frozen=True)
 class GateFacts:
     """Everything the gate needs to know, read from storage by the caller."""
 
@@ -122,12 +141,9 @@ class GateFacts:
     now: datetime
     previous_environment: str | None = None
     verified_in_previous_at: datetime | None = None
-    revoked: bool = False
-    revoked_reason: str = ""
-    scan_counts: Mapping[str, int] | None = None
-    scan_findings: tuple[Mapping[str, Any], ...] = ()
+    members: tuple[MemberFacts, ...] = ()
     approvals: tuple[Approval, ...] = ()
-    # four-eyes: who wrote the commit, ran its pipeline or registered the image (persons)
+    # four-eyes: who wrote the commit, ran its pipeline or registered the release (persons)
     image_authors: frozenset[str] = frozenset()
     stops: tuple[Stop, ...] = ()
     rollback: bool = False
@@ -180,12 +196,15 @@ def counted_approvals(policy: EnvironmentPolicy, facts: GateFacts) -> list[Appro
 
 
 def _revocation(facts: GateFacts) -> Iterable[Reason]:
-    if facts.revoked:
-        yield Reason(
-            "revoked",
-            f"the image was revoked: {facts.revoked_reason or 'no reason given'}",
-            "build and promote a new image; a revoked image cannot go anywhere",
-        )
+    for member in facts.members:
+        if member.revoked:
+            yield Reason(
+                "revoked",
+                f"{member.label} was revoked: {member.revoked_reason or 'no reason given'}",
+                "build and register a new release without it; a release with a revoked image "
+                "cannot go anywhere",
+                {"member": member.name},
+            )
 
 
 def _stops(facts: GateFacts) -> Iterable[Reason]:
@@ -214,26 +233,31 @@ def _freezes(policy: EnvironmentPolicy, facts: GateFacts) -> Iterable[Reason]:
 def _scan(policy: EnvironmentPolicy, facts: GateFacts) -> Iterable[Reason]:
     if policy.max_severity is None:
         return
-    if facts.scan_counts is None:
-        yield Reason(
-            "scan_missing",
-            "no scan is recorded for this image",
-            "record a scan result (docker-cd scan, or POST /api/v1/scans)",
-        )
-        return
     too_severe = _above(policy.max_severity)
-    over = {s: int(facts.scan_counts.get(s, 0) or 0) for s in too_severe}
-    over = {s: n for s, n in over.items() if n > 0}
-    if over:
-        counted = ", ".join(f"{n} {s}" for s, n in sorted(over.items(), key=_severity_rank))
-        ids = [f.get("id") for f in facts.scan_findings if f.get("severity") in over][:10]
-        yield Reason(
-            "scan_failed",
-            f"the scan found {counted} finding(s); {facts.environment} allows at most "
-            f"'{policy.max_severity}'" + (f" (e.g. {', '.join(map(str, ids))})" if ids else ""),
-            "fix the findings and build a new image, or revoke the image",
-            {"counts": over, "findings": ids},
-        )
+    for member in facts.members:
+        if not member.built:
+            continue
+        if member.scan_counts is None:
+            yield Reason(
+                "scan_missing",
+                f"no scan is recorded for {member.label}",
+                "record a scan result (docker-cd scan, or POST /api/v1/scans)",
+                {"member": member.name},
+            )
+            continue
+        over = {s: int(member.scan_counts.get(s, 0) or 0) for s in too_severe}
+        over = {s: n for s, n in over.items() if n > 0}
+        if over:
+            counted = ", ".join(f"{n} {s}" for s, n in sorted(over.items(), key=_severity_rank))
+            ids = [f.get("id") for f in member.scan_findings if f.get("severity") in over][:10]
+            yield Reason(
+                "scan_failed",
+                f"{member.label} has {counted} finding(s); {facts.environment} allows at most "
+                f"'{policy.max_severity}'" + (f" (e.g. {', '.join(map(str, ids))})" if ids
+                                             else ""),
+                "fix the findings and build a new image, or revoke the image",
+                {"counts": over, "findings": ids, "member": member.name},
+            )
 
 
 def _previous(policy: EnvironmentPolicy, facts: GateFacts) -> Iterable[Reason]:

@@ -19,7 +19,7 @@ from ..errors import ServiceError
 from ..services import gate
 from ..services.approvals import record_decision
 from ..services.projects import policy_of
-from ..store import approvals, gitlab_deployments, images, outbox, projects
+from ..store import approvals, gitlab_deployments, outbox, projects, releases
 from .client import Deployment, client_from_config
 from .errors import GitLabError
 
@@ -83,21 +83,21 @@ def sync_blocked_deployments(session: Session, config: Any, client: Any = None) 
 
 def _sync_one(session: Session, config: Any, project: Project, environment: Environment,
               gitlab_id: int, deployment: Deployment, *, approver: bool) -> int:
-    image = images.of_commit(session, project.id, deployment.sha, environment.id) \
+    release = releases.of_commit(session, project.id, deployment.sha, environment.id) \
         if deployment.sha else None
     row = gitlab_deployments.upsert(session, gitlab_id, deployment.id, environment=environment,
                                     status=deployment.status, job_id=deployment.job_id,
-                                    sha=deployment.sha, image=image)
-    if image is None:
+                                    sha=deployment.sha, release=release)
+    if release is None:
         return 0
     # Several dispatchers run this: the row lock (PostgreSQL; SQLite serialises writers) makes
     # each approval recorded, mirrored and each job played once.
     gitlab_deployments.lock(session, row)
     done = list(row.mirrored_approvals or [])
-    changes = _record_gitlab_approvals(session, image, environment, deployment, done)
-    allowed = gate.decide(session, image, environment).allowed
+    changes = _record_gitlab_approvals(session, release, environment, deployment, done)
+    allowed = gate.decide(session, release, environment).allowed
     if allowed and approver and deployment.waits_for_approval and "out:approved" not in done:
-        names = sorted({a.actor for a in approvals.standing(session, image.id, environment.id)
+        names = sorted({a.actor for a in approvals.standing(session, release.id, environment.id)
                         if a.decision == "approve" and a.given_in != "gitlab"})
         if names:
             outbox.enqueue(session, "deployment_approval", {
@@ -120,7 +120,7 @@ def _sync_one(session: Session, config: Any, project: Project, environment: Envi
     return changes
 
 
-def _record_gitlab_approvals(session: Session, image: Any, environment: Environment,
+def _record_gitlab_approvals(session: Session, release: Any, environment: Environment,
                              deployment: Deployment, done: list[str]) -> int:
     """Approvals and rejections given in GitLab, each recorded once in the service."""
     changes = 0
@@ -132,7 +132,7 @@ def _record_gitlab_approvals(session: Session, image: Any, environment: Environm
             # the GitLab user is the person of that username: alice in GitLab is alice here
             actor = Actor(name=from_gitlab(given.username), role="approver")
             record_decision(
-                session, actor, image, environment,
+                session, actor, release, environment,
                 decision="approve" if given.status == "approved" else "reject",
                 comment=f"in GitLab (deployment {deployment.id})"
                         + (f": {given.comment}" if given.comment else ""), given_in="gitlab")

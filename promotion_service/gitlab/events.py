@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ..config import is_on
 from ..db import write_transaction
 from ..db.gitlab_models import GitLabDeployment
-from ..db.models import Environment, Image, utcnow
+from ..db.models import Environment, Release, utcnow
 from ..domain.actor import Actor
 from ..domain.gitlab_events import (
     DeploymentEvent,
@@ -30,7 +30,7 @@ from ..domain.states import IN_FLIGHT
 from ..errors import Conflict
 from ..services.promotion import mark_failed, mark_triggered
 from ..services.reports import add_deployment, update_deployment
-from ..store import deliveries, deployments, gitlab_deployments, images, projects, promotions
+from ..store import deliveries, deployments, gitlab_deployments, projects, promotions, releases
 from . import merge_request_gate
 
 Event = PipelineEvent | DeploymentEvent | JobEvent | MergeRequestEvent
@@ -114,7 +114,7 @@ def apply_pipeline(session: Session, event: PipelineEvent, actor: Actor) -> str:
 
 # -- deployment and job events --------------------------------------------------------------
 def apply_deployment(session: Session, event: DeploymentEvent, actor: Actor) -> str:
-    """Follow a GitLab deployment of a known environment; a failed one fails the image there."""
+    """Follow a GitLab deployment of a known environment; a failed one fails the release there."""
     project = projects.by_gitlab_project(session, event.project_id, event.project_path)
     if project is None:
         return f"ignored: GitLab project {event.project_id} is not known here"
@@ -123,58 +123,59 @@ def apply_deployment(session: Session, event: DeploymentEvent, actor: Actor) -> 
         return f"ignored: environment {event.environment!r} is not known in {project.path}"
     if project.gitlab_id is None:
         project.gitlab_id = event.project_id
-    image = images.of_commit(session, project.id, event.sha, environment.id) \
+    release = releases.of_commit(session, project.id, event.sha, environment.id) \
         if event.sha else None
     row = gitlab_deployments.upsert(session, event.project_id, event.deployment_id,
                                     environment=environment, status=event.status,
-                                    job_id=event.job_id, sha=event.sha, image=image)
-    if image is None:
-        return f"deployment {event.deployment_id} {event.status}: no image of commit {event.sha}"
+                                    job_id=event.job_id, sha=event.sha, release=release)
+    if release is None:
+        return (f"deployment {event.deployment_id} {event.status}: no release of commit "
+                f"{event.sha}")
     try:
         if event.outcome is DeploymentOutcome.FAILED:
-            return _deployment_failed(session, row, image, environment, event, actor)
+            return _deployment_failed(session, row, release, environment, event, actor)
         if event.outcome is DeploymentOutcome.SUCCEEDED:
-            return _deployment_succeeded(session, row, image, environment, event, actor)
+            return _deployment_succeeded(session, row, release, environment, event, actor)
     except Conflict as e:  # a gated environment takes only what a promotion in flight deploys
         return f"ignored: deployment {event.deployment_id} {event.status}: {e.message}"
-    return f"deployment {event.deployment_id} of image {image.id} {event.status}"
+    return f"deployment {event.deployment_id} of release {release.id} {event.status}"
 
 
-def _deployment_succeeded(session: Session, row: GitLabDeployment, image: Image,
+def _deployment_succeeded(session: Session, row: GitLabDeployment, release: Release,
                           environment: Environment, event: DeploymentEvent, actor: Actor) -> str:
     """A deploy job that does not report to the service (no docker-cd deploy step) still counts.
 
     The step reports before its job ends, so GitLab's success arrives after it: only when the
-    service has no deployment of the image there at all is GitLab's the one recorded.
+    service has no deployment of the release there at all is GitLab's the one recorded.
     """
-    if deployments.latest(session, image.id, environment.id) is not None:
+    if deployments.latest(session, release.id, environment.id) is not None:
         return (f"deployment {event.deployment_id} succeeded; the deploy job reported it "
                 "to the service")
-    deployment = add_deployment(session, actor, image, environment, state="succeeded",
+    deployment = add_deployment(session, actor, release, environment, state="succeeded",
                                 job_url=event.job_url,
                                 message=f"GitLab deployment {event.deployment_id} succeeded")
     row.service_deployment_id = deployment.id
-    return f"image {image.id} deployed to {environment.name} (GitLab deployment " \
+    return f"release {release.id} deployed to {environment.name} (GitLab deployment " \
            f"{event.deployment_id})"
 
 
-def _deployment_failed(session: Session, row: GitLabDeployment, image: Image,
+def _deployment_failed(session: Session, row: GitLabDeployment, release: Release,
                        environment: Environment, event: DeploymentEvent, actor: Actor) -> str:
     """A deploy job that died without reporting still shows failed."""
     message = f"GitLab deployment {event.deployment_id} {event.status}" + (
         f" ({event.job_url})" if event.job_url else "")
-    latest = deployments.latest(session, image.id, environment.id)
+    latest = deployments.latest(session, release.id, environment.id)
     if latest is not None and latest.state != "started":
         return f"deployment {event.deployment_id} {event.status}; the deploy job already " \
                f"reported {latest.state}"
     if latest is None:
-        deployment = add_deployment(session, actor, image, environment, state="failed",
+        deployment = add_deployment(session, actor, release, environment, state="failed",
                                     job_url=event.job_url, message=message)
     else:
         deployment = update_deployment(session, actor, latest.id, state="failed",
                                        message=message)
     row.service_deployment_id = deployment.id
-    return f"image {image.id} in {environment.name}: {message}"
+    return f"release {release.id} in {environment.name}: {message}"
 
 
 def apply_job(event: JobEvent) -> str:

@@ -18,10 +18,10 @@ from ..db.gitlab_models import MergeRequestCheck
 from ..db.models import Project, utcnow
 from ..domain.actor import Actor
 from ..domain.gitlab_events import MergeRequestEvent, link_signature
-from ..domain.policy import EnvironmentPolicy, GateFacts, Reason, evaluate
+from ..domain.policy import EnvironmentPolicy, GateFacts, MemberFacts, Reason, evaluate
 from ..errors import NotFound
 from ..services import lookups
-from ..store import images, merge_request_checks, outbox, projects, scans
+from ..store import images, merge_request_checks, outbox, projects, releases, scans
 
 COMMIT_STATUS_CHECK_ID = 0  # merge_request_checks.check_id for the commit-status form
 SHA = re.compile(r"[0-9a-f]{40}")
@@ -33,7 +33,7 @@ class MergeRequestVerdict:
 
     status: str
     reasons: tuple[Reason, ...]
-    image_id: int | None = None
+    release_id: int | None = None
 
 
 PENDING_CODES = frozenset({"image_missing", "scan_missing"})
@@ -41,31 +41,36 @@ PENDING_CODES = frozenset({"image_missing", "scan_missing"})
 
 def merge_request_verdict(session: Session, project: Project | None, sha: str,
                           config: Any, now: datetime | None = None) -> MergeRequestVerdict:
-    """Evaluate the MR gate: the image of the head commit passed its scan and is not revoked."""
+    """Evaluate the MR gate: the release of the head commit is not revoked and each image it
+    built passed its scan."""
     now = now or utcnow()
     if project is None:
         return MergeRequestVerdict("pending", (Reason(
             "image_missing", "no image is registered for this project yet",
             "let the merge request pipeline build, scan and register the image"),))
-    image = images.of_commit(session, project.id, sha)
-    if image is None:
+    release = releases.of_commit(session, project.id, sha)
+    if release is None:
         return MergeRequestVerdict("pending", (Reason(
             "image_missing", f"no image is registered for commit {sha[:12]} yet",
             "let the merge request pipeline build, scan and register the image",
             {"sha": sha}),))
-    scan = scans.latest(session, image.id)
     policy = merge_request_policy(session, project, config)
-    facts = GateFacts(
-        environment="merge request", now=now,
-        revoked=image.revoked_at is not None, revoked_reason=image.revoked_reason or "",
-        scan_counts=scan.counts if scan is not None else None,
-        scan_findings=tuple(scan.findings or ()) if scan is not None else (),
-    )
+    facts = GateFacts(environment="merge request", now=now,
+                      members=tuple(_member(session, m) for m in release.members))
     decision = evaluate(policy, facts)
     if decision.allowed:
-        return MergeRequestVerdict("passed", (), image.id)
+        return MergeRequestVerdict("passed", (), release.id)
     pending = all(r.code in PENDING_CODES for r in decision.reasons)
-    return MergeRequestVerdict("pending" if pending else "failed", decision.reasons, image.id)
+    return MergeRequestVerdict("pending" if pending else "failed", decision.reasons, release.id)
+
+
+def _member(session: Session, member: Any) -> MemberFacts:
+    image = images.get(session, member.image_id)
+    scan = scans.latest(session, member.image_id)
+    return MemberFacts(
+        member.name, member.digest, member.built, image.revoked_at is not None,
+        image.revoked_reason or "", scan.counts if scan is not None else None,
+        tuple(scan.findings or ()) if scan is not None else ())
 
 
 def merge_request_policy(session: Session, project: Project, config: Any) -> EnvironmentPolicy:
@@ -154,9 +159,9 @@ def commit_page(session: Session, config: Any, gitlab_project_id: int, sha: str,
         return None
     project = projects.by_gitlab_project(session, gitlab_project_id)
     verdict = merge_request_verdict(session, project, sha, config)
-    image = images.get(session, verdict.image_id) if verdict.image_id else None
+    release = releases.get(session, verdict.release_id) if verdict.release_id else None
     return CommitPage(project.path if project else f"GitLab project {gitlab_project_id}", sha,
-                      verdict, f"{image.repository}@{image.digest}" if image else None)
+                      verdict, release.label if release else None)
 
 
 def recheck_pending(session: Session, config: Any, limit: int = 200) -> int:

@@ -1,5 +1,5 @@
-"""Images: registration (idempotent by repository + digest), revocation, and what the API
-shows of one."""
+"""Images: registration (idempotent by repository + digest), revocation (of every release
+containing the image), and what the API shows of one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..db import write_transaction
 from ..db.listing import Extended, Listing
-from ..db.models import Environment, Image, utcnow
+from ..db.models import Environment, Image, Release, utcnow
 from ..domain import repositories
 from ..domain.actor import Actor
 from ..errors import Conflict, Forbidden, Invalid, NotFound
@@ -24,10 +24,11 @@ from ..store import (
     outbox,
     projects,
     promotions,
-    releases,
+    rollouts,
     scans,
     verifications,
 )
+from ..store import releases as release_rows
 from . import lookups
 from .projects import ensure_project
 
@@ -43,23 +44,26 @@ class _RegisteredMeanwhile(Exception):
     """Another request registered the digest between our read and our INSERT."""
 
 
-def register(session: Session, actor: Actor, policies: PolicySet, *, project: str,
-             repository: str, digest: str, gitlab_project_id: int | None = None,
-             **fields: Any) -> tuple[Image, bool]:
-    """The image (created=True) or the one already registered with this digest.
+def ensure_image(session: Session, actor: Actor, policies: PolicySet, *, project: str,
+                 repository: str, digest: str, built: bool, fields: dict[str, Any],
+                 gitlab_project_id: int | None = None) -> tuple[Image, bool]:
+    """The image row for a member, registered if new.
 
+    A built image's repository must be the project's. A third-party image (built=False) may
+    be any, and may already be another project's: it is shared, not owned.
     Registration is on every pipeline's path: Core statements rather than the ORM's unit of
     work, reads before the write lock, and the lock held only for the two INSERTs.
     """
     lookups.check_scope(actor, project)
     prefixes = policies.for_project(project).repositories
-    if not repositories.owns(project, repository, prefixes):
+    if built and not repositories.owns(project, repository, prefixes):
         raise Forbidden(f"{repository} is not a repository of project {project}: "
                         f"{repositories.ownership_rule(project, prefixes)}")
-    fields = signed_fields(actor, fields)
     existing, project_id = images.ids(session, repository, digest, project)
     if existing is not None:
-        return _same_project(session, images.get(session, existing), project), False
+        return _same_project(session, images.get(session, existing), project, built), False
+    if not built:
+        fields = {}  # a third-party image was not made by this pipeline
     try:
         with write_transaction(session):
             if project_id is None:
@@ -76,7 +80,8 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
             audit.append(session, actor, "image.registered", "image", image.id,
                          after={k: values.get(k) for k in AUDITED} | {"project": project})
     except _RegisteredMeanwhile:
-        return _same_project(session, images.find(session, repository, digest), project), False
+        return _same_project(session, images.find(session, repository, digest), project,
+                             built), False
     return image, True
 
 
@@ -109,43 +114,75 @@ def parse_time(value: datetime | None) -> datetime | None:
     return (value - value.utcoffset()).replace(tzinfo=None)
 
 
-def _same_project(session: Session, image: Image | None, project: str) -> Image:
+def _same_project(session: Session, image: Image | None, project: str,
+                  built: bool = True) -> Image:
     if image is None:  # pragma: no cover - a concurrent delete; there is no delete
         raise NotFound("image vanished while registering")
     path = images.project_path(session, image)
-    if path != project:
+    if built and path != project:
         raise Conflict(f"{image.repository}@{image.digest} is already registered for project "
                        f"{path!r}, not {project!r}")
     return image
 
 
 def revoke(session: Session, actor: Actor, image_id: int, reason: str) -> dict[str, Any]:
-    """Revoke an image for good: no promotion anywhere; says where it still runs.
+    """Revoke an image for good: no release containing it goes anywhere; says which releases
+    contain it and where they still run.
 
-    Its promotions still on their way fail, and their GitLab calls not yet sent are cancelled.
+    Their promotions still on their way fail, and their GitLab calls not yet sent are cancelled.
     """
     with write_transaction(session):
         image = lookups.image_by_id(session, image_id)
         lookups.check_image_scope(session, actor, image)
+        containing = release_rows.containing(session, image.id)
         if image.revoked_at is None:
             image.revoked_at, image.revoked_by, image.revoked_reason = (
                 utcnow(), actor.name, reason)
             session.flush()
+            release_rows.mark_revoked(session, [r.id for r in containing],
+                                      revoked_member_reason(containing, image, reason))
             message = f"cancelled: the image was revoked ({reason})"
-            cancelled = promotions.fail_in_flight(session, image.id, message)
+            cancelled = promotions.fail_in_flight(session, [r.id for r in containing], message)
             outbox.cancel_for_promotions(session, cancelled, message)
             audit.append(session, actor, "image.revoked", "image", image.id,
                          before={"revoked": False},
                          after={"revoked": True, "reason": reason,
+                                "releases": _running(session, containing),
                                 "running_in": running_in(session, image),
                                 "cancelled_promotions": cancelled})
-    return {"image": image, "running_in": running_in(session, image)}
+    return {"image": image, "running_in": running_in(session, image),
+            "releases": _running(session, containing)}
+
+
+def revoked_member_reason(containing: list[Release], image: Image, reason: str) -> str:
+    """Why a release containing the revoked image is revoked, naming the member."""
+    names = sorted({m.name for r in containing for m in r.members if m.image_id == image.id})
+    return f"{' and '.join(names) or image.repository} was revoked: {reason}"
+
+
+def _running(session: Session, containing: list[Release]) -> list[dict[str, Any]]:
+    live: dict[int, list[str]] = {}
+    for project_id in {r.project_id for r in containing}:  # a third-party image is shared
+        live.update(live_releases(session, project_id))
+    return [{"id": r.id, "digest": r.digest, "environments": live.get(r.id, [])}
+            for r in containing]
+
+
+def live_releases(session: Session, project_id: int) -> dict[int, list[str]]:
+    """Release id -> the environments of the project where it is live."""
+    live: dict[int, list[str]] = {}
+    for env in projects.environments(session, project_id):
+        current = rollouts.current(session, env.id)
+        if current is not None:
+            live.setdefault(current.release_id, []).append(env.name)
+    return live
 
 
 def running_in(session: Session, image: Image) -> list[str]:
-    """Environments whose current release is this image."""
-    return [env.name for env in projects.environments(session, image.project_id)
-            if (cur := releases.current(session, env.id)) is not None and cur.image_id == image.id]
+    """Environments of its project whose current release contains this image."""
+    ids = {r.id for r in release_rows.containing(session, image.id)}
+    return [name for release_id, names in live_releases(session, image.project_id).items()
+            if release_id in ids for name in names]
 
 
 def listing(session: Session, actor: Actor, **filters: Any) -> Listing:
@@ -155,26 +192,31 @@ def listing(session: Session, actor: Actor, **filters: Any) -> Listing:
 
 
 def detail(session: Session, actor: Actor, image_id: int) -> Extended:
-    """An image with its project, latest scan and its state in each environment."""
+    """An image with its project, latest scan, its one-member release and that release's
+    state in each environment."""
     image = lookups.image_by_id(session, image_id)
     lookups.check_image_scope(session, actor, image)
     return Extended(image, project=images.project_path(session, image),
+                    release_id=release_rows.one_member_of_image(session, image.id),
                     scan=scans.latest(session, image.id),
                     environments=[_status_in(session, image, env)
                                   for env in projects.environments(session, image.project_id)])
 
 
 def _status_in(session: Session, image: Image, env: Environment) -> dict[str, Any]:
-    deployment = deployments.latest(session, image.id, env.id)
-    verification = verifications.latest(session, image.id, env.id)
-    promotion = promotions.latest(session, image.id, env.id)
-    live = releases.current(session, env.id)
+    """The state of the image's one-member release in the environment."""
+    release_id = release_rows.one_member_of_image(session, image.id) or 0
+    deployment = deployments.latest(session, release_id, env.id)
+    verification = verifications.latest(session, release_id, env.id)
+    promotion = promotions.latest(session, release_id, env.id)
+    live = rollouts.current(session, env.id)
     return {
         "environment": env.name,
-        "live": live is not None and live.image_id == image.id,
+        "live": live is not None and live.release_id in {
+            r.id for r in release_rows.containing(session, image.id)},
         "deployment": deployment and {"id": deployment.id, "state": deployment.state},
         "verification": verification and {"id": verification.id, "passed": verification.passed},
         "promotion": promotion and {"id": promotion.id, "state": promotion.state},
         "approvals": [{"id": a.id, "actor": a.actor, "decision": a.decision}
-                      for a in approvals.standing(session, image.id, env.id)],
+                      for a in approvals.standing(session, release_id, env.id)],
     }

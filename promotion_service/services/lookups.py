@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from ..db.models import Environment, Image, Project
+from ..db.models import Environment, Image, Project, Release
 from ..domain.actor import Actor
-from ..errors import Forbidden, NotFound
-from ..store import images, projects
+from ..errors import Forbidden, Invalid, NotFound
+from ..store import images, projects, releases
 
 
 def check_scope(actor: Actor, project_path: str) -> None:
@@ -89,10 +89,46 @@ def missing_environment(conn: Session | Connection, project_id: int, name: str) 
     return NotFound(f"environment {name!r} does not exist in this project (it has: {names})")
 
 
-def image_and_environment(session: Session, repository: str, digest: str,
-                          environment_name: str) -> tuple[Image, Environment]:
-    """The image and environment a request names (404s say which is unknown)."""
-    found = image(session, repository, digest)
+def check_release_scope(session: Session, actor: Actor, release: Release) -> None:
+    """A project-scoped token touches only its own project's releases."""
+    check_scope(actor, releases.project_path(session, release))
+
+
+def release_by_id(session: Session, release_id: int, field: str | None = None) -> Release:
+    """The release or 404 (naming the field a request gave it in)."""
+    found = releases.get(session, release_id)
+    if found is None:
+        raise NotFound(f"no release with id {release_id}"
+                       + (f" (field {field}; register it with POST /api/v1/releases)"
+                          if field else ""))
+    return found
+
+
+def release_of_image(session: Session, image: Image, location: str = "json") -> Release:
+    """The one-member release of an image (what a request naming an image means)."""
+    release_id = releases.one_member_of_image(session, image.id)
+    if release_id is None:
+        raise Invalid.field("release_id", f"{image.repository}@{image.digest} is only a member "
+                            "of releases of several images: name the release by its id "
+                            "(CD_RELEASE_ID)", location)
+    return release_by_id(session, release_id)
+
+
+def release(session: Session, *, release_id: int | None = None, repository: str | None = None,
+            digest: str | None = None, location: str = "json") -> Release:
+    """The release a request names: by id, or an image's one-member release."""
+    if release_id is not None:
+        return release_by_id(session, release_id, "release_id")
+    if not repository or not digest:
+        raise Invalid.field("release_id", "name the release (release_id), or the image "
+                            "(repository and digest)", location)
+    return release_of_image(session, image(session, repository, digest), location)
+
+
+def release_and_environment(session: Session, environment_name: str,
+                            **names: Any) -> tuple[Release, Environment]:
+    """The release and environment a request names (404s say which is unknown)."""
+    found = release(session, **names)
     return found, environment(session, found.project_id, environment_name)
 
 

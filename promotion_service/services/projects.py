@@ -14,7 +14,7 @@ from ..domain.policy import EnvironmentPolicy
 from ..domain.policy_change import loosenings
 from ..errors import Conflict, Forbidden
 from ..policy_file import PolicySet
-from ..store import audit, projects, releases
+from ..store import audit, projects, rollouts
 from . import lookups
 
 
@@ -98,6 +98,6 @@ def set_policy(session: Session, actor: Actor, project_id: int, name: str,
 
 
 def releases_of(session: Session, actor: Actor, project_id: int, name: str) -> Listing:
-    """Releases in the environment, newest first (the first not rolled back is live)."""
+    """Rollouts in the environment, newest first (the first not rolled back is live)."""
     env = lookups.scoped_environment(session, actor, project_id, name)
-    return releases.listing(session, env.id)
+    return rollouts.listing(session, env.id)

@@ -1,5 +1,5 @@
-"""Promotions: requested by hand or automatically, moved through their states (checked in
-SQL), each with the outbox row that starts its pipeline."""
+"""Promotions of releases: requested by hand or automatically, moved through their states
+(checked in SQL), each with the outbox row that starts its pipeline."""
 
 from __future__ import annotations
 
@@ -11,18 +11,14 @@ from sqlalchemy.orm import Session
 
 from ..db import write_transaction
 from ..db.listing import Extended, Listing
-from ..db.models import Environment, Image, Project, Promotion, utcnow
+from ..db.models import Environment, Project, Promotion, Release, utcnow
 from ..domain.actor import Actor
-from ..domain.gitlab_events import (
-    ENVIRONMENT_VARIABLE,
-    IMAGE_VARIABLE,
-    PROMOTION_VARIABLE,
-    ROLLBACK_VARIABLE,
-)
+from ..domain.gitlab_events import ENVIRONMENT_VARIABLE, PROMOTION_VARIABLE, ROLLBACK_VARIABLE
 from ..domain.policy import EnvironmentPolicy
+from ..domain.releases import members_from, trigger_variables
 from ..domain.states import PROMOTION_TRANSITIONS, PromotionState, illegal_move, promotion_sources
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Refused
-from ..store import audit, images, outbox, projects, promotions, releases, verifications
+from ..store import audit, outbox, projects, promotions, releases, rollouts, verifications
 from . import gate, holds, lookups
 from .projects import policy_of
 
@@ -31,78 +27,79 @@ FORWARD = (PromotionState.DEPLOYING, PromotionState.DEPLOYED, PromotionState.VER
 
 def as_dict(p: Promotion) -> dict[str, Any]:
     """The audit log's view of a promotion."""
-    return {"id": p.id, "image_id": p.image_id, "environment_id": p.environment_id,
+    return {"id": p.id, "release_id": p.release_id, "environment_id": p.environment_id,
             "state": p.state, "kind": p.kind, "pipeline_id": p.pipeline_id,
             "failure_message": p.failure_message}
 
 
 def get(session: Session, actor: Actor, promotion_id: int) -> Extended:
-    """One promotion with its image and environment names (404 if there is none)."""
+    """One promotion with its release and environment names (404 if there is none)."""
     found = promotions.get_named(session, promotion_id)
     if found is None:
         raise NotFound(f"no promotion with id {promotion_id}")
-    lookups.check_image_scope(session, actor, images.get(session, found.image_id))
+    lookups.check_release_scope(session, actor, releases.get(session, found.release_id))
     return found
 
 
 def listing(session: Session, actor: Actor, **filters: Any) -> Listing:
-    """Promotions, newest first, filtered by project, environment, state or image (a
+    """Promotions, newest first, filtered by project, environment, state, release or image (a
     project-scoped token sees its project's)."""
     return promotions.listing(session, **lookups.scoped_filters(actor, filters))
 
 
-def request(session: Session, actor: Actor, *, repository: str, digest: str,
-            environment: str, reason: str | None = None) -> tuple[Extended, bool]:
-    """A manual promotion: idempotent while one is in flight, refused with every reason."""
+def request(session: Session, actor: Actor, *, environment: str, reason: str | None = None,
+            **names: Any) -> tuple[Extended, bool]:
+    """A manual promotion of a release (or an image's one-member release): idempotent while
+    one is in flight, refused with every reason."""
     with write_transaction(session):
-        image, env = lookups.image_and_environment(session, repository, digest, environment)
-        promotion, created = _request(session, actor, image, env, reason)
-    return promotions.named(promotion, image, env), created
+        release, env = lookups.release_and_environment(session, environment, **names)
+        promotion, created = _request(session, actor, release, env, reason)
+    return promotions.named(promotion, release, env), created
 
 
-def _request(session: Session, actor: Actor, image: Image, env: Environment,
+def _request(session: Session, actor: Actor, release: Release, env: Environment,
              reason: str | None) -> tuple[Promotion, bool]:
-    lookups.check_scope(actor, session.get(Project, image.project_id).path)
+    lookups.check_scope(actor, session.get(Project, release.project_id).path)
     if env.position == 0:
-        raise Invalid.field("environment", f"{env.name} is the first environment: images reach "
-                            "it from their own pipeline (use rollback to go back)")
-    existing = promotions.in_flight(session, image.id, env.id)
+        raise Invalid.field("environment", f"{env.name} is the first environment: releases "
+                            "reach it from their own pipeline (use rollback to go back)")
+    existing = promotions.in_flight(session, release.id, env.id)
     if existing is not None:
         return existing, False
-    live = releases.current(session, env.id)
-    if live is not None and live.image_id == image.id and live.verified_at is not None:
-        done = promotions.latest(session, image.id, env.id, PromotionState.VERIFIED)
+    live = rollouts.current(session, env.id)
+    if live is not None and live.release_id == release.id and live.verified_at is not None:
+        done = promotions.latest(session, release.id, env.id, PromotionState.VERIFIED)
         if done is not None:  # already live and verified there: nothing to do
             return done, False
-    decision = gate.decide(session, image, env)
+    decision = gate.decide(session, release, env)
     if not decision.allowed:
-        raise Refused(f"{image.repository}@{image.digest} may not be promoted to {env.name}",
+        raise Refused(f"{release.label} may not be promoted to {env.name}",
                       reasons=[r.to_dict() for r in decision.reasons])
-    promotion, created = create(session, actor, image, env, "manual", reason)
-    if created and live is not None and live.image_id > image.id:
+    promotion, created = create(session, actor, release, env, "manual", reason)
+    if created and live is not None and live.release_id > release.id:
         holds.set_hold(session, actor, env,
-                       f"manual promotion of older image {image.id} by {actor.name}")
+                       f"manual promotion of older release {release.id} by {actor.name}")
     return promotion, created
 
 
-def create(session: Session, actor: Actor, image: Image, env: Environment, kind: str,
-           reason: str | None, *, release_id: str | None = None,
+def create(session: Session, actor: Actor, release: Release, env: Environment, kind: str,
+           reason: str | None, *, record_id: str | None = None,
            trigger: bool = True) -> tuple[Promotion, bool]:
     """Insert the promotion and the outbox row that starts its pipeline together (no row when a
     pipeline already runs it: trigger=False); the database keeps it unique."""
-    project = session.get(Project, image.project_id)
+    project = session.get(Project, release.project_id)
     try:
         with session.begin_nested():
-            promotion = promotions.add(session, image_id=image.id, environment_id=env.id,
+            promotion = promotions.add(session, release_id=release.id, environment_id=env.id,
                                        kind=kind, requested_by=actor.name, reason=reason,
-                                       release_id=release_id)
+                                       record_id=record_id)
             if trigger:
                 outbox.enqueue(session, "trigger_pipeline",
-                               trigger_payload(project, env, image, promotion),
+                               trigger_payload(project, env, release, promotion),
                                promotion_id=promotion.id)
             session.flush()
     except IntegrityError:
-        existing = promotions.in_flight(session, image.id, env.id)
+        existing = promotions.in_flight(session, release.id, env.id)
         if existing is None:
             raise
         return existing, False
@@ -111,14 +108,17 @@ def create(session: Session, actor: Actor, image: Image, env: Environment, kind:
     return promotion, True
 
 
-def trigger_payload(project: Project, env: Environment, image: Image,
+def trigger_payload(project: Project, env: Environment, release: Release,
                     promotion: Promotion) -> dict[str, Any]:
-    """What the dispatcher needs to start the downstream pipeline (a rollback's names the
-    release to restore: its rollback job runs `docker-cd rollback --to $CD_ROLLBACK_TO`)."""
-    variables = {IMAGE_VARIABLE: f"{image.repository}@{image.digest}",
-                 ENVIRONMENT_VARIABLE: env.name, PROMOTION_VARIABLE: str(promotion.id)}
-    if promotion.kind == "rollback" and promotion.release_id:
-        variables[ROLLBACK_VARIABLE] = promotion.release_id
+    """What the dispatcher needs to start the downstream pipeline: CD_RELEASE_ID, each
+    member's CD_IMAGE_<NAME> (and CD_IMAGE for a release of one image); a rollback's names
+    the record to restore: its rollback job runs `docker-cd rollback --to $CD_ROLLBACK_TO`."""
+    variables = trigger_variables(release.id, members_from(
+        {"name": m.name, "repository": m.repository, "digest": m.digest, "built": m.built}
+        for m in release.members))
+    variables |= {ENVIRONMENT_VARIABLE: env.name, PROMOTION_VARIABLE: str(promotion.id)}
+    if promotion.kind == "rollback" and promotion.record_id:
+        variables[ROLLBACK_VARIABLE] = promotion.record_id
     return {"project_path": project.path, "gitlab_project_id": project.gitlab_id,
             "environment": env.name, "variables": variables}
 
@@ -130,8 +130,8 @@ def move(session: Session, actor: Actor, promotion_id: int, state: str,
         promotion = promotions.get(session, promotion_id)
         if promotion is None:
             raise NotFound(f"no promotion with id {promotion_id}")
-        image = images.get(session, promotion.image_id)
-        lookups.check_image_scope(session, actor, image)
+        release = releases.get(session, promotion.release_id)
+        lookups.check_release_scope(session, actor, release)
         env = session.get(Environment, promotion.environment_id)
         lookups.check_job_environment(actor, env.name)
         mine = actor.pipeline.pipeline_id if actor.pipeline is not None else None
@@ -140,7 +140,7 @@ def move(session: Session, actor: Actor, promotion_id: int, state: str,
                             f"{promotion.pipeline_id}; this job's pipeline {mine} may not "
                             "move it")
         promotion = transition(session, promotion_id, state, actor, message)
-    return promotions.named(promotion, image, env)
+    return promotions.named(promotion, release, env)
 
 
 def transition(session: Session, promotion_id: int, target: str | PromotionState,
@@ -195,12 +195,13 @@ def advance(session: Session, promotion: Promotion, target: PromotionState,
     return promotion
 
 
-def supersede_older(session: Session, env_id: int, image_id: int, actor: Actor) -> list[int]:
-    """Promotions of older images not yet deploying are overtaken by this deployment."""
-    stale = promotions.waiting_of_older_images(session, env_id, image_id)
+def supersede_older(session: Session, env_id: int, release_id: int,
+                    actor: Actor) -> list[int]:
+    """Promotions of older releases not yet deploying are overtaken by this deployment."""
+    stale = promotions.waiting_of_older_releases(session, env_id, release_id)
     for promotion_id in stale:
         transition(session, promotion_id, PromotionState.SUPERSEDED, actor,
-                   f"image {image_id} was deployed to the environment first")
+                   f"release {release_id} was deployed to the environment first")
     return stale
 
 
@@ -209,21 +210,21 @@ def wants_automatic(policy: EnvironmentPolicy) -> bool:
     return policy.auto_promote or (policy.promote_on_approval and policy.required_approvals > 0)
 
 
-def consider_automatic(session: Session, image: Image, env: Environment, actor: Actor,
+def consider_automatic(session: Session, release: Release, env: Environment, actor: Actor,
                        now: datetime | None = None) -> Promotion | None:
     """Promote now if policy wants it, nothing holds it back and the gate allows it."""
     policy = policy_of(env)
     if env.position == 0 or not wants_automatic(policy) or env.hold_at is not None:
         return None
-    if image.revoked_at is not None or promotions.count_of(session, image.id, env.id):
+    if release.revoked_at is not None or promotions.count_of(session, release.id, env.id):
         return None
-    live = releases.current(session, env.id)
-    if live is not None and live.image_id >= image.id:
+    live = rollouts.current(session, env.id)
+    if live is not None and live.release_id >= release.id:
         return None
-    if not gate.decide(session, image, env, now).allowed:
+    if not gate.decide(session, release, env, now).allowed:
         return None
     kind = "approval" if policy.required_approvals else "auto"
-    promotion, created = create(session, actor, image, env, kind, f"{kind} promotion")
+    promotion, created = create(session, actor, release, env, kind, f"{kind} promotion")
     return promotion if created else None
 
 
@@ -236,11 +237,11 @@ def reevaluate_waiting(session: Session, now: datetime | None = None) -> list[in
             prev = projects.neighbour(session, env, -1)
             if prev is None or not wants_automatic(policy_of(env)):
                 continue
-            image_id = verifications.latest_passed_image(session, prev.id)
-            if image_id is None:
+            release_id = verifications.latest_passed_release(session, prev.id)
+            if release_id is None:
                 continue
-            promotion = consider_automatic(session, images.get(session, image_id), env, actor,
-                                           now)
+            promotion = consider_automatic(session, releases.get(session, release_id), env,
+                                           actor, now)
             if promotion is not None:
                 created.append(promotion.id)
     return created

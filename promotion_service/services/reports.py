@@ -1,5 +1,6 @@
 """What CI jobs report: scans, deployments, verifications, and what follows from them
-(promotions move on, releases go live, the next environment may promote automatically)."""
+(promotions move on, releases go live, the next environment may promote automatically).
+Scans are per image; the rest is per release (an image named alone: its one-member release)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from ..db import write_transaction
 from ..db.models import (
     Deployment,
     Environment,
-    Image,
     Promotion,
     Release,
+    Rollout,
     Scan,
     Verification,
     utcnow,
@@ -32,7 +33,7 @@ from ..domain.states import (
 )
 from ..errors import Conflict, Invalid, NotFound
 from ..store import approvals as approval_rows
-from ..store import audit, deployments, images, projects, promotions, releases, scans
+from ..store import audit, deployments, projects, promotions, releases, rollouts, scans
 from ..store import verifications as verification_rows
 from . import approvals, lookups, promotion
 
@@ -52,56 +53,56 @@ def record_scan(session: Session, actor: Actor, *, repository: str, digest: str,
     return scan
 
 
-def record_deployment(session: Session, actor: Actor, *, repository: str, digest: str,
-                      environment: str, state: str, job_url: str | None = None,
-                      message: str | None = None, template_hash: str | None = None,
-                      release_id: str | None = None,
-                      rollback_of: str | None = None) -> Deployment:
-    """A deploy job reports a deployment of an image to an environment."""
+def record_deployment(session: Session, actor: Actor, *, environment: str, state: str,
+                      job_url: str | None = None, message: str | None = None,
+                      template_hash: str | None = None, record_id: str | None = None,
+                      rollback_of: str | None = None, **names: Any) -> Deployment:
+    """A deploy job reports a deployment of a release (or an image's one-member release)."""
     with write_transaction(session):
-        image, env = lookups.image_and_environment(session, repository, digest, environment)
-        return add_deployment(session, actor, image, env, state=state, job_url=job_url,
+        release, env = lookups.release_and_environment(session, environment, **names)
+        return add_deployment(session, actor, release, env, state=state, job_url=job_url,
                               message=message, template_hash=template_hash,
-                              release_id=release_id, rollback_of=rollback_of)
+                              record_id=record_id, rollback_of=rollback_of)
 
 
-def add_deployment(session: Session, actor: Actor, image: Image, env: Environment, *,
+def add_deployment(session: Session, actor: Actor, release: Release, env: Environment, *,
                    state: str, job_url: str | None = None, message: str | None = None,
-                   template_hash: str | None = None, release_id: str | None = None,
+                   template_hash: str | None = None, record_id: str | None = None,
                    rollback_of: str | None = None) -> Deployment:
-    """A deployment of this image: the promotion in flight and the releases follow.
+    """A deployment of this release: the promotion in flight and the rollouts follow.
 
     Into a gated environment (any but the first) only the promotion or rollback in flight
-    for this image may be deployed, by the pipeline that claimed it.
+    for this release may be deployed, by the pipeline that claimed it.
     """
     with write_transaction(session):
-        lookups.check_image_scope(session, actor, image)
+        lookups.check_release_scope(session, actor, release)
         if DeploymentState(state) not in DEPLOYMENT_INITIAL:
             raise Invalid.field("state", f"a new deployment starts as one of: "
                                 f"{', '.join(sorted(DEPLOYMENT_INITIAL))}")
         lookups.check_job_environment(actor, env.name)
-        approvals.check_template(session, image, env, template_hash)
-        in_flight = promotions.in_flight(session, image.id, env.id)
+        approvals.check_template(session, release, env, template_hash)
+        in_flight = promotions.in_flight(session, release.id, env.id)
         if env.position > 0:
-            _check_gated_report(actor, image, env, in_flight, "deployment")
-        deployment = deployments.add(session, image_id=image.id, environment_id=env.id,
+            _check_gated_report(actor, release, env, in_flight, "deployment")
+        deployment = deployments.add(session, release_id=release.id, environment_id=env.id,
                                      state=state, job_url=job_url, message=message,
                                      actor=actor.name, template_hash=template_hash,
-                                     release_id=release_id, rollback_of=rollback_of,
+                                     record_id=record_id, rollback_of=rollback_of,
                                      promotion_id=in_flight.id if in_flight else None)
         audit.append(session, actor, "deployment.recorded", "deployment", deployment.id,
-                     after={"image_id": image.id, "environment": env.name, "state": state,
-                            "job_url": job_url, "template_hash": template_hash,
-                            "release_id": release_id, "rollback_of": rollback_of})
-        _follow(session, actor, deployment, image, env)
+                     after={"release_id": release.id, "environment": env.name,
+                            "state": state, "job_url": job_url,
+                            "template_hash": template_hash, "record_id": record_id,
+                            "rollback_of": rollback_of})
+        _follow(session, actor, deployment, release, env)
         return deployment
 
 
-def _check_gated_report(actor: Actor, image: Image, env: Environment,
+def _check_gated_report(actor: Actor, release: Release, env: Environment,
                         in_flight: Promotion | None, what: str) -> None:
     """Refuse a report into a gated environment that no promotion in flight accounts for."""
     if in_flight is None:
-        raise Conflict(f"no promotion or rollback of {image.repository}@{image.digest} into "
+        raise Conflict(f"no promotion or rollback of {release.label} into "
                        f"{env.name} is in flight, so no {what} of it there is accepted: "
                        f"{env.name} takes what the service promotes (request a promotion, "
                        "or roll back to a verified release)")
@@ -123,8 +124,8 @@ def update_deployment(session: Session, actor: Actor, deployment_id: int, *, sta
         deployment = deployments.get(session, deployment_id)
         if deployment is None:
             raise NotFound(f"no deployment with id {deployment_id}")
-        image = images.get(session, deployment.image_id)
-        lookups.check_image_scope(session, actor, image)
+        release = releases.get(session, deployment.release_id)
+        lookups.check_release_scope(session, actor, release)
         env = session.get(Environment, deployment.environment_id)
         lookups.check_job_environment(actor, env.name)
         target = DeploymentState(state)
@@ -134,7 +135,7 @@ def update_deployment(session: Session, actor: Actor, deployment_id: int, *, sta
             if target is DeploymentState.FAILED:
                 _check_pipeline(actor, env, owner)
             else:
-                _check_gated_report(actor, image, env, owner if owner is not None
+                _check_gated_report(actor, release, env, owner if owner is not None
                                     and owner.state in IN_FLIGHT else None, "deployment")
         before = deployment.state
         moved = deployments.move(session, deployment_id, deployment_sources(target), {
@@ -150,36 +151,37 @@ def update_deployment(session: Session, actor: Actor, deployment_id: int, *, sta
                                         target.value, allowed))
         audit.append(session, actor, "deployment.updated", "deployment", deployment.id,
                      before={"state": before}, after={"state": target.value, "message": message})
-        _follow(session, actor, deployment, image, env)
+        _follow(session, actor, deployment, release, env)
         return deployment
 
 
-def record_verification(session: Session, actor: Actor, *, repository: str, digest: str,
-                        environment: str, passed: bool, details: dict[str, Any] | None = None,
-                        job_url: str | None = None) -> Verification:
-    """Smoke checks ran; a pass may promote the image onward automatically."""
+def record_verification(session: Session, actor: Actor, *, environment: str, passed: bool,
+                        details: dict[str, Any] | None = None, job_url: str | None = None,
+                        **names: Any) -> Verification:
+    """Smoke checks ran; a pass may promote the release onward automatically."""
     with write_transaction(session):
-        image, env = lookups.image_and_environment(session, repository, digest, environment)
-        lookups.check_image_scope(session, actor, image)
+        release, env = lookups.release_and_environment(session, environment, **names)
+        lookups.check_release_scope(session, actor, release)
         lookups.check_job_environment(actor, env.name)
-        in_flight = promotions.in_flight(session, image.id, env.id)
-        live = releases.current(session, env.id)
-        if env.position > 0 and (live is None or live.image_id != image.id or in_flight):
-            _check_gated_report(actor, image, env, in_flight, "verification")
-        verification = verification_rows.add(session, image_id=image.id, environment_id=env.id,
-                                             passed=passed, details=details or {},
-                                             job_url=job_url, actor=actor.name)
-        audit.append(session, actor, "verification.recorded", "image", image.id,
+        in_flight = promotions.in_flight(session, release.id, env.id)
+        live = rollouts.current(session, env.id)
+        if env.position > 0 and (live is None or live.release_id != release.id or in_flight):
+            _check_gated_report(actor, release, env, in_flight, "verification")
+        verification = verification_rows.add(session, release_id=release.id,
+                                             environment_id=env.id, passed=passed,
+                                             details=details or {}, job_url=job_url,
+                                             actor=actor.name)
+        audit.append(session, actor, "verification.recorded", "release", release.id,
                      after={"environment": env.name, "passed": passed, "job_url": job_url})
         if passed:
-            release = releases.latest_for(session, env.id, image.id)
-            if release is not None and release.verified_at is None:
-                release.verified_at = verification.created_at
+            rollout = rollouts.latest_for(session, env.id, release.id)
+            if rollout is not None and rollout.verified_at is None:
+                rollout.verified_at = verification.created_at
             if in_flight is not None:
                 promotion.advance(session, in_flight, PromotionState.VERIFIED, actor)
             nxt = projects.neighbour(session, env, 1)
             if nxt is not None:
-                promotion.consider_automatic(session, image, nxt, actor)
+                promotion.consider_automatic(session, release, nxt, actor)
         elif in_flight is not None:
             promotion.mark_failed(session, in_flight.id, f"verification failed in {env.name}",
                                   actor)
@@ -187,45 +189,45 @@ def record_verification(session: Session, actor: Actor, *, repository: str, dige
     return verification
 
 
-def _restored(session: Session, env: Environment, image: Image, deployment: Deployment,
-              in_flight: Promotion | None) -> Release | None:
-    """The verified release a rollback restores (None for anything but a rollback)."""
+def _restored(session: Session, env: Environment, release: Release, deployment: Deployment,
+              in_flight: Promotion | None) -> Rollout | None:
+    """The verified rollout a rollback restores (None for anything but a rollback)."""
     if in_flight is None or in_flight.kind != "rollback":
         return None
-    for release_id in (deployment.rollback_of, in_flight.release_id):
-        if release_id:
-            found = releases.verified(session, env.id, release_id=release_id)
-            if found is not None and found.image_id == image.id:
+    for record_id in (deployment.rollback_of, in_flight.record_id):
+        if record_id:
+            found = rollouts.verified(session, env.id, record_id=record_id)
+            if found is not None and found.release_id == release.id:
                 return found
-    return releases.verified(session, env.id, image_id=image.id)
+    return rollouts.verified(session, env.id, release_id=release.id)
 
 
-def _follow(session: Session, actor: Actor, deployment: Deployment, image: Image,
+def _follow(session: Session, actor: Actor, deployment: Deployment, release: Release,
             env: Environment) -> None:
-    in_flight = promotions.in_flight(session, image.id, env.id)
+    in_flight = promotions.in_flight(session, release.id, env.id)
     state = DeploymentState(deployment.state)
     if state is DeploymentState.STARTED and in_flight is not None:
         promotion.advance(session, in_flight, PromotionState.DEPLOYING, actor)
     elif state is DeploymentState.SUCCEEDED:
         if deployment.template_hash:
-            approval_rows.bind_template(session, image.id, env.id, deployment.template_hash)
-        restored = _restored(session, env, image, deployment, in_flight)
+            approval_rows.bind_template(session, release.id, env.id, deployment.template_hash)
+        restored = _restored(session, env, release, deployment, in_flight)
         if in_flight is not None:
             promotion.advance(session, in_flight, PromotionState.DEPLOYED, actor)
-        releases.add(session, environment_id=env.id, image_id=image.id,
+        rollouts.add(session, environment_id=env.id, release_id=release.id,
                      promotion_id=in_flight.id if in_flight else None,
-                     deployment_id=deployment.id, release_id=deployment.release_id,
-                     rollback_of=restored.release_id if restored else deployment.rollback_of,
+                     deployment_id=deployment.id, record_id=deployment.record_id,
+                     rollback_of=restored.record_id if restored else deployment.rollback_of,
                      verified_at=restored.verified_at if restored else None)
         if restored is not None and in_flight is not None:
             # a rollback went live: what runs now is what was verified there before
             promotion.advance(session, in_flight, PromotionState.VERIFIED, actor)
-        promotion.supersede_older(session, env.id, image.id, actor)
+        promotion.supersede_older(session, env.id, release.id, actor)
     elif state is DeploymentState.FAILED and in_flight is not None:
         promotion.mark_failed(session, in_flight.id,
                               deployment.message or f"deployment to {env.name} failed", actor)
     elif state is DeploymentState.ROLLED_BACK:
-        releases.roll_back(session, deployment.id)
+        rollouts.roll_back(session, deployment.id)
         if in_flight is not None:
             promotion.mark_failed(session, in_flight.id, deployment.message
                                   or f"deployment to {env.name} was rolled back", actor)
@@ -248,7 +250,7 @@ def close_abandoned(session: Session, timeout_seconds: float) -> list[int]:
                 audit.append(session, actor, "deployment.timed_out", "deployment",
                              deployment.id, before={"state": "started"},
                              after={"state": "failed", "message": message})
-                _follow(session, actor, deployment, images.get(session, deployment.image_id),
+                _follow(session, actor, deployment, releases.get(session, deployment.release_id),
                         session.get(Environment, deployment.environment_id))
                 closed.append(deployment.id)
     return closed

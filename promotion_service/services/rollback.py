@@ -16,7 +16,7 @@ from ..db import write_transaction
 from ..db.listing import Extended
 from ..domain.actor import Actor
 from ..errors import Conflict
-from ..store import images, promotions, releases
+from ..store import promotions, releases, rollouts
 from . import holds, lookups, promotion
 
 
@@ -25,22 +25,22 @@ def rollback(session: Session, actor: Actor, project_id: int, name: str,
     """The rollback promotion that takes the environment back to its last verified release."""
     with write_transaction(session):
         env = lookups.scoped_environment(session, actor, project_id, name)
-        target = releases.rollback_target(session, env)
+        target = rollouts.rollback_target(session, env)
         if target is None:
             raise Conflict(f"{env.name} has no earlier verified release of another, unrevoked "
-                           "image to roll back to")
-        if not target.release_id:
-            raise Conflict(f"release {target.id} of {env.name} has no release id (it was not "
+                           "release to roll back to")
+        if not target.record_id:
+            raise Conflict(f"rollout {target.id} of {env.name} has no record id (it was not "
                            "reported by `docker-cd deploy`), so no pipeline can restore exactly "
                            f"it; run the rollback-{env.name} job, which picks from the target's "
                            "records")
-        image = images.get(session, target.image_id)
-        created, is_new = promotion.create(session, actor, image, env, "rollback",
+        release = releases.get(session, target.release_id)
+        created, is_new = promotion.create(session, actor, release, env, "rollback",
                                            reason or f"rollback of {env.name}",
-                                           release_id=target.release_id)
+                                           record_id=target.record_id)
         if not is_new:
-            raise Conflict(f"promotion {created.id} of that image into {env.name} is already "
+            raise Conflict(f"promotion {created.id} of that release into {env.name} is already "
                            f"{created.state}")
-        holds.set_hold(session, actor, env, f"rollback to image {image.id} (release "
-                                            f"{target.release_id}) by {actor.name}")
-    return promotions.named(created, image, env)
+        holds.set_hold(session, actor, env, f"rollback to release {release.id} (record "
+                                            f"{target.record_id}) by {actor.name}")
+    return promotions.named(created, release, env)

@@ -15,19 +15,19 @@ def get(session: Session, approval_id: int) -> ApprovalRecord | None:
     return session.get(ApprovalRecord, approval_id)
 
 
-def standing_of(session: Session, image_id: int, environment_id: int,
+def standing_of(session: Session, release_id: int, environment_id: int,
                 actor: str) -> ApprovalRecord | None:
     """This person's decision on the image for the environment, unless withdrawn."""
     return session.scalar(select(ApprovalRecord).where(
-        ApprovalRecord.image_id == image_id, ApprovalRecord.environment_id == environment_id,
+        ApprovalRecord.release_id == release_id, ApprovalRecord.environment_id == environment_id,
         func.lower(ApprovalRecord.actor) == actor.casefold(),
         ApprovalRecord.withdrawn_at.is_(None)).order_by(ApprovalRecord.id).limit(1))
 
 
-def standing(session: Session, image_id: int, environment_id: int) -> list[ApprovalRecord]:
+def standing(session: Session, release_id: int, environment_id: int) -> list[ApprovalRecord]:
     """Approvals and rejections not withdrawn, oldest first."""
     return list(session.scalars(select(ApprovalRecord).where(
-        ApprovalRecord.image_id == image_id, ApprovalRecord.environment_id == environment_id,
+        ApprovalRecord.release_id == release_id, ApprovalRecord.environment_id == environment_id,
         ApprovalRecord.withdrawn_at.is_(None)).order_by(ApprovalRecord.id)))
 
 
@@ -39,12 +39,12 @@ def standing_by_token(session: Session, token_id: int,
         ApprovalRecord.withdrawn_at.is_(None)).order_by(ApprovalRecord.id)))
 
 
-def add(session: Session, *, image_id: int, environment_id: int, actor: str, role: str,
+def add(session: Session, *, release_id: int, environment_id: int, actor: str, role: str,
         decision: str, comment: str | None, created_at: datetime,
         expires_at: datetime | None, template_hash: str | None = None,
         token_id: int | None = None, given_in: str = "service") -> ApprovalRecord:
     """A new decision (flushed: one standing decision per person, image and environment)."""
-    record = ApprovalRecord(image_id=image_id, environment_id=environment_id, actor=actor,
+    record = ApprovalRecord(release_id=release_id, environment_id=environment_id, actor=actor,
                             role=role, decision=decision, comment=comment,
                             created_at=created_at, expires_at=expires_at,
                             template_hash=template_hash, token_id=token_id,
@@ -54,10 +54,10 @@ def add(session: Session, *, image_id: int, environment_id: int, actor: str, rol
     return record
 
 
-def bind_template(session: Session, image_id: int, environment_id: int,
+def bind_template(session: Session, release_id: int, environment_id: int,
                   template_hash: str) -> None:
     """Standing approvals given without a template are for the one they let deploy."""
     session.execute(update(ApprovalRecord).where(
-        ApprovalRecord.image_id == image_id, ApprovalRecord.environment_id == environment_id,
+        ApprovalRecord.release_id == release_id, ApprovalRecord.environment_id == environment_id,
         ApprovalRecord.withdrawn_at.is_(None), ApprovalRecord.decision == "approve",
         ApprovalRecord.template_hash.is_(None)).values(template_hash=template_hash))

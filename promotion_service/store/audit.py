@@ -17,6 +17,7 @@ from ..db.models import (
     Environment,
     Image,
     Promotion,
+    Release,
     utcnow,
 )
 from ..domain.actor import Actor
@@ -110,17 +111,19 @@ def about_environment(name: str) -> Any:
 
 
 def about_project(project_id: int) -> Any:
-    """Entries whose subject belongs to the project: it, its environments, images, and their
-    promotions and deployments."""
+    """Entries whose subject belongs to the project: it, its environments, images, releases,
+    and their promotions and deployments."""
     images = select(Image.id).where(Image.project_id == project_id)
+    releases = select(Release.id).where(Release.project_id == project_id)
     subject = _subject
     return or_(
         and_(AuditEntry.subject_type == "project", AuditEntry.subject_id == str(project_id)),
         subject("environment", select(Environment.id)
                 .where(Environment.project_id == project_id).subquery()),
         subject("image", images.subquery()),
+        subject("release", releases.subquery()),
         subject("promotion", select(Promotion.id)
-                .where(Promotion.image_id.in_(images)).subquery()),
+                .where(Promotion.release_id.in_(releases)).subquery()),
         subject("deployment", select(Deployment.id)
-                .where(Deployment.image_id.in_(images)).subquery()),
+                .where(Deployment.release_id.in_(releases)).subquery()),
     )

@@ -18,10 +18,10 @@ def get(session: Session, deployment_id: int) -> Deployment | None:
     return session.get(Deployment, deployment_id)
 
 
-def latest(session: Session, image_id: int, environment_id: int) -> Deployment | None:
-    """The image's latest deployment to the environment."""
+def latest(session: Session, release_id: int, environment_id: int) -> Deployment | None:
+    """The release's latest deployment to the environment."""
     return session.scalar(select(Deployment).where(
-        Deployment.image_id == image_id, Deployment.environment_id == environment_id)
+        Deployment.release_id == release_id, Deployment.environment_id == environment_id)
         .order_by(Deployment.id.desc()).limit(1))
 
 
@@ -32,15 +32,15 @@ def started_before(session: Session, cutoff: datetime) -> list[Deployment]:
         .order_by(Deployment.id)))
 
 
-def add(session: Session, *, image_id: int, environment_id: int, state: str,
+def add(session: Session, *, release_id: int, environment_id: int, state: str,
         job_url: str | None, message: str | None, actor: str,
         promotion_id: int | None, template_hash: str | None = None,
-        release_id: str | None = None, rollback_of: str | None = None) -> Deployment:
+        record_id: str | None = None, rollback_of: str | None = None) -> Deployment:
     """A new deployment (flushed, so it has its id)."""
-    deployment = Deployment(image_id=image_id, environment_id=environment_id, state=state,
+    deployment = Deployment(release_id=release_id, environment_id=environment_id, state=state,
                             job_url=job_url, message=message, actor=actor,
                             promotion_id=promotion_id, template_hash=template_hash,
-                            release_id=release_id, rollback_of=rollback_of)
+                            record_id=record_id, rollback_of=rollback_of)
     session.add(deployment)
     session.flush()
     return deployment

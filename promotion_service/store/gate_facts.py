@@ -1,4 +1,5 @@
-"""The gate's facts in one SQL round trip (plus one for approvals when there are any).
+"""The gate's facts in one SQL round trip, a row per member (plus one for approvals when
+there are any).
 
 The gate is on every deploy job's path and every merge-request check, so it reads with
 hand-written SQL instead of ORM queries; the answer still comes from domain.policy.evaluate.
@@ -12,51 +13,65 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Integer, String, column, text
+from sqlalchemy import Boolean, Connection, DateTime, Integer, String, column, text
 from sqlalchemy.orm import Session
 
 from ..domain.holds import Hold
 from ..domain.identity import authors
-from ..domain.policy import Approval, EnvironmentPolicy, GateFacts, Stop
+from ..domain.policy import Approval, EnvironmentPolicy, GateFacts, MemberFacts, Stop
 
+# one row per member (ordered by name); the release's and environment's columns repeat
 _FACTS = """
-SELECT i.id, i.project_id, i.repository, i.digest, i.registered_by, i.triggered_by,
-       i.commit_author, i.revoked_at, i.revoked_reason, p.path,
+SELECT r.id, r.project_id, r.digest AS release_digest, r.registered_by, r.triggered_by,
+       r.commit_author, p.path,
        e.id AS env_id, e.name AS env_name, e.position, CAST(e.policy AS TEXT) AS policy,
        e.hold_reason, e.hold_by, e.hold_at,
        pe.name AS prev_name, v.passed AS prev_passed, v.created_at AS prev_verified_at,
-       CAST(s.counts AS TEXT) AS scan_counts, CAST(s.findings AS TEXT) AS scan_findings,
-       (SELECT COUNT(*) FROM approvals a WHERE a.image_id = i.id AND a.environment_id = e.id
+       (SELECT COUNT(*) FROM approvals a WHERE a.release_id = r.id AND a.environment_id = e.id
           AND a.withdrawn_at IS NULL) AS standing_approvals,
        (SELECT COUNT(*) FROM stops st WHERE st.environment = e.name
-          AND st.lifted_at IS NULL) AS active_stops
-FROM images i
-JOIN projects p ON p.id = i.project_id
-LEFT JOIN environments e ON e.project_id = i.project_id AND e.name = :environment
-LEFT JOIN environments pe ON pe.project_id = i.project_id AND pe.position = e.position - 1
+          AND st.lifted_at IS NULL) AS active_stops,
+       m.name AS member, m.repository, m.digest, m.built, i.revoked_at, i.revoked_reason,
+       i.registered_by AS image_registered_by, i.triggered_by AS image_triggered_by,
+       i.commit_author AS image_commit_author,
+       CAST(s.counts AS TEXT) AS scan_counts, CAST(s.findings AS TEXT) AS scan_findings
+FROM releases r
+JOIN projects p ON p.id = r.project_id
+JOIN release_members m ON m.release_id = r.id
+JOIN images i ON i.id = m.image_id
+LEFT JOIN environments e ON e.project_id = r.project_id AND e.name = :environment
+LEFT JOIN environments pe ON pe.project_id = r.project_id AND pe.position = e.position - 1
 LEFT JOIN verifications v ON v.id = (SELECT MAX(v2.id) FROM verifications v2
-                                     WHERE v2.image_id = i.id AND v2.environment_id = pe.id)
+                                     WHERE v2.release_id = r.id AND v2.environment_id = pe.id)
 LEFT JOIN scans s ON s.id = (SELECT MAX(s2.id) FROM scans s2 WHERE s2.image_id = i.id)
-WHERE {where}
+WHERE r.id = {release}
+ORDER BY m.name
 """
+# an image reference names the image's newest one-member release
+_ONE_MEMBER_OF_IMAGE = """(SELECT MAX(r1.id) FROM releases r1
+  JOIN release_members m1 ON m1.release_id = r1.id
+  JOIN images i1 ON i1.id = m1.image_id
+  WHERE i1.repository = :repository AND i1.digest = :digest AND r1.member_count = 1)"""
 _COLUMNS = (
-    column("id", Integer), column("project_id", Integer), column("repository", String),
-    column("digest", String), column("registered_by", String), column("triggered_by", String),
-    column("commit_author", String), column("revoked_at", DateTime),
-    column("revoked_reason", String), column("path", String),
+    column("id", Integer), column("project_id", Integer), column("release_digest", String),
+    column("registered_by", String), column("triggered_by", String),
+    column("commit_author", String), column("path", String),
     column("env_id", Integer), column("env_name", String), column("position", Integer),
     column("policy", String), column("hold_reason", String), column("hold_by", String),
     column("hold_at", DateTime), column("prev_name", String), column("prev_passed", Integer),
-    column("prev_verified_at", DateTime), column("scan_counts", String),
-    column("scan_findings", String), column("standing_approvals", Integer),
-    column("active_stops", Integer),
+    column("prev_verified_at", DateTime), column("standing_approvals", Integer),
+    column("active_stops", Integer), column("member", String), column("repository", String),
+    column("digest", String), column("built", Boolean), column("revoked_at", DateTime),
+    column("revoked_reason", String), column("image_registered_by", String),
+    column("image_triggered_by", String), column("image_commit_author", String),
+    column("scan_counts", String),
+    column("scan_findings", String),
 )
-BY_REF = text(_FACTS.format(where="i.repository = :repository AND i.digest = :digest")
-              ).columns(*_COLUMNS)
-BY_ID = text(_FACTS.format(where="i.id = :image_id")).columns(*_COLUMNS)
+BY_REF = text(_FACTS.format(release=_ONE_MEMBER_OF_IMAGE)).columns(*_COLUMNS)
+BY_ID = text(_FACTS.format(release=":release_id")).columns(*_COLUMNS)
 APPROVALS = text(
     "SELECT actor, role, decision, created_at, expires_at, comment FROM approvals "
-    "WHERE image_id = :image_id AND environment_id = :env_id AND withdrawn_at IS NULL "
+    "WHERE release_id = :release_id AND environment_id = :env_id AND withdrawn_at IS NULL "
     "ORDER BY id").columns(column("actor", String), column("role", String),
                            column("decision", String), column("created_at", DateTime),
                            column("expires_at", DateTime), column("comment", String))
@@ -69,17 +84,18 @@ STOPS = text(
 
 @dataclass(frozen=True)
 class GateRow:
-    """The image and environment the gate was asked about, with the policy's facts."""
+    """The release and environment the gate was asked about, with the policy's facts."""
 
-    image_id: int
+    release_id: int
     project_id: int
     project_path: str
-    image_ref: str
+    image_ref: str | None  # the one member's repository@digest (a release of one image)
     environment_id: int | None
     environment: str
     position: int | None
     policy: EnvironmentPolicy | None
     row: Any
+    members: tuple[Any, ...]
 
     @property
     def hold(self) -> Hold | None:
@@ -95,7 +111,7 @@ class GateRow:
         if r.standing_approvals:
             approvals = tuple(
                 Approval(a.actor, a.role, a.decision, a.created_at, a.expires_at, a.comment or "")
-                for a in session.execute(APPROVALS, {"image_id": self.image_id,
+                for a in session.execute(APPROVALS, {"release_id": self.release_id,
                                                      "env_id": self.environment_id}))
         stops: tuple[Stop, ...] = ()
         if r.active_stops:
@@ -104,32 +120,40 @@ class GateRow:
         return GateFacts(
             environment=self.environment, now=now, previous_environment=r.prev_name,
             verified_in_previous_at=r.prev_verified_at if r.prev_passed else None,
-            revoked=r.revoked_at is not None, revoked_reason=r.revoked_reason or "",
-            scan_counts=json.loads(r.scan_counts) if r.scan_counts is not None else None,
-            scan_findings=tuple(json.loads(r.scan_findings or "[]")),
+            members=tuple(MemberFacts(
+                m.member, m.digest, bool(m.built), m.revoked_at is not None,
+                m.revoked_reason or "",
+                json.loads(m.scan_counts) if m.scan_counts is not None else None,
+                tuple(json.loads(m.scan_findings or "[]"))) for m in self.members),
             approvals=approvals,
-            image_authors=authors(r.registered_by, r.triggered_by, r.commit_author),
+            image_authors=authors(r.registered_by, r.triggered_by, r.commit_author).union(
+                *(authors(m.image_registered_by, m.image_triggered_by, m.image_commit_author)
+                  for m in self.members if m.built)),
             stops=stops, rollback=rollback,
         )
 
 
 def load(session: Session | Connection, environment: str, *, repository: str | None = None,
-         digest: str | None = None, image_id: int | None = None) -> GateRow | None:
-    """One round trip: the image (by reference or id), its environment, the facts' summary."""
+         digest: str | None = None, release_id: int | None = None) -> GateRow | None:
+    """One round trip: the release (by id, or an image's one-member release), its
+    environment, its members and the facts' summary."""
     # Core, not the ORM: this is the gate's hot path
     conn = session.connection() if isinstance(session, Session) else session
-    if image_id is not None:
-        row = conn.execute(BY_ID, {"image_id": image_id, "environment": environment}).first()
+    if release_id is not None:
+        rows = conn.execute(BY_ID, {"release_id": release_id,
+                                    "environment": environment}).all()
     else:
-        row = conn.execute(BY_REF, {"repository": repository, "digest": digest,
-                                    "environment": environment}).first()
-    if row is None:
+        rows = conn.execute(BY_REF, {"repository": repository, "digest": digest,
+                                     "environment": environment}).all()
+    if not rows:
         return None
+    row = rows[0]
     return GateRow(
-        image_id=row.id, project_id=row.project_id, project_path=row.path,
-        image_ref=f"{row.repository}@{row.digest}", environment_id=row.env_id,
-        environment=environment, position=row.position,
-        policy=parse_policy(row.policy) if row.policy is not None else None, row=row)
+        release_id=row.id, project_id=row.project_id, project_path=row.path,
+        image_ref=f"{row.repository}@{row.digest}" if len(rows) == 1 else None,
+        environment_id=row.env_id, environment=environment, position=row.position,
+        policy=parse_policy(row.policy) if row.policy is not None else None, row=row,
+        members=tuple(rows))
 
 
 @lru_cache(maxsize=1024)

@@ -1,4 +1,4 @@
-"""GitLab deployments of known environments, tied to the images they deploy."""
+"""GitLab deployments of known environments, tied to the releases they deploy."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.gitlab_models import GitLabDeployment
-from ..db.models import Environment, Image, utcnow
+from ..db.models import Environment, Release, utcnow
 
 
 def upsert(session: Session, project_id: int, deployment_id: int, *,
            environment: Environment, status: str, job_id: int | None,
-           sha: str | None, image: Image | None) -> GitLabDeployment:
+           sha: str | None, release: Release | None) -> GitLabDeployment:
     """Create or update the record of a GitLab deployment."""
     find = select(GitLabDeployment).where(GitLabDeployment.gitlab_project_id == project_id,
                                           GitLabDeployment.deployment_id == deployment_id)
@@ -30,8 +30,8 @@ def upsert(session: Session, project_id: int, deployment_id: int, *,
     row.status = status
     row.job_id = job_id or row.job_id
     row.sha = sha or row.sha
-    if image is not None:
-        row.image_id = image.id
+    if release is not None:
+        row.release_id = release.id
     row.updated_at = utcnow()
     session.flush()
     return row

@@ -8,7 +8,7 @@ from sqlalchemy import Integer, column, func, insert, select, text
 from sqlalchemy.orm import Session, attributes, instrumentation
 
 from ..db.listing import Listing
-from ..db.models import Image, Project, Promotion
+from ..db.models import Image, Project
 
 # typed result columns: SQLAlchemy then builds the result's metadata once, not per request
 _IDS = text("SELECT (SELECT id FROM images WHERE repository = :r AND digest = :d) AS image_id, "
@@ -74,21 +74,6 @@ def listing(session: Session, *, project: str | None = None, repository: str | N
     if revoked is not None:
         stmt = stmt.where(Image.revoked_at.is_not(None) if revoked else Image.revoked_at.is_(None))
     return Listing(session, stmt)
-
-
-def of_commit(session: Session, project_id: int, sha: str,
-              environment_id: int | None = None) -> Image | None:
-    """The image built from a commit; the one being promoted into the environment first."""
-    if environment_id is not None:
-        promoted = session.scalar(
-            select(Image).join(Promotion, Promotion.image_id == Image.id)
-            .where(Promotion.environment_id == environment_id, Image.commit_sha == sha)
-            .order_by(Promotion.id.desc()).limit(1))
-        if promoted is not None:
-            return promoted
-    return session.scalar(select(Image).where(Image.project_id == project_id,
-                                              Image.commit_sha == sha)
-                          .order_by(Image.id.desc()).limit(1))
 
 
 def count(session: Session) -> int:

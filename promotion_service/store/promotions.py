@@ -1,4 +1,4 @@
-"""Promotions: rows, conditional state moves, and promotions with their image and
+"""Promotions: rows, conditional state moves, and promotions with their release and
 environment names (one query, however many rows)."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.orm import Session
 
 from ..db.listing import Extended, Listing
-from ..db.models import Environment, Image, Project, Promotion, utcnow
+from ..db.models import Environment, Project, Promotion, Release, ReleaseMember, utcnow
 from ..domain.states import IN_FLIGHT, PromotionState
 
 _IN_FLIGHT = [s.value for s in IN_FLIGHT]
-_NAMED = (select(Promotion, Image.repository, Image.digest, Environment.name)
-          .join(Image, Image.id == Promotion.image_id)
+_NAMED = (select(Promotion, Release, Environment.name)
+          .join(Release, Release.id == Promotion.release_id)
           .join(Environment, Environment.id == Promotion.environment_id))
 
 
@@ -24,8 +24,8 @@ def get(session: Session, promotion_id: int, *, fresh: bool = False) -> Promotio
     return session.get(Promotion, promotion_id, populate_existing=fresh)
 
 
-_ROW = select(Promotion.id, Promotion.image_id, Promotion.environment_id, Promotion.state,
-              Promotion.kind, Promotion.pipeline_id, Promotion.release_id)
+_ROW = select(Promotion.id, Promotion.release_id, Promotion.environment_id, Promotion.state,
+              Promotion.kind, Promotion.pipeline_id, Promotion.record_id)
 
 
 def get_row(conn: Session | Connection, promotion_id: int) -> Any:
@@ -34,35 +34,35 @@ def get_row(conn: Session | Connection, promotion_id: int) -> Any:
     return conn.execute(_ROW.where(Promotion.id == promotion_id)).first()
 
 
-def in_flight(session: Session, image_id: int, environment_id: int) -> Promotion | None:
-    """The one promotion of the image into the environment still on its way, if any."""
+def in_flight(session: Session, release_id: int, environment_id: int) -> Promotion | None:
+    """The one promotion of the release into the environment still on its way, if any."""
     return session.scalar(select(Promotion).where(
-        Promotion.image_id == image_id, Promotion.environment_id == environment_id,
+        Promotion.release_id == release_id, Promotion.environment_id == environment_id,
         Promotion.state.in_(_IN_FLIGHT)))
 
 
-def latest(session: Session, image_id: int, environment_id: int,
+def latest(session: Session, release_id: int, environment_id: int,
            state: PromotionState | None = None) -> Promotion | None:
-    """The image's latest promotion into the environment (in that state, if given)."""
-    stmt = select(Promotion).where(Promotion.image_id == image_id,
+    """The release's latest promotion into the environment (in that state, if given)."""
+    stmt = select(Promotion).where(Promotion.release_id == release_id,
                                    Promotion.environment_id == environment_id)
     if state is not None:
         stmt = stmt.where(Promotion.state == state.value)
     return session.scalar(stmt.order_by(Promotion.id.desc()).limit(1))
 
 
-def count_of(session: Session, image_id: int, environment_id: int) -> int:
-    """How many promotions of the image into the environment there have been."""
+def count_of(session: Session, release_id: int, environment_id: int) -> int:
+    """How many promotions of the release into the environment there have been."""
     return session.scalar(select(func.count(Promotion.id)).where(
-        Promotion.image_id == image_id, Promotion.environment_id == environment_id)) or 0
+        Promotion.release_id == release_id, Promotion.environment_id == environment_id)) or 0
 
 
-def add(session: Session, *, image_id: int, environment_id: int, kind: str,
-        requested_by: str, reason: str | None, release_id: str | None = None) -> Promotion:
+def add(session: Session, *, release_id: int, environment_id: int, kind: str,
+        requested_by: str, reason: str | None, record_id: str | None = None) -> Promotion:
     """A new requested promotion (flushed: the database keeps one in flight per pair)."""
-    promotion = Promotion(image_id=image_id, environment_id=environment_id, kind=kind,
+    promotion = Promotion(release_id=release_id, environment_id=environment_id, kind=kind,
                           state=PromotionState.REQUESTED.value, requested_by=requested_by,
-                          reason=reason, release_id=release_id)
+                          reason=reason, record_id=record_id)
     session.add(promotion)
     session.flush()
     return promotion
@@ -78,10 +78,10 @@ def move(session: Session, promotion_id: int, sources: Iterable[PromotionState],
         .values(**values).execution_options(synchronize_session=False)).rowcount)
 
 
-def fail_in_flight(session: Session, image_id: int, message: str) -> list[int]:
-    """Fail every promotion of the image still on its way; their ids."""
+def fail_in_flight(session: Session, release_ids: list[int], message: str) -> list[int]:
+    """Fail every promotion of these releases still on its way; their ids."""
     ids = list(session.scalars(select(Promotion.id).where(
-        Promotion.image_id == image_id, Promotion.state.in_(_IN_FLIGHT))))
+        Promotion.release_id.in_(release_ids), Promotion.state.in_(_IN_FLIGHT))))
     if ids:
         session.execute(update(Promotion).where(Promotion.id.in_(ids),
                                                 Promotion.state.in_(_IN_FLIGHT))
@@ -118,10 +118,10 @@ def pipeline_of(session: Session, promotion_id: int) -> int | None:
     return session.scalar(select(Promotion.pipeline_id).where(Promotion.id == promotion_id))
 
 
-def waiting_of_older_images(session: Session, environment_id: int, image_id: int) -> list[int]:
-    """Promotions into the environment of images older than this one, not yet deploying."""
+def waiting_of_older_releases(session: Session, environment_id: int, release_id: int) -> list[int]:
+    """Promotions into the environment of releases older than this one, not yet deploying."""
     return list(session.scalars(select(Promotion.id).where(
-        Promotion.environment_id == environment_id, Promotion.image_id < image_id,
+        Promotion.environment_id == environment_id, Promotion.release_id < release_id,
         Promotion.state.in_([PromotionState.REQUESTED.value,
                              PromotionState.TRIGGERED.value]))).all())
 
@@ -132,32 +132,38 @@ def counts_by_state(session: Session) -> list[tuple[str, int]]:
         select(Promotion.state, func.count()).group_by(Promotion.state))]
 
 
-def named(promotion: Promotion, image: Image, environment: Environment) -> Extended:
-    """The promotion with its image reference and environment name (already at hand)."""
-    return Extended(promotion, image=f"{image.repository}@{image.digest}",
-                    environment=environment.name)
+def named(promotion: Promotion, release: Release, environment: Environment) -> Extended:
+    """The promotion with its release's name and environment name (already at hand)."""
+    return Extended(promotion, image=release.label, environment=environment.name)
 
 
 def get_named(session: Session, promotion_id: int) -> Extended | None:
-    """The promotion with its image reference and environment name, in one query."""
+    """The promotion with its release and environment names, in one query."""
     row = session.execute(_NAMED.where(Promotion.id == promotion_id)).first()
     return None if row is None else _named_row(row)
 
 
 def listing(session: Session, *, project: str | None = None, environment: str | None = None,
             state: str | None = None, repository: str | None = None,
-            digest: str | None = None) -> Listing:
-    """Promotions, newest first, filtered, each with its image and environment names."""
+            digest: str | None = None, release_id: int | None = None) -> Listing:
+    """Promotions, newest first, filtered, each with its release and environment names."""
     stmt = _NAMED.order_by(Promotion.id.desc())
     if project is not None:
-        stmt = stmt.join(Project, Project.id == Image.project_id).where(Project.path == project)
+        stmt = stmt.join(Project, Project.id == Release.project_id).where(
+            Project.path == project)
     for column, value in ((Environment.name, environment), (Promotion.state, state),
-                          (Image.repository, repository), (Image.digest, digest)):
+                          (Promotion.release_id, release_id)):
         if value is not None:
             stmt = stmt.where(column == value)
+    if repository is not None or digest is not None:
+        members = select(ReleaseMember.release_id)
+        for column, value in ((ReleaseMember.repository, repository),
+                              (ReleaseMember.digest, digest)):
+            if value is not None:
+                members = members.where(column == value)
+        stmt = stmt.where(Promotion.release_id.in_(members))
     return Listing(session, stmt, _named_row)
 
 
 def _named_row(row: Row[Any]) -> Extended:
-    return Extended(row.Promotion, image=f"{row.repository}@{row.digest}",
-                    environment=row.name)
+    return Extended(row.Promotion, image=row.Release.label, environment=row.name)

@@ -1,88 +1,116 @@
-"""Releases: what went live where (the latest not rolled back is current), and before."""
+"""Releases (the ledger's unit) and their members."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from ..db.listing import Extended, Listing
-from ..db.models import Environment, Image, Release, utcnow
+from ..db.listing import Listing
+from ..db.models import Image, Project, Promotion, Release, ReleaseMember, utcnow
+from ..domain.identity import authors as persons
+
+_INSERT = insert(Release.__table__)
+_INSERT_MEMBERS = insert(ReleaseMember.__table__)
 
 
-def current(session: Session, environment_id: int) -> Release | None:
-    """The live release: the latest one not rolled back."""
-    return session.scalar(select(Release).where(Release.environment_id == environment_id,
-                                                Release.rolled_back_at.is_(None))
+def get(session: Session, release_id: int) -> Release | None:
+    """The release with this id, if any."""
+    return session.get(Release, release_id)
+
+
+def find(session: Session, digest: str) -> Release | None:
+    """The release with this identity, if registered."""
+    return session.scalar(select(Release).where(Release.digest == digest))
+
+
+def id_of(session: Session, digest: str) -> int | None:
+    """The id of the release with this identity (one indexed read, no ORM object)."""
+    return session.scalar(select(Release.id).where(Release.digest == digest))
+
+
+def insert_row(session: Session, values: dict[str, Any],
+               members: list[dict[str, Any]]) -> int:
+    """INSERT the release and its members; IntegrityError if the identity is taken."""
+    release_id = session.connection().execute(_INSERT, values).inserted_primary_key[0]
+    session.connection().execute(_INSERT_MEMBERS,
+                                 [dict(m, release_id=release_id) for m in members])
+    return release_id
+
+
+def one_member_of_image(session: Session, image_id: int) -> int | None:
+    """The newest one-member release of the image (what an image reference names)."""
+    return session.scalar(
+        select(Release.id).join(ReleaseMember, ReleaseMember.release_id == Release.id)
+        .where(ReleaseMember.image_id == image_id, Release.member_count == 1)
+        .order_by(Release.id.desc()).limit(1))
+
+
+def containing(session: Session, image_id: int) -> list[Release]:
+    """Every release with this image among its members, oldest first."""
+    return list(session.scalars(
+        select(Release).join(ReleaseMember, ReleaseMember.release_id == Release.id)
+        .where(ReleaseMember.image_id == image_id).order_by(Release.id)))
+
+
+def authors(session: Session, release: Release) -> frozenset[str]:
+    """Who four-eyes keeps from approving the release: its pipeline's people and those of
+    every image it built (a reused image's author still wrote part of it)."""
+    found = persons(release.registered_by, release.triggered_by, release.commit_author)
+    for row in session.execute(
+            select(Image.registered_by, Image.triggered_by, Image.commit_author)
+            .join(ReleaseMember, ReleaseMember.image_id == Image.id)
+            .where(ReleaseMember.release_id == release.id, ReleaseMember.built.is_(True))):
+        found |= persons(*row)
+    return found
+
+
+def mark_revoked(session: Session, release_ids: list[int], reason: str) -> None:
+    """These releases contain a revoked image: none goes anywhere any more."""
+    if release_ids:
+        session.execute(update(Release).where(Release.id.in_(release_ids),
+                                              Release.revoked_at.is_(None))
+                        .values(revoked_at=utcnow(), revoked_reason=reason)
+                        .execution_options(synchronize_session=False))
+
+
+def project_path(session: Session, release: Release) -> str:
+    """The path of the release's project."""
+    return session.scalar(select(Project.path).where(Project.id == release.project_id)) or ""
+
+
+def listing(session: Session, *, project: str | None = None, digest: str | None = None,
+            commit_sha: str | None = None, revoked: bool | None = None) -> Listing:
+    """Releases, newest first, filtered (members loaded per page in one more query)."""
+    stmt = select(Release).order_by(Release.id.desc())
+    if project:
+        stmt = stmt.join(Project, Project.id == Release.project_id).where(
+            Project.path == project)
+    for attr, value in ((Release.digest, digest), (Release.commit_sha, commit_sha)):
+        if value:
+            stmt = stmt.where(attr == value)
+    if revoked is not None:
+        stmt = stmt.where(Release.revoked_at.is_not(None) if revoked
+                          else Release.revoked_at.is_(None))
+    return Listing(session, stmt)
+
+
+def of_commit(session: Session, project_id: int, sha: str,
+              environment_id: int | None = None) -> Release | None:
+    """The release built from a commit; the one being promoted into the environment first."""
+    if environment_id is not None:
+        promoted = session.scalar(
+            select(Release).join(Promotion, Promotion.release_id == Release.id)
+            .where(Promotion.environment_id == environment_id, Release.commit_sha == sha)
+            .order_by(Promotion.id.desc()).limit(1))
+        if promoted is not None:
+            return promoted
+    return session.scalar(select(Release).where(Release.project_id == project_id,
+                                                Release.commit_sha == sha)
                           .order_by(Release.id.desc()).limit(1))
 
 
-def latest_for(session: Session, environment_id: int, image_id: int) -> Release | None:
-    """The image's latest release in the environment."""
-    return session.scalar(select(Release).where(Release.environment_id == environment_id,
-                                                Release.image_id == image_id)
-                          .order_by(Release.id.desc()).limit(1))
-
-
-def verified(session: Session, environment_id: int, *, release_id: str | None = None,
-             image_id: int | None = None) -> Release | None:
-    """The newest verified release in the environment with that release id (or image)."""
-    stmt = select(Release).where(Release.environment_id == environment_id,
-                                 Release.verified_at.is_not(None))
-    if release_id is not None:
-        stmt = stmt.where(Release.release_id == release_id)
-    if image_id is not None:
-        stmt = stmt.where(Release.image_id == image_id)
-    return session.scalars(stmt.order_by(Release.id.desc()).limit(1)).first()
-
-
-def rollback_target(session: Session, env: Environment) -> Release | None:
-    """The last verified release before the current one, of another, unrevoked image."""
-    live = current(session, env.id)
-    stmt = (select(Release).join(Image, Image.id == Release.image_id)
-            .where(Release.environment_id == env.id, Release.verified_at.is_not(None),
-                   Image.revoked_at.is_(None)).order_by(Release.id.desc()))
-    if live is not None:
-        stmt = stmt.where(Release.id < live.id, Release.image_id != live.image_id)
-    return session.scalars(stmt.limit(1)).first()
-
-
-def add(session: Session, *, environment_id: int, image_id: int, promotion_id: int | None,
-        deployment_id: int, release_id: str | None = None, rollback_of: str | None = None,
-        verified_at: datetime | None = None) -> Release:
-    """A release: the deployment went live (a rollback's is verified from the start)."""
-    release = Release(environment_id=environment_id, image_id=image_id,
-                      promotion_id=promotion_id, deployment_id=deployment_id,
-                      release_id=release_id, rollback_of=rollback_of, verified_at=verified_at)
-    session.add(release)
-    session.flush()
-    return release
-
-
-def roll_back(session: Session, deployment_id: int) -> None:
-    """The deployment's release is no longer live."""
-    session.execute(update(Release).where(Release.deployment_id == deployment_id,
-                                          Release.rolled_back_at.is_(None))
-                    .values(rolled_back_at=utcnow())
-                    .execution_options(synchronize_session=False))
-
-
-def listing(session: Session, environment_id: int) -> Listing:
-    """Releases in the environment, newest first, each with its image reference."""
-    stmt = (select(Release, Image.repository, Image.digest)
-            .join(Image, Image.id == Release.image_id)
-            .where(Release.environment_id == environment_id).order_by(Release.id.desc()))
-    return Listing(session, stmt, _named_row)
-
-
-def _named_row(row: Row[Any]) -> Extended:
-    return Extended(row.Release, image=f"{row.repository}@{row.digest}")
-
-
-def of_image(session: Session, environment_id: int, image_id: int) -> list[Release]:
-    """The image's releases in the environment, newest first (its path through it)."""
-    return list(session.scalars(select(Release).where(Release.environment_id == environment_id,
-                                                      Release.image_id == image_id)
-                                .order_by(Release.id.desc())))
+def count(session: Session) -> int:
+    """How many releases are registered."""
+    return session.scalar(select(func.count(Release.id))) or 0

@@ -92,7 +92,7 @@ def claim(settings: Settings, service: ServiceClient, env: str,
     """Claim the rollback with the service: (release id, image) it goes back to."""
     body: dict[str, Any] = {
         "kind": "rollback", "environment": env, "project": settings.service_project,
-        "release_id": settings.to, "promotion_id": settings.promotion_id,
+        "record_id": settings.to, "promotion_id": settings.promotion_id,
         "pipeline_id": int(settings.release.pipeline_id)
         if str(settings.release.pipeline_id or "").isdigit() else None,
         "job_url": settings.job_url}
@@ -101,9 +101,9 @@ def claim(settings: Settings, service: ServiceClient, env: str,
     answer = service.post("claims", {k: v for k, v in body.items() if v is not None}) or {}
     promotion = answer.get("promotion") or {}
     log.info(f"The promotion service records rollback {promotion.get('id')} of {env} to "
-             f"{answer.get('release_id') or answer.get('image')}"
+             f"{answer.get('record_id') or answer.get('image')}"
              + (f"; {env} is held ({answer['hold']['lift']})" if answer.get("hold") else ""))
-    return answer.get("release_id"), answer.get("image")
+    return answer.get("record_id"), answer.get("image")
 
 
 STEP = Step(

@@ -55,7 +55,7 @@ class Reporter:
                    rollback_of: str | None = None) -> Iterator[None]:
         """Report the deployment started (with the target's release id), then succeeded, or
         failed with the reason of whatever stopped the block."""
-        ids = {k: v for k, v in (("release_id", release_id), ("rollback_of", rollback_of)) if v}
+        ids = {k: v for k, v in (("record_id", release_id), ("rollback_of", rollback_of)) if v}
         self._deployment("started", message, ids)
         try:
             with _sigterm_raises():

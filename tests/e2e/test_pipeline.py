@@ -155,15 +155,15 @@ def test_two_releases_reach_production_and_production_rolls_back(stack):
                                   "rollback", role="release-manager", json={"reason": "drill"})
     assert promotion["image"] == second
     rollback = stack.wait_for_pipeline("production", after=4)
-    assert rollback.variables["CD_ROLLBACK_TO"] == promotion["release_id"]
+    assert rollback.variables["CD_ROLLBACK_TO"] == promotion["record_id"]
     stack.run_triggered(rollback)  # rollback-production runs at once, then verifies
     assert stack.answer("production").startswith("Welcome from production (version 2)")
     _, releases = _production(stack)
     records = _records(stack)
-    latest = records[releases[0]["release_id"]]  # the service's newest is the target's record
-    assert (latest.kind, latest.rollback_of) == ("rollback", promotion["release_id"])
-    assert releases[0]["rollback_of"] == promotion["release_id"]
-    assert {r["release_id"] for r in releases} <= set(records)
+    latest = records[releases[0]["record_id"]]  # the service's newest is the target's record
+    assert (latest.kind, latest.rollback_of) == ("rollback", promotion["record_id"])
+    assert releases[0]["rollback_of"] == promotion["record_id"]
+    assert {r["record_id"] for r in releases} <= set(records)
     assert stack.service.api("GET", f"promotions/{promotion['id']}")["state"] == "verified"
 
     # GitLab's environment "Rollback": the first production pipeline's deploy job, run again

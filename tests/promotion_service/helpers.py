@@ -42,15 +42,15 @@ def register(api: Any, n: int, *, scan: dict[str, int] | None = None, as_: str =
 _releases = itertools.count(1)
 
 
-def release_id(n: int) -> str:
-    """A release id like the deploy step's (time-ordered, unique)."""
+def record_id(n: int) -> str:
+    """A target record id like the deploy step's (time-ordered, unique)."""
     return f"20260101T000000{next(_releases):03d}Z-{n:04x}"
 
 
 def deploy(api: Any, n: int, environment: str, state: str = "succeeded",
            **fields: Any) -> dict[str, Any]:
-    """Report a deployment of image n, with a release id as docker-cd deploy sends it."""
-    body = ref(n, environment) | {"state": state, "release_id": release_id(n)} | fields
+    """Report a deployment of image n, with a record id as docker-cd deploy sends it."""
+    body = ref(n, environment) | {"state": state, "record_id": record_id(n)} | fields
     resp = api.post("/deployments", json=body)
     assert resp.status_code == 201, resp.json
     return resp.json

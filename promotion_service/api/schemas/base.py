@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from ...domain.policy import SEVERITIES
 
@@ -17,6 +17,8 @@ REPOSITORY = [validate.Length(1, 255), validate.Regexp(
     error="must be an image repository like registry.example.com/group/app (no tag, no digest)")]
 PROJECT = [validate.Length(1, 255), validate.Regexp(
     r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*$", error="must be a GitLab project path like group/app")]
+MEMBER_NAME = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,62}$", error=(
+    "must be a Compose service name: lower-case letters, digits, '_' and '-' (<= 63)"))
 ENV_NAME = validate.Regexp(r"^[a-z0-9][a-z0-9_.-]{0,63}$",
                            error="must be an environment name like staging")
 SHA = validate.Regexp(r"^[0-9a-f]{7,64}$", error="must be a hex commit SHA")
@@ -79,10 +81,10 @@ class Record(Schema):
     created_at = UtcDateTime()
 
 
-class ImageEnvRecord(Record):
-    """A row about one image in one environment (deployments, verifications, approvals)."""
+class ReleaseEnvRecord(Record):
+    """A row about one release in one environment (deployments, verifications, approvals)."""
 
-    image_id = fields.Int()
+    release_id = fields.Int()
     environment_id = fields.Int()
 
 
@@ -98,10 +100,34 @@ class ImageRef(Strict):
     digest = fields.Str(required=True, validate=DIGEST)
 
 
-class ImageEnvRef(ImageRef):
-    """Which image, in which environment."""
+class ReleaseEnvRef(Strict):
+    """Which release (by id, or an image by repository and digest: its one-member release),
+    in which environment."""
 
+    release_id = fields.Int(strict=True, validate=ID, metadata={
+        "description": "the release (CD_RELEASE_ID); or give repository and digest"})
+    repository = fields.Str(validate=REPOSITORY, metadata={
+        "description": "with digest: the image whose one-member release is meant"})
+    digest = fields.Str(validate=DIGEST)
     environment = fields.Str(required=True, validate=ENV_NAME)
+
+    @validates_schema
+    def _release_or_image(self, data: dict[str, Any], **_: Any) -> None:
+        if ("repository" in data) != ("digest" in data):
+            raise ValidationError("give the image as repository and digest together",
+                                  "digest" if "repository" in data else "repository")
+        if "release_id" not in data and "digest" not in data:
+            raise ValidationError("name the release (release_id), or the image (repository "
+                                  "and digest)", "release_id")
+        if "release_id" in data and "digest" in data:
+            raise ValidationError("name the release or the image, not both", "release_id")
+
+
+class ReleaseEnvQuery(ReleaseEnvRef):
+    """The same question in a query string (where every value is a string)."""
+
+    release_id = fields.Int(validate=ID, metadata={
+        "description": "the release (CD_RELEASE_ID); or give repository and digest"})
 
 
 class ReasonOut(Schema):

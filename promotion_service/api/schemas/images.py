@@ -8,6 +8,7 @@ from .base import (
     BIG,
     COUNT,
     DIGEST,
+    MEMBER_NAME,
     PROJECT,
     REASON,
     REPOSITORY,
@@ -22,8 +23,8 @@ from .base import (
 )
 
 
-class ImageIn(ImageRef):
-    """Register an image."""
+class Registration(Strict):
+    """What a pipeline registers with: the project and its pipeline's facts."""
 
     project = fields.Str(required=True, validate=PROJECT)
     gitlab_project_id = fields.Int(strict=True, validate=BIG)
@@ -40,10 +41,19 @@ class ImageIn(ImageRef):
         "description": "the commit's author as git gives it (CI_COMMIT_AUTHOR: Name <e-mail>)"})
 
 
+class ImageIn(ImageRef, Registration):
+    """Register an image (and its one-member release)."""
+
+    name = fields.Str(validate=MEMBER_NAME, metadata={
+        "description": "its one-member release's member name (the Compose service); app"})
+
+
 class ImageOut(Schema):
     """An image as the API shows it."""
 
     id = fields.Int()
+    release_id = fields.Int(metadata={
+        "description": "its one-member release (registration and detail)"})
     project_id = fields.Int()
     repository = fields.Str()
     digest = fields.Str()
@@ -91,10 +101,19 @@ class RevokeIn(Strict):
 
 
 class RevokeOut(Schema):
-    """The revoked image and where it still runs."""
+    """The revoked image, the releases it blocks and where they still run."""
 
     image = fields.Nested(ImageOut)
     running_in = fields.List(fields.Str())
+    releases = fields.List(fields.Nested(lambda: BlockedRelease()))
+
+
+class BlockedRelease(Schema):
+    """A release containing a revoked image, and the environments running it."""
+
+    id = fields.Int()
+    digest = fields.Str()
+    environments = fields.List(fields.Str())
 
 
 class ScanIn(ImageRef):

@@ -47,4 +47,4 @@ class MergeRequestGateOut(Schema):
     allowed = fields.Bool()
     status = fields.Str(metadata={"description": "passed, failed or pending (not ready yet)"})
     reasons = fields.List(fields.Nested(ReasonOut))
-    image_id = fields.Int(allow_none=True)
+    release_id = fields.Int(allow_none=True)

@@ -1,4 +1,4 @@
-"""Promotions, the gate's question and answer, releases and rollback."""
+"""Promotions, the gate's question and answer, rollouts and rollback."""
 
 from __future__ import annotations
 
@@ -17,25 +17,28 @@ from .base import (
     REPOSITORY,
     TEXT,
     Filters,
-    ImageEnvRecord,
-    ImageEnvRef,
     ReasonOut,
+    ReleaseEnvQuery,
+    ReleaseEnvRecord,
+    ReleaseEnvRef,
     Strict,
     UtcDateTime,
     one_of,
 )
 
 
-class PromotionIn(ImageEnvRef):
+class PromotionIn(ReleaseEnvRef):
     """Ask for a promotion."""
 
     reason = fields.Str(validate=TEXT)
 
 
-class PromotionOut(ImageEnvRecord):
+class PromotionOut(ReleaseEnvRecord):
     """A promotion."""
 
-    image = fields.Function(attrgetter("image"))  # joined in by the query that read the rows
+    image = fields.Function(attrgetter("image"), metadata={
+        "type": "string", "description": "its image (repository@digest), or for a release of "
+                                         "several images: release <id> (<digest>)"})
     environment = fields.Function(attrgetter("environment"))
     state = fields.Str()
     kind = fields.Str()
@@ -43,8 +46,8 @@ class PromotionOut(ImageEnvRecord):
     reason = fields.Str(allow_none=True)
     pipeline_id = fields.Int(allow_none=True)
     pipeline_url = fields.Str(allow_none=True)
-    release_id = fields.Str(allow_none=True,
-                            metadata={"description": "the release a rollback restores"})
+    record_id = fields.Str(allow_none=True,
+                           metadata={"description": "the target's record a rollback restores"})
     failure_message = fields.Str(allow_none=True)
     updated_at = UtcDateTime()
 
@@ -65,9 +68,10 @@ class PromotionFilters(Filters):
     state = fields.Str(validate=one_of(PromotionState))
     repository = fields.Str(validate=REPOSITORY)
     digest = fields.Str(validate=DIGEST)
+    release_id = fields.Int(validate=ID)
 
 
-class GateQuery(ImageEnvRef):
+class GateQuery(ReleaseEnvQuery):
     """The gate's question."""
 
     project = fields.Str(validate=PROJECT)
@@ -95,22 +99,25 @@ class GateOut(Schema):
 
     allowed = fields.Bool()
     reasons = fields.List(fields.Nested(ReasonOut))
-    image = fields.Str()
+    release_id = fields.Int()
+    image = fields.Str(allow_none=True, metadata={
+        "description": "the image (repository@digest) of a release of one image"})
     environment = fields.Str()
     hold = fields.Nested(HoldOut, allow_none=True, metadata={
         "description": "the hold on automatic promotion into the environment, if any"})
 
 
-class ReleaseOut(ImageEnvRecord):
-    """A release of an image in an environment."""
+class RolloutOut(ReleaseEnvRecord):
+    """A release that went live in an environment."""
 
-    image = fields.Function(attrgetter("image"))  # joined in by the query that read the rows
+    image = fields.Function(attrgetter("image"), metadata={"type": "string"})
+    release_digest = fields.Function(attrgetter("release_digest"), metadata={"type": "string"})
     promotion_id = fields.Int(allow_none=True)
     deployment_id = fields.Int(allow_none=True)
-    release_id = fields.Str(allow_none=True,
-                            metadata={"description": "the target's release record"})
+    record_id = fields.Str(allow_none=True,
+                           metadata={"description": "the target's release record"})
     rollback_of = fields.Str(allow_none=True,
-                             metadata={"description": "the release a rollback restored"})
+                             metadata={"description": "the record a rollback restored"})
     verified_at = UtcDateTime(allow_none=True)
     rolled_back_at = UtcDateTime(allow_none=True)
 

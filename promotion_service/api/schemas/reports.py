@@ -9,9 +9,9 @@ from .base import (
     RELEASE_ID,
     TEXT,
     URL,
-    ImageEnvRecord,
-    ImageEnvRef,
     JsonBool,
+    ReleaseEnvRecord,
+    ReleaseEnvRef,
     Strict,
     UtcDateTime,
     one_of,
@@ -20,17 +20,17 @@ from .base import (
 TEMPLATE_HASH = validate.Regexp(r"^sha256:[0-9a-f]{64}$", error="expected sha256:<64 hex digits>")
 
 
-class DeploymentIn(ImageEnvRef):
+class DeploymentIn(ReleaseEnvRef):
     """A deploy job's report."""
 
     state = fields.Str(required=True, validate=one_of(
         DeploymentState, but=set(DeploymentState) - DEPLOYMENT_INITIAL))
     job_url = fields.Str(validate=URL)
     message = fields.Str(validate=TEXT)
-    release_id = fields.Str(validate=RELEASE_ID, metadata={
-        "description": "the target's record of this release (docker-cd deploy's CD_RELEASE_ID)"})
+    record_id = fields.Str(validate=RELEASE_ID, metadata={
+        "description": "the target's record of this deploy (what `docker-cd releases` lists)"})
     rollback_of = fields.Str(validate=RELEASE_ID, metadata={
-        "description": "a rollback: the release it restores"})
+        "description": "a rollback: the record it restores"})
     template_hash = fields.Str(validate=TEMPLATE_HASH, metadata={
         "description": "the rendered template's hash; a deploy whose template differs from "
                        "the one the approvals let deploy is refused (409) until approved again"})
@@ -43,12 +43,12 @@ class DeploymentPatch(Strict):
     message = fields.Str(validate=TEXT)
 
 
-class DeploymentOut(ImageEnvRecord):
+class DeploymentOut(ReleaseEnvRecord):
     """A deployment."""
 
     promotion_id = fields.Int(allow_none=True)
     state = fields.Str()
-    release_id = fields.Str(allow_none=True)
+    record_id = fields.Str(allow_none=True)
     rollback_of = fields.Str(allow_none=True)
     job_url = fields.Str(allow_none=True)
     message = fields.Str(allow_none=True)
@@ -57,7 +57,7 @@ class DeploymentOut(ImageEnvRecord):
     template_hash = fields.Str(allow_none=True)
 
 
-class VerificationIn(ImageEnvRef):
+class VerificationIn(ReleaseEnvRef):
     """Smoke-check result."""
 
     passed = JsonBool(required=True)
@@ -65,7 +65,7 @@ class VerificationIn(ImageEnvRef):
     job_url = fields.Str(validate=URL)
 
 
-class VerificationOut(ImageEnvRecord):
+class VerificationOut(ReleaseEnvRecord):
     """A verification."""
 
     passed = fields.Bool()
@@ -73,8 +73,8 @@ class VerificationOut(ImageEnvRecord):
     job_url = fields.Str(allow_none=True)
 
 
-class ApprovalIn(ImageEnvRef):
-    """Approve or reject a digest for an environment."""
+class ApprovalIn(ReleaseEnvRef):
+    """Approve or reject a release for an environment."""
 
     decision = fields.Str(load_default="approve", validate=validate.OneOf(("approve", "reject")))
     comment = fields.Str(validate=TEXT)
@@ -86,7 +86,7 @@ class ApprovalIn(ImageEnvRef):
                        "it lets through"})
 
 
-class ApprovalOut(ImageEnvRecord):
+class ApprovalOut(ReleaseEnvRecord):
     """An approval or rejection."""
 
     actor = fields.Str()

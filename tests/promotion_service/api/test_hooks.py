@@ -10,9 +10,9 @@ from promotion_service.db.gitlab_models import GitLabDeployment, WebhookDelivery
 from promotion_service.db.models import AuditEntry, Deployment, Promotion
 from tests.promotion_service.gitlab_fixtures import (
     environment,
-    make_image,
     make_project,
     make_promotion,
+    make_release,
 )
 from tests.promotion_service.gitlab_payloads import (
     deployment_event,
@@ -35,7 +35,7 @@ def promotion(app):
     """A staging promotion of group/app (GitLab project 42) waiting to be triggered."""
     with session_for(app) as session:
         project = make_project(session)
-        image = make_image(session, project)
+        image = make_release(session, project)
         return make_promotion(session, project, image).id
 
 

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import event
 
 from promotion_service import db
-from promotion_service.db.models import Release
+from promotion_service.db.models import Rollout
 from tests.promotion_service.gitlab_fixtures import (
     environment,
-    make_image,
     make_project,
     make_promotion,
+    make_release,
 )
 
 
@@ -42,9 +42,9 @@ def seed(app: Any, images: int) -> int:
         project = make_project(session, path="lists/app", gitlab_id=None)
         staging = environment(session, project, "staging")
         for n in range(images):
-            image = make_image(session, project, n=n)
-            promotion = make_promotion(session, project, image, "staging")
-            session.add(Release(environment_id=staging.id, image_id=image.id,
+            release = make_release(session, project, n=n)
+            promotion = make_promotion(session, project, release, "staging")
+            session.add(Rollout(environment_id=staging.id, release_id=release.id,
                                 promotion_id=promotion.id))
         return project.id
 

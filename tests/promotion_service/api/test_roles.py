@@ -41,7 +41,8 @@ def world(api: Any, app: Any) -> dict[str, Any]:
     policy = api.get("/projects/1", as_="rm").json["environments"][2]["policy"]
     return {"promotion": promotion_id, "deployment": deployment["id"],
             "approval": approval["id"], "stop": stop["id"], "policy": policy,
-            "image": api.get("/images", as_="rm").json[0]["id"]}
+            "image": api.get("/images", as_="rm").json[0]["id"],
+            "release": api.get("/releases", as_="rm").json[0]["id"]}
 
 
 def request(method: str, path: str, w: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
@@ -50,9 +51,11 @@ def request(method: str, path: str, w: dict[str, Any]) -> tuple[str, dict[str, A
            .replace("<image_id>", str(w["image"])).replace("<deployment_id>",
                                                            str(w["deployment"]))
            .replace("<promotion_id>", str(w["promotion"]))
-           .replace("<approval_id>", str(w["approval"])).replace("<stop_id>", str(w["stop"])))
+           .replace("<approval_id>", str(w["approval"])).replace("<stop_id>", str(w["stop"]))
+           .replace("<release_id>", str(w["release"])))
     bodies = {
         ("POST", "/images"): ref(2) | {"project": "group/app"},
+        ("POST", "/releases"): {"project": "group/app", "members": [ref(3) | {"name": "api"}]},
         ("POST", "/scans"): ref(1) | {"counts": {"critical": 0}},
         ("POST", "/deployments"): ref(1, "test") | {"state": "succeeded"},
         ("PATCH", "/deployments/<deployment_id>"): {"state": "failed"},

@@ -13,7 +13,7 @@ from promotion_service.gitlab import merge_request_gate
 from promotion_service.gitlab.client import GitLabClient
 from promotion_service.outbox.dispatcher import Dispatcher
 from promotion_service.outbox.settings import DispatcherSettings
-from tests.promotion_service.gitlab_fixtures import make_image, make_project
+from tests.promotion_service.gitlab_fixtures import make_project, make_release
 from tests.promotion_service.gitlab_payloads import (
     SHA,
     hook_headers,
@@ -33,8 +33,8 @@ def app(app):
     with session_for(app) as session:
         project = make_project(session, policies={"test": {"max_severity": "high"},
                                                   "staging": {}})
-        make_image(session, project, sha=SHA, scan=CLEAN)
-        make_image(session, project, sha=BAD_SHA, scan=FAILED_SCAN)
+        make_release(session, project, sha=SHA, scan=CLEAN)
+        make_release(session, project, sha=BAD_SHA, scan=FAILED_SCAN)
     return app
 
 
@@ -107,7 +107,7 @@ def test_image_not_ready_is_pending_then_answered_when_its_state_changes(app, cl
         from promotion_service.db.models import Project
 
         project = session.scalars(select(Project)).one()
-        make_image(session, project, sha=later, n=3, scan=CLEAN)
+        make_release(session, project, sha=later, n=3, scan=CLEAN)
     with session_for(app) as session:
         assert merge_request_gate.recheck_pending(session, app.config) == 1
     assert [p["status"] for _, p in outbox(app)] == ["pending", "passed"]

@@ -5,11 +5,15 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 import promotion_service.db.gitlab_models  # noqa: F401 - its tables belong to the metadata too
-from promotion_service.db.models import Base
+from promotion_service import create_app, db
+from promotion_service.db.models import Base, Image
 from promotion_service.db.schema import alembic_config
+from promotion_service.domain.actor import Actor
+from promotion_service.domain.releases import Member, identity
+from promotion_service.services import releases as releases_service
 
 
 def test_migrated_schema_matches_the_models(database_url):
@@ -35,3 +39,82 @@ def test_ready_says_when_the_schema_is_behind(database_url, client):
     command.downgrade(alembic_config(database_url), "0001")
     resp = client.get("/ready")
     assert resp.status_code == 503 and "promotion-service db upgrade" in resp.json["message"]
+
+
+def _previous_revisions_data(conn) -> None:
+    """What 0005 held: two images (the second revoked), one walked into staging."""
+    now = "2026-11-01 10:00:00"
+    rows = [
+        ("projects", {"id": 1, "path": "group/app", "created_at": now}),
+        ("environments", {"id": 1, "project_id": 1, "name": "test", "position": 0,
+                          "policy": "{}"}),
+        ("environments", {"id": 2, "project_id": 1, "name": "staging", "position": 1,
+                          "policy": "{}"}),
+        ("images", {"id": 1, "project_id": 1, "repository": "registry.example.com/group/app",
+                    "digest": "sha256:" + "1" * 64, "tags": '["v1"]', "triggered_by": "dev",
+                    "registered_by": "ci-bot", "created_at": now}),
+        ("images", {"id": 2, "project_id": 1, "repository": "registry.example.com/group/app",
+                    "digest": "sha256:" + "2" * 64, "tags": "[]", "registered_by": "ci-bot",
+                    "created_at": now, "revoked_at": now, "revoked_reason": "CVE-2026-1"}),
+        ("promotions", {"id": 1, "image_id": 1, "environment_id": 2, "state": "verified",
+                        "kind": "rollback", "requested_by": "rm", "release_id": "r-1",
+                        "created_at": now, "updated_at": now}),
+        ("deployments", {"id": 1, "image_id": 1, "environment_id": 2, "promotion_id": 1,
+                         "state": "succeeded", "actor": "ci-bot", "release_id": "r-1",
+                         "created_at": now, "updated_at": now}),
+        ("verifications", {"id": 1, "image_id": 1, "environment_id": 2, "passed": True,
+                           "details": "{}", "actor": "ci-bot", "created_at": now}),
+        ("approvals", {"id": 1, "image_id": 1, "environment_id": 2, "actor": "alice",
+                       "role": "approver", "decision": "approve", "created_at": now}),
+        ("releases", {"id": 1, "image_id": 1, "environment_id": 2, "promotion_id": 1,
+                      "deployment_id": 1, "release_id": "r-1", "created_at": now}),
+    ]
+    for table, row in rows:
+        conn.execute(text(f"INSERT INTO {table} ({', '.join(row)}) "
+                          f"VALUES ({', '.join(':' + k for k in row)})"), row)
+
+
+def test_0006_gives_each_image_its_one_member_release_and_keeps_the_ledger(database_url):
+    """Data written by revision 0005 reads the same after 0006, and back after downgrading."""
+    config = alembic_config(database_url)
+    command.downgrade(config, "0005")
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        _previous_revisions_data(conn)
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        releases = conn.execute(text(
+            "SELECT id, digest, member_count, triggered_by, revoked_at IS NOT NULL, "
+            "revoked_reason FROM releases ORDER BY id")).all()
+        members = conn.execute(text(
+            "SELECT release_id, name, image_id, built FROM release_members ORDER BY 1")).all()
+        ledger = {table: conn.execute(text(f"SELECT release_id FROM {table}")).scalar_one()
+                  for table in ("promotions", "deployments", "verifications", "approvals",
+                                "rollouts")}
+        records = {table: conn.execute(text(f"SELECT record_id FROM {table}")).scalar_one()
+                   for table in ("promotions", "deployments", "rollouts")}
+    digests = [identity([Member("app", "registry.example.com/group/app", "sha256:" + c * 64)],
+                        None) for c in "12"]
+    assert [r[:4] for r in releases] == [(1, digests[0], 1, "dev"), (2, digests[1], 1, None)]
+    assert [bool(r[4]) for r in releases] == [False, True]
+    assert releases[1][5] == "app was revoked: CVE-2026-1"
+    assert [(*m[:3], bool(m[3])) for m in members] == [(1, "app", 1, True),
+                                                       (2, "app", 2, True)]
+    assert set(ledger.values()) == {1} and set(records.values()) == {"r-1"}
+    # new rows number on from the migrated ones (PostgreSQL's sequences too)
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    with db.session_for(app) as session:
+        release_id, _ = releases_service.ensure(
+            session, Actor("ci-bot", "ci", project="group/app"), 1, "group/app",
+            [(Member("app", "registry.example.com/group/app", "sha256:" + "1" * 64),
+              session.get(Image, 1))], "sha256:" + "3" * 64, {})
+    assert release_id == 3
+    db.engine_of(app).dispose()
+
+    command.downgrade(config, "0005")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT image_id, release_id FROM promotions")).one() == (
+            1, "r-1")
+        assert conn.execute(text("SELECT image_id, release_id FROM releases")).one() == (
+            1, "r-1")
+    engine.dispose()

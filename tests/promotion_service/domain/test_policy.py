@@ -8,6 +8,7 @@ from promotion_service.domain.policy import (
     Approval,
     EnvironmentPolicy,
     GateFacts,
+    MemberFacts,
     PolicyError,
     Stop,
     evaluate,
@@ -20,10 +21,17 @@ PROD = EnvironmentPolicy.from_dict({
 })
 
 
+MEMBER_FACTS = {"revoked", "revoked_reason", "scan_counts", "scan_findings", "built"}
+
+
 def facts(**kw):
+    """The facts of a one-member release; member facts (revoked, scan_counts...) are its."""
+    member = {"scan_counts": {"critical": 0, "high": 0}} | {
+        k: kw.pop(k) for k in list(kw) if k in MEMBER_FACTS}
     base = dict(environment="production", now=NOW, previous_environment="staging",
                 verified_in_previous_at=NOW - timedelta(hours=2),
-                scan_counts={"critical": 0, "high": 0}, image_authors=frozenset({"carol"}),
+                members=(MemberFacts("app", "sha256:" + "ab" * 32, **member),),
+                image_authors=frozenset({"carol"}),
                 approvals=(approval("alice"), approval("bob")))
     return GateFacts(**(base | kw))
 
@@ -96,3 +104,26 @@ def test_bad_policies_name_the_field(doc, message):
 
 def test_policy_round_trips_through_its_stored_form():
     assert EnvironmentPolicy.from_dict(PROD.to_dict()) == PROD
+
+
+def test_reasons_name_the_member_at_fault_in_a_release_of_several_images():
+    worker = "sha256:1234abcd5678" + "0" * 52
+    release = facts(members=(
+        MemberFacts("api", "sha256:" + "ab" * 32, scan_counts={"high": 0}),
+        MemberFacts("worker", worker, scan_counts={"critical": 2}),
+        MemberFacts("db", "sha256:" + "cd" * 32, built=False),  # third-party: no scan needed
+    ))
+    [reason] = evaluate(PROD, release).reasons
+    assert reason.code == "scan_failed" and reason.details["member"] == "worker"
+    assert reason.message.startswith("worker@sha256:1234abcd5678 has 2 critical finding(s)")
+
+
+def test_a_revoked_member_refuses_the_whole_release_naming_it():
+    release = facts(members=(
+        MemberFacts("api", "sha256:" + "ab" * 32, scan_counts={}),
+        MemberFacts("worker", "sha256:" + "ef" * 32, scan_counts={}, revoked=True,
+                    revoked_reason="CVE-2026-9"),
+    ))
+    [reason] = evaluate(PROD, release).reasons
+    assert reason.code == "revoked"
+    assert reason.message == "worker@sha256:efefefefefef was revoked: CVE-2026-9"

@@ -11,8 +11,8 @@ from promotion_service.db.models import (
     ApprovalRecord,
     AuditEntry,
     Environment,
-    Image,
     Outbox,
+    Release,
     Verification,
 )
 from promotion_service.domain.actor import Actor
@@ -23,8 +23,8 @@ from tests.promotion_service.gitlab_fixtures import (
     GITLAB_TOKEN,
     SHA,
     environment,
-    make_image,
     make_project,
+    make_release,
 )
 
 APPROVER_TOKEN = "glpat-approver"
@@ -56,8 +56,8 @@ def image_id(app):
     with session_for(app) as session:
         project = make_project(session, policies={
             "test": {}, "staging": {}, "production": {"required_approvals": 1}})
-        image = make_image(session, project)
-        session.add(Verification(image_id=image.id, passed=True, actor="ci",
+        image = make_release(session, project)
+        session.add(Verification(release_id=image.id, passed=True, actor="ci",
                                  environment_id=environment(session, project, "staging").id))
         return image.id
 
@@ -74,7 +74,7 @@ def dispatch(app, gitlab):
 
 def approve_in_service(app, image_id, name="alice"):
     with session_for(app) as session:
-        image = session.get(Image, image_id)
+        image = session.get(Release, image_id)
         production = session.scalars(select(Environment).where(
             Environment.name == "production")).one()
         approvals.record_decision(session, Actor(name, "approver"), image, production,
@@ -99,7 +99,7 @@ def test_approval_given_in_gitlab_is_recorded_with_the_gitlab_user(app, gitlab, 
     with session_for(app, write=False) as session:
         [record] = session.scalars(select(ApprovalRecord)).all()
         # GitLab's user qa-lead is the person qa-lead: one identity, given in GitLab's UI
-        assert (record.image_id, record.actor, record.decision, record.given_in) == (
+        assert (record.release_id, record.actor, record.decision, record.given_in) == (
             image_id, "qa-lead", "approve", "gitlab")
         assert "checked staging" in record.comment
         audit = session.scalars(select(AuditEntry).where(
@@ -116,7 +116,7 @@ def test_a_gitlab_approval_by_whoever_ran_the_pipeline_is_refused_by_four_eyes(a
         project = make_project(session, policies={
             "test": {}, "staging": {}, "production": {"required_approvals": 1,
                                                        "four_eyes": True}})
-        image = make_image(session, project)
+        image = make_release(session, project)
         image.triggered_by = "qa-lead"
     gitlab.add_deployment(42, 9, environment="production", job_id=7, sha=SHA, approvals=[
         QA_APPROVAL | {"user": {"id": 100, "username": "QA-Lead", "name": "QA Lead"}}])

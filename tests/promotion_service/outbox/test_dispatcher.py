@@ -18,9 +18,9 @@ from tests.promotion_service.gitlab_fixtures import (
     GITLAB_TOKEN,
     TRIGGER_TOKEN,
     database_app,
-    make_image,
     make_project,
     make_promotion,
+    make_release,
 )
 
 FAST = DispatcherSettings(trigger_token=TRIGGER_TOKEN, backoff_initial=0.01, backoff_max=0.05,
@@ -51,7 +51,7 @@ def dispatcher(app, gitlab, settings=FAST, name=None):
 
 def promote(app, project, n=1):
     with session_for(app) as session:
-        image = make_image(session, project, n=n)
+        image = make_release(session, project, n=n)
         return make_promotion(session, project, image).id
 
 
@@ -81,9 +81,26 @@ def test_a_promotion_triggers_exactly_one_pipeline_with_its_variables(app, gitla
     assert pipeline.variables["CD_PROMOTION_ID"] == str(promotion_id)
     assert pipeline.variables["CD_TARGET_ENVIRONMENT"] == "staging"
     assert pipeline.variables["CD_IMAGE"].startswith("registry.example.com/group/app@sha256:")
+    assert pipeline.variables["CD_IMAGE_APP"] == pipeline.variables["CD_IMAGE"]
+    assert pipeline.variables["CD_RELEASE_ID"].isdigit()
     promotion = read(app, Promotion, promotion_id)
     assert (promotion.state, promotion.pipeline_id) == ("triggered", pipeline.id)
     assert promotion.pipeline_url == pipeline.web_url
+
+
+def test_a_release_of_several_images_triggers_with_each_members_digest(app, gitlab, project):
+    with session_for(app) as session:
+        release = make_release(session, project, names=("api", "worker", "front-end"))
+        promotion_id = make_promotion(session, project, release).id
+        refs = {m.name: f"{m.repository}@{m.digest}" for m in release.members}
+    dispatcher(app, gitlab).run_once()
+    [pipeline] = gitlab.pipelines
+    assert pipeline.variables["CD_RELEASE_ID"] == str(release.id)
+    assert pipeline.variables["CD_IMAGE_API"] == refs["api"]
+    assert pipeline.variables["CD_IMAGE_WORKER"] == refs["worker"]
+    assert pipeline.variables["CD_IMAGE_FRONT_END"] == refs["front-end"]
+    assert "CD_IMAGE" not in pipeline.variables  # no single image to name
+    assert pipeline.variables["CD_PROMOTION_ID"] == str(promotion_id)
 
 
 def test_without_trigger_token_the_pipelines_api_is_used_on_the_configured_ref(
@@ -136,7 +153,7 @@ def test_unreachable_gitlab_is_retried(app, project):
 def test_a_refusal_fails_the_promotion_with_gitlabs_message_in_api_and_audit(app, gitlab):
     with session_for(app) as session:
         unknown = make_project(session, path="group/gone", gitlab_id=99)
-        promotion_id = make_promotion(session, unknown, make_image(session, unknown)).id
+        promotion_id = make_promotion(session, unknown, make_release(session, unknown)).id
     dispatcher(app, gitlab).run_once()
     promotion = read(app, Promotion, promotion_id)
     assert promotion.state == "failed"

@@ -15,9 +15,9 @@ from promotion_service.outbox import worker
 from tests.promotion_service.gitlab_fixtures import (
     GITLAB_TOKEN,
     TRIGGER_TOKEN,
-    make_image,
     make_project,
     make_promotion,
+    make_release,
 )
 
 
@@ -27,7 +27,7 @@ def promotion_id(app, gitlab):
                       GITLAB_TRIGGER_TOKEN_TOKEN=TRIGGER_TOKEN)
     with session_for(app) as session:
         project = make_project(session)
-        return make_promotion(session, project, make_image(session, project)).id
+        return make_promotion(session, project, make_release(session, project)).id
 
 
 def test_once_sends_what_is_due_and_runs_the_periodic_checks(app, gitlab, promotion_id):

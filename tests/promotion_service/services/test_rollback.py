@@ -32,7 +32,7 @@ def to_staging(api, app, n, pipeline_id):
     claimed = api.post("/claims", json=ref(n, "staging") | {
         "promotion_id": promotion_id, "pipeline_id": pipeline_id})
     assert claimed.status_code == 201, claimed.json
-    release = deploy(api, n, "staging")["release_id"]
+    release = deploy(api, n, "staging")["record_id"]
     verify(api, n, "staging")
     return promotion_id, release
 
@@ -50,7 +50,7 @@ def test_a_service_rollback_names_the_verified_release_its_pipeline_restores(api
     to_staging(api, app, 2, 102)
     resp = api.post(f"{STAGING}/rollback", json={"reason": "bad release"}, as_="rm")
     assert resp.status_code == 201, resp.json
-    assert (resp.json["kind"], resp.json["release_id"]) == ("rollback", first)
+    assert (resp.json["kind"], resp.json["record_id"]) == ("rollback", first)
     with db.session_for(app, write=False) as session:
         payload = session.scalars(select(Outbox).order_by(Outbox.id.desc())).first().payload
     assert payload["variables"]["CD_ROLLBACK_TO"] == first
@@ -58,14 +58,14 @@ def test_a_service_rollback_names_the_verified_release_its_pipeline_restores(api
 
     # the triggered pipeline's rollback job claims it, restores `first`, reports it
     claimed = api.post("/claims", json={"kind": "rollback", "environment": "staging",
-                                        "project": "group/app", "release_id": first,
+                                        "project": "group/app", "record_id": first,
                                         "promotion_id": resp.json["id"], "pipeline_id": 200})
     assert claimed.status_code == 201, claimed.json
-    assert claimed.json["release_id"] == first
+    assert claimed.json["record_id"] == first
     assert claimed.json["promotion"]["id"] == resp.json["id"]
-    deploy(api, 1, "staging", release_id="20260102T000000000Z-beef", rollback_of=first)
+    deploy(api, 1, "staging", record_id="20260102T000000000Z-beef", rollback_of=first)
     latest = releases(api)[0]
-    assert (latest["release_id"], latest["rollback_of"]) == ("20260102T000000000Z-beef", first)
+    assert (latest["record_id"], latest["rollback_of"]) == ("20260102T000000000Z-beef", first)
     assert latest["verified_at"] is not None  # what runs now was verified there before
     assert api.get(f"/promotions/{resp.json['id']}").json["state"] == "verified"
     assert held_by(api)["by"] == "rm"
@@ -77,7 +77,7 @@ def test_the_rollback_job_started_by_hand_goes_where_the_service_would(api, app)
     claimed = api.post("/claims", json={"kind": "rollback", "environment": "staging",
                                         "project": "group/app", "pipeline_id": 300})
     assert claimed.status_code == 201, claimed.json
-    assert claimed.json["release_id"] == first
+    assert claimed.json["record_id"] == first
     assert claimed.json["image"].endswith(ref(1)["digest"])
     assert claimed.json["hold"]["by"] == "ci-bot"
     assert "rollback job" in held_by(api)["reason"]
@@ -87,7 +87,7 @@ def test_a_rollback_to_a_release_never_verified_there_is_refused(api, app):
     to_staging(api, app, 1, 101)
     refused = api.post("/claims", json={"kind": "rollback", "environment": "staging",
                                         "project": "group/app", "pipeline_id": 300,
-                                        "release_id": "20990101T000000000Z-0000"})
+                                        "record_id": "20990101T000000000Z-0000"})
     assert refused.status_code == 409 and codes(refused) == ["release_not_verified"]
     assert held_by(api) is None
 

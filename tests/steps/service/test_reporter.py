@@ -33,7 +33,7 @@ def test_any_failure_after_started_is_reported_failed_with_its_reason(error, rea
         raise error
     assert [(m, p) for m, p, _ in fake.requests] == [("POST", "deployments"),
                                                    ("PATCH", "deployments/5")]
-    assert fake.requests[0][2]["release_id"] == "r1"
+    assert fake.requests[0][2]["record_id"] == "r1"
     assert fake.requests[1][2] == {"state": "failed", "message": reason}
 
 

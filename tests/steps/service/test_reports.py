@@ -110,7 +110,7 @@ def test_the_rollback_job_asks_the_service_and_both_histories_agree(service, pus
     rollback = json.loads(out.read_text())
     [project] = [p for p in service.api("GET", "projects") if p["path"] == "team/app"]
     service_releases = service.api("GET", f"projects/{project['id']}/environments/test/releases")
-    service_ids = [r["release_id"] for r in service_releases]
+    service_ids = [r["record_id"] for r in service_releases]
     target = tmp_path / "releases.json"
     assert run(["releases", "--environment", "test", "--json", str(target)], env) == 0
     target_ids = [r["id"] for r in json.loads(target.read_text())["releases"]]
@@ -118,7 +118,7 @@ def test_the_rollback_job_asks_the_service_and_both_histories_agree(service, pus
     assert [i for i in target_ids if i in service_ids] == service_ids
     v1 = next(r for r in service_releases
               if r["image"] == sample.images["v1@"] and not r["rollback_of"])
-    assert service_releases[0]["release_id"] == rollback["release"]["id"]
-    assert service_releases[0]["rollback_of"] == rollback["restored"] == v1["release_id"]
+    assert service_releases[0]["record_id"] == rollback["release"]["id"]
+    assert service_releases[0]["rollback_of"] == rollback["restored"] == v1["record_id"]
     claim = audit(service, "promotion.claimed")[0]
     assert (claim["after"]["kind"], claim["after"]["pipeline_id"]) == ("rollback", 77)

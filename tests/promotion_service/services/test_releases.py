@@ -1,0 +1,186 @@
+"""Releases of several images: one identity, one gate, one promotion, one trigger."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
+from sqlalchemy import select
+
+from promotion_service import db
+from promotion_service.db.models import Outbox
+from tests.promotion_service.helpers import REPO, codes, digest, soak
+
+TEMPLATE = "sha256:" + "7e" * 32
+KV = "docker.io/library/kv"  # a third-party image, pinned by digest at release time
+
+
+def members(worker: int = 2) -> list[dict]:
+    return [{"name": "api", "repository": f"{REPO}/api", "digest": digest(1)},
+            {"name": "worker", "repository": f"{REPO}/worker", "digest": digest(worker)},
+            {"name": "kv", "repository": KV, "digest": digest(99), "built": False}]
+
+
+def register(api, body_members=None, template_hash=TEMPLATE, as_="ci-bot", scan=True,
+             **fields):
+    resp = api.post("/releases", json={"project": "group/app", "members":
+                                       body_members or members(),
+                                       "template_hash": template_hash,
+                                       "commit_sha": "ab" * 20} | fields, as_=as_)
+    assert resp.status_code in (200, 201), resp.json
+    if scan:
+        for m in resp.json["members"]:
+            if m["built"]:
+                counts = {"critical": 0, "high": 0}
+                assert api.post("/scans", json={"repository": m["repository"],
+                                                "digest": m["digest"],
+                                                "counts": counts}).status_code == 201
+    return resp
+
+
+def in_test(api, release_id):
+    """The release deployed and verified in test."""
+    body = {"release_id": release_id, "environment": "test"}
+    assert api.post("/deployments", json=body | {"state": "succeeded"}).status_code == 201
+    assert api.post("/verifications", json=body | {"passed": True}).status_code == 201
+
+
+def test_fifty_identical_registrations_make_one_release(app, tokens):
+    racers = 50
+    barrier = Barrier(racers)
+
+    def post(_):
+        client = app.test_client()
+        barrier.wait()
+        resp = client.post("/api/v1/releases", json={
+            "project": "group/app", "members": members(), "template_hash": TEMPLATE},
+            headers={"Authorization": f"Bearer {tokens['ci-bot']}"})
+        return resp.status_code, resp.json.get("id")
+
+    with ThreadPoolExecutor(racers) as pool:
+        results = list(pool.map(post, range(racers)))
+    assert sorted(s for s, _ in results) == [200] * (racers - 1) + [201]
+    assert len({release_id for _, release_id in results}) == 1
+
+
+def test_the_same_set_is_the_same_release_and_another_template_a_new_one(api):
+    first = register(api)
+    assert first.status_code == 201
+    assert first.json["digest"].startswith("sha256:")
+    assert [m["name"] for m in first.json["members"]] == ["api", "kv", "worker"]
+    assert register(api, list(reversed(members()))).json["id"] == first.json["id"]
+    other = register(api, template_hash="sha256:" + "8f" * 32)
+    assert other.status_code == 201 and other.json["id"] != first.json["id"]
+    shown = api.get(f"/releases/{first.json['id']}").json
+    assert shown["template_hash"] == TEMPLATE and shown["project"] == "group/app"
+    listed = api.get("/releases", query_string={"project": "group/app"}).json
+    assert [r["id"] for r in listed] == [other.json["id"], first.json["id"]]
+
+
+def test_a_built_member_outside_the_projects_repositories_is_refused(api):
+    resp = api.post("/releases", json={"project": "group/app", "members": [
+        {"name": "api", "repository": "registry.example.com/other/app", "digest": digest(1)}]})
+    assert resp.status_code == 403 and "other/app" in resp.json["message"]
+
+
+def test_bad_members_are_named(api):
+    bad_name = [*members()[:1], {"name": "Worker!", "repository": f"{REPO}/w",
+                                 "digest": digest(3)}]
+    resp = api.post("/releases", json={"project": "group/app", "members": bad_name})
+    assert resp.status_code == 422 and "members" in resp.json["errors"]["json"]
+    twice = members()[:1] * 2
+    resp = api.post("/releases", json={"project": "group/app", "members": twice})
+    assert resp.status_code == 422 and "given twice" in resp.json["errors"]["json"]["members"][0]
+    many = [{"name": f"m{i}", "repository": f"{REPO}/m{i}", "digest": digest(i)}
+            for i in range(51)]
+    resp = api.post("/releases", json={"project": "group/app", "members": many})
+    assert resp.status_code == 422 and "members" in resp.json["errors"]["json"]
+
+
+def test_gate_reasons_name_the_member_at_fault(api):
+    release = register(api, scan=False).json
+    api.post("/scans", json={"repository": f"{REPO}/api", "digest": digest(1),
+                             "counts": {"critical": 0}})
+    api.post("/scans", json={"repository": f"{REPO}/worker", "digest": digest(2),
+                             "counts": {"critical": 2},
+                             "findings": [{"id": "CVE-2026-7", "severity": "critical"}]})
+    in_test(api, release["id"])
+    answer = api.get("/gate", query_string={"release_id": release["id"],
+                                            "environment": "staging"}).json
+    assert answer["allowed"] is False and answer["release_id"] == release["id"]
+    [scan] = [r for r in answer["reasons"] if r["code"] == "scan_failed"]
+    label = f"worker@{digest(2)[:19]}"
+    assert scan["message"].startswith(f"{label} has 2 critical finding(s)")
+    assert scan["details"]["member"] == "worker"
+    assert all("kv@" not in r["message"] for r in answer["reasons"])  # third-party: no scan
+
+
+def test_an_image_in_releases_of_several_images_only_needs_the_release_id(api):
+    register(api)
+    resp = api.get("/gate", query_string={"repository": f"{REPO}/worker", "digest": digest(2),
+                                          "environment": "test"})
+    assert resp.status_code == 422 and "release_id" in resp.json["errors"]["query"]
+
+
+def test_revoking_a_member_blocks_every_release_with_it_naming_it(api, app):
+    first = register(api).json
+    second = register(api, members()[:2]).json  # the same worker without kv
+    in_test(api, first["id"])
+    worker_image = next(m["image_id"] for m in first["members"] if m["name"] == "worker")
+    resp = api.post(f"/images/{worker_image}/revoke", json={"reason": "CVE-2026-9"}, as_="rm")
+    assert resp.status_code == 200, resp.json
+    assert resp.json["releases"] == [
+        {"id": first["id"], "digest": first["digest"], "environments": ["test"]},
+        {"id": second["id"], "digest": second["digest"], "environments": []}]
+    refused = api.post("/promotions", json={"release_id": first["id"],
+                                            "environment": "staging"}, as_="rm")
+    assert refused.status_code == 409 and "revoked" in codes(refused)
+    [reason] = [r for r in refused.json["reasons"] if r["code"] == "revoked"]
+    assert reason["message"] == f"worker@{digest(2)[:19]} was revoked: CVE-2026-9"
+    assert api.get(f"/releases/{second['id']}").json["revoked"] is True
+    assert soak(app) == []  # nothing promotes it by itself either
+
+
+def test_four_eyes_keeps_out_whoever_built_any_member(api, app):
+    # alice's pipeline built the worker image; a later pipeline reuses it in a release
+    api.post("/images", json={"project": "group/app", "repository": f"{REPO}/worker",
+                              "digest": digest(2), "triggered_by": "alice"})
+    release = register(api, triggered_by="dev").json
+    in_test(api, release["id"])
+    [_] = soak(app)  # into staging
+    body = {"release_id": release["id"], "environment": "staging"}
+    api.post("/deployments", json=body | {"state": "succeeded"})
+    api.post("/verifications", json=body | {"passed": True})
+    soak(app)
+    production = {"release_id": release["id"], "environment": "production"}
+    refused = api.post("/approvals", json=production, as_="alice")
+    assert refused.status_code == 403 and "four-eyes" in refused.json["message"]
+    assert api.post("/approvals", json=production, as_="bob").status_code == 201
+    assert api.post("/approvals", json=production, as_="rm").status_code == 201
+    answer = api.get("/gate", query_string=production).json
+    assert answer["allowed"] is True, answer["reasons"]
+    promoted = api.get("/promotions", query_string={"environment": "production"}).json
+    assert [p["release_id"] for p in promoted] == [release["id"]]
+
+
+def test_the_staging_trigger_carries_the_release_and_every_member(api, app):
+    release = register(api).json
+    in_test(api, release["id"])
+    [promotion_id] = soak(app)
+    with db.session_for(app, write=False) as session:
+        [row] = session.scalars(select(Outbox).where(Outbox.promotion_id == promotion_id))
+    refs = {m["name"]: f"{m['repository']}@{m['digest']}" for m in release["members"]}
+    assert row.payload["variables"] == {
+        "CD_RELEASE_ID": str(release["id"]), "CD_IMAGE_API": refs["api"],
+        "CD_IMAGE_WORKER": refs["worker"], "CD_IMAGE_KV": refs["kv"],
+        "CD_TARGET_ENVIRONMENT": "staging", "CD_PROMOTION_ID": str(promotion_id)}
+
+
+def test_an_image_registered_alone_is_its_one_member_release(api):
+    image = api.post("/images", json={"project": "group/app", "repository": REPO,
+                                      "digest": digest(5)}).json
+    release = api.get(f"/releases/{image['release_id']}").json
+    assert [(m["name"], m["digest"]) for m in release["members"]] == [("app", digest(5))]
+    again = api.post("/releases", json={"project": "group/app", "members": [
+        {"name": "app", "repository": REPO, "digest": digest(5)}]})
+    assert (again.status_code, again.json["id"]) == (200, image["release_id"])
