@@ -1,4 +1,4 @@
-"""What the web pages show: the matrix of projects x environments, and one image's page.
+"""What the web pages show: the matrix of projects x environments, and one release's page.
 
 The same facts and rules as the API: the gate's reasons come from services.gate, who may
 approve from services.approvals, the project scope from lookups.
@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..db.models import Environment, Image, Project, utcnow
+from ..db.models import Environment, Project, Release, utcnow
 from ..domain.actor import Actor
 from ..domain.states import IN_FLIGHT
 from ..store import approvals as approval_store
-from ..store import audit, overview, projects, releases, scans
+from ..store import audit, overview, projects, rollouts, scans
 from . import approvals, gate, lookups
 from .projects import policy_of
 
@@ -26,9 +26,9 @@ _IN_FLIGHT = {s.value for s in IN_FLIGHT}
 
 @dataclass
 class Candidate:
-    """The image waiting to enter an environment, and why it may not yet (one line)."""
+    """The release waiting to enter an environment, and why it may not yet (one line)."""
 
-    image: Image
+    release: Release
     allowed: bool
     reasons: str
 
@@ -38,7 +38,7 @@ class Cell:
     """One project's environment: what runs there, in what state, and what waits."""
 
     environment: Environment
-    live: Any = None  # (Release, Image, Deployment) row
+    live: Any = None  # (Rollout, Release, Deployment) row
     states: list[str] = field(default_factory=list)
     candidate: Candidate | None = None
 
@@ -96,13 +96,13 @@ def _states(env: Environment, live: Any, deployment: Any, promotion: Any, stoppe
     states = []
     if promotion is not None and promotion.state in _IN_FLIGHT:
         states.append("deploying")
-    if live is not None and live.Release.verified_at is not None:
+    if live is not None and live.Rollout.verified_at is not None:
         states.append("verified")
     if deployment is not None and deployment.state == "failed":
         states.append("failed")
     if env.hold_at is not None:
         states.append("held")
-    if live is not None and live.Image.revoked_at is not None:
+    if live is not None and live.Release.revoked_at is not None:
         states.append("revoked")
     if stopped or any(w.covers(now) for w in policy_of(env).freeze_windows):
         states.append("frozen")
@@ -111,58 +111,61 @@ def _states(env: Environment, live: Any, deployment: Any, promotion: Any, stoppe
 
 def _candidate(session: Session, env: Environment, live: Any, promotion: Any,
                previous_live: Any) -> Candidate | None:
-    """The image in flight into the environment, else the one verified in the environment
+    """The release in flight into the environment, else the one verified in the environment
     before it that is not live here yet."""
-    image = None
+    release = None
     if promotion is not None and promotion.state in _IN_FLIGHT:
-        image = session.get(Image, promotion.image_id)
-    elif previous_live is not None and previous_live.Release.verified_at is not None and (
-            live is None or live.Image.id != previous_live.Image.id):
-        image = previous_live.Image
-    if image is None:
+        release = session.get(Release, promotion.release_id)
+    elif previous_live is not None and previous_live.Rollout.verified_at is not None and (
+            live is None or live.Release.id != previous_live.Release.id):
+        release = previous_live.Release
+    if release is None:
         return None
-    decision = gate.decide(session, image, env)
+    decision = gate.decide(session, release, env)
     line = "; ".join(r.message for r in decision.reasons)
-    return Candidate(image, decision.allowed, line or "may go in now")
+    return Candidate(release, decision.allowed, line or "may go in now")
 
 
 @dataclass
 class EnvironmentView:
-    """One environment as the image page shows it."""
+    """One environment as the release page shows it."""
 
     environment: Environment
     allowed: bool
     reasons: list[Any]
     approvals: list[Any]
-    path: list[Any]  # the image's releases there, newest first
+    path: list[Any]  # the release's rollouts there, newest first
     approve_refusal: str | None  # why this person may not approve it here, if they may not
     decide_refusal: str | None  # why this person may not approve or reject at all
 
 
 @dataclass
-class ImagePage:
-    """An image with its scan, its path through the environments and its audit entries."""
+class ReleasePage:
+    """A release with its members (and their scans), its path through the environments and
+    its audit entries."""
 
-    image: Image
+    release: Release
     project: Project
-    scan: Any
+    members: list[tuple[Any, Any]]  # (member, its image's latest scan)
     environments: list[EnvironmentView]
     audit: list[Any]
 
 
-def image_page(session: Session, actor: Actor, image_id: int) -> ImagePage:
-    """Everything the image's page shows, within the actor's project scope."""
-    image = lookups.image_by_id(session, image_id)
-    lookups.check_image_scope(session, actor, image)
+def release_page(session: Session, actor: Actor, release_id: int) -> ReleasePage:
+    """Everything the release's page shows, within the actor's project scope."""
+    release = lookups.release_by_id(session, release_id)
+    lookups.check_release_scope(session, actor, release)
     views = []
-    for env in projects.environments(session, image.project_id):
-        decision = gate.decide(session, image, env)
+    for env in projects.environments(session, release.project_id):
+        decision = gate.decide(session, release, env)
         views.append(EnvironmentView(
             env, decision.allowed, list(decision.reasons),
-            approval_store.standing(session, image.id, env.id),
-            releases.of_image(session, env.id, image.id),
-            approvals.refusal(actor, image, env, "approve"),
-            approvals.refusal(actor, image, env, "reject")))
-    entries = audit.listing(session, {"subject_type": "image", "subject_id": str(image.id)})
-    return ImagePage(image, session.get(Project, image.project_id), scans.latest(session, image.id),
-                     views, entries.page(0, 200))
+            approval_store.standing(session, release.id, env.id),
+            rollouts.of_release(session, env.id, release.id),
+            approvals.refusal(session, actor, release, env, "approve"),
+            approvals.refusal(session, actor, release, env, "reject")))
+    members = [(m, scans.latest(session, m.image_id)) for m in release.members]
+    entries = audit.listing(session, {"subject_type": "release",
+                                      "subject_id": str(release.id)})
+    return ReleasePage(release, session.get(Project, release.project_id), members, views,
+                       entries.page(0, 200))

@@ -1,4 +1,4 @@
-"""What DORA's keys are computed from: the releases that went live in environments, failed
+"""What DORA's keys are computed from: the rollouts of releases into environments, failed
 deployments and rollbacks, since a moment."""
 
 from __future__ import annotations
@@ -10,26 +10,26 @@ from typing import Any
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
-from ..db.models import Deployment, Image, Promotion, Release, Verification
+from ..db.models import Deployment, Promotion, Release, Rollout, Verification
 
 
 def rollouts(session: Session, env_ids: Sequence[int], since: datetime) -> list[Any]:
-    """Releases live or verified since the moment: environment_id, deployed_at, verified_at,
-    commit_time, whether a rollback, a failed verification or a revocation followed, and
-    whether it restored an earlier release."""
-    failed_check = exists().where(Verification.image_id == Release.image_id,
-                                  Verification.environment_id == Release.environment_id,
+    """Rollouts live or verified since the moment: environment_id, deployed_at, verified_at,
+    the release's commit_time, whether a rollback, a failed verification or a revocation
+    followed, and whether it restored an earlier record."""
+    failed_check = exists().where(Verification.release_id == Rollout.release_id,
+                                  Verification.environment_id == Rollout.environment_id,
                                   Verification.passed.is_(False),
-                                  Verification.created_at >= Release.created_at)
-    stmt = (select(Release.environment_id, Release.created_at.label("deployed_at"),
-                   Release.verified_at, Image.commit_time,
-                   or_(Release.rolled_back_at.is_not(None), Image.revoked_at.is_not(None),
+                                  Verification.created_at >= Rollout.created_at)
+    stmt = (select(Rollout.environment_id, Rollout.created_at.label("deployed_at"),
+                   Rollout.verified_at, Release.commit_time,
+                   or_(Rollout.rolled_back_at.is_not(None), Release.revoked_at.is_not(None),
                        failed_check).label("failed"),
-                   Release.rollback_of.is_not(None).label("rollback"))
-            .join(Image, Image.id == Release.image_id)
-            .where(Release.environment_id.in_(env_ids),
-                   or_(Release.created_at >= since, Release.verified_at >= since))
-            .order_by(Release.id))
+                   Rollout.rollback_of.is_not(None).label("rollback"))
+            .join(Release, Release.id == Rollout.release_id)
+            .where(Rollout.environment_id.in_(env_ids),
+                   or_(Rollout.created_at >= since, Rollout.verified_at >= since))
+            .order_by(Rollout.id))
     return list(session.execute(stmt))
 
 

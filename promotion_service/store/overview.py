@@ -1,4 +1,4 @@
-"""What the overview page reads: a page of projects with, per environment, the live release,
+"""What the overview page reads: a page of projects with, per environment, the live rollout,
 the latest deployment and promotion, in a handful of queries however many projects."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..db.models import Deployment, EmergencyStop, Environment, Image, Project, Promotion, Release
+from ..db.models import Deployment, EmergencyStop, Environment, Project, Promotion, Release, Rollout
 
 
 def projects(session: Session, *, path: str | None = None, scope: str | None = None,
@@ -41,16 +41,16 @@ def environment_names(session: Session) -> list[str]:
 
 
 def live(session: Session, env_ids: Sequence[int]) -> dict[int, Any]:
-    """Per environment: its live release (the latest not rolled back) with its image and the
+    """Per environment: its live rollout (the latest not rolled back) with its release and the
     deployment that put it there."""
-    latest = (select(func.max(Release.id)).where(Release.environment_id.in_(env_ids),
-                                                 Release.rolled_back_at.is_(None))
-              .group_by(Release.environment_id))
+    latest = (select(func.max(Rollout.id)).where(Rollout.environment_id.in_(env_ids),
+                                                 Rollout.rolled_back_at.is_(None))
+              .group_by(Rollout.environment_id))
     rows = session.execute(
-        select(Release, Image, Deployment).join(Image, Image.id == Release.image_id)
-        .outerjoin(Deployment, Deployment.id == Release.deployment_id)
-        .where(Release.id.in_(latest)))
-    return {row.Release.environment_id: row for row in rows}
+        select(Rollout, Release, Deployment).join(Release, Release.id == Rollout.release_id)
+        .outerjoin(Deployment, Deployment.id == Rollout.deployment_id)
+        .where(Rollout.id.in_(latest)))
+    return {row.Rollout.environment_id: row for row in rows}
 
 
 def latest_deployments(session: Session, env_ids: Sequence[int]) -> dict[int, Deployment]:
@@ -73,8 +73,3 @@ def stopped(session: Session) -> dict[str, EmergencyStop]:
     """Emergency stops in force, by environment name."""
     rows = session.scalars(select(EmergencyStop).where(EmergencyStop.lifted_at.is_(None)))
     return {stop.environment: stop for stop in rows}
-
-
-def images(session: Session, image_ids: Sequence[int]) -> dict[int, Image]:
-    """These images, by id."""
-    return {i.id: i for i in session.scalars(select(Image).where(Image.id.in_(image_ids)))}

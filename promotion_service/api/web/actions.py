@@ -7,58 +7,53 @@ back to the page they came from with what happened.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ...db import get_session
 from ...domain.actor import APPROVERS, MANAGERS
 from ...errors import Invalid
-from ...services import approvals, holds, images, lookups, promotion, rollback, stops
+from ...services import approvals, holds, images, promotion, rollback, stops
 from .session import local_path, page_actor, people, require_page_roles
 
 bp = Blueprint("web_actions", __name__)
 MAX_REASON = 2000
 
 
-@bp.post("/images/<int:image_id>/decisions")
+@bp.post("/releases/<int:release_id>/decisions")
 @require_page_roles(*people(*APPROVERS))
-def decide(image_id: int) -> ResponseReturnValue:
-    """Approve or reject the image for an environment, with a comment."""
+def decide(release_id: int) -> ResponseReturnValue:
+    """Approve or reject the release for an environment, with a comment."""
     decision = request.form.get("decision", "")
     if decision not in ("approve", "reject"):
         raise Invalid.field("decision", "must be approve or reject", "form")
-    image = _image(image_id)
-    approvals.decide(get_session(), page_actor(), repository=image.repository,
-                     digest=image.digest, environment=_field("environment"),
-                     decision=decision, comment=_reason())
+    approvals.decide(get_session(), page_actor(), release_id=release_id,
+                     environment=_field("environment"), decision=decision, comment=_reason())
     flash(f"{'Approved' if decision == 'approve' else 'Rejected'} for "
           f"{request.form['environment']}.")
-    return _back(url_for("web_views.image_page", image_id=image_id))
+    return _back(_release_page(release_id))
 
 
-@bp.post("/images/<int:image_id>/promotions")
+@bp.post("/releases/<int:release_id>/promotions")
 @require_page_roles(*people(*MANAGERS))
-def promote(image_id: int) -> ResponseReturnValue:
-    """Promote the image into an environment now (the gate decides)."""
-    image = _image(image_id)
-    found, created = promotion.request(get_session(), page_actor(),
-                                       repository=image.repository, digest=image.digest,
+def promote(release_id: int) -> ResponseReturnValue:
+    """Promote the release into an environment now (the gate decides)."""
+    found, created = promotion.request(get_session(), page_actor(), release_id=release_id,
                                        environment=_field("environment"), reason=_reason())
     flash(f"Promotion {found.id} into {found.environment} "
           f"{'requested' if created else 'is already ' + found.state}.")
-    return _back(url_for("web_views.image_page", image_id=image_id))
+    return _back(_release_page(release_id))
 
 
 @bp.post("/images/<int:image_id>/revoke")
 @require_page_roles(*people(*MANAGERS))
 def revoke(image_id: int) -> ResponseReturnValue:
-    """Revoke the image for good: no promotion anywhere."""
+    """Revoke an image for good: no release containing it goes anywhere."""
     result = images.revoke(get_session(), page_actor(), image_id, _reason())
-    running = ", ".join(result["running_in"]) or "nowhere"
-    flash(f"Image {image_id} revoked; it still runs in: {running}.")
-    return _back(url_for("web_views.image_page", image_id=image_id))
+    running = "; ".join(f"release {r['id']} in {', '.join(r['environments'])}"
+                        for r in result["releases"] if r["environments"]) or "nowhere"
+    flash(f"Image {image_id} revoked; still running: {running}.")
+    return _back(url_for("web_views.overview_page"))
 
 
 @bp.post("/projects/<int:project_id>/environments/<name>/rollback")
@@ -106,8 +101,8 @@ def lift_stop(stop_id: int) -> ResponseReturnValue:
     return _back(url_for("web_views.overview_page"))
 
 
-def _image(image_id: int) -> Any:
-    return lookups.image_by_id(get_session(), image_id)
+def _release_page(release_id: int) -> str:
+    return url_for("web_views.release_page", release_id=release_id)
 
 
 def _environment_page(project_id: int, name: str) -> str:

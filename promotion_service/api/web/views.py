@@ -13,12 +13,21 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from ...db import get_session
 from ...domain.actor import APPROVERS, MANAGERS
-from ...services import audit, dora, overview, projects, stops
+from ...services import audit, dora, lookups, overview, projects, stops
 from . import charts
 from .session import page_actor
 
@@ -43,17 +52,26 @@ def overview_page() -> ResponseReturnValue:
                            stops=stops.active(session), MANAGERS=MANAGERS)
 
 
+@bp.get("/releases/<int:release_id>")
+def release_page(release_id: int) -> ResponseReturnValue:
+    """One release: its members (scans), commit and pipeline, its path, approvals, gate
+    reasons, audit."""
+    page = overview.release_page(get_session(), page_actor(), release_id)
+    return render_template("web/release.html", page=page, APPROVERS=APPROVERS,
+                           MANAGERS=MANAGERS)
+
+
 @bp.get("/images/<int:image_id>")
 def image_page(image_id: int) -> ResponseReturnValue:
-    """One image: scan, commit and pipeline, its path, approvals, gate reasons, audit."""
-    page = overview.image_page(get_session(), page_actor(), image_id)
-    return render_template("web/image.html", page=page, APPROVERS=APPROVERS,
-                           MANAGERS=MANAGERS)
+    """An image's one-member release (an image of several releases: 404 naming them)."""
+    session = get_session()
+    release = lookups.release_of_image(session, lookups.image_by_id(session, image_id))
+    return redirect(url_for("web_views.release_page", release_id=release.id))
 
 
 @bp.get("/projects/<int:project_id>/environments/<name>")
 def environment_page(project_id: int, name: str) -> ResponseReturnValue:
-    """One environment of a project: its hold, its releases, rollback and hold forms."""
+    """One environment of a project: its hold, its rollouts, rollback and hold forms."""
     session, actor = get_session(), page_actor()
     project = projects.get(session, actor, project_id)
     env = next((e for e in project.environments if e.name == name), None)

@@ -89,7 +89,7 @@ class Pipeline:
             "triggered_by": triggered_by, "tags": [f"1.0.{n}"]})
         self.post("scans", self.ref(n) | {"counts": {"critical": 0, "high": 0}})
         self.deployed(n, "test")
-        return image["id"]
+        return image["release_id"]
 
     def deployed(self, n: int, environment: str) -> None:
         """The deploy job of the pipeline the service started (claimed), then verify."""
@@ -182,7 +182,7 @@ def test_approve_promote_roll_back_and_audit_in_chromium(stack, chromium):
     shot(chromium, "overview")
 
     # the release that alice requested: the page says why she may not approve it
-    chromium.get(f"{service.url}/ui/images/{own}")
+    chromium.get(f"{service.url}/ui/releases/{own}")
     assert "You may not approve this: four-eyes: alice" in chromium.page_source
     assert not chromium.find_elements(
         By.XPATH, "//button[normalize-space()='Approve for production']")
@@ -191,7 +191,7 @@ def test_approve_promote_roll_back_and_audit_in_chromium(stack, chromium):
     chromium.get(f"{service.url}/ui/")
     production = chromium.find_elements(By.CSS_SELECTOR, "table.matrix td.cell")[2]
     production.find_element(By.CSS_SELECTOR, ".candidate a").click()
-    assert chromium.current_url.endswith(f"/ui/images/{candidate}")
+    assert chromium.current_url.endswith(f"/ui/releases/{candidate}")
     assert "blocked" in chromium.find_element(By.ID, "env-production").text
     shot(chromium, "release")
     submit(chromium, "Approve for production", "checked on staging")
@@ -242,7 +242,7 @@ def test_the_ci_role_sees_no_buttons_and_forged_forms_are_refused(stack, chromiu
     service, _ = stack
     Pipeline(service).build(5)
     sign_in(chromium, service, "pipeline")
-    for path in ("/ui/", "/ui/images/1", "/ui/projects/1/environments/production"):
+    for path in ("/ui/", "/ui/releases/1", "/ui/projects/1/environments/production"):
         chromium.get(f"{service.url}{path}")
         buttons = [b.text for b in chromium.find_elements(By.CSS_SELECTOR, "main button")]
         assert buttons == ["Filter"] or buttons == [], (path, buttons)

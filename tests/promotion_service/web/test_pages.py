@@ -41,7 +41,7 @@ def test_a_project_scoped_token_sees_its_own_project_only(api, app, browser, tok
     register(api, 1)
     other = browser("ci-other")
     assert "group/app" not in other.get("/ui/").text
-    assert other.get("/ui/images/1").status_code == 403
+    assert other.get("/ui/releases/1").status_code == 403
     assert other.get("/ui/audit.jsonl").text.strip() == ""
 
 
@@ -51,24 +51,24 @@ def test_the_requester_is_told_why_they_may_not_approve_and_is_refused(api, app,
     deploy(api, 2, "test")
     verify(api, 2, "test")
     alice = browser("alice")
-    page = alice.get("/ui/images/2").text
+    page = alice.get("/ui/releases/2").text
     assert "You may not approve this: four-eyes: alice wrote, built or registered" in page
-    refused = alice.post("/ui/images/2/decisions", {"environment": "production",
+    refused = alice.post("/ui/releases/2/decisions", {"environment": "production",
                                                     "decision": "approve", "reason": "ok"},
-                         from_page="/ui/images/2")
+                         from_page="/ui/releases/2")
     assert refused.status_code == 403 and "four-eyes" in refused.text
 
 
-def test_an_approval_with_its_comment_shows_on_the_image_page_and_in_the_audit(
+def test_an_approval_with_its_comment_shows_on_the_release_page_and_in_the_audit(
         api, app, browser):
     to_staging(api, app, 1, 101)
     bob = browser("bob")
-    resp = bob.post("/ui/images/1/decisions", {"environment": "production",
+    resp = bob.post("/ui/releases/1/decisions", {"environment": "production",
                                                "decision": "approve", "reason": "looks good",
-                                               "next": "/ui/images/1"},
-                    from_page="/ui/images/1")
-    assert resp.status_code == 303 and resp.headers["Location"] == "/ui/images/1"
-    page = bob.get("/ui/images/1").text
+                                               "next": "/ui/releases/1"},
+                    from_page="/ui/releases/1")
+    assert resp.status_code == 303 and resp.headers["Location"] == "/ui/releases/1"
+    page = bob.get("/ui/releases/1").text
     assert "Approved for production." in page and "looks good" in page
     assert "1 of 2 approval(s) for production" in page
     [entry] = [json.loads(line) for line in bob.get("/ui/audit.jsonl?action=approval.approve")
@@ -79,11 +79,11 @@ def test_an_approval_with_its_comment_shows_on_the_image_page_and_in_the_audit(
 def test_the_ci_role_sees_no_action_and_a_forged_form_is_refused(api, app, browser):
     to_staging(api, app, 1, 101)
     ci = browser("ci-bot")
-    for path in ("/ui/", "/ui/images/1", STAGING):
+    for path in ("/ui/", "/ui/releases/1", STAGING):
         assert forms_in(ci.get(path).text) == [], path
-    for path, data in (("/ui/images/1/promotions", {"environment": "production"}),
+    for path, data in (("/ui/releases/1/promotions", {"environment": "production"}),
                        (f"{STAGING}/rollback", {}), ("/ui/stops", {"environment": "test"}),
-                       ("/ui/images/1/decisions", {"environment": "production",
+                       ("/ui/releases/1/decisions", {"environment": "production",
                                                    "decision": "approve"})):
         resp = ci.post(path, data | {"reason": "forged"})
         assert resp.status_code == 403 and "role 'ci' may not" in html.unescape(resp.text), path
@@ -92,10 +92,10 @@ def test_the_ci_role_sees_no_action_and_a_forged_form_is_refused(api, app, brows
 def test_an_approver_sees_decisions_but_no_manager_action(api, app, browser):
     to_staging(api, app, 1, 101)
     alice = browser("alice")
-    assert forms_in(alice.get("/ui/images/1").text) == ["/decisions"]
+    assert forms_in(alice.get("/ui/releases/1").text) == ["/decisions"]
     assert forms_in(alice.get(STAGING).text) == []
     rm = browser("rm")
-    assert forms_in(rm.get("/ui/images/1").text) == ["/decisions", "/promotions", "/revoke"]
+    assert forms_in(rm.get("/ui/releases/1").text) == ["/decisions", "/promotions", "/revoke"]
     assert forms_in(rm.get(STAGING).text) == ["/rollback", "/hold"]
 
 
@@ -136,16 +136,17 @@ def test_hold_and_lift_with_reasons_in_the_audit(api, app, browser):
                                       ("environment.hold_set", "investigating")]
 
 
-def test_promote_and_revoke_from_the_image_page(api, app, browser):
+def test_promote_and_revoke_from_the_release_page(api, app, browser):
     to_staging(api, app, 1, 101)
     rm = browser("rm")
-    refused = rm.post("/ui/images/1/promotions", {"environment": "production",
-                                                  "reason": "release day"},
-                      from_page="/ui/images/1")
+    refused = rm.post("/ui/releases/1/promotions", {"environment": "production",
+                                                    "reason": "release day"},
+                      from_page="/ui/releases/1")
     assert refused.status_code == 409 and "0 of 2 approval(s)" in refused.text
-    rm.post("/ui/images/1/revoke", {"reason": "CVE"}, from_page="/ui/images/1")
-    page = rm.get("/ui/images/1").text
-    assert "Revoked by rm" in page and "still runs in: test, staging" in page
+    done = rm.post("/ui/images/1/revoke", {"reason": "CVE"}, from_page="/ui/releases/1")
+    assert done.headers["Location"] == "/ui/"
+    assert "still running: release 1 in test, staging" in rm.get("/ui/").text
+    assert "app was revoked: CVE" in rm.get("/ui/releases/1").text
 
 
 def test_an_emergency_stop_started_and_ended_from_the_overview(api, app, browser):
@@ -187,3 +188,8 @@ def test_the_dora_page_draws_each_environments_keys(api, app, browser):
     assert re.search(r"<title>\d{4}-\d\d-\d\d: 1 deployment</title>", page)
     assert "0 %</strong> (0 of 1)" in page
     assert "last 30 days" in browser("alice").get("/ui/dora?days=12345").text
+
+
+def test_an_images_page_is_its_one_member_release(api, app, browser):
+    register(api, 1)
+    assert browser("alice").get("/ui/images/1").headers["Location"] == "/ui/releases/1"
