@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from ..db.models import Deployment, EmergencyStop, Environment, Project, Promotion, Release, Rollout
 
@@ -49,7 +49,7 @@ def live(session: Session, env_ids: Sequence[int]) -> dict[int, Any]:
     rows = session.execute(
         select(Rollout, Release, Deployment).join(Release, Release.id == Rollout.release_id)
         .outerjoin(Deployment, Deployment.id == Rollout.deployment_id)
-        .where(Rollout.id.in_(latest)))
+        .where(Rollout.id.in_(latest)).options(lazyload(Release.members)))  # not shown
     return {row.Rollout.environment_id: row for row in rows}
 
 
