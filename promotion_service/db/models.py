@@ -60,6 +60,22 @@ class ReleaseInEnvironment:
         ForeignKey("environments.id", ondelete="CASCADE"))
 
 
+class RegisteredByPipeline:
+    """Columns of what a pipeline registers (an image, a release): its facts and who sent it."""
+
+    commit_sha: Mapped[str | None] = mapped_column(String(64))
+    commit_time: Mapped[datetime | None] = mapped_column(DateTime)
+    ref: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    pipeline_id: Mapped[int | None] = mapped_column(BigInteger)
+    pipeline_url: Mapped[str | None] = mapped_column(Text)
+    triggered_by: Mapped[str | None] = mapped_column(String(255))  # the pipeline's user
+    commit_author: Mapped[str | None] = mapped_column(String(255))  # `Name <e-mail>`, as git says
+    registered_by: Mapped[str] = mapped_column(String(255))
+    registered_via: Mapped[str | None] = mapped_column(String(16))  # token | id_token
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Project(Base):
     """A GitLab project whose images walk through its environments."""
 
@@ -88,7 +104,7 @@ class Environment(Base):
     hold_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class Image(Base):
+class Image(RegisteredByPipeline, Base):
     """An image, named by repository and digest, never by tag."""
 
     __tablename__ = "images"
@@ -101,23 +117,12 @@ class Image(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     repository: Mapped[str] = mapped_column(String(255))
     digest: Mapped[str] = mapped_column(String(71))
-    commit_sha: Mapped[str | None] = mapped_column(String(64))
-    commit_time: Mapped[datetime | None] = mapped_column(DateTime)
-    ref: Mapped[str | None] = mapped_column(String(255))
-    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    pipeline_id: Mapped[int | None] = mapped_column(BigInteger)
-    pipeline_url: Mapped[str | None] = mapped_column(Text)
-    triggered_by: Mapped[str | None] = mapped_column(String(255))  # the pipeline's user
-    commit_author: Mapped[str | None] = mapped_column(String(255))  # `Name <e-mail>`, as git says
-    registered_by: Mapped[str] = mapped_column(String(255))
-    registered_via: Mapped[str | None] = mapped_column(String(16))  # token | id_token
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(255))
     revoked_reason: Mapped[str | None] = mapped_column(Text)
 
 
-class Release(Base):
+class Release(RegisteredByPipeline, Base):
     """The ledger's unit: images by digest (its members) and the template they run with,
     named by a content hash of both. The pipeline facts are the registering pipeline's."""
 
@@ -131,17 +136,6 @@ class Release(Base):
     digest: Mapped[str] = mapped_column(String(71))
     template_hash: Mapped[str | None] = mapped_column(String(71))
     member_count: Mapped[int] = mapped_column(Integer)
-    commit_sha: Mapped[str | None] = mapped_column(String(64))
-    commit_time: Mapped[datetime | None] = mapped_column(DateTime)
-    ref: Mapped[str | None] = mapped_column(String(255))
-    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    pipeline_id: Mapped[int | None] = mapped_column(BigInteger)
-    pipeline_url: Mapped[str | None] = mapped_column(Text)
-    triggered_by: Mapped[str | None] = mapped_column(String(255))
-    commit_author: Mapped[str | None] = mapped_column(String(255))
-    registered_by: Mapped[str] = mapped_column(String(255))
-    registered_via: Mapped[str | None] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # set when a member's image is revoked (the member and why are in revoked_reason)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_reason: Mapped[str | None] = mapped_column(Text)

@@ -84,9 +84,11 @@ def lookup(conn: Session | Connection, environment: str, *, repository: str | No
         if release_id is not None:
             raise NotFound(f"no release with id {release_id} (register it with POST "
                            "/api/v1/releases)")
+        # why not: the image is unknown (404), or only in releases of several images (422)
         session = conn if isinstance(conn, Session) else Session(bind=conn)
         lookups.release_of_image(session, lookups.image(session, repository or "",
                                                          digest or ""), "query")
+        raise lookups.not_registered(repository or "", digest or "")
     if row.environment_id is None:
         raise lookups.missing_environment(conn, row.project_id, environment)
     return row

@@ -11,7 +11,7 @@ from ..db import write_transaction
 from ..db.listing import Extended, Listing
 from ..db.models import Image, Release, utcnow
 from ..domain.actor import Actor
-from ..domain.releases import DEFAULT_MEMBER, Member, identity, member_problem
+from ..domain.releases import DEFAULT_MEMBER, Member, identity, member_problem, members_from
 from ..errors import Conflict, Invalid, NotFound
 from ..policy_file import PolicySet
 from ..store import audit
@@ -32,8 +32,7 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
     job's ID token when it has one. Members' images are registered if new.
     """
     lookups.check_scope(actor, project)
-    wanted = [Member(m["name"], m["repository"], m["digest"], m.get("built", True))
-              for m in members]
+    wanted = members_from(members)
     problem = member_problem(wanted)
     if problem is not None:
         raise Invalid.field("members", problem)

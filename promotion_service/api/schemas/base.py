@@ -111,7 +111,7 @@ class ReleaseEnvRef(Strict):
     digest = fields.Str(validate=DIGEST)
     environment = fields.Str(required=True, validate=ENV_NAME)
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # named with the other missing fields
     def _release_or_image(self, data: dict[str, Any], **_: Any) -> None:
         if ("repository" in data) != ("digest" in data):
             raise ValidationError("give the image as repository and digest together",

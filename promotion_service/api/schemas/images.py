@@ -48,17 +48,9 @@ class ImageIn(ImageRef, Registration):
         "description": "its one-member release's member name (the Compose service); app"})
 
 
-class ImageOut(Schema):
-    """An image as the API shows it."""
+class RegisteredOut(Schema):
+    """What a pipeline registered, as the API shows it: its facts and who sent it."""
 
-    id = fields.Int()
-    release_id = fields.Int(metadata={
-        "description": "its one-member release (registration and detail)"})
-    project_id = fields.Int()
-    repository = fields.Str()
-    digest = fields.Str()
-    image = fields.Function(lambda i: f"{i.repository}@{i.digest}",
-                            metadata={"type": "string"})
     commit_sha = fields.Str(allow_none=True)
     commit_time = UtcDateTime(allow_none=True)
     ref = fields.Str(allow_none=True)
@@ -70,6 +62,19 @@ class ImageOut(Schema):
     registered_by = fields.Str()
     registered_via = fields.Str(metadata={"description": "token, or id_token (a CI job's)"})
     created_at = UtcDateTime()
+
+
+class ImageOut(RegisteredOut):
+    """An image as the API shows it."""
+
+    id = fields.Int()
+    release_id = fields.Int(metadata={
+        "description": "its one-member release (registration and detail)"})
+    project_id = fields.Int()
+    repository = fields.Str()
+    digest = fields.Str()
+    image = fields.Function(lambda i: f"{i.repository}@{i.digest}",
+                            metadata={"type": "string"})
     revoked = fields.Function(lambda i: i.revoked_at is not None, metadata={"type": "boolean"})
     revoked_at = UtcDateTime(allow_none=True)
     revoked_by = fields.Str(allow_none=True)

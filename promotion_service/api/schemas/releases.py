@@ -14,9 +14,8 @@ from .base import (
     Filters,
     JsonBool,
     Strict,
-    UtcDateTime,
 )
-from .images import Registration
+from .images import RegisteredOut, Registration
 from .reports import TEMPLATE_HASH
 
 
@@ -50,7 +49,7 @@ class MemberOut(Schema):
     image_id = fields.Int()
 
 
-class ReleaseOut(Schema):
+class ReleaseOut(RegisteredOut):
     """A release as the API shows it."""
 
     id = fields.Int()
@@ -58,17 +57,6 @@ class ReleaseOut(Schema):
     project_id = fields.Int()
     members = fields.List(fields.Nested(MemberOut))
     template_hash = fields.Str(allow_none=True)
-    commit_sha = fields.Str(allow_none=True)
-    commit_time = UtcDateTime(allow_none=True)
-    ref = fields.Str(allow_none=True)
-    tags = fields.List(fields.Str())
-    pipeline_id = fields.Int(allow_none=True)
-    pipeline_url = fields.Str(allow_none=True)
-    triggered_by = fields.Str(allow_none=True)
-    commit_author = fields.Str(allow_none=True)
-    registered_by = fields.Str()
-    registered_via = fields.Str(allow_none=True)
-    created_at = UtcDateTime()
     revoked = fields.Function(lambda r: r.revoked_at is not None, metadata={"type": "boolean"})
     revoked_reason = fields.Str(allow_none=True)
 

@@ -184,5 +184,6 @@ def test_a_project_scoped_token_reads_only_its_project(api, app):
                    as_="ci-other").status_code == 403
     subjects = {(e["subject_type"], e["action"]) for e in api.get("/audit",
                                                                   as_="ci-other").json}
-    assert subjects == {("project", "project.created"), ("image", "image.registered")}
+    assert subjects == {("project", "project.created"), ("image", "image.registered"),
+                        ("release", "release.registered")}
     assert len(api.get("/audit", query_string={"page_size": 100}, as_="rm").json) > 10

@@ -179,7 +179,7 @@ def test_revoking_an_image_cancels_its_promotions_and_their_gitlab_calls(api, ap
     age(app, Verification, timedelta(minutes=11))
     promoted = api.post("/promotions", json=ref(1, "staging"), as_="rm")
     assert promoted.status_code == 201, promoted.json
-    image_id = promoted.json["release_id"]
+    image_id = api.get("/images", query_string={"digest": ref(1)["digest"]}).json[0]["id"]
     resp = api.post(f"/images/{image_id}/revoke", json={"reason": "CVE-2026-1"}, as_="rm")
     assert resp.status_code == 200
     with db.session_for(app, write=False) as session:

@@ -187,6 +187,8 @@ def test_a_promotion_triggers_exactly_one_pipeline(gitlab, environment, service)
     assert len(gitlab.pipelines) == 1
     [promotion] = promotions(url, auth)
     assert pipeline.variables == {"CD_IMAGE": f"{REPOSITORY}@{digest(1)}",
+                                  "CD_IMAGE_APP": f"{REPOSITORY}@{digest(1)}",
+                                  "CD_RELEASE_ID": str(promotion["release_id"]),
                                   "CD_TARGET_ENVIRONMENT": "staging",
                                   "CD_PROMOTION_ID": str(promotion["id"])}
     promotion = gitlab.wait_for(lambda g: (p := promotions(url, auth)[0])["pipeline_id"] and p)

@@ -57,13 +57,14 @@ def test_auto_promotion_waits_for_soak_time_then_writes_the_trigger(api, app):
     assert promotions_of(api) == []
 
     [promotion_id] = soak(app)
-    assert gate(api, 1, "staging").json == {"allowed": True, "reasons": [],
+    assert gate(api, 1, "staging").json == {"allowed": True, "reasons": [], "release_id": 1,
                                             "image": f"{ref(1)['repository']}@{ref(1)['digest']}",
                                             "environment": "staging", "hold": None}
     [(outbox_promotion, payload)] = outbox_rows(app)
     assert outbox_promotion == promotion_id
-    assert payload["variables"] == {"CD_IMAGE": f"{ref(1)['repository']}@{ref(1)['digest']}",
-                                    "CD_TARGET_ENVIRONMENT": "staging",
+    image = f"{ref(1)['repository']}@{ref(1)['digest']}"
+    assert payload["variables"] == {"CD_IMAGE": image, "CD_IMAGE_APP": image,
+                                    "CD_RELEASE_ID": "1", "CD_TARGET_ENVIRONMENT": "staging",
                                     "CD_PROMOTION_ID": str(promotion_id)}
     with db.session_for(app) as session:  # the worker again: nothing new
         assert reevaluate_waiting(session) == []
@@ -279,7 +280,7 @@ def test_a_manual_promotion_of_an_older_image_puts_a_hold(api, app):
     walk_to_staging(api, app, 2)
     api.post("/promotions", json=ref(1, "staging"), as_="rm")  # 1 is still verified in test
     assert api.get("/projects/1").json["environments"][1]["hold"]["reason"].startswith(
-        "manual promotion of older image")
+        "manual promotion of older release")
 
 
 def test_illegal_state_moves_are_refused_by_the_database(api, app):

@@ -102,7 +102,7 @@ def test_an_old_deploy_job_run_again_rolls_back_to_its_verified_image_and_holds(
     promotion = rerun.json["promotion"]
     assert (promotion["kind"], promotion["state"]) == ("rollback", "requested")
     assert promotion["id"] != first_promotion
-    assert rerun.json["hold"]["reason"].startswith("rollback to image 1")
+    assert rerun.json["hold"]["reason"].startswith("rollback to release 1")
     deploy(api, 1, "staging")
     assert api.get(f"/promotions/{promotion['id']}").json["state"] == "verified"
     assert releases(api)[0]["image"].endswith(ref(1)["digest"])
@@ -130,7 +130,7 @@ def test_the_gate_names_a_hold_and_what_lifts_it(api, app):
     assert answer["allowed"] is False and [r["code"] for r in answer["reasons"]] == ["held"]
     assert answer["hold"]["by"] == "rm" and answer["hold"]["since"].endswith("Z")
     assert "bad release" not in answer["hold"]["reason"]  # the hold's own reason, not the ask
-    assert "rollback to image 1" in answer["reasons"][0]["message"]
+    assert "rollback to release 1" in answer["reasons"][0]["message"]
     assert "DELETE /api/v1/projects/1/environments/staging/hold" in answer["hold"]["lift"]
     assert answer["reasons"][0]["satisfy"] == answer["hold"]["lift"]
     api.delete(f"{STAGING}/hold", as_="rm")
