@@ -98,7 +98,7 @@ class Pipeline:
             self.post("claims", self.ref(n, environment) | {
                 "promotion_id": promotion["id"], "pipeline_id": promotion["pipeline_id"]})
         self.post("deployments", self.ref(n, environment) | {
-            "state": "succeeded", "release_id": f"20261201T00000{n}000Z-{environment[:4]}"})
+            "state": "succeeded", "record_id": f"20261201T00000{n}000Z-{environment[:4]}"})
         self.post("verifications", self.ref(n, environment) | {"passed": True})
 
     def triggered(self, n: int, environment: str, timeout: float = 20) -> dict[str, Any]:
