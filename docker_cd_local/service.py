@@ -71,6 +71,13 @@ class PromotionService:
             raise RuntimeError(f"{e}\n{service.log()[-3000:]}") from e
         return service
 
+    def create_token(self, name: str, role: str, *, project: str | None = None) -> str:
+        """Another person's token (its person is its name), as `token create` makes it."""
+        scope = ["--project", project] if project else []
+        self.tokens[name] = self._cli("token", "create", "--role", role, "--name", name,
+                                      *scope).strip()
+        return self.tokens[name]
+
     def _cli(self, *args: str) -> str:
         out = subprocess.run([*_command(), *args], env=self.env, capture_output=True, text=True,
                              timeout=120)

@@ -32,7 +32,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         os.makedirs(app.instance_path, exist_ok=True)
     logging.getLogger("promotion_service").setLevel(app.config.get("LOG_LEVEL", "INFO"))
     if app.config.get("PROXY_HOPS"):
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_HOPS"])  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_HOPS"],
+                                x_proto=app.config["PROXY_HOPS"])  # type: ignore[method-assign]
     app.extensions["promotion_policies"] = load_policies(app.config.get("POLICY_FILE"))
     db.init_app(app)
     api.init_app(app)

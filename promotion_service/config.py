@@ -23,6 +23,8 @@ KNOWN: dict[str, tuple[str, Any, Any]] = {
     "IDLE_TIMEOUT": ("IDLE_TIMEOUT", float, 60.0),
     "AUDIT_CHECKPOINT_SECONDS": ("AUDIT_CHECKPOINT_SECONDS", float, 60.0),
     "TOKEN_CACHE_SECONDS": ("TOKEN_CACHE_SECONDS", float, 5.0),
+    "SESSION_HOURS": ("SESSION_HOURS", float, 8.0),  # a web page session, from sign-in
+    "SECRET_KEY": ("SECRET_KEY", str, None),  # signs web sessions; the same on every instance
 }
 
 

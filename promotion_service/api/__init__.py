@@ -23,6 +23,7 @@ from . import (
     images,
     limits,
     merge_request_checks,
+    metrics,
     pages,
     projects,
     promotions,
@@ -31,6 +32,7 @@ from . import (
     scans,
     stops,
     verifications,
+    web,
 )
 from .schemas.base import ErrorOut
 
@@ -65,13 +67,14 @@ def init_app(app: Flask) -> Api:
     limits.init_app(app)
     api = ServiceApi(app)
     for module in (images, releases, scans, deployments, verifications, approvals, promotions, gate,
-                   claims, projects, stops, audit):
+                   claims, projects, stops, audit, metrics):
         api.register_blueprint(module.blp, url_prefix=f"{PREFIX}/{module.blp.name}")
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp, url_prefix=PREFIX)
     api.register_blueprint(merge_request_checks.blp, url_prefix=f"{PREFIX}/merge-request-checks")
     app.register_blueprint(hooks.hooks)
     app.register_blueprint(pages.pages)
+    web.init_app(app)
     errors.init_app(app)
     id_tokens.init_app(app)
     responses.init_app(app)

@@ -104,4 +104,10 @@ def _authenticate() -> Actor:
     row = _lookup_cached(token)
     if row is None:
         raise Unauthorized("invalid or revoked token")
-    return Actor(name=row.person, role=row.role, project=row.project, token_id=row.id, **where)
+    return token_actor(row)
+
+
+def token_actor(row: Any) -> Actor:
+    """The person a live service token stands for, in this request (API or web session)."""
+    return Actor(name=row.person, role=row.role, project=row.project, token_id=row.id,
+                 request_id=g.get("request_id"), source_ip=request.remote_addr)

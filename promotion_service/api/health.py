@@ -12,7 +12,8 @@ from prometheus_client.registry import Collector
 
 from ..config import is_on
 from ..db import get_session
-from ..services import health
+from ..domain.actor import Actor
+from ..services import dora, health
 from .auth import current_actor
 
 bp = Blueprint("health", __name__)
@@ -62,3 +63,29 @@ class _DatabaseCollector(Collector):
         for state, count in gauges.outbox_by_state:
             outbox.add_metric([state], count)
         yield outbox
+        yield from _dora_gauges()
+
+
+DORA_DAYS = 30
+DORA_GAUGES = (  # name, help, the Keys attribute
+    ("deployments_per_day", "Releases that went live per day", "deployments_per_day"),
+    ("lead_time_seconds", "Median commit time to verified", "lead_time_seconds"),
+    ("change_failure_rate", "Share of releases followed by a rollback, a failed verification "
+                            "or a revocation", "change_failure_rate"),
+    ("time_to_restore_seconds", "Median failure or rollback to the next verified release",
+     "time_to_restore_seconds"),
+)
+
+
+def _dora_gauges() -> Iterator[GaugeMetricFamily]:
+    """DORA's four keys over the last 30 days, per project and environment (a key with
+    nothing to measure is left out)."""
+    report = dora.report(get_session(), Actor.system("metrics"), days=DORA_DAYS)
+    for name, about, attribute in DORA_GAUGES:
+        family = GaugeMetricFamily(f"promotion_dora_{name}", f"{about} (last {DORA_DAYS} days)",
+                                   labels=["project", "environment"])
+        for item in report:
+            value = getattr(item.keys, attribute)
+            if value is not None:
+                family.add_metric([item.project, item.environment], value)
+        yield family

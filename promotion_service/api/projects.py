@@ -12,7 +12,14 @@ from ..services import holds, projects, rollback
 from .auth import current_actor, require_roles, require_token
 from .context import policies
 from .pagination import ListingPage
-from .schemas.projects import EnvironmentOut, PolicyIn, ProjectDetail, ProjectIn, ProjectOut
+from .schemas.projects import (
+    EnvironmentOut,
+    HoldIn,
+    PolicyIn,
+    ProjectDetail,
+    ProjectIn,
+    ProjectOut,
+)
 from .schemas.promotions import PromotionOut, RollbackIn, RolloutOut
 
 blp = Blueprint("projects", __name__, description="Projects, environments, releases, rollback")
@@ -74,6 +81,15 @@ def rollback_environment(data: dict[str, Any], project_id: int, name: str) -> An
     """Promote the previous verified release again; holds automatic promotion."""
     return rollback.rollback(get_session(), current_actor(), project_id, name,
                              data.get("reason") or "")
+
+
+@blp.route("/<int:project_id>/environments/<name>/hold", methods=["PUT"])
+@require_roles(*MANAGERS)
+@blp.arguments(HoldIn())
+@blp.response(200, EnvironmentOut)
+def put_hold(data: dict[str, Any], project_id: int, name: str) -> Any:
+    """Hold the environment: nothing is promoted into it automatically until it is lifted."""
+    return holds.put_hold(get_session(), current_actor(), project_id, name, data["reason"])
 
 
 @blp.route("/<int:project_id>/environments/<name>/hold", methods=["DELETE"])

@@ -11,9 +11,10 @@ from urllib.parse import parse_qsl, urlencode
 from flask import Flask, g, request
 
 access_log = logging.getLogger("promotion_service.access")
-# pages (Swagger UI, link pages): scripts and styles from the service itself, never framed
+# pages (Swagger UI, link pages, the web pages): scripts, styles and form posts to the service
+# itself only, never framed
 PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 # query parameters whose values never reach the log
 SECRET_NAME = re.compile(r"token|secret|passw|key|auth|sig|cred", re.IGNORECASE)
 
@@ -35,6 +36,9 @@ def _finish(response: Any) -> Any:
         headers.setdefault("Content-Security-Policy", PAGE_POLICY)
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cache-Control", "no-store")  # pages show a signed-in person's view
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     elif response.is_json:
         headers["Cache-Control"] = "no-store"  # answers hold current state, and may be private
     started = g.get("started")

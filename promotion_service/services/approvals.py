@@ -50,16 +50,9 @@ def record_decision(session: Session, actor: Actor, release: Release, env: Envir
                 (row := tokens.row_by_id(session, actor.token_id)) is None
                 or row.revoked_at is not None):
             raise Unauthorized("this token was revoked; its decisions no longer count")
-        policy = policy_of(env)
-        if actor.role not in policy.approver_roles:
-            raise Forbidden(f"{env.name} takes approvals from "
-                            f"{', '.join(policy.approver_roles)}; this token's role is "
-                            f"{actor.role}")
-        excluded = releases.authors(session, release)
-        if decision == "approve" and policy.four_eyes and actor.name.casefold() in excluded:
-            raise Forbidden(f"four-eyes: {actor.name} wrote, built or registered this release "
-                            f"(or one of its images) and may not approve it for {env.name}; "
-                            "someone else must")
+        problem = refusal(session, actor, release, env, decision)
+        if problem is not None:
+            raise Forbidden(problem)
         standing = approvals.standing_of(session, release.id, env.id, actor.name)
         if standing is not None and standing.decision == decision and (
                 decision == "reject" or standing.template_hash == template_hash
@@ -81,6 +74,21 @@ def record_decision(session: Session, actor: Actor, release: Release, env: Envir
         if decision == "approve":
             promotion.consider_automatic(session, release, env, actor)
         return record, True
+
+
+def refusal(session: Session, actor: Actor, release: Release, env: Environment,
+            decision: str) -> str | None:
+    """Why this person may not give this decision here (the API's 403 and the page's
+    explanation), or None when they may."""
+    policy = policy_of(env)
+    if actor.role not in policy.approver_roles:
+        return (f"{env.name} takes approvals from {', '.join(policy.approver_roles)}; this "
+                f"token's role is {actor.role}")
+    excluded = releases.authors(session, release)
+    if decision == "approve" and policy.four_eyes and actor.name.casefold() in excluded:
+        return (f"four-eyes: {actor.name} wrote, built or registered this release (or one of "
+                f"its images) and may not approve it for {env.name}; someone else must")
+    return None
 
 
 def withdraw(session: Session, actor: Actor, approval_id: int) -> ApprovalRecord:

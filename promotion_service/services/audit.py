@@ -25,6 +25,7 @@ from ..domain.actor import Actor
 from ..domain.audit_chain import ChainBreak, verify_chain
 from ..domain.audit_checkpoint import Checkpoint, check_against, head_of, read_checkpoints
 from ..store import audit, projects
+from . import lookups
 
 MIN_KEY_BYTES = 16
 
@@ -121,3 +122,23 @@ def listing(session: Session, actor: Actor, filters: dict[str, Any]) -> Listing:
         found = projects.by_path(session, actor.project)
         project_id = found.id if found is not None else -1
     return audit.listing(session, filters, project_id)
+
+
+def search(session: Session, actor: Actor, *, project: str | None = None,
+           environment: str | None = None, who: str | None = None, action: str | None = None,
+           since: str | None = None, until: str | None = None) -> Listing:
+    """The audit page's listing: entries about a project (by path) and an environment name,
+    by a person, of an action, in a time range; a project-scoped token reads its project's."""
+    project = lookups.scoped_filters(actor, {"project": project}).get("project")
+    project_id = None
+    if project is not None:
+        found = projects.by_path(session, project)
+        project_id = found.id if found is not None else -1
+    filters = {key: value for key, value in (("actor", who), ("action", action)) if value}
+    return audit.listing(session, filters, project_id, environment=environment or None,
+                         since=since or None, until=until or None)
+
+
+def exported(session: Session, entries: Listing) -> Iterator[Any]:
+    """Every entry of the listing, streamed in batches, for an export."""
+    return audit.streamed(session, entries)

@@ -30,7 +30,17 @@ def shown(env: Environment) -> dict[str, str] | None:
         lift_instructions(env.project_id, env.name))
 
 
-def lift_hold(session: Session, actor: Actor, project_id: int, name: str) -> Environment:
+def put_hold(session: Session, actor: Actor, project_id: int, name: str,
+             reason: str) -> Environment:
+    """Stop automatic promotion into the environment until someone lifts the hold."""
+    with write_transaction(session):
+        env = lookups.scoped_environment(session, actor, project_id, name)
+        set_hold(session, actor, env, reason)
+    return env
+
+
+def lift_hold(session: Session, actor: Actor, project_id: int, name: str,
+              reason: str | None = None) -> Environment:
     """Let automatic promotion into the environment resume (nothing to do without a hold)."""
     with write_transaction(session):
         env = lookups.scoped_environment(session, actor, project_id, name)
@@ -39,5 +49,6 @@ def lift_hold(session: Session, actor: Actor, project_id: int, name: str) -> Env
             env.hold_reason = env.hold_by = env.hold_at = None
             session.flush()
             audit.append(session, actor, "environment.hold_lifted", "environment", env.id,
-                         before=before, after={"hold": None})
+                         before=before, after={"hold": None}
+                         | ({"reason": reason} if reason else {}))
     return env

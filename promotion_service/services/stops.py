@@ -32,7 +32,8 @@ def stop(session: Session, actor: Actor, environments: list[str],
     return result
 
 
-def lift(session: Session, actor: Actor, stop_id: int) -> EmergencyStop:
+def lift(session: Session, actor: Actor, stop_id: int,
+         reason: str | None = None) -> EmergencyStop:
     """Let promotion into the environment resume."""
     if actor.project is not None:
         raise Forbidden(_ALL_PROJECTS)
@@ -44,7 +45,8 @@ def lift(session: Session, actor: Actor, stop_id: int) -> EmergencyStop:
             row.lifted_at, row.lifted_by = utcnow(), actor.name
             session.flush()
             audit.append(session, actor, "stop.lifted", "stop", row.id,
-                         before={"environment": row.environment}, after={"lifted": True})
+                         before={"environment": row.environment},
+                         after={"lifted": True} | ({"reason": reason} if reason else {}))
     return row
 
 

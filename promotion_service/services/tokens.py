@@ -89,5 +89,11 @@ def authenticate(conn: Session | Connection, token: str) -> Any:
 
 def is_live(conn: Session | Connection, token_row_id: int) -> bool:
     """Is the token not revoked (now, not as a cache remembers it)?"""
+    return live(conn, token_row_id) is not None
+
+
+def live(conn: Session | Connection, token_row_id: int) -> Any:
+    """The token (id, name, person, role, project) by its id, unless it is revoked: a web
+    session holds the id and is worth no more than the token it was opened with."""
     row = tokens.row_by_id(conn, token_row_id)
-    return row is not None and row.revoked_at is None
+    return row if row is not None and row.revoked_at is None else None

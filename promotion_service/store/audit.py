@@ -10,7 +10,16 @@ from sqlalchemy.orm import Session
 
 from ..db import is_postgres, take_write_lock
 from ..db.listing import Listing
-from ..db.models import AuditEntry, Deployment, Environment, Image, Promotion, Release, utcnow
+from ..db.models import (
+    AuditEntry,
+    Deployment,
+    EmergencyStop,
+    Environment,
+    Image,
+    Promotion,
+    Release,
+    utcnow,
+)
 from ..domain.actor import Actor
 from ..domain.audit_chain import GENESIS, HASHED_FIELDS, entry_hash
 
@@ -56,16 +65,49 @@ def in_order(session: Session) -> Iterator[dict[str, Any]]:
         yield {c: getattr(entry, c) for c in ("id", "prev_hash", "hash", *HASHED_FIELDS)}
 
 
-def listing(session: Session, filters: dict[str, Any],
-            project_id: int | None = None) -> Listing:
+def listing(session: Session, filters: dict[str, Any], project_id: int | None = None, *,
+            environment: str | None = None, since: str | None = None,
+            until: str | None = None) -> Listing:
     """Entries, newest first, where each given column equals its value (and, with a project,
-    only the entries about it)."""
+    only the entries about it; with an environment name, those about environments of that
+    name; with since/until, ISO times, those in [since, until))."""
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
     for key, value in filters.items():
         stmt = stmt.where(getattr(AuditEntry, key) == value)
     if project_id is not None:
         stmt = stmt.where(about_project(project_id))
+    if environment is not None:
+        stmt = stmt.where(about_environment(environment))
+    if since is not None:
+        stmt = stmt.where(AuditEntry.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEntry.at < until)
     return Listing(session, stmt)
+
+
+def streamed(session: Session, listing_: Listing) -> Iterator[AuditEntry]:
+    """Every entry of a listing, read in batches (an export of the whole log stays small)."""
+    yield from session.scalars(listing_.statement.execution_options(yield_per=500))
+
+
+def _subject(kind: str, ids: Any) -> Any:
+    return and_(AuditEntry.subject_type == kind,
+                AuditEntry.subject_id.in_(select(cast(ids.c[0], String))))
+
+
+def about_environment(name: str) -> Any:
+    """Entries about environments of this name (any project), the promotions and deployments
+    into them, and the emergency stops on the name."""
+    envs = select(Environment.id).where(Environment.name == name)
+    return or_(
+        _subject("environment", envs.subquery()),
+        _subject("promotion", select(Promotion.id)
+                 .where(Promotion.environment_id.in_(envs)).subquery()),
+        _subject("deployment", select(Deployment.id)
+                 .where(Deployment.environment_id.in_(envs)).subquery()),
+        _subject("stop", select(EmergencyStop.id)
+                 .where(EmergencyStop.environment == name).subquery()),
+    )
 
 
 def about_project(project_id: int) -> Any:
@@ -73,11 +115,7 @@ def about_project(project_id: int) -> Any:
     and their promotions and deployments."""
     images = select(Image.id).where(Image.project_id == project_id)
     releases = select(Release.id).where(Release.project_id == project_id)
-
-    def subject(kind: str, ids: Any) -> Any:
-        return and_(AuditEntry.subject_type == kind,
-                    AuditEntry.subject_id.in_(select(cast(ids.c[0], String))))
-
+    subject = _subject
     return or_(
         and_(AuditEntry.subject_type == "project", AuditEntry.subject_id == str(project_id)),
         subject("environment", select(Environment.id)

@@ -81,3 +81,10 @@ def listing(session: Session, environment_id: int) -> Listing:
 
 def _named_row(row: Row[Any]) -> Extended:
     return Extended(row.Rollout, image=row.Release.label, release_digest=row.Release.digest)
+
+
+def of_release(session: Session, environment_id: int, release_id: int) -> list[Rollout]:
+    """The release's rollouts in the environment, newest first (its path through it)."""
+    return list(session.scalars(select(Rollout).where(Rollout.environment_id == environment_id,
+                                                      Rollout.release_id == release_id)
+                                .order_by(Rollout.id.desc())))

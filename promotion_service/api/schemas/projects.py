@@ -114,6 +114,12 @@ class StopIn(Strict):
     reason = fields.Str(required=True, validate=REASON)
 
 
+class HoldIn(Strict):
+    """Why hold the environment (automatic promotion stops until the hold is lifted)."""
+
+    reason = fields.Str(required=True, validate=REASON)
+
+
 class StopOut(Record):
     """An emergency stop."""
 

@@ -70,6 +70,7 @@ def request(method: str, path: str, w: dict[str, Any]) -> tuple[str, dict[str, A
         ("PUT", "/projects/<project_id>/environments/<env>/policy"): w["policy"] | {
             "reason": "tighter", "required_approvals": 3},
         ("POST", "/projects/<project_id>/environments/<env>/rollback"): {"reason": "test"},
+        ("PUT", "/projects/<project_id>/environments/<env>/hold"): {"reason": "test"},
         ("POST", "/stops"): {"environments": ["staging"], "reason": "test"},
     }
     return url, bodies.get((method, path))

@@ -1,0 +1,148 @@
+"""The overview page's server time with 200 applications x 4 environments and 100,000
+releases (with their rollouts), on SQLite (or the database --database-url names).
+
+Seeds the ledger with bulk INSERTs, signs a person in with Flask's test client, then asks for
+each page of the overview (PAGE_SIZE projects a page) in turn and prints p50/p95 of the time the app
+took (no network: the server's own time). Goal (issue 15): p95 under 150 ms.
+
+    python benchmarks/pages.py [--projects 200] [--releases 100000] [--requests 40]
+                               [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+from sqlalchemy import insert, select, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from promotion_service import create_app, db  # noqa: E402
+from promotion_service.db.models import Environment, Image, Project, Rollout, Scan, utcnow  # noqa: E402
+from promotion_service.db.schema import upgrade  # noqa: E402
+from promotion_service.domain.actor import Actor  # noqa: E402
+from promotion_service.domain.releases import DEFAULT_MEMBER, Member, identity  # noqa: E402
+from promotion_service.services import projects, tokens  # noqa: E402
+from promotion_service.services.overview import PAGE_SIZE  # noqa: E402
+
+ENVIRONMENTS = ["test", "qa", "staging", "production"]
+POLICY = {"defaults": {"environments": [
+    {"name": "test"}, {"name": "qa", "auto_promote": True},
+    {"name": "staging", "required_approvals": 1},
+    {"name": "production", "required_approvals": 2, "four_eyes": True}]}}
+# a release goes on to the environment at position p when its number is a multiple of 2**p
+STRIDES = [1, 2, 4, 8]
+
+
+def seed(app, project_count: int, release_count: int) -> str:
+    """The projects, their releases (one image each) and rollouts; a person's token."""
+    actor = Actor.system("benchmark")
+    per_project = release_count // project_count
+    with db.session_for(app) as session:
+        for p in range(project_count):
+            projects.ensure_project(session, actor, f"bench/app-{p:03d}",
+                                    app.extensions["promotion_policies"])
+        _, token = tokens.create(session, actor, name="bench-person", role="release-manager")
+    with db.session_for(app) as session:
+        envs = {(e.project_id, e.name): e.id for e in session.scalars(select(Environment))}
+        project_ids = list(session.scalars(select(Project.id).order_by(Project.id)))
+    start = utcnow() - timedelta(days=30)
+    for project_id in project_ids:
+        repository = f"registry.local/bench/app-{project_id}"
+        rows = [{"project_id": project_id, "repository": repository,
+                 "digest": f"sha256:{project_id:08x}{n:056x}", "commit_sha": f"{n:040x}",
+                 "ref": "main", "tags": [f"1.0.{n}"], "registered_by": "ci-bot",
+                 "commit_time": start + timedelta(minutes=n)} for n in range(per_project)]
+        with db.session_for(app) as session:
+            ids = session.execute(insert(Image).returning(Image.id), rows).scalars().all()
+            _releases(session, project_id, list(zip(ids, rows, strict=True)))
+            session.execute(insert(Scan), [{"image_id": i, "scanner": "trivy", "actor": "ci",
+                                            "counts": {"critical": 0, "high": 0},
+                                            "findings": []} for i in ids[-8:]])
+            rollouts = []
+            for n, image_id in enumerate(ids):
+                for position, stride in enumerate(STRIDES):
+                    if n % stride == 0:
+                        at = start + timedelta(minutes=n, seconds=position)
+                        rollouts.append({"release_id": image_id, "verified_at": at,
+                                         "environment_id": envs[(project_id,
+                                                                 ENVIRONMENTS[position])],
+                                         "created_at": at})
+            session.execute(insert(Rollout), rollouts)
+    return token
+
+
+def _releases(session, project_id: int, images: list[tuple[int, dict]]) -> None:
+    """Each image's one-member release, with the image's id."""
+    session.execute(text(
+        "INSERT INTO releases (id, project_id, digest, member_count, tags, commit_sha, "
+        "commit_time, registered_by, created_at) VALUES (:id, :project_id, :digest, 1, '[]', "
+        ":commit_sha, :commit_time, 'ci-bot', CURRENT_TIMESTAMP)"),
+        [{"id": image_id, "project_id": project_id, "commit_sha": row["commit_sha"],
+          "commit_time": row["commit_time"],
+          "digest": identity([Member(DEFAULT_MEMBER, row["repository"], row["digest"])], None)}
+         for image_id, row in images])
+    session.execute(text(
+        "INSERT INTO release_members (release_id, name, image_id, repository, digest, built) "
+        "VALUES (:id, 'app', :id, :repository, :digest, :built)"),
+        [{"id": image_id, "repository": row["repository"], "digest": row["digest"],
+          "built": True} for image_id, row in images])
+
+
+def measure(app, token: str, requests: int, pages: int) -> list[float]:
+    """Milliseconds per overview page, pages 1..n in turn, after one warm-up round."""
+    client = app.test_client()
+    form = client.get("/ui/sign-in").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    assert client.post("/ui/sign-in", data={"token": token, "csrf_token": csrf}).status_code \
+        == 302
+    for page in range(1, pages + 1):
+        assert client.get(f"/ui/?page={page}").status_code == 200
+    times = []
+    for n in range(requests):
+        began = time.perf_counter()
+        resp = client.get(f"/ui/?page={n % pages + 1}")
+        times.append((time.perf_counter() - began) * 1000)
+        assert resp.status_code == 200 and resp.text.count('<td class="cell">') == PAGE_SIZE * 4
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--projects", type=int, default=200)
+    parser.add_argument("--releases", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--database-url", help="a fresh, empty database (default: SQLite)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        policy = Path(work) / "policies.yml"
+        policy.write_text(yaml.safe_dump(POLICY))
+        url = args.database_url or f"sqlite:///{work}/promotion.db"
+        upgrade(url)
+        app = create_app({"DATABASE_URL": url, "POLICY_FILE": str(policy),
+                          "SECRET_KEY": "benchmark-secret-key-0123456789"})
+        began = time.perf_counter()
+        token = seed(app, args.projects, args.releases)
+        print(f"seeded {args.projects} projects x {len(ENVIRONMENTS)} environments, "
+              f"{args.releases} releases in {time.perf_counter() - began:.0f} s "
+              f"({url.split(':')[0]})")
+        times = measure(app, token, args.requests, args.projects // PAGE_SIZE)
+        p95 = statistics.quantiles(times, n=20)[-1]
+        print(f"overview page ({PAGE_SIZE} projects x 4 environments, candidates' gate reasons): "
+              f"p50 {statistics.median(times):.0f} ms, p95 {p95:.0f} ms "
+              f"(goal: p95 < 150 ms: {'met' if p95 < 150 else 'NOT met'})")
+        db.engine_of(app).dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
