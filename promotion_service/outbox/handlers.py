@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.models import Outbox, Promotion
@@ -38,6 +39,12 @@ class Handler:
     skip: Callable[[Session, Outbox], str | None] = lambda session, row: None
     record: Callable[[Session, Outbox, Any], str | None] = lambda session, row, result: None
     settle: Callable[[Session, Outbox, GitLabError], str | None] = lambda s, row, error: None
+
+
+def preload_promotions(session: Session, rows: list[Outbox]) -> list[Promotion]:
+    """The promotions of a batch's rows in one query (recording them then reads no more)."""
+    ids = [row.promotion_id for row in rows if row.promotion_id is not None]
+    return list(session.scalars(select(Promotion).where(Promotion.id.in_(ids)))) if ids else []
 
 
 def _project(payload: dict[str, Any]) -> int | str:

@@ -32,6 +32,11 @@ def get(session: Session, row_id: int) -> Outbox | None:
     return session.get(Outbox, row_id)
 
 
+def get_many(session: Session, row_ids: list[int]) -> list[Outbox]:
+    """The outbox rows with these ids (in the session from then on: `get` reads no more)."""
+    return list(session.scalars(select(Outbox).where(Outbox.id.in_(row_ids))))
+
+
 def claim(session: Session, owner: str, *, lease_seconds: float, batch_size: int) -> list[int]:
     """Lease up to batch_size due rows to `owner`; their ids (the caller commits).
 
