@@ -107,7 +107,7 @@ def verify(session: Session, anchor: Anchor | None = None) -> Verdict:
         checkpoints, problem = read_checkpoints(_lines(anchor.path), anchor.key)
     walk = CheckpointWalk(checkpoints)
 
-    def walked() -> Iterator[dict[str, Any]]:
+    def walked() -> Iterator[Mapping[str, Any]]:
         for entry in audit.in_order(session):
             walk.see(entry)
             yield entry

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import String, and_, cast, func, insert, or_, select
@@ -55,11 +55,11 @@ _IN_ORDER = (select(*(getattr(AuditEntry, c) for c in ("id", "prev_hash", "hash"
              .execution_options(stream_results=True, yield_per=5000))
 
 
-def in_order(session: Session) -> Iterator[dict[str, Any]]:
+def in_order(session: Session) -> Iterator[Mapping[str, Any]]:
     """Every entry, oldest first, with the fields its hash covers: streamed (a server-side
     cursor on PostgreSQL) as plain rows, so memory stays flat in the log's length."""
-    for row in session.execute(_IN_ORDER):
-        yield row._asdict()
+    for row in session.connection().execute(_IN_ORDER):
+        yield row._mapping
 
 
 def listing(session: Session, filters: dict[str, Any],

@@ -79,7 +79,7 @@ def test_an_entry_edited_and_the_chain_rehashed_is_detected(anchored, api, app, 
                 new = entry_hash(prev, entry)
                 session.execute(text("UPDATE audit_log SET prev_hash = :p, hash = :h "
                                      "WHERE id = :id"), {"p": prev, "h": new, "id": entry["id"]})
-                entry = entry | {"hash": new}
+                entry = {**entry, "hash": new}
             prev = entry["hash"]
     assert main(["audit", "verify"]) == 1
     err = capsys.readouterr().err
