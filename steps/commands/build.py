@@ -220,7 +220,7 @@ def _reuse(settings: Settings, ctx: Context, repository: str, tags: list[str],
     repo = Repo(ref.registry, ref.repository, push=True)
     client = ctx.registry(settings.auth.store(), settings.image.retries + 1, settings.plain_http)
     candidates: list[tuple[str, str]] = []
-    service = ctx.service(settings.service.service_url, settings.service.service_token)
+    service = ctx.service(settings.service.service_url, settings.service.credential)
     if service:
         try:
             candidates += [(image.digest, "registered by the promotion service" + (

@@ -126,7 +126,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
     log = ctx.log
     client = ctx.registry(settings.auth.store(), settings.retries + 1, settings.plain_http)
     source = the_plan.source
-    service = ctx.service(settings.service.service_url, settings.service.service_token)
+    service = ctx.service(settings.service.service_url, settings.service.credential)
     if service and "semver" in settings.scheme and settings.commit_sha:
         source = _verified(service, source, settings.commit_sha, log)
     # one token for the source repository when it also receives tags (Bearer registries)

@@ -197,13 +197,12 @@ def test_the_service_role_may_only_append_to_the_audit_log(roles, monkeypatch, c
     monkeypatch.setenv("PROMOTION_DATABASE_OWNER_URL", owner_url)
     monkeypatch.setenv("PROMOTION_POLICY_FILE", policy_file)
     assert main(["db", "upgrade"]) == 0
-    assert main(["token", "create", "--role", "ci", "--name", "ci",
-                 "--project", "group/app"]) == 0  # the app role writes
+    # the app role writes
+    assert main(["token", "create", "--role", "ci", "--name", "ci", "--all-projects"]) == 0
     token = capsys.readouterr().out.strip()
     app = create_app({"DATABASE_URL": app_url, "POLICY_FILE": policy_file})
     resp = app.test_client().post("/api/v1/images", headers={"Authorization": f"Bearer {token}"},
-                                  json={"project": "group/app",
-                                        "repository": "registry.example.com/group/app",
+                                  json={"project": "g/a", "repository": "r/a",
                                         "digest": "sha256:" + "1" * 64})
     assert resp.status_code == 201, resp.json
     assert service_can_bypass_audit(db.engine_of(app)) is False

@@ -62,7 +62,7 @@ FAULTS = {
     "engine down": Fault(3, "the Docker engine at {engine} does not answer", engine_down=True),
     "service down": Fault(3, "promotion service", service="down"),
     "service 5xx": Fault(3, "HTTP 503", service="503"),
-    "service refuses the token": Fault(2, "the promotion service refused the token",
+    "service refuses the token": Fault(2, "the promotion service refused the credential",
                                        service="401"),
 }
 REGISTRY_FAULTS = ("wrong password", "no credentials", "missing image", "registry down")

@@ -70,12 +70,15 @@ def test_json_booleans_are_true_or_false(api, value):
 
 
 def test_policy_durations_and_freeze_windows_are_bounded(api):
-    for policy, field in (({"min_soak": "9999999d"}, "min_soak"),
+    register(api, 1)
+    whole = api.get("/projects/1", as_="admin").json["environments"][1]["policy"]
+    for change, field in (({"min_soak": "9999999d"}, "min_soak"),
                           ({"approval_ttl": 10**30}, "approval_ttl"),
                           ({"freeze_windows": [{"start": "0001-01-01T00:00:00+05:00",
                                                 "end": "2026-01-01T00:00:00Z"}]},
                            "freeze_windows")):
-        resp = api.put("/projects/1/environments/staging/policy", json=policy, as_="admin")
+        resp = api.put("/projects/1/environments/staging/policy",
+                       json=whole | change | {"reason": "bounds"}, as_="admin")
         assert field in assert_error(resp, 422)["message"]
 
 

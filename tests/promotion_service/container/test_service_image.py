@@ -105,7 +105,7 @@ def test_compose_runs_the_image_with_postgresql_and_a_gate_passes(service_image,
         assert "database at revision" in compose("logs", "--no-color", "migrate").stdout
 
         token = compose.exec("service", "promotion-service", "token", "create", "--role", "ci",
-                             "--name", "pipeline").stdout.strip()
+                             "--name", "pipeline", "--project", "group/app").stdout.strip()
         auth = {"Authorization": f"Bearer {token}"}
         ref = {"repository": REPOSITORY, "digest": DIGEST}
         for path, body in (("images", {"project": "group/app"}), ("scans", {"counts": {}}),

@@ -150,7 +150,7 @@ def _register(service, image: str, commit: str) -> None:
 
 def test_the_service_finds_the_commits_image_when_no_tag_names_the_commit(
         build, origin, registry, service, tmp_path):
-    repository = f"{registry.host}/once/{uuid.uuid4().hex[:8]}"
+    repository = f"{registry.host}/once/app/{uuid.uuid4().hex[:8]}"
     first_job, commit = checkout(origin, tmp_path / "first")
     code, log, first = build(first_job, pipeline(registry, commit, "main", repository,
                                                  CD_TAGS="nightly"))
@@ -169,7 +169,7 @@ def test_the_service_finds_the_commits_image_when_no_tag_names_the_commit(
 def test_release_tags_go_to_the_commits_verified_image(docker, images, registry, service,
                                                       capsys):
     commit = uuid.uuid4().hex + uuid.uuid4().hex[:8]
-    repository = f"{registry.host}/once/{uuid.uuid4().hex[:8]}"
+    repository = f"{registry.host}/once/app/{uuid.uuid4().hex[:8]}"
     digests = {}
     for name in ("verified", "rebuilt"):  # two images of one commit, as before build-once
         local = images.build(files={"which": name}, dockerfile="COPY which /which")
