@@ -202,7 +202,8 @@ def test_the_service_role_may_only_append_to_the_audit_log(roles, monkeypatch, c
     token = capsys.readouterr().out.strip()
     app = create_app({"DATABASE_URL": app_url, "POLICY_FILE": policy_file})
     resp = app.test_client().post("/api/v1/images", headers={"Authorization": f"Bearer {token}"},
-                                  json={"project": "g/a", "repository": "r/a",
+                                  json={"project": "group/app",
+                                        "repository": "registry.example.com/group/app",
                                         "digest": "sha256:" + "1" * 64})
     assert resp.status_code == 201, resp.json
     assert service_can_bypass_audit(db.engine_of(app)) is False
