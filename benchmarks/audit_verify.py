@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.postgres import postgres_url  # noqa: E402
 from benchmarks.seed_audit import COLUMNS, libpq_url, seed  # noqa: E402
 from promotion_service.db.schema import upgrade  # noqa: E402
 
@@ -43,19 +44,9 @@ print(n)
 
 def main() -> int:
     args = _args()
-    server = None
-    url = args.database_url
-    if url is None:
-        from tests.promotion_service.postgres import start_postgres
-
-        server = start_postgres()
-        url = server.url()
-    try:
-        with tempfile.TemporaryDirectory(prefix="audit-bench-") as work:
-            return _run(args, url, Path(work))
-    finally:
-        if server is not None:
-            server.stop()
+    with postgres_url(args.database_url) as url, \
+            tempfile.TemporaryDirectory(prefix="audit-bench-") as work:
+        return _run(args, url, Path(work))
 
 
 def _run(args: argparse.Namespace, url: str, work: Path) -> int:

@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.postgres import postgres_url  # noqa: E402
 from docker_cd_local.gitlab_double import GitLabDouble  # noqa: E402
 from promotion_service import create_app, db  # noqa: E402
 from promotion_service.db.models import Image, Outbox  # noqa: E402
@@ -52,18 +53,8 @@ TRIGGER_PATH = "/projects/*/trigger/pipeline"
 
 def main() -> int:
     args = _args()
-    server = None
-    url = args.database_url
-    if url is None:
-        from tests.promotion_service.postgres import start_postgres
-
-        server = start_postgres()
-        url = server.url()
-    try:
+    with postgres_url(args.database_url) as url:
         return _run(args, url)
-    finally:
-        if server is not None:
-            server.stop()
 
 
 def _run(args: argparse.Namespace, url: str) -> int:
