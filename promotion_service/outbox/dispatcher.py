@@ -96,23 +96,38 @@ class Dispatcher:
     def run_once(self) -> int:
         """Claim and send one batch; return how many rows were handled.
 
-        The batch's calls go out ``concurrency`` at a time, each read in its own session and
-        sent outside any transaction; what GitLab answered is then recorded for the whole
-        batch in one write transaction (a savepoint per row, so one row's trouble spares the
-        rest), which keeps the writers' lock short under a burst.
+        The batch goes out in chunks: up to ``concurrency`` rows of a kind that may go in any
+        order (triggers) at once, any other row alone and in order. Each row is read in its
+        own session, its lease renewed, and sent outside any transaction; what GitLab
+        answered to a chunk is then recorded in one write transaction, so the writers' lock
+        is taken once a chunk, and a row is recorded well within the lease it was sent under.
         """
         with self.session_factory() as session:
             ids = self.claim(session)
+            kinds = outbox.kinds(session, ids) if ids else {}
         if not ids:
             return 0
-        if self.settings.concurrency > 1 and len(ids) > 1:
-            with ThreadPoolExecutor(min(self.settings.concurrency, len(ids)),
-                                    thread_name_prefix="outbox-send") as pool:
-                answers = list(pool.map(self._call, ids))
-        else:
-            answers = [self._call(row_id) for row_id in ids]
-        self._record([answer for answer in answers if answer is not None])
+        chunks = self._chunks(ids, kinds)
+        with ThreadPoolExecutor(min(self.settings.concurrency, len(ids)),
+                                thread_name_prefix="outbox-send") as pool:
+            for chunk in chunks:
+                answers = pool.map(self._call, chunk)
+                self._record([answer for answer in answers if answer is not None])
         return len(ids)
+
+    def _chunks(self, ids: list[int], kinds: dict[int, str]) -> list[list[int]]:
+        """The batch in order, with runs of rows that may go in any order grouped."""
+        chunks: list[list[int]] = []
+        grouping = False  # is the last chunk a group of any-order rows?
+        for row_id in ids:
+            handler = HANDLERS.get(kinds.get(row_id, ""))
+            any_order = handler is not None and handler.in_any_order
+            if any_order and grouping and len(chunks[-1]) < self.settings.concurrency:
+                chunks[-1].append(row_id)
+            else:
+                chunks.append([row_id])
+            grouping = any_order
+        return chunks
 
     def _call(self, row_id: int) -> _Answer | None:
         """Send one row; GitLab's answer to record, or None when the row is settled here."""
@@ -131,6 +146,10 @@ class Dispatcher:
                     self._sent(session, row_id, row.kind, attempts, f"skipped: {skipped}")
                     return None
                 payload = dict(row.payload)
+                if not self._renew(session, row_id):
+                    log.warning("outbox %s: lease ran out before sending; left to whoever "
+                                "holds it now", row_id)
+                    return None
                 session.commit()  # hold no transaction (nor SQLite's write lock) during the call
                 return _Answer(row_id, row.kind, handler, attempts,
                                handler.send(self.gitlab, self.settings, payload))
@@ -148,6 +167,15 @@ class Dispatcher:
                 self._failed_attempt(session, row_id, attempts, GitLabError(
                     f"internal error: {type(e).__name__}: {e}"))
                 return None
+
+    def _renew(self, session: Session, row_id: int) -> bool:
+        """A full lease for the call and its recording (a batch may have taken a while)."""
+        if not is_postgres(session):
+            begin_write(session)
+        renewed = outbox.renew(session, row_id, self.name, self.settings.lease_seconds)
+        if not renewed:
+            session.rollback()
+        return renewed
 
     def _record(self, answers: list[_Answer]) -> None:
         """Record GitLab's answers and mark the rows sent, in one write transaction.
