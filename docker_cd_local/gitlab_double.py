@@ -24,8 +24,11 @@ GitLab as the issuer of CI/CD ID tokens (docker_cd_local/gitlab_oidc.py):
     GET  /oauth/discovery/keys                     the JWKS GitLab signs ID tokens with
     GET  /.well-known/openid-configuration         its jwks_uri
     ``mint_id_token(audience=, project_path=, pipeline_id=, user_login=, ...)`` signs one.
-Also GET /_double/calls and /_double/pipelines (JSON) for looking from another process, and
-POST /_double/id_tokens (the claims as JSON) to mint an ID token from there.
+``fail_randomly(method, path, rate=0.1)`` fails a share of the calls as GitLab does when it is
+overloaded: a 500, or Rack::Attack's 429 with Retry-After; ``triggers_per_promotion()`` counts
+the pipelines triggered for each CD_PROMOTION_ID (a count above 1 is a duplicate deploy).
+Also GET /_double/calls, /_double/pipelines and /_double/triggers (JSON) for looking from
+another process, and POST /_double/id_tokens (the claims as JSON) to mint an ID token from there.
 Run alone with ``docker-cd-gitlab-double --port 8929`` (installed with docker-cd).
 """
 
@@ -35,12 +38,16 @@ import argparse
 import fnmatch
 import itertools
 import json
+import math
+import random
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -59,6 +66,11 @@ NOT_WAITING = "This deployment is not waiting for approvals."
 NOT_APPROVER = ("You don't have permission to approve this deployment. Contact the project or "
                 "group owner for help.")
 NOT_PROTECTED = "This environment is not protected."
+# An unhandled error in the API: lib/api/helpers.rb, handle_api_exception.
+INTERNAL_ERROR = "500 Internal Server Error"
+# Rack::Attack's throttled response: plain text, configurable in the Admin Area
+# (doc/administration/settings/user_and_ip_rate_limits.md, "Response text").
+RETRY_LATER = "Retry later\n"
 FINISHED = ("success", "failed", "canceled")
 
 
@@ -219,6 +231,39 @@ class _Failure:
         )
 
 
+@dataclass
+class _Flakiness:
+    """A share of matching calls fails at random (GitLab overloaded or rate limiting)."""
+
+    method: str
+    pattern: str
+    rate: float
+    statuses: tuple[int, ...]
+    period: int  # the throttle's period in seconds: Retry-After counts to its end
+    rng: random.Random
+
+    def answer(self, method: str, path: str) -> tuple[int, Any, dict[str, str]] | None:
+        """The failure this call gets, or None when it goes through."""
+        if method != self.method or not fnmatch.fnmatchcase(path, self.pattern):
+            return None
+        if self.rng.random() >= self.rate:
+            return None
+        status = self.rng.choice(self.statuses)
+        if status != 429:
+            return status, {"message": INTERNAL_ERROR if status == 500 else f"{status}"}, {}
+        # lib/gitlab/rack_attack.rb, throttled_response_headers: the quota resets at the end
+        # of the current period, and Retry-After is the whole seconds until then.
+        now = time.time()
+        reset = (math.floor(now / self.period) + 1) * self.period
+        return 429, RETRY_LATER.encode(), {
+            "Content-Type": "text/plain",
+            "RateLimit-Name": "throttle_unauthenticated_api", "RateLimit-Limit": "60",
+            "RateLimit-Observed": "61", "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(reset), "RateLimit-ResetTime": formatdate(reset, usegmt=True),
+            "Retry-After": str(max(1, math.ceil(reset - now))),
+        }
+
+
 class _GitLabError(Exception):
     """An answer GitLab gives: ``{"message": ...}`` from its helpers, or Grape's
     ``{"error": ...}`` for a parameter that is missing or not one of its values."""
@@ -259,6 +304,7 @@ class GitLabDouble:
         self._calls: list[Call] = []
         self._pipelines: list[Pipeline] = []
         self._failures: list[_Failure] = []
+        self._flaky: list[_Flakiness] = []
         self._projects: dict[int, _Project] = {}
         self._ids = itertools.count(1000)
         self.bot = User(1, "cd-bot", "CD bot")
@@ -428,12 +474,28 @@ class GitLabDouble:
                          drop)
             )
 
+    def fail_randomly(self, method: str, path: str, *, rate: float,
+                      statuses: tuple[int, ...] = (500, 429), rate_limit_period: int = 60,
+                      seed: int | None = None) -> None:
+        """Fail ``rate`` (0..1) of the matching calls, each with one of ``statuses`` at random.
+
+        A 500 is GitLab's unhandled-error answer; a 429 is Rack::Attack's: ``Retry later`` as
+        plain text, the RateLimit-* headers and Retry-After, the whole seconds to the end of
+        the throttle's ``rate_limit_period``. A failed call creates nothing. Until ``reset``.
+        """
+        if not 0 <= rate <= 1:
+            raise ValueError(f"rate must be between 0 and 1, not {rate}")
+        with self._lock:
+            self._flaky.append(_Flakiness(method.upper(), path, rate, tuple(statuses),
+                                          max(1, int(rate_limit_period)), random.Random(seed)))
+
     def reset(self) -> None:
         """Forget calls, pipelines and queued failures (projects and users stay)."""
         with self._lock:
             self._calls.clear()
             self._pipelines.clear()
             self._failures.clear()
+            self._flaky.clear()
 
     # -- what happened ---------------------------------------------------------------
     @property
@@ -452,6 +514,12 @@ class GitLabDouble:
         """Pipelines created (by trigger token or by the pipelines API)."""
         with self._lock:
             return list(self._pipelines)
+
+    def triggers_per_promotion(self) -> Counter[str]:
+        """How many pipelines were triggered for each CD_PROMOTION_ID (with the trigger token)."""
+        with self._lock:
+            return Counter(p.variables.get("CD_PROMOTION_ID", "") for p in self._pipelines
+                           if p.source == "trigger")
 
     def statuses(self, project_id: int, sha: str) -> list[dict[str, Any]]:
         """Commit statuses of a commit, oldest first (what the pipeline page shows)."""
@@ -487,6 +555,11 @@ class GitLabDouble:
                 if failure.matches(method, path):
                     failure.remaining -= 1
                     return failure
+            for flaky in self._flaky:
+                answer = flaky.answer(method, path)
+                if answer is not None:
+                    status, body, headers = answer
+                    return _Failure(method, path, status, 0, body, headers, 0.0, False)
         return None
 
     def _record(self, call: Call) -> None:
@@ -776,6 +849,9 @@ def _parse_body(raw: bytes, content_type: str) -> Any:
 class _Handler(BaseHTTPRequestHandler):
     owner: GitLabDouble
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: with Nagle's algorithm the body waits for the
+    # client's delayed ACK of the headers (40 ms a call on Linux), which GitLab never costs.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests look at .calls
@@ -800,7 +876,8 @@ class _Handler(BaseHTTPRequestHandler):
             owner = self.owner
             what = split.path.removeprefix("/_double/")
             data = {"calls": [asdict(c) for c in owner.calls],
-                    "pipelines": [asdict(p) for p in owner.pipelines]}.get(what)
+                    "pipelines": [asdict(p) for p in owner.pipelines],
+                    "triggers": dict(owner.triggers_per_promotion())}.get(what)
             self._send(200 if data is not None else 404, data or {"message": "404 Not Found"})
             return
         if not split.path.startswith(API + "/"):
@@ -829,11 +906,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+        headers = {"Content-Type": "application/json", **(headers or {})}
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            for key, value in (headers or {}).items():
+            for key, value in headers.items():
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
@@ -857,11 +934,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--access-token", default=None)
     parser.add_argument("--project", action="append", default=[],
                         help="ID:PATH[:TRIGGER_TOKEN], repeatable")
+    parser.add_argument("--fail-rate", type=float, default=0.0,
+                        help="fail this share (0..1) of pipeline triggers with 500 or 429")
+    parser.add_argument("--rate-limit-period", type=int, default=60,
+                        help="seconds of the throttle period a 429's Retry-After counts to")
     args = parser.parse_args(argv)
     double = GitLabDouble(access_token=args.access_token, port=args.port)
     for spec in args.project:
         pid, path, *token = spec.split(":", 2)
         double.add_project(int(pid), path, trigger_token=token[0] if token else None)
+    if args.fail_rate:
+        double.fail_randomly("POST", "/projects/*/trigger/pipeline", rate=args.fail_rate,
+                             rate_limit_period=args.rate_limit_period)
     double.start()
     print(double.url, flush=True)
     try:

@@ -71,27 +71,48 @@ def read_checkpoints(lines: Iterable[str], key: bytes) -> tuple[list[Checkpoint]
     return checkpoints, None
 
 
-def check_against(entries: Iterable[Mapping[str, Any]],
-                  checkpoints: list[Checkpoint]) -> tuple[int, ChainBreak | None]:
-    """Walk the entries (oldest first) against the checkpoints: (entries seen, first break).
+class CheckpointWalk:
+    """The entries (oldest first) against the checkpoints, fed one at a time, so that a
+    single pass over the log checks its hash chain and its checkpoints together.
 
     Each checkpoint's head must be the hash of the entry at its count. A chain shorter than
     the latest checkpoint lost its newest entries (or all of them).
     """
-    wanted: dict[int, Checkpoint] = {}
-    for checkpoint in checkpoints:
-        wanted.setdefault(checkpoint.count, checkpoint)
-    seen = 0
+
+    def __init__(self, checkpoints: list[Checkpoint]) -> None:
+        self.wanted: dict[int, Checkpoint] = {}
+        for checkpoint in checkpoints:
+            self.wanted.setdefault(checkpoint.count, checkpoint)
+        self.latest = checkpoints[-1] if checkpoints else None
+        self.seen = 0
+        self.broken: ChainBreak | None = None
+
+    def see(self, entry: Mapping[str, Any]) -> None:
+        """The next entry; the first one that contradicts a checkpoint is kept."""
+        self.seen += 1
+        checkpoint = self.wanted.get(self.seen)
+        if self.broken is None and checkpoint is not None and entry["hash"] != checkpoint.head:
+            self.broken = ChainBreak(entry["id"], (
+                f"it is entry {self.seen}, whose hash the checkpoint of {checkpoint.at} "
+                f"recorded as {checkpoint.head[:12]}...; the chain was rewritten from here or "
+                "before"))
+
+    def finish(self) -> ChainBreak | None:
+        """The first break, once every entry was seen."""
+        latest = self.latest
+        if self.broken is None and latest is not None and self.seen < latest.count:
+            return ChainBreak(None, (
+                f"the log has {self.seen} entries but the checkpoint of {latest.at} counted "
+                f"{latest.count}: the newest {latest.count - self.seen} were removed"))
+        return self.broken
+
+
+def check_against(entries: Iterable[Mapping[str, Any]],
+                  checkpoints: list[Checkpoint]) -> tuple[int, ChainBreak | None]:
+    """Walk the entries (oldest first) against the checkpoints: (entries seen, first break)."""
+    walk = CheckpointWalk(checkpoints)
     for entry in entries:
-        seen += 1
-        checkpoint = wanted.get(seen)
-        if checkpoint is not None and entry["hash"] != checkpoint.head:
-            return seen, ChainBreak(entry["id"], (
-                f"it is entry {seen}, whose hash the checkpoint of {checkpoint.at} recorded "
-                f"as {checkpoint.head[:12]}...; the chain was rewritten from here or before"))
-    latest = checkpoints[-1] if checkpoints else None
-    if latest is not None and seen < latest.count:
-        return seen, ChainBreak(None, (
-            f"the log has {seen} entries but the checkpoint of {latest.at} counted "
-            f"{latest.count}: the newest {latest.count - seen} were removed"))
-    return seen, None
+        walk.see(entry)
+        if walk.broken is not None:
+            break
+    return walk.seen, walk.finish()

@@ -20,6 +20,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -27,14 +29,14 @@ from flask import Flask
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, wait_exponential, wait_random_exponential
 
-from ..db import begin_write, session_for
+from ..db import begin_write, is_postgres, session_for, write_transaction
 from ..db.models import utcnow
 from ..errors import Conflict
 from ..gitlab.client import GitLabClient, client_from_config
 from ..gitlab.errors import GitLabError, TerminalGitLabError
 from ..services.promotion import mark_failed
 from ..store import outbox
-from .handlers import ACTOR, HANDLERS, Handler
+from .handlers import ACTOR, HANDLERS, Handler, preload_promotions
 from .settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,17 @@ def retry_delay(attempt: int, retry_after: float | None, settings: DispatcherSet
     return delay
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """What GitLab returned for a row's call, still to be recorded."""
+
+    row_id: int
+    kind: str
+    handler: Handler
+    attempts: int
+    result: Any
+
+
 class Dispatcher:
     """Claims due outbox rows and sends them; safe to run many at once."""
 
@@ -68,55 +81,153 @@ class Dispatcher:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def claim(self, session: Session) -> list[int]:
-        """Lease up to batch_size due rows to this dispatcher; return their ids."""
+        """Lease up to batch_size due rows to this dispatcher; return their ids.
+
+        On PostgreSQL without the writers' lock: SKIP LOCKED never waits for a row lock, so
+        it cannot deadlock, and a claim writes no audit entry.
+        """
+        if not is_postgres(session):
+            begin_write(session)
         ids = outbox.claim(session, self.name, lease_seconds=self.settings.lease_seconds,
                            batch_size=self.settings.batch_size)
         session.commit()
         return ids
 
     def run_once(self) -> int:
-        """Claim and send one batch; return how many rows were handled."""
+        """Claim and send one batch; return how many rows were handled.
+
+        The batch goes out in chunks: up to ``concurrency`` rows of a kind that may go in any
+        order (triggers) at once, any other row alone and in order. Each row is read in its
+        own session, its lease renewed, and sent outside any transaction; what GitLab
+        answered to a chunk is then recorded in one write transaction, so the writers' lock
+        is taken once a chunk, and a row is recorded well within the lease it was sent under.
+        """
         with self.session_factory() as session:
             ids = self.claim(session)
-        for row_id in ids:
-            with self.session_factory() as session:
-                self._send(session, row_id)
+            kinds = outbox.kinds(session, ids) if ids else {}
+        if not ids:
+            return 0
+        chunks = self._chunks(ids, kinds)
+        with ThreadPoolExecutor(min(self.settings.concurrency, len(ids)),
+                                thread_name_prefix="outbox-send") as pool:
+            for chunk in chunks:
+                answers = pool.map(self._call, chunk)
+                self._record([answer for answer in answers if answer is not None])
         return len(ids)
 
-    def _send(self, session: Session, row_id: int) -> None:
-        row = outbox.get(session, row_id)
-        if row is None or row.state != "pending" or row.locked_by != self.name:
-            return
-        handler = HANDLERS.get(row.kind)
-        attempts = row.attempts + 1
-        try:
-            if handler is None:
-                raise TerminalGitLabError(f"no handler for outbox kind {row.kind!r}")
-            skipped = handler.skip(session, row)
-            if skipped is None:
-                payload = dict(row.payload)
-                session.commit()  # hold no transaction (nor SQLite's write lock) during the call
-                result = handler.send(self.gitlab, self.settings, payload)
-                begin_write(session)
-                row = outbox.get(session, row_id)
-                outcome = handler.record(session, row, result)
+    def _chunks(self, ids: list[int], kinds: dict[int, str]) -> list[list[int]]:
+        """The batch in order, with runs of rows that may go in any order grouped."""
+        chunks: list[list[int]] = []
+        grouping = False  # is the last chunk a group of any-order rows?
+        for row_id in ids:
+            handler = HANDLERS.get(kinds.get(row_id, ""))
+            any_order = handler is not None and handler.in_any_order
+            if any_order and grouping and len(chunks[-1]) < self.settings.concurrency:
+                chunks[-1].append(row_id)
             else:
-                outcome = f"skipped: {skipped}"
-        except GitLabError as e:
+                chunks.append([row_id])
+            grouping = any_order
+        return chunks
+
+    def _call(self, row_id: int) -> _Answer | None:
+        """Send one row; GitLab's answer to record, or None when the row is settled here."""
+        with self.session_factory() as session:
+            row = outbox.get(session, row_id)
+            if row is None or row.state != "pending" or row.locked_by != self.name:
+                return None
+            handler = HANDLERS.get(row.kind)
+            attempts = row.attempts + 1
+            try:
+                if handler is None:
+                    raise TerminalGitLabError(f"no handler for outbox kind {row.kind!r}")
+                skipped = handler.skip(session, row)
+                if skipped is not None:
+                    begin_write(session)
+                    self._sent(session, row_id, row.kind, attempts, f"skipped: {skipped}")
+                    return None
+                payload = dict(row.payload)
+                if not self._renew(session, row_id):
+                    log.warning("outbox %s: lease ran out before sending; left to whoever "
+                                "holds it now", row_id)
+                    return None
+                session.commit()  # hold no transaction (nor SQLite's write lock) during the call
+                return _Answer(row_id, row.kind, handler, attempts,
+                               handler.send(self.gitlab, self.settings, payload))
+            except GitLabError as e:
+                session.rollback()
+                outcome = self._settle(session, handler, row_id, e)
+                if outcome is None:
+                    self._failed_attempt(session, row_id, attempts, e)
+                else:
+                    self._sent(session, row_id, row.kind, attempts, outcome)
+                return None
+            except Exception as e:  # a bug or a bad payload: keep the row, retry later, log loudly
+                session.rollback()
+                log.exception("outbox %s failed unexpectedly", row_id)
+                self._failed_attempt(session, row_id, attempts, GitLabError(
+                    f"internal error: {type(e).__name__}: {e}"))
+                return None
+
+    def _renew(self, session: Session, row_id: int) -> bool:
+        """A full lease for the call and its recording (a batch may have taken a while)."""
+        if not is_postgres(session):
+            begin_write(session)
+        renewed = outbox.renew(session, row_id, self.name, self.settings.lease_seconds)
+        if not renewed:
             session.rollback()
-            outcome = self._settle(session, handler, row_id, e)
-            if outcome is None:
-                self._failed_attempt(session, row_id, attempts, e)
-                return
-        except Exception as e:  # a bug or a bad payload: keep the row, retry later, log loudly
-            session.rollback()
-            log.exception("outbox %s failed unexpectedly", row_id)
-            self._failed_attempt(session, row_id, attempts, GitLabError(
-                f"internal error: {type(e).__name__}: {e}"))
+        return renewed
+
+    def _record(self, answers: list[_Answer]) -> None:
+        """Record GitLab's answers and mark the rows sent, in one write transaction.
+
+        The whole batch is tried first; if any row's recording raises, the batch is rolled
+        back and recorded again a row at a time (a savepoint each), so the other rows still
+        land and only the troubled one is retried later.
+        """
+        if not answers:
             return
+        try:
+            with self.session_factory() as session, write_transaction(session):
+                loaded = self._preload(session, answers)  # held: the session keeps them
+                for answer in answers:
+                    self._record_one(session, answer)
+            del loaded
+            return
+        except Exception:  # found again below, row by row
+            log.warning("outbox: recording a batch failed; recording its rows one by one")
+        troubled: list[tuple[_Answer, Exception]] = []
+        with self.session_factory() as session, write_transaction(session):
+            for answer in answers:
+                try:
+                    with session.begin_nested():
+                        self._record_one(session, answer)
+                except Exception as e:  # kept, retried below, logged
+                    troubled.append((answer, e))
+        for answer, error in troubled:
+            log.error("outbox %s: recording the answer failed: %s", answer.row_id, error,
+                      exc_info=error)
+            with self.session_factory() as session:
+                self._failed_attempt(session, answer.row_id, answer.attempts, GitLabError(
+                    f"internal error: {type(error).__name__}: {error}"))
+
+    @staticmethod
+    def _preload(session: Session, answers: list[_Answer]) -> list[Any]:
+        """The batch's rows and promotions in two queries, not two per row (the session
+        only keeps them while someone holds them)."""
+        rows = outbox.get_many(session, [answer.row_id for answer in answers])
+        return [*rows, *preload_promotions(session, rows)]
+
+    def _record_one(self, session: Session, answer: _Answer) -> None:
+        row = outbox.get(session, answer.row_id)
+        outcome = answer.handler.record(session, row, answer.result)
+        self._sent(session, answer.row_id, answer.kind, answer.attempts, outcome, commit=False)
+
+    def _sent(self, session: Session, row_id: int, kind: str, attempts: int,
+              outcome: str | None, *, commit: bool = True) -> None:
         outbox.mark_sent(session, row_id, self.name, attempts, outcome)
-        session.commit()
-        log.info("outbox %s (%s) sent after %d attempt(s)%s", row_id, row.kind, attempts,
+        if commit:
+            session.commit()
+        log.info("outbox %s (%s) sent after %d attempt(s)%s", row_id, kind, attempts,
                  f": {outcome}" if outcome else "")
 
     @staticmethod
@@ -182,4 +293,5 @@ def from_app(app: Flask, *, name: str | None = None) -> Dispatcher:
     """A dispatcher using the app's database and GitLab settings."""
     settings = DispatcherSettings.from_config(app.config)
     gitlab = client_from_config(app.config, timeout=settings.gitlab_timeout)
-    return Dispatcher(lambda: session_for(app), gitlab, settings, name=name)
+    # read sessions: each write (claim, record, retry) begins its own write transaction
+    return Dispatcher(lambda: session_for(app, write=False), gitlab, settings, name=name)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.models import Outbox, Promotion
@@ -31,13 +32,22 @@ class Handler:
 
     ``settle`` reads a refusal that leaves nothing to send (GitLab already holds what was
     asked, or the request went stale): it returns the outcome and the row counts as sent;
-    None lets the refusal fail (or retry) the row.
+    None lets the refusal fail (or retry) the row. ``in_any_order``: rows of this kind may go
+    out together, in any order (each trigger starts its own promotion's pipeline); other
+    kinds (a commit's statuses, one after the other) go out one at a time, in order.
     """
 
     send: Callable[[GitLabClient, DispatcherSettings, dict[str, Any]], Any]
     skip: Callable[[Session, Outbox], str | None] = lambda session, row: None
     record: Callable[[Session, Outbox, Any], str | None] = lambda session, row, result: None
     settle: Callable[[Session, Outbox, GitLabError], str | None] = lambda s, row, error: None
+    in_any_order: bool = False
+
+
+def preload_promotions(session: Session, rows: list[Outbox]) -> list[Promotion]:
+    """The promotions of a batch's rows in one query (recording them then reads no more)."""
+    ids = [row.promotion_id for row in rows if row.promotion_id is not None]
+    return list(session.scalars(select(Promotion).where(Promotion.id.in_(ids)))) if ids else []
 
 
 def _project(payload: dict[str, Any]) -> int | str:
@@ -129,7 +139,8 @@ def _unplayable(session: Session, row: Outbox, error: GitLabError) -> str | None
 
 
 HANDLERS: dict[str, Handler] = {  # one per store.outbox.KINDS
-    "trigger_pipeline": Handler(send=_trigger_send, skip=_trigger_skip, record=_trigger_record),
+    "trigger_pipeline": Handler(send=_trigger_send, skip=_trigger_skip, record=_trigger_record,
+                                in_any_order=True),
     "status_check_response": Handler(send=lambda gitlab, _, p: gitlab.answer_status_check(
         _project(p), int(p["mr_iid"]), sha=p["sha"], check_id=int(p["check_id"]),
         status=p["status"]), settle=_stale_head),

@@ -15,7 +15,8 @@ class DispatcherSettings:
     trigger_ref: str = "main"
     trigger_token: str | None = None
     lease_seconds: float = 60.0
-    batch_size: int = 10
+    batch_size: int = 20
+    concurrency: int = 4  # calls of a batch in flight at once
     max_attempts: int = 20
     backoff_initial: float = 1.0
     backoff_max: float = 300.0
@@ -44,6 +45,7 @@ class DispatcherSettings:
             trigger_token=config.get("GITLAB_TRIGGER_TOKEN") or None,
             lease_seconds=number("DISPATCHER_LEASE_SECONDS", cls.lease_seconds),
             batch_size=number("DISPATCHER_BATCH_SIZE", cls.batch_size, int),
+            concurrency=number("DISPATCHER_CONCURRENCY", cls.concurrency, int),
             max_attempts=number("DISPATCHER_MAX_ATTEMPTS", cls.max_attempts, int),
             backoff_initial=number("DISPATCHER_BACKOFF_SECONDS", cls.backoff_initial),
             backoff_max=number("DISPATCHER_BACKOFF_MAX_SECONDS", cls.backoff_max),

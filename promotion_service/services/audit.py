@@ -23,7 +23,12 @@ from ..db.listing import Listing
 from ..db.models import utcnow
 from ..domain.actor import Actor
 from ..domain.audit_chain import ChainBreak, verify_chain
-from ..domain.audit_checkpoint import Checkpoint, check_against, head_of, read_checkpoints
+from ..domain.audit_checkpoint import (
+    Checkpoint,
+    CheckpointWalk,
+    head_of,
+    read_checkpoints,
+)
 from ..store import audit, projects
 from . import lookups
 
@@ -91,26 +96,38 @@ def write_checkpoint(session: Session, anchor: Anchor,
 
 
 def verify(session: Session, anchor: Anchor | None = None) -> Verdict:
-    """Check the chain, then (with an anchor) the chain against every checkpoint."""
-    count = 0
+    """Check the chain and (with an anchor) the chain against every checkpoint, in one pass
+    that streams the log: memory stays flat however long it grows.
 
-    def counted() -> Iterator[dict[str, Any]]:
-        nonlocal count
+    A broken chain is reported first; then a missing or forged checkpoint file; then the
+    first entry a checkpoint contradicts.
+    """
+    checkpoints: list[Checkpoint] = []
+    problem = None
+    if anchor is not None and anchor.path.exists():
+        checkpoints, problem = read_checkpoints(_lines(anchor.path), anchor.key)
+    walk = CheckpointWalk(checkpoints)
+
+    def walked() -> Iterator[Mapping[str, Any]]:
         for entry in audit.in_order(session):
-            count += 1
+            walk.see(entry)
             yield entry
 
-    broken = verify_chain(counted())
+    broken = verify_chain(walked())
+    count = walk.seen
     if broken is not None or anchor is None:
         return Verdict(count, 0, broken)
     if not anchor.path.exists():
         return Verdict(count, 0, ChainBreak(None, f"the checkpoint file {anchor.path} is "
                                                   "missing"))
-    checkpoints, problem = read_checkpoints(anchor.path.read_text().splitlines(), anchor.key)
     if problem is not None:
         return Verdict(count, len(checkpoints), ChainBreak(None, problem))
-    _, broken = check_against(audit.in_order(session), checkpoints)
-    return Verdict(count, len(checkpoints), broken)
+    return Verdict(count, len(checkpoints), walk.finish())
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with path.open() as lines:
+        yield from lines
 
 
 def listing(session: Session, actor: Actor, filters: dict[str, Any]) -> Listing:

@@ -32,6 +32,17 @@ def get(session: Session, row_id: int) -> Outbox | None:
     return session.get(Outbox, row_id)
 
 
+def kinds(session: Session, row_ids: list[int]) -> dict[int, str]:
+    """Each row's kind."""
+    rows = session.execute(select(Outbox.id, Outbox.kind).where(Outbox.id.in_(row_ids)))
+    return {row_id: kind for row_id, kind in rows}
+
+
+def get_many(session: Session, row_ids: list[int]) -> list[Outbox]:
+    """The outbox rows with these ids (in the session from then on: `get` reads no more)."""
+    return list(session.scalars(select(Outbox).where(Outbox.id.in_(row_ids))))
+
+
 def claim(session: Session, owner: str, *, lease_seconds: float, batch_size: int) -> list[int]:
     """Lease up to batch_size due rows to `owner`; their ids (the caller commits).
 
@@ -64,6 +75,16 @@ def claim(session: Session, owner: str, *, lease_seconds: float, batch_size: int
         if won:
             claimed.append(row_id)
     return claimed
+
+
+def renew(session: Session, row_id: int, owner: str, lease_seconds: float) -> bool:
+    """A fresh lease on a row `owner` still holds (its lease not run out); False if it lost
+    the row: then another dispatcher may already be sending it."""
+    now = utcnow()
+    return bool(session.execute(update(Outbox).where(
+        Outbox.id == row_id, Outbox.locked_by == owner, Outbox.state == "pending",
+        Outbox.locked_until > now,
+    ).values(locked_until=now + timedelta(seconds=lease_seconds))).rowcount)
 
 
 def mark_sent(session: Session, row_id: int, owner: str, attempts: int,

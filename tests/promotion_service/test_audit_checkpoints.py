@@ -79,7 +79,7 @@ def test_an_entry_edited_and_the_chain_rehashed_is_detected(anchored, api, app, 
                 new = entry_hash(prev, entry)
                 session.execute(text("UPDATE audit_log SET prev_hash = :p, hash = :h "
                                      "WHERE id = :id"), {"p": prev, "h": new, "id": entry["id"]})
-                entry = entry | {"hash": new}
+                entry = {**entry, "hash": new}
             prev = entry["hash"]
     assert main(["audit", "verify"]) == 1
     err = capsys.readouterr().err
@@ -202,7 +202,8 @@ def test_the_service_role_may_only_append_to_the_audit_log(roles, monkeypatch, c
     token = capsys.readouterr().out.strip()
     app = create_app({"DATABASE_URL": app_url, "POLICY_FILE": policy_file})
     resp = app.test_client().post("/api/v1/images", headers={"Authorization": f"Bearer {token}"},
-                                  json={"project": "g/a", "repository": "r/a",
+                                  json={"project": "group/app",
+                                        "repository": "registry.example.com/group/app",
                                         "digest": "sha256:" + "1" * 64})
     assert resp.status_code == 201, resp.json
     assert service_can_bypass_audit(db.engine_of(app)) is False

@@ -369,3 +369,73 @@ def test_commit_status_and_status_check_response_through_the_wrapper(gitlab):
     [call] = gitlab.calls_to("POST", "/projects/42/merge_requests/12/status_check_responses")
     assert json.dumps(call.body, sort_keys=True) == json.dumps(
         {"sha": SHA, "external_status_check_id": 5, "status": "passed"}, sort_keys=True)
+
+
+def trigger(gitlab, promotion_id):
+    return requests.post(f"{gitlab.url}/api/v4/projects/42/trigger/pipeline", timeout=5, data={
+        "token": TRIGGER_TOKEN, "ref": "main", "variables[CD_PROMOTION_ID]": str(promotion_id)})
+
+
+def test_random_failures_answer_like_an_overloaded_gitlab_and_create_nothing(gitlab):
+    gitlab.fail_randomly("POST", "/projects/*/trigger/pipeline", rate=0.5, seed=1,
+                         rate_limit_period=30)
+    answers = [trigger(gitlab, n) for n in range(200)]
+    by_status = {status: [a for a in answers if a.status_code == status]
+                 for status in (201, 429, 500)}
+    assert sum(map(len, by_status.values())) == 200
+    assert 60 < len(by_status[201]) < 140, "about half go through"
+    assert by_status[429] and by_status[500]
+    limited = by_status[429][0]  # Rack::Attack's answer (user_and_ip_rate_limits.md)
+    assert limited.headers["Content-Type"] == "text/plain"
+    assert limited.text == "Retry later\n"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 30
+    assert int(limited.headers["RateLimit-Reset"]) % 30 == 0
+    assert limited.headers["RateLimit-Remaining"] == "0"
+    assert by_status[500][0].json() == {"message": "500 Internal Server Error"}
+    # a refused trigger starts no pipeline: only the ones answered 201 exist
+    assert len(gitlab.pipelines) == len(by_status[201])
+    assert [c.status for c in gitlab.calls] == [a.status_code for a in answers]
+
+
+def test_a_429_is_transient_and_asks_to_wait_until_the_period_ends(gitlab):
+    gitlab.fail_randomly("POST", "/projects/*/trigger/pipeline", rate=1, statuses=(429,),
+                         rate_limit_period=60)
+    with pytest.raises(TransientGitLabError) as raised:
+        GitLabClient(gitlab.url).trigger_pipeline("group/app", "main", {},
+                                                   trigger_token=TRIGGER_TOKEN)
+    assert raised.value.status == 429 and 1 <= raised.value.retry_after <= 60
+    assert "Retry later" in str(raised.value)
+
+
+def test_random_failures_are_forgotten_on_reset(gitlab):
+    gitlab.fail_randomly("POST", "/projects/*/trigger/pipeline", rate=1)
+    gitlab.reset()
+    assert trigger(gitlab, 1).status_code == 201
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        gitlab.fail_randomly("POST", "/projects/*/trigger/pipeline", rate=10)
+
+
+def test_triggers_are_counted_per_promotion_strictly(gitlab):
+    for promotion_id in (7, 8, 8, 9, 9, 9):
+        assert trigger(gitlab, promotion_id).status_code == 201
+    api(gitlab, "POST", "/projects/42/pipeline", json={  # not a trigger: not counted
+        "ref": "main", "variables": [{"key": "CD_PROMOTION_ID", "value": "7"}]})
+    assert gitlab.triggers_per_promotion() == {"7": 1, "8": 2, "9": 3}
+    seen = requests.get(f"{gitlab.url}/_double/triggers", timeout=5).json()
+    assert seen == {"7": 1, "8": 2, "9": 3}
+
+
+def test_the_double_process_fails_triggers_on_request(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "docker_cd_local.gitlab_double", "--port", str(port),
+         "--project", f"42:group/app:{TRIGGER_TOKEN}", "--fail-rate", "1",
+         "--rate-limit-period", "5"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().strip()
+        answer = requests.post(f"{url}/api/v4/projects/42/trigger/pipeline", timeout=5,
+                               data={"token": TRIGGER_TOKEN, "ref": "main"})
+        assert answer.status_code in (429, 500)
+    finally:
+        process.terminate()
+        process.wait(10)
