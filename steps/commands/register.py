@@ -1,5 +1,7 @@
-"""Register the release with the promotion service: its images by digest, the template's hash,
-commit, ref, tags and pipeline; write its id as CD_RELEASE_ID.
+"""Register the release with the promotion service and write its id as CD_RELEASE_ID.
+
+It records the release's images by digest, the template's hash, the commit, ref, tags and
+pipeline.
 
 A release of several images: every CD_IMAGE_<NAME> the build jobs wrote (or --member
 NAME=IMAGE), each the Compose service it runs as, plus the template's third-party images pinned
