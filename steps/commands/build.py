@@ -289,7 +289,8 @@ def _reuse(settings: Settings, ctx: Context, repository: str, tags: list[str],
             if why_not:
                 log.info(f"not reusing {repository}@{manifest.digest} ({where}): {why_not}")
                 continue
-            log.info(f"commit {commit[:12]} was built before: reusing {repository}@"
+            what = "its context" if reference in context else f"commit {commit[:12]}"
+            log.info(f"{what} was built before: reusing {repository}@"
                      f"{manifest.digest} ({where}) instead of building it again")
             tag_image(client, manifest, repo, [ref.with_tag(t) for t in tags], log=log)
             result = image_result(repository, manifest.digest, tags)

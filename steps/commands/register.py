@@ -1,5 +1,7 @@
-"""Register the release with the promotion service: its images by digest, the template's hash,
-commit, ref, tags and pipeline; write its id as CD_RELEASE_ID.
+"""Register the release with the promotion service and write its id as CD_RELEASE_ID.
+
+It records the release's images by digest, the template's hash, the commit, ref, tags and
+pipeline.
 
 A release of several images: every CD_IMAGE_<NAME> the build jobs wrote (or --member
 NAME=IMAGE), each the Compose service it runs as, plus the template's third-party images pinned
@@ -191,15 +193,16 @@ def register_image(settings: Settings, ctx: Context, client: ServiceClient) -> R
     """POST /images: the one image, its one-member release, and its scan summary."""
     log = ctx.log
     body = image_payload(settings)
+    scan = (read_scan(Path(settings.scan_report), body["repository"], body["digest"],
+                      settings.job_url) if settings.scan_report else None)
     log.info(f"+ POST {client.base}/images {body['repository']}@{body['digest']} "
              f"(project {body['project']})")
     image = client.post("images", body) or {}
     image_id = image.get("id")
     log.info(f"Image registered with the promotion service (image {image_id})")
     data: dict[str, Any] = {"image": image}
-    if settings.scan_report:
-        data["scan"] = post_scan(client, Path(settings.scan_report), body["repository"],
-                                 body["digest"], settings.job_url, log)
+    if scan is not None:
+        data["scan"] = post_scan(client, scan, log)
     outputs = {"CD_SERVICE_IMAGE_ID": str(image_id)} if image_id is not None else {}
     if image.get("release_id") is not None:
         outputs["CD_RELEASE_ID"] = str(image["release_id"])
@@ -220,6 +223,9 @@ def register_release(settings: Settings, ctx: Context, client: ServiceClient) ->
     if settings.scan_report and "{name}" not in settings.scan_report and len(built) > 1:
         raise UsageError(f"{settings.scan_report} cannot be the scan of every member; write "
                          "--scan-report scan-{name}.json (one file per member)", "scan_report")
+    scans = {m.name: read_scan(Path(settings.scan_report.replace("{name}", m.name)),
+                               m.repository, m.digest, settings.job_url)
+             for m in built} if settings.scan_report else {}
     body = image_payload(settings, with_image=False) | {
         "members": [m.body() for m in [*built, *pinned]],
         "template_hash": releases.template_hash(directory)}
@@ -228,26 +234,28 @@ def register_release(settings: Settings, ctx: Context, client: ServiceClient) ->
     release = client.post("releases", body) or {}
     log.info(f"Release {release.get('id')} registered with the promotion service "
              f"({release.get('digest')})")
-    data: dict[str, Any] = {"release": release, "scans": {}}
-    if settings.scan_report:
-        for member in built:
-            path = Path(settings.scan_report.replace("{name}", member.name))
-            data["scans"][member.name] = post_scan(client, path, member.repository,
-                                                   member.digest, settings.job_url, log)
+    data: dict[str, Any] = {"release": release,
+                            "scans": {name: post_scan(client, scan, log)
+                                      for name, scan in scans.items()}}
     outputs = {"CD_RELEASE_ID": str(release["id"])} if release.get("id") is not None else {}
     return Result(outputs=outputs, data=data)
 
 
-def post_scan(client: ServiceClient, path: Path, repository: str, digest: str,
-              job_url: str | None, log: Log) -> dict[str, Any]:
-    """Record one image's scan summary from the scan step's file."""
+def read_scan(path: Path, repository: str, digest: str, job_url: str | None) -> dict[str, Any]:
+    """One image's scan summary from the scan step's file, read before anything is posted so
+    a wrong path registers nothing."""
     try:
-        scan = scan_payload(path.read_text(encoding="utf-8"), repository, digest, job_url)
+        return scan_payload(path.read_text(encoding="utf-8"), repository, digest, job_url)
     except OSError as e:
         raise UsageError(f"{path}: cannot read the scan report ({e.strerror})",
                          "scan_report") from e
     except ValueError as e:
         raise UsageError(f"{path}: {e}", "scan_report") from e
+
+
+def post_scan(client: ServiceClient, scan: dict[str, Any], log: Log) -> dict[str, Any]:
+    """Record one image's scan summary."""
+    repository, digest = scan["repository"], scan["digest"]
     recorded = client.post("scans", scan) or {}
     summary = ", ".join(f"{k} {v}" for k, v in scan["counts"].items())
     log.info(f"Scan summary recorded ({summary}) for {repository}@{digest[:19]}")

@@ -5,7 +5,7 @@ configuration.
 With a promotion service, the service says which release (the one --to or CD_ROLLBACK_TO
 names, else the last verified one before the live one, of another image) and records the
 rollback, claimed by this pipeline, with a hold on the environment; it refuses a release that
-was never verified there. Without a service, the target's records decide: --to RELEASE, else the
+was never verified there. Without a service, the target's records decide: --to RECORD, else the
 last release that succeeded before the current one (the target cannot know which were
 verified).
 """
@@ -38,8 +38,10 @@ class Settings:
 
     where: TargetEnvironment = group(TargetEnvironment)
     to: str | None = option(
-        "Release id to go back to [default: the service's choice, else the last one that "
-        "succeeded before the current one].", env=("CD_ROLLBACK_TO",), metavar="RELEASE")
+        "The target's record to go back to (its id in `docker-cd releases`, e.g. "
+        "20261126T171530123Z-3f2a; not the service's integer release id) [default: the "
+        "service's choice, else the last one that succeeded before the current one].",
+        env=("CD_ROLLBACK_TO",), metavar="RECORD")
     service_project: str | None = option(
         "Project path in the promotion service (group/name).",
         env=("CD_SERVICE_PROJECT", "CI_PROJECT_PATH", "JOB_NAME"))
@@ -110,7 +112,7 @@ def claim(settings: Settings, service: ServiceClient, env: str,
 
 STEP = Step(
     name="rollback",
-    help="Roll an environment back to a release verified there (--to RELEASE, the promotion "
+    help="Roll an environment back to a release verified there (--to RECORD, the promotion "
          "service's choice, or without a service the last one that succeeded), restored from "
          "the target's own records.",
     settings=Settings,

@@ -64,10 +64,14 @@ def pinning_problems(images: Mapping[str, str], members: Mapping[str, str]) -> l
             problems.append(
                 f"service {service}: {var} is {wanted!r}, not pinned by digest; a built member "
                 f"is deployed as repository@sha256:... (the build job's {var})")
-        elif images.get(service) != wanted:
+        elif (current := images.get(service)) != wanted:
+            # A third-party service's variable comes only from the service's pipelines (the
+            # release's pin): its template keeps the tag as the default for the build pipeline.
+            default = (f" (for an image the pipeline does not build: "
+                       f"`image: ${{{var}:-{current}}}`)" if current else "")
             problems.append(
-                f"service {service}: its image is {images.get(service)!r}, not ${{{var}}} "
-                f"({wanted}); write `image: ${{{var}}}` in the template")
+                f"service {service}: its image is {current!r}, not ${{{var}}} "
+                f"({wanted}); write `image: ${{{var}}}` in the template{default}")
     return problems
 
 

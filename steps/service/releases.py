@@ -105,10 +105,14 @@ def third_party(services: Mapping[str, str], built: Iterable[Member], unpinned: 
             try:
                 digest = registry.head_manifest(Repo(ref.registry, ref.repository), ref.reference)
             except RegistryError as e:
-                raise ExternalError(
-                    f"service {name}: cannot pin {image} by digest: {e.message}. Make its "
-                    f"registry reachable, pin it in the template (image@sha256:...), or leave "
-                    f"it out of the release with --unpinned {name} (CD_UNPINNED)") from e
+                fix = ("Give the credentials of its registry (--registry-user/--registry-password"
+                       " for --registry, DOCKER_AUTH_CONFIG or the Docker config)" if e.refused
+                       else "Make its registry reachable")
+                error = UsageError if e.refused else ExternalError
+                raise error(
+                    f"service {name}: cannot pin {image} by digest: {e.message}. {fix}, pin it "
+                    f"in the template (image@sha256:...), or leave it out of the release with "
+                    f"--unpinned {name} (CD_UNPINNED)") from e
             if digest is None:
                 raise UsageError(f"service {name}: {image} does not exist in its registry",
                                  "template_dir")

@@ -106,7 +106,9 @@ class Normaliser:
         base: KeyPath = ("services", name)
         if not spec.get("image"):
             self.problems.add(self.raw, base, "every service needs an image (use image: "
-                              "${CD_IMAGE} for the one being released)")
+                              "${CD_IMAGE} for the one being released, or for a member of a "
+                              "release of several images ${CD_IMAGE_<NAME>}, set to its build "
+                              "job's output)")
         out: dict[str, Any] = dict(spec)
         guard = self.guard
         for key in ("command", "entrypoint"):

@@ -77,6 +77,8 @@ def test_each_member_is_pushed_by_digest_and_an_unchanged_one_is_reused(
             code, log, api2 = build("api", "Dockerfile")
             assert code == 0, log
             assert "built before from the same context" in log and "docker build" not in log
+            # the new commit was not built before; its context was
+            assert "its context was built before: reusing" in log
             assert api2 == api  # the same digest, not rebuilt
             code, log, worker2 = build("worker", "Dockerfile.worker")
             assert code == 0, log

@@ -63,9 +63,11 @@ def _template(tmp_path, cache: str, settings: str = "one\n"):
     return directory
 
 
-def _register(tmp_path, directory, environ, fake, auth_registry=None, **extra):
-    auth = RegistryAuth(registry=auth_registry.host, registry_user=REGISTRY_USER,
-                        registry_password=REGISTRY_PASSWORD) if auth_registry else RegistryAuth()
+def _register(tmp_path, directory, environ, fake, auth_registry=None, auth=None, **extra):
+    if auth is None and auth_registry is not None:
+        auth = RegistryAuth(registry=auth_registry.host, registry_user=REGISTRY_USER,
+                            registry_password=REGISTRY_PASSWORD)
+    auth = auth or RegistryAuth()
     settings = register.Settings(
         template_dir=str(directory), auth=auth, retries=0,
         pipeline=Pipeline(commit_sha="c0ffee" * 6 + "abcd", pipeline_id="1234",
@@ -157,3 +159,31 @@ def test_one_scan_report_for_several_members_is_refused(tmp_path):
         _register(tmp_path, directory, {"CD_IMAGE_API": API, "CD_IMAGE_WORKER": WORKER},
                   FakeService(), scan_report=str(tmp_path / "scan.json"))
     assert "scan-{name}.json" in bad.value.message
+
+
+def test_refused_credentials_for_a_third_party_image_are_exit_2_naming_the_user(
+        tmp_path, cache_image, auth_registry):
+    """No retry fixes a password: exit 2 (not 3), naming the user, and nothing registered."""
+    cache, _ = cache_image
+    directory = _template(tmp_path, cache)
+    fake = FakeService()
+    auth = RegistryAuth(registry=auth_registry.host, registry_user=REGISTRY_USER,
+                        registry_password="not-" + REGISTRY_PASSWORD)
+    with pytest.raises(UsageError) as refused:
+        _register(tmp_path, directory, {"CD_IMAGE_API": API, "CD_IMAGE_WORKER": WORKER}, fake,
+                  auth=auth)
+    assert "service cache: cannot pin" in refused.value.message
+    assert REGISTRY_USER in refused.value.message
+    assert fake.requests == []
+
+
+def test_a_missing_scan_report_registers_nothing(tmp_path):
+    """A wrong --scan-report path is found before the release is posted, not after."""
+    directory = _template(tmp_path, "registry.example.com/cache@sha256:" + "c3" * 32)
+    (tmp_path / "scan-api.json").write_text(json.dumps(SCAN))
+    fake = FakeService({"id": 5}, {"id": 1})
+    with pytest.raises(UsageError) as bad:
+        _register(tmp_path, directory, {"CD_IMAGE_API": API, "CD_IMAGE_WORKER": WORKER}, fake,
+                  scan_report=str(tmp_path / "scan-{name}.json"))
+    assert "scan-worker.json: cannot read the scan report" in bad.value.message
+    assert fake.requests == []

@@ -35,3 +35,13 @@ def test_render_step_rejects_a_key_the_target_cannot_honour(tmp_path, capsys):
     assert code == 2
     assert "compose.yml:4: services.web.pid: the docker target does not support this key" in \
         capsys.readouterr().err
+
+
+def test_a_member_whose_variable_is_unset_is_told_which_variable(tmp_path, capsys):
+    """A template of several images renders only with each member's CD_IMAGE_<NAME>: the error
+    names that form, not only the one-image ${CD_IMAGE}."""
+    write(tmp_path, {"compose.yml": "services:\n  web:\n    image: ${CD_IMAGE_WEB}\n"})
+    code = cli.run(["template", "render", "--environment", "test", "--template-dir",
+                    str(tmp_path)], {})
+    assert code == 2
+    assert "${CD_IMAGE_<NAME>}" in capsys.readouterr().err
