@@ -2,7 +2,8 @@
 
     deploy   template -> overlay network, configs/secrets named by content hash, one service per
              template service, created or updated wave by wave in depends_on order; each wave
-             must converge (tasks running, i.e. healthy) before the next starts
+             must converge (tasks running, i.e. healthy) before the next starts; services
+             whose tasks stay as they are take the release's labels last
     failure  swarm's own rollback (update_config.failure_action: rollback, the default here),
              then every service this release touched goes back to the spec it had before
     records  one swarm config per release (role=release) holding Release.to_json(), so the
@@ -168,8 +169,14 @@ class SwarmTarget:
         deadline = self.clock() + timeout
         touched: list[str] = []
         services = spec["services"]
+        # Services whose tasks stay as they are only take the release's labels, after the
+        # others: nothing of theirs restarts, and the changed ones (a rollback's) start sooner.
+        unchanged = [name for name in services if name in before
+                     and same_tasks(before[name]["Spec"], services[name])]
         try:
-            for wave in spec["waves"]:
+            changing = [[name for name in wave if name not in unchanged]
+                        for wave in spec["waves"]]
+            for wave in [*changing, unchanged]:
                 started = {}
                 for name in wave:
                     services[name] = self.store.resolve_refs(services[name])
