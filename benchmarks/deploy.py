@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,11 +57,17 @@ GOAL_ROLLBACK = 2.0
 PHASES = ("old signalled", "old exited", "new started", "new healthy", "old version back")
 
 
-def run_step(argv: list[str], env: dict[str, str]) -> tuple[int, float, str]:
-    started = time.monotonic()
+def run_step(argv: list[str], env: dict[str, str]) -> tuple[int, float, str, float]:
+    """Exit code, seconds, log, and the step's own CPU seconds (which load does not swell)."""
+    started, cpu = time.monotonic(), _children_cpu()
     done = subprocess.run([sys.executable, "-m", "steps", *argv], env={**os.environ, **env},
                           capture_output=True, text=True, check=False)
-    return done.returncode, time.monotonic() - started, done.stderr
+    return done.returncode, time.monotonic() - started, done.stderr, _children_cpu() - cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class WebEvents:
@@ -118,7 +125,7 @@ def scenario(layout: str, rounds: int, images: ImageFactory, client) -> dict[str
     try:
         env = {**sample.env("bench", "v1"), "CD_DEPLOY_TARGET": target,
                "FRONT_IMAGE": images.build(tag=f"{sample.project}/front:1")}
-        code, _, log = run_step(["deploy", "--environment", "bench"], env)
+        code, _, log, _ = run_step(["deploy", "--environment", "bench"], env)
         if code != 0:
             raise RuntimeError(f"first deploy in the {layout} layout failed:\n{log}")
         current = "v1"
@@ -126,8 +133,8 @@ def scenario(layout: str, rounds: int, images: ImageFactory, client) -> dict[str
             new = "v2" if current == "v1" else "v1"
             for kind, image in (("good", new), ("failed", "bad")):
                 with Poller(sample.url("bench")) as poll:
-                    code, seconds, log = run_step(["deploy", "--environment", "bench"],
-                                                  {**env, "CD_IMAGE": sample.images[image]})
+                    code, seconds, log, _ = run_step(["deploy", "--environment", "bench"],
+                                                     {**env, "CD_IMAGE": sample.images[image]})
                 expected = 0 if kind == "good" else 1
                 if code != expected:
                     raise RuntimeError(f"{kind} update in the {layout} layout exited {code}:"
@@ -139,7 +146,7 @@ def scenario(layout: str, rounds: int, images: ImageFactory, client) -> dict[str
             try:
                 with Poller(sample.url("bench")) as poll:
                     started, started_epoch = time.monotonic(), time.time()
-                    code, seconds, log = run_step(["rollback", "--environment", "bench"], env)
+                    code, seconds, log, cpu = run_step(["rollback", "--environment", "bench"], env)
                     time.sleep(0.5)  # the last events arrive
             finally:
                 events.close()
@@ -148,7 +155,7 @@ def scenario(layout: str, rounds: int, images: ImageFactory, client) -> dict[str
             phases = events.phases(started_epoch)
             phases["old version back"] = first_answer(poll, f"version {back[1:]}", started)
             results["rollback"].append({"gap": poll.longest_gap, "failed": poll.failed,
-                                        "step": seconds, **phases})
+                                        "step": seconds, "cpu": cpu, **phases})
             current = back
         if target == "swarm":
             results["floor"] = bare_rollbacks(client, sample, env, current, rounds)
@@ -168,8 +175,8 @@ def bare_rollbacks(client, sample, env: dict[str, str], current: str,
     rows = []
     for _ in range(rounds):
         new = "v2" if current == "v1" else "v1"
-        code, _, log = run_step(["deploy", "--environment", "bench"],
-                                {**env, "CD_IMAGE": sample.images[new]})
+        code, _, log, _ = run_step(["deploy", "--environment", "bench"],
+                                   {**env, "CD_IMAGE": sample.images[new]})
         if code != 0:
             raise RuntimeError(f"good update before a bare rollback exited {code}:\n{log}")
         events = WebEvents(client, sample.project, "swarm")
@@ -214,7 +221,8 @@ def report(layout: str, results: dict[str, list]) -> None:
     rollbacks = results["rollback"]
     timeline = ", ".join(f"{phase} {value:.2f}" for phase in PHASES
                          if (value := _median(rollbacks, phase)) is not None)
-    print(f"rollback timeline (median s from the step's start): {timeline}")
+    print(f"rollback timeline (median s from the step's start): {timeline}; the step's CPU "
+          f"{_median(rollbacks, 'cpu'):.2f} s")
     good = max(r["gap"] for r in results["good"])
     failed = max(r["failed"] for r in results["failed"])
     back = [r["old version back"] for r in rollbacks]
