@@ -15,6 +15,7 @@ from steps.commands import Step
 from steps.commands.inputs.ci import JOB_URL
 from steps.commands.inputs.environment import (
     HEALTH_TIMEOUT,
+    UNPINNED,
     ReleaseContext,
     TargetEnvironment,
     TemplateSource,
@@ -49,6 +50,7 @@ class Settings:
         "The promotion service's release being deployed (its members are the CD_IMAGE_<NAME> "
         "variables; register and the service's trigger set it).", env=("CD_RELEASE_ID",),
         metavar="ID")
+    unpinned: tuple[str, ...] = UNPINNED.field()
     new_environment: bool = option(
         "Create an environment that has no compose.<env>.yml overlay (without a promotion "
         "service, whose environments are the record, a deploy to such an environment is "
@@ -67,7 +69,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
     image = settings.template.image
     template = load_template(where.target, settings.template.template_dir, env, ctx.environ,
                              image, log)
-    built = pinned_members(template, ctx.environ, log)
+    template, built = release_members(template, ctx.environ, settings, log)
     service = ctx.service(settings.service.service_url, settings.service.credential)
     reporter = Reporter(service, settings.job_url, image, env, log, template.hash(),
                         settings.release_id)
@@ -98,21 +100,45 @@ def execute(settings: Settings, ctx: Context) -> Result:
     return Result(outputs={"CD_RECORD_ID": done.id}, data={"release": done.summary()})
 
 
-def pinned_members(template: Template, environ: Mapping[str, str], log: Log) -> dict[str, str]:
-    """The built members (service -> repository@digest from CD_IMAGE_<NAME>), each checked to
-    run exactly its digest: a tag, or an image other than its variable's, is refused."""
+def release_members(template: Template, environ: Mapping[str, str], settings: Settings,
+                    log: Log) -> tuple[Template, dict[str, str]]:
+    """The template running the release's members (service -> repository@digest from each
+    CD_IMAGE_<NAME>, built or third-party), whatever tag or variable it names them by.
+
+    Refused (exit 2), every problem at once: a member that cannot be its service's image (a
+    tag, another digest or repository), a CD_IMAGE_<NAME> naming no service, and, deploying a
+    release of the promotion service (CD_RELEASE_ID), a service named by tag that the release
+    does not pin and CD_UNPINNED does not name. Without a release such a service is a warning.
+    """
     services = template.model["services"]
-    built = members.members_of(services, environ)
-    images = {name: spec.get("image") for name, spec in services.items()}
-    if problems := members.pinning_problems(images, built):
+    found = members.members_of(services, environ)
+    if not found:  # one image (CD_IMAGE): the template names every image itself
+        return template, found
+    images = {name: str(spec.get("image") or "") for name, spec in services.items()}
+    problems = members.pinning_problems(images, found)
+    problems += [f"{var} is a member of the release, but the template has no service "
+                 f"{var[len(members.PREFIX):].lower()} (services: {', '.join(sorted(services))})"
+                 f"; name the service as the member is named, or unset {var}"
+                 for var in members.unused(services, environ)]
+    for name, image in members.by_tag(images, found).items():
+        if name in settings.unpinned or settings.release_id is None:
+            log.warn(f"service {name} runs {image} unpinned: by tag, not a member of the "
+                     "release" + (" (CD_UNPINNED)" if name in settings.unpinned else
+                                  " (no CD_RELEASE_ID: no release pins it)"))
+        else:
+            problems.append(
+                f"service {name}: {image} is named by tag and release {settings.release_id} "
+                f"does not pin it; register the release again (it pins every third-party "
+                f"image of compose.yml), pin it in the template (image@sha256:...), or run "
+                f"it by tag with CD_UNPINNED={name}")
+    if problems:
         from steps.template import TemplateError
 
         raise TemplateError.of(problems)
-    if built:
-        for name in members.unused(services, environ):
-            log.warn(f"{name} names no service of the template (services: "
-                     f"{', '.join(sorted(services))}); it is not deployed")
-    return built
+    for name, image in found.items():
+        if images[name] != image:
+            log.info(f"service {name}: {images[name]} pinned to {image}, the release's member")
+    return template.with_images(found), found
 
 
 STEP = Step(

@@ -17,6 +17,11 @@ TARGET = Input("Where the application runs: one Docker engine or a Docker Swarm.
                env=("CD_DEPLOY_TARGET",), default="docker", choices=tuple(TARGETS))
 HEALTH_TIMEOUT = Input("Seconds to wait for a release to become healthy.",
                        env=("CD_HEALTH_TIMEOUT",), default=120.0)
+UNPINNED = Input(
+    "Third-party services left out of a release of several images: each runs the tag the "
+    "template names (register does not ask its registry for the digest; deploy runs it by tag "
+    "with a warning instead of refusing it).", env=("CD_UNPINNED",), default=(),
+    metavar="SERVICE")
 _ENVIRONMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
