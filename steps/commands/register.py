@@ -5,9 +5,10 @@ pipeline.
 
 A release of several images: every CD_IMAGE_<NAME> the build jobs wrote (or --member
 NAME=IMAGE), each the Compose service it runs as, plus the template's third-party images pinned
-by digest; POST /releases. One image (CD_IMAGE alone): POST /images, its one-member release.
-Registration is idempotent (the same members and template answer with the release already
-registered), so a retried job changes nothing. With `--scan-report` (the scan step's `--json`
+by digest (each written as its CD_IMAGE_<NAME> too, so deploy runs the pin); POST /releases.
+One image (CD_IMAGE alone): POST /images, its one-member release. Registration is idempotent
+(the same members and template answer with the release already registered), so a retried job
+changes nothing. With `--scan-report` (the scan step's `--json`
 file or its dotenv; `scan-{name}.json` for each built member of a release) the scan summaries
 are recorded as well.
 """

@@ -80,11 +80,8 @@ def pinning_problems(images: Mapping[str, str], members: Mapping[str, str]) -> l
 def by_tag(images: Mapping[str, str], members: Mapping[str, str]) -> dict[str, str]:
     """service -> image for the services that are no member and name their image by tag
     alone: what they run is whatever the tag points at when the engine pulls it."""
-    found = {}
-    for service, image in sorted(images.items()):
-        if service not in members and image and "@" not in image:
-            found[service] = image
-    return found
+    return {service: image for service, image in sorted(images.items())
+            if service not in members and image and "@" not in image}
 
 
 def _tag_of(image: str, repository: str) -> bool:
