@@ -40,9 +40,10 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.postgres import postgres_url  # noqa: E402
 from docker_cd_local.gitlab_double import GitLabDouble  # noqa: E402
 from promotion_service import create_app, db  # noqa: E402
-from promotion_service.db.models import Image, Outbox  # noqa: E402
+from promotion_service.db.models import Image, Outbox, Release, ReleaseMember  # noqa: E402
 from promotion_service.db.schema import upgrade  # noqa: E402
 from promotion_service.domain.actor import Actor  # noqa: E402
+from promotion_service.domain.releases import DEFAULT_MEMBER, Member, identity  # noqa: E402
 from promotion_service.services import lookups, projects  # noqa: E402
 from promotion_service.services.promotion import create as create_promotion  # noqa: E402
 
@@ -94,7 +95,7 @@ def _bare_triggers(base: str, numbers: list[int]) -> None:
 
 
 def _seed(url: str, count: int) -> tuple[object, list[int]]:
-    """A project with `count` images, each scanned; no promotions yet."""
+    """A project with `count` one-image releases; no promotions yet."""
     upgrade(url)
     app = create_app({"DATABASE_URL": url})
     actor = Actor.system("benchmark")
@@ -102,31 +103,38 @@ def _seed(url: str, count: int) -> tuple[object, list[int]]:
         project = projects.ensure_project(session, actor, PROJECT,
                                           app.extensions["promotion_policies"])
         project_id = project.id
-    rows = [{"project_id": project_id, "repository": "registry.local/bench/app",
-             "digest": "sha256:" + hashlib.sha256(str(n).encode()).hexdigest(),
-             "commit_sha": f"{n:040x}", "ref": "main", "registered_by": "benchmark"}
-            for n in range(count)]
+    repository = "registry.local/bench/app"
+    digests = ["sha256:" + hashlib.sha256(str(n).encode()).hexdigest() for n in range(count)]
+    pipeline = [{"project_id": project_id, "commit_sha": f"{n:040x}", "ref": "main",
+                 "registered_by": "benchmark"} for n in range(count)]
     with db.session_for(app) as session:
-        session.execute(insert(Image), rows)
-    with db.session_for(app, write=False) as session:
-        ids = list(session.scalars(select(Image.id).where(Image.project_id == project_id)
-                                   .order_by(Image.id)))
-    return app, ids
+        session.execute(insert(Image), [{**p, "repository": repository, "digest": d}
+                                        for p, d in zip(pipeline, digests, strict=True)])
+        images = dict(session.execute(select(Image.digest, Image.id)
+                                      .where(Image.project_id == project_id)).all())
+        session.execute(insert(Release), [
+            {**p, "id": images[d], "member_count": 1,
+             "digest": identity([Member(DEFAULT_MEMBER, repository, d)], None)}
+            for p, d in zip(pipeline, digests, strict=True)])
+        session.execute(insert(ReleaseMember), [
+            {"release_id": images[d], "name": DEFAULT_MEMBER, "image_id": images[d],
+             "repository": repository, "digest": d, "built": True} for d in digests])
+    return app, sorted(images.values())
 
 
-def _commit_burst(app: object, image_ids: list[int]) -> None:
+def _commit_burst(app: object, release_ids: list[int]) -> None:
     """Every promotion and its outbox row in one transaction, as the service writes each."""
     actor = Actor.system("benchmark")
     with db.session_for(app) as session, db.write_transaction(session):
-        project_id = session.get(Image, image_ids[0]).project_id
+        project_id = session.get(Release, release_ids[0]).project_id
         env = lookups.environment(session, project_id, "staging")
-        for image_id in image_ids:
-            create_promotion(session, actor, session.get(Image, image_id), env, "manual",
+        for release_id in release_ids:
+            create_promotion(session, actor, session.get(Release, release_id), env, "manual",
                              "burst benchmark")
 
 
 def _burst(gitlab: GitLabDouble, url: str, args: argparse.Namespace) -> dict:
-    app, image_ids = _seed(url, args.promotions)
+    app, release_ids = _seed(url, args.promotions)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PROMOTION_")},
            "PYTHONPATH": str(ROOT), "PROMOTION_DATABASE_URL": url,
            "PROMOTION_GITLAB_URL": gitlab.url, "PROMOTION_GITLAB_TOKEN": ACCESS_TOKEN,
@@ -143,7 +151,7 @@ def _burst(gitlab: GitLabDouble, url: str, args: argparse.Namespace) -> dict:
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited: {worker.stderr.read().decode()}")
         start = time.perf_counter()
-        _commit_burst(app, image_ids)
+        _commit_burst(app, release_ids)
         committed = time.perf_counter()
         deadline = committed + args.timeout
         while time.perf_counter() < deadline:

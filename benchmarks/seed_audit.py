@@ -63,7 +63,7 @@ def _entry(n: int) -> dict:
         "at": at, "actor": f"ci:group/app-{n % 50}", "role": "ci",
         "action": "promotion.requested", "subject_type": "promotion",
         "subject_id": str(n + 1), "before": None,
-        "after": {"id": n + 1, "image_id": n // 3 + 1, "environment_id": n % 3 + 1,
+        "after": {"id": n + 1, "release_id": n // 3 + 1, "environment_id": n % 3 + 1,
                   "state": "requested", "kind": "auto", "requested_by": "ci-bot",
                   "reason": None, "pipeline_id": None, "release_id": None},
         "request_id": f"{n:032x}", "source_ip": "10.0.0.7",

@@ -26,6 +26,8 @@ def test_compose_file_migrates_as_the_owner_and_serves_as_a_role_that_owns_nothi
     assert own.startswith("postgresql+psycopg://${PROMOTION_DB_USER:-promotion}:")
     assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["worker"]["command"] == ["worker"]
+    # the web pages' sessions outlive a restart only with a key from the operator
+    assert service["environment"]["PROMOTION_SECRET_KEY"] == "${PROMOTION_SECRET_KEY:-}"
     mounted = service["volumes"][0].split(":")[0]
     assert (COMPOSE.parent / mounted).is_file()
     init = services["db"]["volumes"][1].split(":")[0]

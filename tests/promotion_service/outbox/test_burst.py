@@ -17,9 +17,9 @@ from tests.promotion_service.gitlab_fixtures import (
     GITLAB_TOKEN,
     TRIGGER_TOKEN,
     database_app,
-    make_image,
     make_project,
     make_promotion,
+    make_release,
 )
 
 PROMOTIONS = 60
@@ -54,7 +54,7 @@ def test_two_workers_trigger_each_promotion_exactly_once_through_failures(
     try:
         with session_for(app) as session:  # one transaction: the burst lands at once
             project = make_project(session)
-            ids = [make_promotion(session, project, make_image(session, project, n=n)).id
+            ids = [make_promotion(session, project, make_release(session, project, n=n)).id
                    for n in range(PROMOTIONS)]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
