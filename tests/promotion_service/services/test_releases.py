@@ -99,6 +99,19 @@ def test_a_built_member_outside_the_projects_repositories_is_refused_leaving_not
     assert registrations(api) == []
 
 
+def test_a_member_registered_for_another_project_is_a_conflict_leaving_nothing(api):
+    # project "group" owns the repositories below registry.example.com/group, group/app's too
+    worker = {"name": "worker", "repository": f"{REPO}/worker", "digest": digest(2)}
+    register(api, [worker], scan=False)  # group/app's image
+    tool = {"name": "tool", "repository": "registry.example.com/group/tool", "digest": digest(5)}
+    resp = api.post("/releases", json={"project": "group", "members": [tool, worker]},
+                    as_="admin")
+    assert resp.status_code == 409 and "group/app" in resp.json["message"]
+    assert api.get("/images", query_string={"repository": tool["repository"]},
+                   as_="admin").json == []
+    assert [a for a, _ in registrations(api)] == ["image.registered", "release.registered"]
+
+
 def test_bad_members_are_named(api):
     bad_name = [*members()[:1], {"name": "Worker!", "repository": f"{REPO}/w",
                                  "digest": digest(3)}]
