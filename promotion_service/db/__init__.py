@@ -5,6 +5,7 @@ db.models (the service's) and db.gitlab_models (the GitLab integration's).
 """
 
 from .engine import make_engine
+from .inserts import insert_if_new
 from .sessions import (
     begin_write,
     engine_of,
@@ -23,6 +24,7 @@ __all__ = [
     "engine_of",
     "get_session",
     "init_app",
+    "insert_if_new",
     "is_postgres",
     "make_engine",
     "read",

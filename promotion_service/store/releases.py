@@ -7,11 +7,11 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from ..db import insert_if_new
 from ..db.listing import Listing
 from ..db.models import Image, Project, Promotion, Release, ReleaseMember, utcnow
 from ..domain.identity import authors as persons
 
-_INSERT = insert(Release.__table__)
 _INSERT_MEMBERS = insert(ReleaseMember.__table__)
 
 
@@ -30,12 +30,14 @@ def id_of(session: Session, digest: str) -> int | None:
     return session.scalar(select(Release.id).where(Release.digest == digest))
 
 
-def insert_row(session: Session, values: dict[str, Any],
-               members: list[dict[str, Any]]) -> int:
-    """INSERT the release and its members; IntegrityError if the identity is taken."""
-    release_id = session.connection().execute(_INSERT, values).inserted_primary_key[0]
-    session.connection().execute(_INSERT_MEMBERS,
-                                 [dict(m, release_id=release_id) for m in members])
+def insert_new(session: Session, values: dict[str, Any],
+               members: list[dict[str, Any]]) -> int | None:
+    """INSERT the release and its members; None if a release with this identity (digest) is
+    already registered (by a concurrent request, say)."""
+    release_id = insert_if_new(session, Release.__table__, ("digest",), values)
+    if release_id is not None:
+        session.connection().execute(_INSERT_MEMBERS,
+                                     [dict(m, release_id=release_id) for m in members])
     return release_id
 
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
+import pytest
 from sqlalchemy import select
 
 from promotion_service import db
 from promotion_service.db.models import Outbox
-from tests.promotion_service.helpers import REPO, codes, digest, soak
+from tests.promotion_service.helpers import (
+    RACE_SETTINGS,
+    REPO,
+    codes,
+    digest,
+    registrations,
+    soak,
+)
 
 TEMPLATE = "sha256:" + "7e" * 32
 KV = "docker.io/library/kv"  # a third-party image, pinned by digest at release time
@@ -45,7 +53,8 @@ def in_test(api, release_id):
     assert api.post("/verifications", json=body | {"passed": True}).status_code == 201
 
 
-def test_fifty_identical_registrations_make_one_release(app, tokens):
+@pytest.mark.parametrize("app_settings", [RACE_SETTINGS], ids=["race"])
+def test_fifty_identical_registrations_make_one_release(app, api, tokens):
     racers = 50
     barrier = Barrier(racers)
 
@@ -60,7 +69,11 @@ def test_fifty_identical_registrations_make_one_release(app, tokens):
     with ThreadPoolExecutor(racers) as pool:
         results = list(pool.map(post, range(racers)))
     assert sorted(s for s, _ in results) == [200] * (racers - 1) + [201], results
-    assert len({release_id for _, release_id in results}) == 1
+    [release_id] = {release_id for _, release_id in results}
+    images = {m["image_id"] for m in api.get(f"/releases/{release_id}").json["members"]}
+    assert registrations(api) == sorted([("image.registered", str(i)) for i in images]
+                                        + [("release.registered", str(release_id))])
+    assert len(api.get("/images").json) == 3
 
 
 def test_the_same_set_is_the_same_release_and_another_template_a_new_one(api):
@@ -77,10 +90,26 @@ def test_the_same_set_is_the_same_release_and_another_template_a_new_one(api):
     assert [r["id"] for r in listed] == [other.json["id"], first.json["id"]]
 
 
-def test_a_built_member_outside_the_projects_repositories_is_refused(api):
+def test_a_built_member_outside_the_projects_repositories_is_refused_leaving_nothing(api):
     resp = api.post("/releases", json={"project": "group/app", "members": [
-        {"name": "api", "repository": "registry.example.com/other/app", "digest": digest(1)}]})
+        {"name": "api", "repository": f"{REPO}/api", "digest": digest(1)},
+        {"name": "other", "repository": "registry.example.com/other/app", "digest": digest(2)}]})
     assert resp.status_code == 403 and "other/app" in resp.json["message"]
+    assert api.get("/images").json == []  # not even the member that was allowed
+    assert registrations(api) == []
+
+
+def test_a_member_registered_for_another_project_is_a_conflict_leaving_nothing(api):
+    # project "group" owns the repositories below registry.example.com/group, group/app's too
+    worker = {"name": "worker", "repository": f"{REPO}/worker", "digest": digest(2)}
+    register(api, [worker], scan=False)  # group/app's image
+    tool = {"name": "tool", "repository": "registry.example.com/group/tool", "digest": digest(5)}
+    resp = api.post("/releases", json={"project": "group", "members": [tool, worker]},
+                    as_="admin")
+    assert resp.status_code == 409 and "group/app" in resp.json["message"]
+    assert api.get("/images", query_string={"repository": tool["repository"]},
+                   as_="admin").json == []
+    assert [a for a, _ in registrations(api)] == ["image.registered", "release.registered"]
 
 
 def test_bad_members_are_named(api):
