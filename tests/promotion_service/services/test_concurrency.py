@@ -42,6 +42,7 @@ def counts(app):
                 session.scalar(select(func.count()).select_from(Outbox)))
 
 
+@pytest.mark.parametrize("app_settings", [RACE_SETTINGS], ids=["race"])
 def test_threads_racing_to_promote_make_one_promotion(api, app, tokens):
     ready_for_staging(api, app)
     barrier = Barrier(RACERS)
