@@ -131,7 +131,8 @@ def audit_jsonl() -> Response:
 
 @bp.get("/audit.csv")
 def audit_csv() -> Response:
-    """The filtered audit log as CSV (before and after as JSON text)."""
+    """The filtered audit log as CSV (before and after as JSON text; no cell starts a
+    formula)."""
     rows = _export_rows()
 
     def lines() -> Iterator[str]:
@@ -139,14 +140,26 @@ def audit_csv() -> Response:
         writer = csv.DictWriter(buffer, EXPORTED)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: json.dumps(v) if isinstance(v, dict) else v
-                             for k, v in row.items()})
+            writer.writerow({k: _cell(v) for k, v in row.items()})
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
         yield buffer.getvalue()
 
     return _download(lines(), "audit.csv", "text/csv")
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: JSON for before/after; text a spreadsheet would run as a formula (a request
+    id, a name, as a client sent it) is kept as text by a leading quote."""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _audit_listing() -> Any:
