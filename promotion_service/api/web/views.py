@@ -64,8 +64,10 @@ def release_page(release_id: int) -> ResponseReturnValue:
 @bp.get("/images/<int:image_id>")
 def image_page(image_id: int) -> ResponseReturnValue:
     """An image's one-member release (an image of several releases: 404 naming them)."""
-    session = get_session()
-    release = lookups.release_of_image(session, lookups.image_by_id(session, image_id))
+    session, actor = get_session(), page_actor()
+    image = lookups.image_by_id(session, image_id)
+    lookups.check_image_scope(session, actor, image)
+    release = lookups.release_of_image(session, image)
     return redirect(url_for("web_views.release_page", release_id=release.id))
 
 

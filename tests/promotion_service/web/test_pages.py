@@ -42,6 +42,8 @@ def test_a_project_scoped_token_sees_its_own_project_only(api, app, browser, tok
     other = browser("ci-other")
     assert "group/app" not in other.get("/ui/").text
     assert other.get("/ui/releases/1").status_code == 403
+    assert other.get("/ui/images/1").status_code == 403  # not even which release it is in
+    assert app.test_client().get("/ui/images/1").headers["Location"].startswith("/ui/sign-in")
     assert other.get("/ui/audit.jsonl").text.strip() == ""
 
 
