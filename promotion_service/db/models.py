@@ -341,6 +341,8 @@ class Token(Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # web sessions opened with this token before this time are over (sign-out)
+    signed_out_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class AuditEntry(Base):

@@ -17,7 +17,7 @@ from sqlalchemy import Boolean, Connection, DateTime, Integer, String, TextClaus
 from sqlalchemy.orm import Session
 
 from ..domain.holds import Hold
-from ..domain.identity import authors
+from ..domain.identity import authors, member_authors
 from ..domain.policy import Approval, EnvironmentPolicy, GateFacts, MemberFacts, Stop
 
 # one row per member (ordered by name); the other columns repeat
@@ -164,8 +164,8 @@ class GateRow:
                 tuple(json.loads(m.scan_findings or "[]"))) for m in self.members),
             approvals=approvals,
             image_authors=authors(r.registered_by, r.triggered_by, r.commit_author).union(
-                *(authors(m.image_registered_by, m.image_triggered_by, m.image_commit_author)
-                  for m in self.members if m.built)),
+                *(member_authors(bool(m.built), m.image_registered_by, m.image_triggered_by,
+                                 m.image_commit_author) for m in self.members)),
             stops=stops, rollback=rollback,
         )
 

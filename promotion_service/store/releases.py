@@ -11,6 +11,7 @@ from ..db import insert_if_new
 from ..db.listing import Listing
 from ..db.models import Image, Project, Promotion, Release, ReleaseMember, utcnow
 from ..domain.identity import authors as persons
+from ..domain.identity import member_authors
 
 _INSERT_MEMBERS = insert(ReleaseMember.__table__)
 
@@ -58,13 +59,14 @@ def containing(session: Session, image_id: int) -> list[Release]:
 
 def authors(session: Session, release: Release) -> frozenset[str]:
     """Who four-eyes keeps from approving the release: its pipeline's people and those of
-    every image it built (a reused image's author still wrote part of it)."""
+    every member's image (a reused image's author still wrote part of it)."""
     found = persons(release.registered_by, release.triggered_by, release.commit_author)
     for row in session.execute(
-            select(Image.registered_by, Image.triggered_by, Image.commit_author)
+            select(ReleaseMember.built, Image.registered_by, Image.triggered_by,
+                   Image.commit_author)
             .join(ReleaseMember, ReleaseMember.image_id == Image.id)
-            .where(ReleaseMember.release_id == release.id, ReleaseMember.built.is_(True))):
-        found |= persons(*row)
+            .where(ReleaseMember.release_id == release.id)):
+        found |= member_authors(*row)
     return found
 
 

@@ -18,6 +18,7 @@ from tests.promotion_service.helpers import (
     registrations,
     soak,
 )
+from tests.promotion_service.web.pages import Browser
 
 TEMPLATE = "sha256:" + "7e" * 32
 KV = "docker.io/library/kv"  # a third-party image, pinned by digest at release time
@@ -213,3 +214,26 @@ def test_an_image_registered_alone_is_its_one_member_release(api):
     again = api.post("/releases", json={"project": "group/app", "members": [
         {"name": "app", "repository": REPO, "digest": digest(5)}]})
     assert (again.status_code, again.json["id"]) == (200, image["release_id"])
+
+
+def test_four_eyes_keeps_out_who_built_a_member_even_when_a_release_calls_it_third_party(
+        api, app, tokens):
+    # alice's pipeline built the worker; a later release lists it as not built by its pipeline
+    api.post("/images", json={"project": "group/app", "repository": f"{REPO}/worker",
+                              "digest": digest(2), "triggered_by": "alice"})
+    listed = [dict(m, built=False) if m["name"] == "worker" else m for m in members()]
+    release = register(api, listed, triggered_by="dev").json
+    production = {"release_id": release["id"], "environment": "production"}
+    refused = api.post("/approvals", json=production, as_="alice")
+    assert refused.status_code == 403 and "four-eyes" in refused.json["message"]
+    alice = Browser(app.test_client())
+    alice.sign_in(tokens["alice"])
+    page = alice.post(f"/ui/releases/{release['id']}/decisions",
+                                 {"environment": "production", "decision": "approve",
+                                  "reason": "mine"}, from_page=f"/ui/releases/{release['id']}")
+    assert page.status_code == 403 and "four-eyes" in page.text
+    gate = api.get("/gate", query_string=production).json
+    [missing] = [r for r in gate["reasons"] if r["code"] == "approvals_missing"]
+    assert "alice" in missing["details"]["excluded"]
+    # a third-party image nobody here built keeps nobody out
+    assert "dev" in missing["details"]["excluded"] and len(missing["details"]["excluded"]) == 3
