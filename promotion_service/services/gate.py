@@ -4,6 +4,7 @@ promotion with a write (services/claims.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -102,8 +103,16 @@ def for_release(conn: Session | Connection, row: GateRow, rollback: bool = False
 def decide(session: Session, release: Release, env: Environment,
            now: datetime | None = None) -> Decision:
     """The policy's answer for this release entering this environment now."""
-    row = gate_facts.load(session, env.name, release_id=release.id)
-    return evaluate(row.policy, row.facts(session, now or utcnow()))
+    return decide_many(session, [(release.id, env.id)], now)[release.id, env.id]
+
+
+def decide_many(session: Session, asked: Sequence[tuple[int, int]],
+                now: datetime | None = None) -> dict[tuple[int, int], Decision]:
+    """The policy's answer for each (release id, environment id) pair now, the facts of all
+    of them read in a few queries (a page of the overview asks for up to 200)."""
+    rows = gate_facts.load_many(session, asked)
+    facts = gate_facts.facts_of(session, list(rows.values()), now or utcnow())
+    return {key: evaluate(row.policy, facts[key]) for key, row in rows.items()}
 
 
 def promotion_problem(promotion: Promotion | None, promotion_id: int,

@@ -69,6 +69,15 @@ def latest_promotions(session: Session, env_ids: Sequence[int]) -> dict[int, Pro
             for p in session.scalars(select(Promotion).where(Promotion.id.in_(latest)))}
 
 
+def releases(session: Session, ids: Sequence[int]) -> dict[int, Release]:
+    """These releases by id, in one query (their members are not shown)."""
+    if not ids:
+        return {}
+    rows = session.scalars(select(Release).where(Release.id.in_(set(ids)))
+                           .options(lazyload(Release.members)))
+    return {release.id: release for release in rows}
+
+
 def stopped(session: Session) -> dict[str, EmergencyStop]:
     """Emergency stops in force, by environment name."""
     rows = session.scalars(select(EmergencyStop).where(EmergencyStop.lifted_at.is_(None)))
