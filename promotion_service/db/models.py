@@ -193,6 +193,7 @@ class Deployment(ReleaseInEnvironment, Base):
     __table_args__ = (
         CheckConstraint(_in("state", DeploymentState), name="state"),
         Index("ix_deployments_release_env", "release_id", "environment_id"),
+        Index("ix_deployments_environment_id_id", "environment_id", "id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))

@@ -8,6 +8,7 @@ hand-written SQL instead of ORM queries; the answer still comes from domain.poli
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -20,8 +21,10 @@ from ..domain.holds import Hold
 from ..domain.identity import authors, member_authors
 from ..domain.policy import Approval, EnvironmentPolicy, GateFacts, MemberFacts, Stop
 
-# one row per member (ordered by name); the other columns repeat
-_FACTS = """
+# one row per member (ordered by name); the release's and environment's columns repeat. One
+# text for both uses: a release and an environment name (the gate), or many (release id,
+# environment id) pairs at once (the overview's candidates).
+_FACTS = """{asked}
 SELECT r.id, r.project_id, r.digest AS release_digest, r.registered_by, r.triggered_by,
        r.commit_author, p.path,
        e.id AS env_id, e.name AS env_name, e.position, CAST(e.policy AS TEXT) AS policy,
@@ -35,19 +38,22 @@ SELECT r.id, r.project_id, r.digest AS release_digest, r.registered_by, r.trigge
        i.registered_by AS image_registered_by, i.triggered_by AS image_triggered_by,
        i.commit_author AS image_commit_author,
        CAST(s.counts AS TEXT) AS scan_counts, CAST(s.findings AS TEXT) AS scan_findings
-FROM releases r
+FROM {releases}
 JOIN projects p ON p.id = r.project_id
 JOIN release_members m ON m.release_id = r.id
 JOIN images i ON i.id = m.image_id
-LEFT JOIN environments e ON e.project_id = r.project_id AND e.name = :environment
+{environment}
 LEFT JOIN environments pe ON pe.project_id = r.project_id AND pe.position = e.position - 1
 LEFT JOIN verifications v ON v.id = (SELECT MAX(v2.id) FROM verifications v2
                                      WHERE v2.release_id = r.id AND v2.environment_id = pe.id)
 LEFT JOIN scans s ON s.id = (SELECT MAX(s2.id) FROM scans s2 WHERE s2.image_id = i.id)
 LEFT JOIN promotions pr ON pr.id = :promotion_id
-WHERE r.id = {release}
-ORDER BY m.name
+{where}
+ORDER BY r.id, e.id, m.name
 """
+_ONE = {"asked": "", "releases": "releases r",
+        "environment": "LEFT JOIN environments e ON e.project_id = r.project_id "
+                       "AND e.name = :environment"}
 _APPROVALS = ("a.actor, a.role, a.decision, a.created_at, a.expires_at, a.comment",
               "approvals a WHERE a.release_id = r.id AND a.environment_id = e.id "
               "AND a.withdrawn_at IS NULL")
@@ -85,14 +91,26 @@ _COLUMNS = (
 )
 
 
+def _sql(dialect: str, **parts: str) -> TextClause:
+    as_json = _AS_JSON[dialect]
+    return text(_FACTS.format(approvals=as_json.format(*_APPROVALS, "a"),
+                              stops=as_json.format(*_STOPS, "st"), **parts)).columns(*_COLUMNS)
+
+
 @lru_cache(maxsize=8)
 def _statement(dialect: str, by_id: bool) -> TextClause:
     """The gate's query for this database, naming the release by id or by image."""
-    as_json = _AS_JSON[dialect]
-    sql = _FACTS.format(approvals=as_json.format(*_APPROVALS, "a"),
-                        stops=as_json.format(*_STOPS, "st"),
-                        release=":release_id" if by_id else _ONE_MEMBER_OF_IMAGE)
-    return text(sql).columns(*_COLUMNS)
+    return _sql(dialect, **_ONE,
+                where="WHERE r.id = " + (":release_id" if by_id else _ONE_MEMBER_OF_IMAGE))
+
+
+@lru_cache(maxsize=64)
+def _many_statement(dialect: str, pairs: int) -> TextClause:
+    """The same query for `pairs` (release id, environment id) pairs."""
+    values = ", ".join(f"(:r{n}, :e{n})" for n in range(pairs))
+    return _sql(dialect, asked=f"WITH asked (release_id, env_id) AS (VALUES {values})",
+                releases="asked JOIN releases r ON r.id = asked.release_id",
+                environment="JOIN environments e ON e.id = asked.env_id", where="")
 
 
 @dataclass(frozen=True)
@@ -183,6 +201,28 @@ def load(session: Session | Connection, environment: str, *, repository: str | N
                                     "promotion_id": promotion_id}).all()
     if not rows:
         return None
+    return _row(rows, environment)
+
+
+def load_many(session: Session | Connection,
+              asked: Sequence[tuple[int, int]]) -> dict[tuple[int, int], GateRow]:
+    """Many (release id, environment id) pairs in one round trip, each pair's GateRow by the
+    pair (a pair naming no release or environment is left out)."""
+    if not asked:
+        return {}
+    conn = session.connection() if isinstance(session, Session) else session
+    pairs = sorted(set(asked))
+    params: dict[str, Any] = {"promotion_id": None}
+    for n, (release_id, env_id) in enumerate(pairs):
+        params[f"r{n}"], params[f"e{n}"] = release_id, env_id
+    found: dict[tuple[int, int], list[Any]] = {}
+    for row in conn.execute(_many_statement(conn.dialect.name, len(pairs)), params):
+        found.setdefault((row.id, row.env_id), []).append(row)
+    return {key: _row(rows, rows[0].env_name) for key, rows in found.items()}
+
+
+def _row(rows: Sequence[Any], environment: str) -> GateRow:
+    """The GateRow of one release and environment from its rows (one per member)."""
     row = rows[0]
     return GateRow(
         release_id=row.id, project_id=row.project_id, project_path=row.path,

@@ -33,6 +33,7 @@ POLICY = {"defaults": {"environments": [
     {"name": "production", "required_approvals": 1, "four_eyes": True,
      "approver_roles": ["approver", "release-manager"]},
 ]}}
+ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = Path(os.environ.get("DOCKER_CD_TEST_OUTPUT", "test-output")) / "pages"
 TRIGGER = "/projects/42/trigger/pipeline"
 
@@ -236,6 +237,11 @@ def test_approve_promote_roll_back_and_audit_in_chromium(stack, chromium):
     shot(chromium, "dora")
     assert not [e for e in chromium.get_log("browser") if "Content Security Policy" in
                 e["message"]]
+    # the docs link the screenshots where this test writes them
+    linked = re.findall(r"\(\.\./(test-output/pages/[a-z]+\.png)\)",
+                        (ROOT / "docs" / "web-pages.md").read_text())
+    assert len(linked) == 3 and all((OUTPUT / Path(link).name).is_file() for link in linked)
+    assert all(Path(link).parent == Path("test-output/pages") for link in linked)
 
 
 def test_the_ci_role_sees_no_buttons_and_forged_forms_are_refused(stack, chromium):
