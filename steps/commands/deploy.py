@@ -90,7 +90,7 @@ def execute(settings: Settings, ctx: Context) -> Result:
             Path(settings.template.template_dir),
             release_template.of_release(service, settings.release_id,
                                         settings.release_template_hash, settings.release_commit),
-            bool(settings.release_commit), log)
+            bool(settings.release_commit), log, settings.release.commit_sha)
     template = load_template(where.target, settings.template.template_dir, env, ctx.environ,
                              image, log)
     built = pinned_members(template, ctx.environ, log)

@@ -56,15 +56,17 @@ def of_release(client: ServiceClient | None, release_id: int, template_hash: str
     return ReleaseTemplate(release_id, template_hash, commit, "CD_RELEASE_TEMPLATE_HASH")
 
 
-def ensure(directory: Path, release: ReleaseTemplate, may_restore: bool, log: Log) -> None:
+def ensure(directory: Path, release: ReleaseTemplate, may_restore: bool, log: Log,
+           checkout_commit: str | None = None) -> None:
     """Leave `directory` holding the release's template, or refuse (exit 1) naming both
     hashes. `may_restore` (CD_RELEASE_COMMIT is set) allows putting the template back from the
-    release's commit with git first; without it the checkout is never changed."""
+    release's commit with git first; without it the checkout is never changed.
+    `checkout_commit` is the pipeline's commit (CI_COMMIT_SHA), else git's HEAD is asked."""
     restore_from = release.commit if may_restore else None
     if release.template_hash is None:
         # A release registered through POST /images holds no template hash: only its commit
         # can say which template it ran with.
-        if restore_from and restore_from != head(directory):
+        if restore_from and restore_from != (checkout_commit or head(directory)):
             restore(directory, restore_from, log)
         log.warn(f"{release.name} holds no template hash (registered with one image through "
                  f"POST /images): its template is not compared; deploying {directory} as it is")

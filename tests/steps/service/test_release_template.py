@@ -109,6 +109,15 @@ def test_a_release_without_a_template_hash_is_restored_from_its_commit(history):
     assert "holds no template hash" in out.getvalue()
 
 
+def test_a_release_without_a_template_hash_from_the_pipelines_commit_needs_no_git(tmp_path):
+    directory = tmp_path / "deploy"  # not a git checkout: git is never asked
+    directory.mkdir()
+    (directory / "compose.yml").write_text("services: {}\n")
+    out_log, out = log()
+    ensure(directory, ReleaseTemplate(4, None, "ab" * 20, "x"), True, out_log, "ab" * 20)
+    assert "holds no template hash" in out.getvalue()
+
+
 def test_without_a_service_the_trigger_variables_are_the_source():
     found = of_release(None, 4, "sha256:" + "1" * 64, "ab" * 20)
     assert (found.template_hash, found.commit) == ("sha256:" + "1" * 64, "ab" * 20)
