@@ -107,7 +107,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
     release = Release(
         id=new_release_id(), project=project, environment=env, target=target.name,
         template=template.rendered(), template_hash=template.hash(),
-        config_hashes=template.config_hashes(), commit=context.commit_sha,
+        config_hashes=template.config_hashes(),
+        commit=settings.release_commit or context.commit_sha,  # the release's, not the head's
         pipeline_id=context.pipeline_id, pipeline_url=context.pipeline_url, created=now_iso(),
         previous=previous.id if previous else None, image=image, members=built,
         release_id=settings.release_id)

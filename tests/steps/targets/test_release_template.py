@@ -58,14 +58,14 @@ def _deploy(capsys, env: dict[str, str]) -> tuple[int, str]:
     return code, captured.err + captured.out
 
 
-def _records(sample, capsys, tmp_path) -> list[int | None]:
-    """The release ids of the target's records for test, newest first."""
+def _records(sample, capsys, tmp_path, field: str = "release_id") -> list:
+    """A field of each of the target's records for test, newest first."""
     listing = tmp_path / "releases.json"
     code = cli.run(["releases", "--environment", "test", "--json", str(listing)],
                    sample.env("test"))
     capsys.readouterr()
     assert code == 0
-    return [r["release_id"] for r in json.loads(listing.read_text())["releases"]]
+    return [r[field] for r in json.loads(listing.read_text())["releases"]]
 
 
 def test_a_release_deploys_only_with_its_own_template(service, checkout, capsys, tmp_path):
@@ -104,10 +104,13 @@ def test_a_release_deploys_only_with_its_own_template(service, checkout, capsys,
     assert _records(sample, capsys, tmp_path) == [5]
 
     # given the release's commit, A's template is put back (fetched: the clone is shallow)
-    code, log = _deploy(capsys, served | {"CD_RELEASE_COMMIT": first})
+    code, log = _deploy(capsys, served | {"CD_RELEASE_COMMIT": first,
+                                          "CI_COMMIT_SHA": git(sample.directory, "rev-parse",
+                                                               "HEAD")})
     assert code == 0, log
     assert f"restored from commit {first[:12]}" in log
     assert (sample.get("test"), sample.get("test", "/message.txt")) == (
         "version 2\n", "max_notes=100\n")
     assert deploy_files_hash(sample.directory) == first_hash
     assert _records(sample, capsys, tmp_path) == [release["id"], 5]
+    assert _records(sample, capsys, tmp_path, "commit")[0] == first  # not the head's
