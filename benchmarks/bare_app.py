@@ -1,7 +1,8 @@
 """Baselines for benchmarks/service.py: the cheapest Flask endpoints under the same gunicorn.
 
 /constant returns a constant JSON; /insert does one SQLite INSERT (WAL, committed);
-/read does one primary-key SELECT. The database file comes from BENCH_SQLITE.
+/read does one primary-key SELECT. The database file comes from BENCH_SQLITE; /pg-read
+does the same SELECT on PostgreSQL (BENCH_POSTGRES).
 """
 
 from __future__ import annotations
@@ -45,4 +46,16 @@ def insert() -> tuple[dict, int]:
 def read() -> dict:
     """One primary-key read."""
     row = _db().execute("SELECT id, body FROM bare WHERE id = 1").fetchone()
+    return {"id": row[0], "body": row[1]}
+
+
+@app.get("/pg-read")
+def pg_read() -> dict:
+    """One primary-key read on PostgreSQL (BENCH_POSTGRES, a libpq URL), autocommit."""
+    conn = getattr(_local, "pg", None)
+    if conn is None:
+        import psycopg
+
+        conn = _local.pg = psycopg.connect(os.environ["BENCH_POSTGRES"], autocommit=True)
+    row = conn.execute("SELECT id, body FROM bare WHERE id = %s", (1,)).fetchone()
     return {"id": row[0], "body": row[1]}

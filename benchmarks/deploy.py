@@ -18,7 +18,9 @@ Layouts (the same sample application, tests/steps/deploy_sample.py):
 Steps run as `python -m steps ...` subprocesses, as a CI job runs them (interpreter start
 included in the times). The rollback's timeline comes from the engine's events: when the old
 web container was signalled and exited, when the new one started and was healthy, and when
-the poller first got the previous version, in seconds from the step's start. Everything
+the poller first got the previous version, in seconds from the step's start. In the swarm
+layouts a floor follows: swarm's own `docker service rollback` typed by hand after a good update,
+timed the same way, so the figures split into the engine's share and docker-cd's. Everything
 created is labelled with a unique project and removed.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,11 +57,17 @@ GOAL_ROLLBACK = 2.0
 PHASES = ("old signalled", "old exited", "new started", "new healthy", "old version back")
 
 
-def run_step(argv: list[str], env: dict[str, str]) -> tuple[int, float, str]:
-    started = time.monotonic()
+def run_step(argv: list[str], env: dict[str, str]) -> tuple[int, float, str, float]:
+    """Exit code, seconds, log, and the step's own CPU seconds (which load does not swell)."""
+    started, cpu = time.monotonic(), _children_cpu()
     done = subprocess.run([sys.executable, "-m", "steps", *argv], env={**os.environ, **env},
                           capture_output=True, text=True, check=False)
-    return done.returncode, time.monotonic() - started, done.stderr
+    return done.returncode, time.monotonic() - started, done.stderr, _children_cpu() - cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class WebEvents:
@@ -116,7 +125,7 @@ def scenario(layout: str, rounds: int, images: ImageFactory, client) -> dict[str
     try:
         env = {**sample.env("bench", "v1"), "CD_DEPLOY_TARGET": target,
                "FRONT_IMAGE": images.build(tag=f"{sample.project}/front:1")}
-        code, _, log = run_step(["deploy", "--environment", "bench"], env)
+        code, _, log, _ = run_step(["deploy", "--environment", "bench"], env)
         if code != 0:
             raise RuntimeError(f"first deploy in the {layout} layout failed:\n{log}")
         current = "v1"
@@ -124,8 +133,8 @@ def scenario(layout: str, rounds: int, images: ImageFactory, client) -> dict[str
             new = "v2" if current == "v1" else "v1"
             for kind, image in (("good", new), ("failed", "bad")):
                 with Poller(sample.url("bench")) as poll:
-                    code, seconds, log = run_step(["deploy", "--environment", "bench"],
-                                                  {**env, "CD_IMAGE": sample.images[image]})
+                    code, seconds, log, _ = run_step(["deploy", "--environment", "bench"],
+                                                     {**env, "CD_IMAGE": sample.images[image]})
                 expected = 0 if kind == "good" else 1
                 if code != expected:
                     raise RuntimeError(f"{kind} update in the {layout} layout exited {code}:"
@@ -137,7 +146,7 @@ def scenario(layout: str, rounds: int, images: ImageFactory, client) -> dict[str
             try:
                 with Poller(sample.url("bench")) as poll:
                     started, started_epoch = time.monotonic(), time.time()
-                    code, seconds, log = run_step(["rollback", "--environment", "bench"], env)
+                    code, seconds, log, cpu = run_step(["rollback", "--environment", "bench"], env)
                     time.sleep(0.5)  # the last events arrive
             finally:
                 events.close()
@@ -146,13 +155,51 @@ def scenario(layout: str, rounds: int, images: ImageFactory, client) -> dict[str
             phases = events.phases(started_epoch)
             phases["old version back"] = first_answer(poll, f"version {back[1:]}", started)
             results["rollback"].append({"gap": poll.longest_gap, "failed": poll.failed,
-                                        "step": seconds, **phases})
+                                        "step": seconds, "cpu": cpu, **phases})
             current = back
+        if target == "swarm":
+            results["floor"] = bare_rollbacks(client, sample, env, current, rounds)
     finally:
         if target == "swarm":
             remove_swarm_project(client, sample.project)
         remove_project(client, sample.project)
     return results
+
+
+def bare_rollbacks(client, sample, env: dict[str, str], current: str,
+                   rounds: int) -> list[dict]:
+    """The floor: swarm's own rollback typed by hand (`docker service rollback --detach web`
+    after a good update by the step), timed like the step's: no interpreter, no records, no
+    checks, only the engine's work."""
+    service = f"{sample.project}-bench_web"
+    rows = []
+    for _ in range(rounds):
+        new = "v2" if current == "v1" else "v1"
+        code, _, log, _ = run_step(["deploy", "--environment", "bench"],
+                                   {**env, "CD_IMAGE": sample.images[new]})
+        if code != 0:
+            raise RuntimeError(f"good update before a bare rollback exited {code}:\n{log}")
+        events = WebEvents(client, sample.project, "swarm")
+        try:
+            with Poller(sample.url("bench")) as poll:
+                started, started_epoch = time.monotonic(), time.time()
+                subprocess.run(["docker", "service", "rollback", "--detach", "--quiet", service],
+                               check=True, capture_output=True)
+                while (first_answer(poll, f"version {current[1:]}", started) is None
+                       and time.monotonic() - started < 60):
+                    time.sleep(0.05)
+                time.sleep(0.5)  # the last events arrive
+        finally:
+            events.close()
+        phases = events.phases(started_epoch)
+        phases["old version back"] = first_answer(poll, f"version {current[1:]}", started)
+        rows.append({"gap": poll.longest_gap, "failed": poll.failed, **phases})
+        # the engine finishes the rollback (its monitor period) before the next round
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (client.api.inspect_service(service).get(
+                "UpdateStatus") or {}).get("State") == "rollback_started":
+            time.sleep(0.2)
+    return rows
 
 
 def _median(rows: list[dict], key: str) -> float | None:
@@ -174,7 +221,8 @@ def report(layout: str, results: dict[str, list]) -> None:
     rollbacks = results["rollback"]
     timeline = ", ".join(f"{phase} {value:.2f}" for phase in PHASES
                          if (value := _median(rollbacks, phase)) is not None)
-    print(f"rollback timeline (median s from the step's start): {timeline}")
+    print(f"rollback timeline (median s from the step's start): {timeline}; the step's CPU "
+          f"{_median(rollbacks, 'cpu'):.2f} s")
     good = max(r["gap"] for r in results["good"])
     failed = max(r["failed"] for r in results["failed"])
     back = [r["old version back"] for r in rollbacks]
@@ -188,6 +236,15 @@ def report(layout: str, results: dict[str, list]) -> None:
     print(f"       previous release answers < {GOAL_ROLLBACK} s after the rollback starts: "
           f"{'met' if worst < GOAL_ROLLBACK else 'NOT met'} ({back_median:.2f} s median, "
           f"{worst:.2f} s at most, ratio {back_median / GOAL_ROLLBACK:.2f} of the goal)")
+    if floor := results.get("floor"):
+        timeline = ", ".join(f"{phase} {value:.2f}" for phase in PHASES
+                             if (value := _median(floor, phase)) is not None)
+        bare = _median(floor, "old version back") or float("inf")
+        print(f"floor: `docker service rollback` by hand (median s from its start): {timeline}; "
+              f"longest gap {max(r['gap'] for r in floor):.3f} s")
+        print(f"       previous release answers: docker-cd {back_median:.2f} s, by hand "
+              f"{bare:.2f} s (ratio {back_median / bare:.2f}; docker-cd's own share "
+              f"{back_median - bare:.2f} s)")
 
 
 def main() -> None:

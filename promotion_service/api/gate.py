@@ -50,7 +50,8 @@ def query_arguments(schema: Schema) -> Callable[[Any], Any]:
 def ask(query: dict[str, Any]) -> Any:
     """Allowed or not, with every reason and any hold; asking changes nothing (a deploy
     pipeline claims its promotion with POST /claims)."""
-    answer = gate.ask(db.read_connection(), current_actor(), **query)
+    actor = current_actor()
+    answer = db.read(lambda conn: gate.ask(conn, actor, **query))
     # already GateOut's exact shape: answer directly rather than dump it again per request
     return jsonify({"allowed": answer.decision.allowed,
                     "reasons": [r.to_dict() for r in answer.decision.reasons],

@@ -41,16 +41,21 @@ def ready() -> Any:
 def metrics() -> Response:
     """Gauges read from the database, so every process reports the same figures.
 
-    With PROMOTION_METRICS_AUTH=1, only for a valid bearer token (any role).
+    With PROMOTION_METRICS_AUTH=1, only for a valid bearer token (any role), and the DORA
+    gauges only for the projects the token may read.
     """
+    reader = Actor.system("metrics")
     if is_on(current_app.config.get("METRICS_AUTH")):
-        current_actor()
+        reader = current_actor()
     registry = CollectorRegistry()
-    registry.register(_DatabaseCollector())
+    registry.register(_DatabaseCollector(reader))
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4")
 
 
 class _DatabaseCollector(Collector):
+    def __init__(self, reader: Actor) -> None:
+        self.reader = reader
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauges = health.gauges(get_session())
         yield GaugeMetricFamily("promotion_images", "Registered images", value=gauges.images)
@@ -63,7 +68,7 @@ class _DatabaseCollector(Collector):
         for state, count in gauges.outbox_by_state:
             outbox.add_metric([state], count)
         yield outbox
-        yield from _dora_gauges()
+        yield from _dora_gauges(self.reader)
 
 
 DORA_DAYS = 30
@@ -77,10 +82,10 @@ DORA_GAUGES = (  # name, help, the Keys attribute
 )
 
 
-def _dora_gauges() -> Iterator[GaugeMetricFamily]:
-    """DORA's four keys over the last 30 days, per project and environment (a key with
-    nothing to measure is left out)."""
-    report = dora.report(get_session(), Actor.system("metrics"), days=DORA_DAYS)
+def _dora_gauges(reader: Actor) -> Iterator[GaugeMetricFamily]:
+    """DORA's four keys over the last 30 days, per project and environment, of the projects
+    the reader may see (a key with nothing to measure is left out)."""
+    report = dora.report(get_session(), reader, days=DORA_DAYS)
     for name, about, attribute in DORA_GAUGES:
         family = GaugeMetricFamily(f"promotion_dora_{name}", f"{about} (last {DORA_DAYS} days)",
                                    labels=["project", "environment"])

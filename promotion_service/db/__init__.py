@@ -5,12 +5,14 @@ db.models (the service's) and db.gitlab_models (the GitLab integration's).
 """
 
 from .engine import make_engine
+from .inserts import insert_if_new
 from .sessions import (
     begin_write,
     engine_of,
     get_session,
     init_app,
     is_postgres,
+    read,
     read_connection,
     session_for,
     take_write_lock,
@@ -22,8 +24,10 @@ __all__ = [
     "engine_of",
     "get_session",
     "init_app",
+    "insert_if_new",
     "is_postgres",
     "make_engine",
+    "read",
     "read_connection",
     "session_for",
     "take_write_lock",

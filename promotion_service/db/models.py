@@ -112,6 +112,8 @@ class Image(RegisteredByPipeline, Base):
         UniqueConstraint("repository", "digest", name="uq_images_repository_digest"),
         Index("ix_images_project_id_id", "project_id", "id"),
         Index("ix_images_commit_sha", "commit_sha"),
+        Index("ix_images_revoked", "id", sqlite_where=text("revoked_at IS NOT NULL"),
+              postgresql_where=text("revoked_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -130,6 +132,9 @@ class Release(RegisteredByPipeline, Base):
     __table_args__ = (
         UniqueConstraint("digest", name="uq_releases_digest"),
         Index("ix_releases_project_id_id", "project_id", "id"),
+        Index("ix_releases_commit_sha", "commit_sha"),
+        Index("ix_releases_revoked", "id", sqlite_where=text("revoked_at IS NOT NULL"),
+              postgresql_where=text("revoked_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -155,7 +160,8 @@ class ReleaseMember(Base):
     image's, kept here so a release reads in one query)."""
 
     __tablename__ = "release_members"
-    __table_args__ = (Index("ix_release_members_image_id", "image_id"),)
+    __table_args__ = (Index("ix_release_members_image_id", "image_id"),
+                      Index("ix_release_members_repository_digest", "repository", "digest"))
     release_id: Mapped[int] = mapped_column(
         ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
@@ -254,6 +260,7 @@ class Promotion(ReleaseInEnvironment, Base):
             postgresql_where=text(_in("state", IN_FLIGHT)),
         ),
         Index("ix_promotions_environment_id_id", "environment_id", "id"),
+        Index("ix_promotions_release_id_id", "release_id", "id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default=PromotionState.REQUESTED.value)
@@ -334,13 +341,17 @@ class Token(Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # web sessions opened with this token before this time are over (sign-out)
+    signed_out_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class AuditEntry(Base):
     """One change; append-only, chained by hash."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
+    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),
+                      Index("ix_audit_log_action_id", "action", "id"),
+                      Index("ix_audit_log_actor_id", "actor", "id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(255))

@@ -6,18 +6,21 @@ PostgreSQL's advisory lock), which also keeps the audit log's hash chain in comm
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .engine import WRITE_OPTION, begin_immediate, make_engine
+from .engine import WRITE_OPTION, begin_immediate, make_engine, without_ping
 from .models import Base
 
 WRITE_LOCK = 0x70726F6D  # PostgreSQL advisory lock key that orders writers (and the audit chain)
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+T = TypeVar("T")
 _WRITING = "promotion_writing"  # session.info key: a write transaction is open and owned
 
 
@@ -50,14 +53,31 @@ def read_connection() -> Connection:
     """The request's Core connection for hot read-only paths (the gate): no ORM session.
 
     Reuses the session's connection when the request already opened one (one pool checkout
-    per request); statements run in autocommit, so every read sees the database now.
+    per request). Otherwise its statements run in autocommit (no BEGIN and ROLLBACK round
+    trips), so every read sees the database now, and it skips the pool's ping: use `read`.
     """
     session = g.get("db_session")
     if session is not None:
         return session.connection()
     if "db_connection" not in g:
-        g.db_connection = engine_of(current_app).connect()
+        with without_ping():
+            connection = engine_of(current_app).connect()
+        if connection.dialect.name == "postgresql":  # SQLite's reads run in autocommit already
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        g.db_connection = connection
     return g.db_connection
+
+
+def read(query: Callable[[Connection], T]) -> T:
+    """`query(read_connection())`, once more on a new connection if the server dropped the
+    pooled one (a restart): read connections skip the pool's ping, a round trip per request."""
+    try:
+        return query(read_connection())
+    except DBAPIError as exc:
+        if not exc.connection_invalidated or "db_connection" not in g:
+            raise
+        g.pop("db_connection").close()
+        return query(read_connection())
 
 
 @contextmanager

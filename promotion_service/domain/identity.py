@@ -81,6 +81,18 @@ def authors(registered_by: str | None, triggered_by: str | None,
     return frozenset(found | ({written} if written else set()))
 
 
+def member_authors(built: bool, registered_by: str | None, triggered_by: str | None,
+                   author: str | None) -> frozenset[str]:
+    """Who four-eyes keeps from approving a release because of one member's image.
+
+    Whoever ran or wrote the pipeline that built the image, whatever the release says of it:
+    a release that lists a built image as third-party (`built: false`) does not hide its
+    author. An image first registered as third-party has no pipeline facts, so it keeps nobody
+    out; nor does its registrant (another project's pipeline may have pinned it first).
+    """
+    return authors(registered_by if built else None, triggered_by, author)
+
+
 @dataclass(frozen=True)
 class PipelineIdentity:
     """What a GitLab ID token says about the job that presents it (signed by GitLab).

@@ -134,7 +134,7 @@ def _deploy(session: Session, actor: Actor, env: Environment, release: Release,
             _refuse(env, release, problem)
     if found.pipeline_id not in (None, pipeline):
         _refuse(env, release, claimed_by_other(found.id, found.pipeline_id, pipeline))
-    decision = gate.for_release(session, row, found.kind == "rollback")
+    decision = gate.for_release(row, found.kind == "rollback")
     if not decision.allowed:
         _refuse(env, release, *decision.reasons)
     return found

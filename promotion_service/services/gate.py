@@ -17,8 +17,8 @@ from ..domain.holds import Hold, held, lift_instructions
 from ..domain.policy import Decision, Reason, evaluate
 from ..domain.states import IN_FLIGHT
 from ..errors import Invalid, NotFound
-from ..store import gate_facts, promotions
-from ..store.gate_facts import GateRow
+from ..store import gate_facts
+from ..store.gate_facts import GateRow, NamedPromotion
 from . import lookups
 
 
@@ -43,21 +43,21 @@ def ask(conn: Session | Connection, actor: Actor, *, environment: str,
     that would deploy it): may that promotion be deployed?
     """
     row = _asked_row(conn, actor, environment, project, repository=repository, digest=digest,
-                     release_id=release_id)
+                     release_id=release_id, promotion_id=promotion_id)
     hold = row.hold
     if promotion_id is None:
-        decision = for_release(conn, row)
+        decision = for_release(row)
         if decision.allowed and hold is not None:
             decision = Decision(False, (held(hold, row.environment, _lift(row)),))
         return Answer(row, decision, _hold(row, hold))
-    found = promotions.get_row(conn, promotion_id)
+    found = row.promotion
     problem = promotion_problem(found, promotion_id, row)
     if problem is None and pipeline_id is not None and found.pipeline_id not in (
             None, pipeline_id):
         problem = claimed_by_other(found.id, found.pipeline_id, pipeline_id)
     if problem is not None:
         return Answer(row, Decision(False, (problem,)), _hold(row, hold))
-    return Answer(row, for_release(conn, row, found.kind == "rollback"), _hold(row, hold))
+    return Answer(row, for_release(row, found.kind == "rollback"), _hold(row, hold))
 
 
 def _asked_row(conn: Session | Connection, actor: Actor, environment: str,
@@ -72,14 +72,15 @@ def _asked_row(conn: Session | Connection, actor: Actor, environment: str,
 
 
 def lookup(conn: Session | Connection, environment: str, *, repository: str | None = None,
-           digest: str | None = None, release_id: int | None = None) -> GateRow:
+           digest: str | None = None, release_id: int | None = None,
+           promotion_id: int | None = None) -> GateRow:
     """The gate's row for a release (or an image's one-member release) and environment
-    name, or a 4xx that helps."""
+    name (with the named promotion, if any), or a 4xx that helps."""
     if release_id is None and not (repository and digest):
         raise Invalid.field("release_id", "name the release (release_id), or the image "
                             "(repository and digest)", "query")
     row = gate_facts.load(conn, environment, repository=repository, digest=digest,
-                          release_id=release_id)
+                          release_id=release_id, promotion_id=promotion_id)
     if row is None:
         if release_id is not None:
             raise NotFound(f"no release with id {release_id} (register it with POST "
@@ -94,19 +95,19 @@ def lookup(conn: Session | Connection, environment: str, *, repository: str | No
     return row
 
 
-def for_release(conn: Session | Connection, row: GateRow, rollback: bool = False) -> Decision:
+def for_release(row: GateRow, rollback: bool = False) -> Decision:
     """The policy's answer for the looked-up release now (no promotion involved)."""
-    return evaluate(row.policy, row.facts(conn, utcnow(), rollback))
+    return evaluate(row.policy, row.facts(utcnow(), rollback))
 
 
 def decide(session: Session, release: Release, env: Environment,
            now: datetime | None = None) -> Decision:
     """The policy's answer for this release entering this environment now."""
     row = gate_facts.load(session, env.name, release_id=release.id)
-    return evaluate(row.policy, row.facts(session, now or utcnow()))
+    return evaluate(row.policy, row.facts(now or utcnow()))
 
 
-def promotion_problem(promotion: Promotion | None, promotion_id: int,
+def promotion_problem(promotion: Promotion | NamedPromotion | None, promotion_id: int,
                       row: GateRow) -> Reason | None:
     """Why a named promotion cannot be deployed by this question, if it cannot."""
     if promotion is None:

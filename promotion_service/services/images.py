@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import write_transaction
@@ -14,6 +13,7 @@ from ..db.listing import Extended, Listing
 from ..db.models import Environment, Image, Release, utcnow
 from ..domain import repositories
 from ..domain.actor import Actor
+from ..domain.releases import Member
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..policy_file import PolicySet
 from ..store import (
@@ -30,7 +30,6 @@ from ..store import (
 )
 from ..store import releases as release_rows
 from . import lookups
-from .projects import ensure_project
 
 AUDITED = ("repository", "digest", "commit_sha", "ref", "tags", "pipeline_id", "triggered_by",
            "commit_author", "registered_via")
@@ -40,49 +39,37 @@ _NEW_IMAGE = {c: None for c in ("commit_sha", "commit_time", "ref", "pipeline_id
 _NEW_IMAGE["tags"] = []
 
 
-class _RegisteredMeanwhile(Exception):
-    """Another request registered the digest between our read and our INSERT."""
-
-
-def ensure_image(session: Session, actor: Actor, policies: PolicySet, *, project: str,
-                 repository: str, digest: str, built: bool, fields: dict[str, Any],
-                 gitlab_project_id: int | None = None) -> tuple[Image, bool]:
-    """The image row for a member, registered if new.
-
-    A built image's repository must be the project's. A third-party image (built=False) may
-    be any, and may already be another project's: it is shared, not owned.
-    Registration is on every pipeline's path: Core statements rather than the ORM's unit of
-    work, reads before the write lock, and the lock held only for the two INSERTs.
-    """
-    lookups.check_scope(actor, project)
+def check_owned(policies: PolicySet, project: str, repository: str, built: bool) -> None:
+    """A built image's repository must be the project's; a third-party image (built=False) may
+    be any, and may already be another project's: it is shared, not owned."""
     prefixes = policies.for_project(project).repositories
     if built and not repositories.owns(project, repository, prefixes):
         raise Forbidden(f"{repository} is not a repository of project {project}: "
                         f"{repositories.ownership_rule(project, prefixes)}")
-    existing, project_id = images.ids(session, repository, digest, project)
-    if existing is not None:
-        return _same_project(session, images.get(session, existing), project, built), False
-    if not built:
-        fields = {}  # a third-party image was not made by this pipeline
-    try:
-        with write_transaction(session):
-            if project_id is None:
-                project_id = ensure_project(session, actor, project, policies,
-                                            gitlab_project_id).id
-            values = dict(_NEW_IMAGE, project_id=project_id, repository=repository,
-                          digest=digest, registered_by=actor.name, created_at=utcnow(),
-                          registered_via="id_token" if actor.pipeline else "token", **fields)
-            values["commit_time"] = parse_time(values["commit_time"])
-            try:
-                image = images.insert_row(session, values)
-            except IntegrityError:
-                raise _RegisteredMeanwhile from None
+
+
+def ensure_image(session: Session, actor: Actor, *, project: str, project_id: int,
+                 member: Member, fields: dict[str, Any]) -> tuple[Image, bool]:
+    """In the caller's write transaction: the member's image row, inserted if new.
+
+    The unique key (repository, digest) settles a race: the loser reads the winner's row.
+    Core statements rather than the ORM's unit of work: registration is on every pipeline's
+    path.
+    """
+    image = images.find(session, member.repository, member.digest)
+    if image is None:
+        values = dict(_NEW_IMAGE, project_id=project_id, repository=member.repository,
+                      digest=member.digest, registered_by=actor.name, created_at=utcnow(),
+                      registered_via="id_token" if actor.pipeline else "token",
+                      **(fields if member.built else {}))  # a third-party image: not ours
+        values["commit_time"] = parse_time(values["commit_time"])
+        image = images.insert_new(session, values)
+        if image is not None:
             audit.append(session, actor, "image.registered", "image", image.id,
                          after={k: values.get(k) for k in AUDITED} | {"project": project})
-    except _RegisteredMeanwhile:
-        return _same_project(session, images.find(session, repository, digest), project,
-                             built), False
-    return image, True
+            return image, True
+        image = images.find(session, member.repository, member.digest)
+    return same_project(session, image, project, member.built), False
 
 
 def signed_fields(actor: Actor, fields: dict[str, Any]) -> dict[str, Any]:
@@ -114,8 +101,9 @@ def parse_time(value: datetime | None) -> datetime | None:
     return (value - value.utcoffset()).replace(tzinfo=None)
 
 
-def _same_project(session: Session, image: Image | None, project: str,
-                  built: bool = True) -> Image:
+def same_project(session: Session, image: Image | None, project: str,
+                 built: bool = True) -> Image:
+    """The image, if a built one is the project's (a 409 names its project if not)."""
     if image is None:  # pragma: no cover - a concurrent delete; there is no delete
         raise NotFound("image vanished while registering")
     path = images.project_path(session, image)

@@ -6,6 +6,7 @@ rejections stand until someone withdraws them, so a revocation never lets more t
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -93,7 +94,21 @@ def is_live(conn: Session | Connection, token_row_id: int) -> bool:
 
 
 def live(conn: Session | Connection, token_row_id: int) -> Any:
-    """The token (id, name, person, role, project) by its id, unless it is revoked: a web
-    session holds the id and is worth no more than the token it was opened with."""
+    """The token (id, name, person, role, project) by its id, unless it is revoked."""
     row = tokens.row_by_id(conn, token_row_id)
     return row if row is not None and row.revoked_at is None else None
+
+
+def of_session(conn: Session | Connection, token_row_id: int, opened_at: datetime) -> Any:
+    """The token behind a web session opened at `opened_at`, unless it was revoked or signed
+    out of since: a session holds the token's id and is worth no more than the token."""
+    row = live(conn, token_row_id)
+    if row is None or (row.signed_out_at is not None and row.signed_out_at >= opened_at):
+        return None
+    return row
+
+
+def sign_out(session: Session, token_row_id: int) -> None:
+    """End every web session opened with the token until now (a copied cookie included)."""
+    with write_transaction(session):
+        tokens.sign_out(session, token_row_id, utcnow())

@@ -1,5 +1,5 @@
-"""The gate's facts in one SQL round trip, a row per member (plus one for approvals when
-there are any).
+"""The gate's facts in one SQL round trip: a row per member, each carrying the release's,
+the environment's, its standing approvals' and stops' (as JSON) and a named promotion's.
 
 The gate is on every deploy job's path and every merge-request check, so it reads with
 hand-written SQL instead of ORM queries; the answer still comes from domain.policy.evaluate.
@@ -13,24 +13,24 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, DateTime, Integer, String, column, text
+from sqlalchemy import Boolean, Connection, DateTime, Integer, String, TextClause, column, text
 from sqlalchemy.orm import Session
 
 from ..domain.holds import Hold
-from ..domain.identity import authors
+from ..domain.identity import authors, member_authors
 from ..domain.policy import Approval, EnvironmentPolicy, GateFacts, MemberFacts, Stop
 
-# one row per member (ordered by name); the release's and environment's columns repeat
+# one row per member (ordered by name); the other columns repeat
 _FACTS = """
 SELECT r.id, r.project_id, r.digest AS release_digest, r.registered_by, r.triggered_by,
        r.commit_author, p.path,
        e.id AS env_id, e.name AS env_name, e.position, CAST(e.policy AS TEXT) AS policy,
        e.hold_reason, e.hold_by, e.hold_at,
        pe.name AS prev_name, v.passed AS prev_passed, v.created_at AS prev_verified_at,
-       (SELECT COUNT(*) FROM approvals a WHERE a.release_id = r.id AND a.environment_id = e.id
-          AND a.withdrawn_at IS NULL) AS standing_approvals,
-       (SELECT COUNT(*) FROM stops st WHERE st.environment = e.name
-          AND st.lifted_at IS NULL) AS active_stops,
+       {approvals} AS approvals, {stops} AS stops,
+       pr.id AS promotion_id, pr.release_id AS promotion_release_id,
+       pr.environment_id AS promotion_environment_id, pr.state AS promotion_state,
+       pr.kind AS promotion_kind, pr.pipeline_id AS promotion_pipeline_id,
        m.name AS member, m.repository, m.digest, m.built, i.revoked_at, i.revoked_reason,
        i.registered_by AS image_registered_by, i.triggered_by AS image_triggered_by,
        i.commit_author AS image_commit_author,
@@ -44,9 +44,22 @@ LEFT JOIN environments pe ON pe.project_id = r.project_id AND pe.position = e.po
 LEFT JOIN verifications v ON v.id = (SELECT MAX(v2.id) FROM verifications v2
                                      WHERE v2.release_id = r.id AND v2.environment_id = pe.id)
 LEFT JOIN scans s ON s.id = (SELECT MAX(s2.id) FROM scans s2 WHERE s2.image_id = i.id)
+LEFT JOIN promotions pr ON pr.id = :promotion_id
 WHERE r.id = {release}
 ORDER BY m.name
 """
+_APPROVALS = ("a.actor, a.role, a.decision, a.created_at, a.expires_at, a.comment",
+              "approvals a WHERE a.release_id = r.id AND a.environment_id = e.id "
+              "AND a.withdrawn_at IS NULL")
+_STOPS = ("st.reason, st.actor, st.created_at",
+          "stops st WHERE st.environment = e.name AND st.lifted_at IS NULL")
+# rows as a JSON array of arrays, oldest first, in each database's words
+_AS_JSON = {
+    "postgresql": "(SELECT CAST(json_agg(json_build_array({0}) ORDER BY {2}.id) AS TEXT) "
+                  "FROM {1})",
+    "sqlite": "(SELECT json_group_array(json_array({0})) FROM "
+              "(SELECT * FROM {1} ORDER BY {2}.id) {2})",
+}
 # an image reference names the image's newest one-member release
 _ONE_MEMBER_OF_IMAGE = """(SELECT MAX(r1.id) FROM releases r1
   JOIN release_members m1 ON m1.release_id = r1.id
@@ -59,27 +72,48 @@ _COLUMNS = (
     column("env_id", Integer), column("env_name", String), column("position", Integer),
     column("policy", String), column("hold_reason", String), column("hold_by", String),
     column("hold_at", DateTime), column("prev_name", String), column("prev_passed", Integer),
-    column("prev_verified_at", DateTime), column("standing_approvals", Integer),
-    column("active_stops", Integer), column("member", String), column("repository", String),
+    column("prev_verified_at", DateTime), column("approvals", String), column("stops", String),
+    column("promotion_id", Integer), column("promotion_release_id", Integer),
+    column("promotion_environment_id", Integer), column("promotion_state", String),
+    column("promotion_kind", String), column("promotion_pipeline_id", Integer),
+    column("member", String), column("repository", String),
     column("digest", String), column("built", Boolean), column("revoked_at", DateTime),
     column("revoked_reason", String), column("image_registered_by", String),
     column("image_triggered_by", String), column("image_commit_author", String),
     column("scan_counts", String),
     column("scan_findings", String),
 )
-BY_REF = text(_FACTS.format(release=_ONE_MEMBER_OF_IMAGE)).columns(*_COLUMNS)
-BY_ID = text(_FACTS.format(release=":release_id")).columns(*_COLUMNS)
-APPROVALS = text(
-    "SELECT actor, role, decision, created_at, expires_at, comment FROM approvals "
-    "WHERE release_id = :release_id AND environment_id = :env_id AND withdrawn_at IS NULL "
-    "ORDER BY id").columns(column("actor", String), column("role", String),
-                           column("decision", String), column("created_at", DateTime),
-                           column("expires_at", DateTime), column("comment", String))
-STOPS = text(
-    "SELECT reason, actor, created_at FROM stops WHERE environment = :name "
-    "AND lifted_at IS NULL ORDER BY id").columns(column("reason", String),
-                                                  column("actor", String),
-                                                  column("created_at", DateTime))
+
+
+@lru_cache(maxsize=8)
+def _statement(dialect: str, by_id: bool) -> TextClause:
+    """The gate's query for this database, naming the release by id or by image."""
+    as_json = _AS_JSON[dialect]
+    sql = _FACTS.format(approvals=as_json.format(*_APPROVALS, "a"),
+                        stops=as_json.format(*_STOPS, "st"),
+                        release=":release_id" if by_id else _ONE_MEMBER_OF_IMAGE)
+    return text(sql).columns(*_COLUMNS)
+
+
+@dataclass(frozen=True)
+class NamedPromotion:
+    """The promotion the question named, as the gate reads it."""
+
+    id: int
+    release_id: int
+    environment_id: int
+    state: str
+    kind: str
+    pipeline_id: int | None
+
+
+def _rows(stored: str | None) -> list[list[Any]]:
+    """A JSON array of rows (SQLite says [] for none, PostgreSQL NULL)."""
+    return json.loads(stored) if stored else []
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -103,20 +137,23 @@ class GateRow:
         r = self.row
         return Hold(r.hold_reason or "", r.hold_by or "", r.hold_at) if r.hold_at else None
 
-    def facts(self, session: Session | Connection, now: datetime,
-              rollback: bool = False) -> GateFacts:
-        """The GateFacts for domain.policy.evaluate (one more query only if needed)."""
+    @property
+    def promotion(self) -> NamedPromotion | None:
+        """The promotion named in the question, if it exists."""
         r = self.row
-        approvals: tuple[Approval, ...] = ()
-        if r.standing_approvals:
-            approvals = tuple(
-                Approval(a.actor, a.role, a.decision, a.created_at, a.expires_at, a.comment or "")
-                for a in session.execute(APPROVALS, {"release_id": self.release_id,
-                                                     "env_id": self.environment_id}))
-        stops: tuple[Stop, ...] = ()
-        if r.active_stops:
-            stops = tuple(Stop(s.reason, s.actor, s.created_at)
-                          for s in session.execute(STOPS, {"name": self.environment}))
+        if r.promotion_id is None:
+            return None
+        return NamedPromotion(r.promotion_id, r.promotion_release_id,
+                              r.promotion_environment_id, r.promotion_state, r.promotion_kind,
+                              r.promotion_pipeline_id)
+
+    def facts(self, now: datetime, rollback: bool = False) -> GateFacts:
+        """The GateFacts for domain.policy.evaluate (read with the row: no more queries)."""
+        r = self.row
+        approvals = tuple(Approval(actor, role, decision, _time(at), _time(expires),
+                                   comment or "")
+                          for actor, role, decision, at, expires, comment in _rows(r.approvals))
+        stops = tuple(Stop(reason, actor, _time(at)) for reason, actor, at in _rows(r.stops))
         return GateFacts(
             environment=self.environment, now=now, previous_environment=r.prev_name,
             verified_in_previous_at=r.prev_verified_at if r.prev_passed else None,
@@ -127,24 +164,23 @@ class GateRow:
                 tuple(json.loads(m.scan_findings or "[]"))) for m in self.members),
             approvals=approvals,
             image_authors=authors(r.registered_by, r.triggered_by, r.commit_author).union(
-                *(authors(m.image_registered_by, m.image_triggered_by, m.image_commit_author)
-                  for m in self.members if m.built)),
+                *(member_authors(bool(m.built), m.image_registered_by, m.image_triggered_by,
+                                 m.image_commit_author) for m in self.members)),
             stops=stops, rollback=rollback,
         )
 
 
 def load(session: Session | Connection, environment: str, *, repository: str | None = None,
-         digest: str | None = None, release_id: int | None = None) -> GateRow | None:
+         digest: str | None = None, release_id: int | None = None,
+         promotion_id: int | None = None) -> GateRow | None:
     """One round trip: the release (by id, or an image's one-member release), its
-    environment, its members and the facts' summary."""
+    environment, its members, the facts and the named promotion."""
     # Core, not the ORM: this is the gate's hot path
     conn = session.connection() if isinstance(session, Session) else session
-    if release_id is not None:
-        rows = conn.execute(BY_ID, {"release_id": release_id,
-                                    "environment": environment}).all()
-    else:
-        rows = conn.execute(BY_REF, {"repository": repository, "digest": digest,
-                                     "environment": environment}).all()
+    statement = _statement(conn.dialect.name, release_id is not None)
+    rows = conn.execute(statement, {"release_id": release_id, "repository": repository,
+                                    "digest": digest, "environment": environment,
+                                    "promotion_id": promotion_id}).all()
     if not rows:
         return None
     row = rows[0]

@@ -4,33 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, column, func, insert, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, attributes, instrumentation
 
+from ..db import insert_if_new
 from ..db.listing import Listing
 from ..db.models import Image, Project
 
-# typed result columns: SQLAlchemy then builds the result's metadata once, not per request
-_IDS = text("SELECT (SELECT id FROM images WHERE repository = :r AND digest = :d) AS image_id, "
-            "(SELECT id FROM projects WHERE path = :p) AS project_id"
-            ).columns(column("image_id", Integer), column("project_id", Integer))
-_INSERT = insert(Image.__table__)
 _IMAGE_CLASS = instrumentation.manager_of_class(Image)
 
 
-def ids(session: Session, repository: str, digest: str,
-        project: str) -> tuple[int | None, int | None]:
-    """(image id, project id) for a reference and a project path, in one round trip."""
-    image_id, project_id = session.connection().execute(
-        _IDS, {"r": repository, "d": digest, "p": project}).one()
-    return image_id, project_id
-
-
-def insert_row(session: Session, values: dict[str, Any]) -> Image:
-    """INSERT the image (Core: registration is on every pipeline's path); IntegrityError if
-    the repository and digest are taken."""
-    image_id = session.connection().execute(_INSERT, values).inserted_primary_key[0]
-    return _loaded_image(id=image_id, **values)
+def insert_new(session: Session, values: dict[str, Any]) -> Image | None:
+    """INSERT the image (Core: registration is on every pipeline's path); None if its
+    repository and digest are already registered (by a concurrent request, say)."""
+    image_id = insert_if_new(session, Image.__table__, ("repository", "digest"), values)
+    return None if image_id is None else _loaded_image(id=image_id, **values)
 
 
 def _loaded_image(**row: Any) -> Image:

@@ -7,11 +7,12 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from ..db import insert_if_new
 from ..db.listing import Listing
 from ..db.models import Image, Project, Promotion, Release, ReleaseMember, utcnow
 from ..domain.identity import authors as persons
+from ..domain.identity import member_authors
 
-_INSERT = insert(Release.__table__)
 _INSERT_MEMBERS = insert(ReleaseMember.__table__)
 
 
@@ -30,12 +31,14 @@ def id_of(session: Session, digest: str) -> int | None:
     return session.scalar(select(Release.id).where(Release.digest == digest))
 
 
-def insert_row(session: Session, values: dict[str, Any],
-               members: list[dict[str, Any]]) -> int:
-    """INSERT the release and its members; IntegrityError if the identity is taken."""
-    release_id = session.connection().execute(_INSERT, values).inserted_primary_key[0]
-    session.connection().execute(_INSERT_MEMBERS,
-                                 [dict(m, release_id=release_id) for m in members])
+def insert_new(session: Session, values: dict[str, Any],
+               members: list[dict[str, Any]]) -> int | None:
+    """INSERT the release and its members; None if a release with this identity (digest) is
+    already registered (by a concurrent request, say)."""
+    release_id = insert_if_new(session, Release.__table__, ("digest",), values)
+    if release_id is not None:
+        session.connection().execute(_INSERT_MEMBERS,
+                                     [dict(m, release_id=release_id) for m in members])
     return release_id
 
 
@@ -56,13 +59,14 @@ def containing(session: Session, image_id: int) -> list[Release]:
 
 def authors(session: Session, release: Release) -> frozenset[str]:
     """Who four-eyes keeps from approving the release: its pipeline's people and those of
-    every image it built (a reused image's author still wrote part of it)."""
+    every member's image (a reused image's author still wrote part of it)."""
     found = persons(release.registered_by, release.triggered_by, release.commit_author)
     for row in session.execute(
-            select(Image.registered_by, Image.triggered_by, Image.commit_author)
+            select(ReleaseMember.built, Image.registered_by, Image.triggered_by,
+                   Image.commit_author)
             .join(ReleaseMember, ReleaseMember.image_id == Image.id)
-            .where(ReleaseMember.release_id == release.id, ReleaseMember.built.is_(True))):
-        found |= persons(*row)
+            .where(ReleaseMember.release_id == release.id)):
+        found |= member_authors(*row)
     return found
 
 

@@ -8,7 +8,6 @@ failed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,24 +17,23 @@ from steps.commands.inputs.ci import JOB_URL
 from steps.commands.inputs.environment import (
     HEALTH_TIMEOUT,
     ReleaseContext,
+    ReleaseMembers,
     TargetEnvironment,
     TemplateSource,
 )
 from steps.commands.inputs.registry import RegistryAuth
 from steps.commands.inputs.service import Service
-from steps.release import Release, current, members, new_release_id, now_iso
+from steps.release import Release, current, new_release_id, now_iso
 from steps.runtime.errors import UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.outputs import Result
 from steps.service import release_template
 from steps.service.release_template import COMMIT, TEMPLATE_HASH
 from steps.service.reports import Reporter
-from steps.targets import Plan, load_template, without_overlay
+from steps.targets import Plan, load_template, with_members, without_overlay
 
 if TYPE_CHECKING:
     from steps.context import Context
-    from steps.runtime.log import Log
-    from steps.template import Template
 
 
 @dataclass(frozen=True)
@@ -49,10 +47,7 @@ class Settings:
     job_url: str | None = JOB_URL.field()
     auth: RegistryAuth = group(RegistryAuth)
     service: Service = group(Service)
-    release_id: int | None = option(
-        "The promotion service's release being deployed (its members are the CD_IMAGE_<NAME> "
-        "variables; register and the service's trigger set it).", env=("CD_RELEASE_ID",),
-        metavar="ID")
+    members: ReleaseMembers = group(ReleaseMembers)
     release_template_hash: str | None = option(
         "The template hash the release holds, compared with the template directory's before "
         "anything is deployed; asked of the promotion service when one is configured, else "
@@ -85,17 +80,19 @@ def execute(settings: Settings, ctx: Context) -> Result:
     project, env = where.project_name, str(where.environment)
     image = settings.template.image
     service = ctx.service(settings.service.service_url, settings.service.credential)
-    if settings.release_id is not None:  # before anything changes: the release's template?
+    release_id = settings.members.release_id
+    if release_id is not None:  # before anything changes: the release's template?
         release_template.ensure(
             Path(settings.template.template_dir),
-            release_template.of_release(service, settings.release_id,
+            release_template.of_release(service, release_id,
                                         settings.release_template_hash, settings.release_commit),
             bool(settings.release_commit), log, settings.release.commit_sha)
     template = load_template(where.target, settings.template.template_dir, env, ctx.environ,
                              image, log)
-    built = pinned_members(template, ctx.environ, log)
+    template, built = with_members(template, ctx.environ, release_id,
+                                   settings.members.unpinned, log)
     reporter = Reporter(service, settings.job_url, image, env, log, template.hash(),
-                        settings.release_id)
+                        release_id)
     if template.overlay is None and not settings.new_environment and reporter.client is None:
         raise UsageError(
             f"{without_overlay(Path(settings.template.template_dir), env)}: deploying would "
@@ -111,34 +108,17 @@ def execute(settings: Settings, ctx: Context) -> Result:
         commit=settings.release_commit or context.commit_sha,  # the release's, not the head's
         pipeline_id=context.pipeline_id, pipeline_url=context.pipeline_url, created=now_iso(),
         previous=previous.id if previous else None, image=image, members=built,
-        release_id=settings.release_id)
+        release_id=release_id)
     log.info(f"Deploying release {release.id} of {project} to {env} on the {target.name} target"
              f" (template {', '.join(template.files)}; previous release: "
              f"{release.previous or 'none'})"
-             + (f"; release {settings.release_id} of the promotion service"
-                if settings.release_id is not None else "")
+             + (f"; release {release_id} of the promotion service"
+                if release_id is not None else "")
              + (f"; members {', '.join(f'{k}={v}' for k, v in built.items())}" if built else ""))
     with reporter.deployment(f"release {release.id}", record_id=release.id):
         done = target.deploy(Plan(project, env, template, release, settings.health_timeout), log)
     log.info(f"Release {done.id} is live in {env}")
     return Result(outputs={"CD_RECORD_ID": done.id}, data={"release": done.summary()})
-
-
-def pinned_members(template: Template, environ: Mapping[str, str], log: Log) -> dict[str, str]:
-    """The built members (service -> repository@digest from CD_IMAGE_<NAME>), each checked to
-    run exactly its digest: a tag, or an image other than its variable's, is refused."""
-    services = template.model["services"]
-    built = members.members_of(services, environ)
-    images = {name: spec.get("image") for name, spec in services.items()}
-    if problems := members.pinning_problems(images, built):
-        from steps.template import TemplateError
-
-        raise TemplateError.of(problems)
-    if built:
-        for name in members.unused(services, environ):
-            log.warn(f"{name} names no service of the template (services: "
-                     f"{', '.join(sorted(services))}); it is not deployed")
-    return built
 
 
 STEP = Step(

@@ -5,9 +5,10 @@ pipeline.
 
 A release of several images: every CD_IMAGE_<NAME> the build jobs wrote (or --member
 NAME=IMAGE), each the Compose service it runs as, plus the template's third-party images pinned
-by digest; POST /releases. One image (CD_IMAGE alone): POST /images, its one-member release.
-Registration is idempotent (the same members and template answer with the release already
-registered), so a retried job changes nothing. With `--scan-report` (the scan step's `--json`
+by digest (each written as its CD_IMAGE_<NAME> too, so deploy runs the pin); POST /releases.
+One image (CD_IMAGE alone): POST /images, its one-member release. Registration is idempotent
+(the same members and template answer with the release already registered), so a retried job
+changes nothing. With `--scan-report` (the scan step's `--json`
 file or its dotenv; `scan-{name}.json` for each built member of a release) the scan summaries
 are recorded as well.
 """
@@ -22,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from steps.commands import Step
 from steps.commands.inputs.ci import COMMIT_TIME, JOB_URL
+from steps.commands.inputs.environment import UNPINNED
 from steps.commands.inputs.pipeline import Pipeline
 from steps.commands.inputs.registry import PLAIN_HTTP, RETRIES, RegistryAuth
 from steps.commands.inputs.service import Service
 from steps.images.reference import split_image
-from steps.release.members import member_variables
+from steps.release.members import member_variables, variable
 from steps.runtime.errors import UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.outputs import Result
@@ -73,10 +75,7 @@ class Settings:
     template_dir: str = option("Directory holding compose.yml (a release's template hash and "
                                "third-party images).", env=("CD_TEMPLATE_DIR",),
                                default="deploy", metavar="DIR")
-    unpinned: tuple[str, ...] = option(
-        "Third-party services left out of the release, running the tag the template names "
-        "(when their registry cannot be asked for the digest).", env=("CD_UNPINNED",),
-        default=(), metavar="SERVICE")
+    unpinned: tuple[str, ...] = UNPINNED.field()
     job_url: str | None = JOB_URL.field()
     retries: int = RETRIES.field()
     plain_http: tuple[str, ...] = PLAIN_HTTP.field()
@@ -238,6 +237,8 @@ def register_release(settings: Settings, ctx: Context, client: ServiceClient) ->
                             "scans": {name: post_scan(client, scan, log)
                                       for name, scan in scans.items()}}
     outputs = {"CD_RELEASE_ID": str(release["id"])} if release.get("id") is not None else {}
+    # later jobs of this pipeline (deploy-test) run the digests the release pinned
+    outputs |= {variable(m.name): f"{m.repository}@{m.digest}" for m in pinned}
     return Result(outputs=outputs, data=data)
 
 

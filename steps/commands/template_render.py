@@ -1,5 +1,6 @@
 """`docker-cd template render`: print the merged, interpolated template (secrets redacted), so a
-team reviews exactly what a deploy would roll out. Needs no engine."""
+team reviews exactly what a deploy would roll out (a release's members by digest). Needs no
+engine."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from steps.commands import Step
-from steps.commands.inputs.environment import ENVIRONMENT, TARGET, TemplateSource, check_environment
+from steps.commands.inputs.environment import (
+    ENVIRONMENT,
+    TARGET,
+    ReleaseMembers,
+    TemplateSource,
+    check_environment,
+)
 from steps.runtime.inputs import group
 from steps.runtime.outputs import Result
-from steps.targets import load_template, without_overlay
+from steps.targets import load_template, with_members, without_overlay
 
 if TYPE_CHECKING:
     from steps.context import Context
@@ -25,6 +32,7 @@ class Settings:
     environment: str | None = ENVIRONMENT.field()
     target: str = TARGET.field()
     template: TemplateSource = group(TemplateSource)
+    members: ReleaseMembers = group(ReleaseMembers)
 
 
 def validate(settings: Settings) -> None:
@@ -35,6 +43,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
     environment = str(settings.environment)
     template = load_template(settings.target, settings.template.template_dir, environment,
                              ctx.environ, settings.template.image, ctx.log)
+    template, _ = with_members(template, ctx.environ, settings.members.release_id,
+                               settings.members.unpinned, ctx.log)
     if template.overlay is None:
         ctx.log.warn(without_overlay(Path(settings.template.template_dir), environment))
     ctx.log.info(f"# {' + '.join(template.files)} for {environment} "

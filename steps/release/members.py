@@ -6,7 +6,8 @@ Compose service it runs as); register, gate and deploy read the same variables. 
     variable(name)            api -> CD_IMAGE_API, front-end -> CD_IMAGE_FRONT_END
     member_variables(environ) every CD_IMAGE_<NAME> set, the one-image outputs left out
     members_of(services, environ)   service -> image, for the services whose variable is set
-    pinning_problems(...)     every built member's service that is not pinned by its digest
+    pinning_problems(...)     every member's service that cannot run the member's digest
+    by_tag(images, members)   the other services, named by tag alone (nothing pins them)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from steps.images.reference import split_image
+from steps.images.reference import parse_reference, split_image
 
 PREFIX = "CD_IMAGE_"
 # The one-image build's outputs (CD_IMAGE_REPOSITORY, ...): never a member's variable.
@@ -52,27 +53,44 @@ def members_of(services: Iterable[str], environ: Mapping[str, str]) -> dict[str,
 
 
 def pinning_problems(images: Mapping[str, str], members: Mapping[str, str]) -> list[str]:
-    """Every built member whose service would not run exactly its digest.
+    """Every member whose service cannot run exactly its digest.
 
     `images` is service -> the image the rendered template gives it; `members` is service ->
-    the value of its CD_IMAGE_<NAME>.
+    the value of its CD_IMAGE_<NAME>. A service runs its member when the template names it by
+    its variable, by that very image, or by a tag of the member's repository (the tag the
+    release pinned: a third-party image, or a built one the template names by tag); a
+    service pinned to another digest, or naming another repository, is a contradiction to fix.
     """
     problems = []
     for service, wanted in sorted(members.items()):
         var = variable(service)
-        if split_image(wanted) is None:
+        ref = split_image(wanted)
+        if ref is None:
             problems.append(
-                f"service {service}: {var} is {wanted!r}, not pinned by digest; a built member "
-                f"is deployed as repository@sha256:... (the build job's {var})")
-        elif (current := images.get(service)) != wanted:
-            # A third-party service's variable comes only from the service's pipelines (the
-            # release's pin): its template keeps the tag as the default for the build pipeline.
-            default = (f" (for an image the pipeline does not build: "
-                       f"`image: ${{{var}:-{current}}}`)" if current else "")
+                f"service {service}: {var} is {wanted!r}, not pinned by digest; a member of a "
+                f"release is deployed as repository@sha256:... (the build job's or register's "
+                f"{var})")
+        elif (image := images.get(service) or "") != wanted and not _tag_of(image, ref[0]):
             problems.append(
-                f"service {service}: its image is {current!r}, not ${{{var}}} "
-                f"({wanted}); write `image: ${{{var}}}` in the template{default}")
+                f"service {service}: its image is {image!r}, not ${{{var}}} ({wanted}); write "
+                f"`image: ${{{var}}}` in the template (or a tag of {ref[0]})")
     return problems
+
+
+def by_tag(images: Mapping[str, str], members: Mapping[str, str]) -> dict[str, str]:
+    """service -> image for the services that are no member and name their image by tag
+    alone: what they run is whatever the tag points at when the engine pulls it."""
+    return {service: image for service, image in sorted(images.items())
+            if service not in members and image and "@" not in image}
+
+
+def _tag_of(image: str, repository: str) -> bool:
+    """Is `image` a tag (no digest) of `repository`, as the Docker CLI reads both names?"""
+    try:
+        ref, repo = parse_reference(image), parse_reference(repository)
+    except ValueError:
+        return False
+    return ref.digest is None and ref.name == repo.name
 
 
 def unused(services: Iterable[str], environ: Mapping[str, str]) -> list[str]:

@@ -152,6 +152,48 @@ def load_template(target: str, directory: str, environment: str, environ: Mappin
     return template
 
 
+def with_members(template: Template, environ: Mapping[str, str], release_id: int | None,
+                 unpinned: tuple[str, ...], log: Log) -> tuple[Template, dict[str, str]]:
+    """The template running the release's members (service -> repository@digest from each
+    CD_IMAGE_<NAME>, built or third-party), whatever tag or variable it names them by.
+
+    Refused (exit 2), every problem at once: a member that cannot be its service's image (a
+    tag, another digest or repository), a CD_IMAGE_<NAME> naming no service, and, for a release
+    of the promotion service (`release_id`), a service named by tag that the release does not
+    pin and `unpinned` (CD_UNPINNED) does not name. Without a release it is a warning.
+    """
+    from steps.release import members
+    from steps.template import TemplateError
+
+    services = template.model["services"]
+    found = members.members_of(services, environ)
+    if not found:  # one image (CD_IMAGE): the template names every image itself
+        return template, found
+    images = {name: str(spec.get("image") or "") for name, spec in services.items()}
+    problems = members.pinning_problems(images, found)
+    problems += [f"{var} is a member of the release, but the template has no service "
+                 f"{var[len(members.PREFIX):].lower()} (services: {', '.join(sorted(services))})"
+                 f"; name the service as the member is named, or unset {var}"
+                 for var in members.unused(services, environ)]
+    for name, image in members.by_tag(images, found).items():
+        if name in unpinned or release_id is None:
+            log.warn(f"service {name} runs {image} unpinned: by tag, not a member of the "
+                     "release" + (" (CD_UNPINNED)" if name in unpinned else
+                                  " (no CD_RELEASE_ID: no release pins it)"))
+        else:
+            problems.append(
+                f"service {name}: {image} is named by tag and release {release_id} does not "
+                f"pin it; register the release again (it pins every third-party image of "
+                f"compose.yml), pin it in the template (image@sha256:...), or run it by tag "
+                f"with CD_UNPINNED={name}")
+    if problems:
+        raise TemplateError.of(problems)
+    for name, image in found.items():
+        if images[name] != image:
+            log.info(f"service {name}: {images[name]} pinned to {image}, the release's member")
+    return template.with_images(found), found
+
+
 def without_overlay(directory: Path, environment: str) -> str:
     """What to say of an environment that has no compose.<environment>.yml: maybe a typo."""
     from steps.template import did_you_mean, overlay_environments

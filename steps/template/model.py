@@ -4,8 +4,8 @@ verify checks, and what a review may see (secrets redacted). Pure."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,19 @@ class Template:
     def where(self, path: KeyPath) -> str:
         """`file:line: key.path` for an error about the value at `path` (of the merged model)."""
         return where(self.raw, path)
+
+    def with_images(self, images: Mapping[str, str]) -> Template:
+        """This template with each service in `images` running the image given for it (a
+        release's member, repository@digest, in place of the tag or variable the files name):
+        the rendered template, its hash and every target then hold what is deployed."""
+        services = self.model["services"]
+        if missing := sorted(set(images) - set(services)):
+            raise TemplateError(f"the template has no service {', '.join(missing)} (services: "
+                                f"{', '.join(sorted(services))})")
+        model = dict(self.model)
+        model["services"] = {name: spec | {"image": images[name]} if name in images else spec
+                             for name, spec in services.items()}
+        return replace(self, model=model)
 
     def rendered(self) -> str:
         """The merged model as YAML with secrets redacted, for review and the release record."""

@@ -110,11 +110,18 @@ def policy_file(tmp_path: Any) -> str:
 
 
 @pytest.fixture
-def app(database_url: str, policy_file: str, oidc: GitLabDouble) -> Iterator[Any]:
+def app_settings() -> dict[str, Any]:
+    """More settings for the `app` (a test overrides it with pytest.mark.parametrize)."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url: str, policy_file: str, oidc: GitLabDouble,
+        app_settings: dict[str, Any]) -> Iterator[Any]:
     """The service on a fresh database, trusting the `oidc` GitLab's ID tokens."""
     app = create_app({"DATABASE_URL": database_url, "POLICY_FILE": policy_file,
                       "TESTING": True, "TOKEN_CACHE_SECONDS": 0,
-                      "OIDC_ISSUER": oidc.url, "OIDC_AUDIENCE": AUDIENCE})
+                      "OIDC_ISSUER": oidc.url, "OIDC_AUDIENCE": AUDIENCE} | app_settings)
     yield app
     db.engine_of(app).dispose()
 

@@ -68,6 +68,19 @@ def gate(api: Any, n: int, environment: str, as_: str = "ci-bot", **params: Any)
     return api.get("/gate", query_string=ref(n, environment) | params, as_=as_)
 
 
+# For races of 50 threads in one app: a pooled connection per thread (as a server has one per
+# request it runs at once) and waits as long as the race takes. Who wins is what such a test
+# is about; a wait longer than PROMOTION_DB_TIMEOUT is a 503 by design (test_database_trouble).
+RACE_SETTINGS = {"DB_POOL_SIZE": 17, "DB_TIMEOUT": 30.0}  # 17 + 2 x 17 overflow >= 50
+
+
+def registrations(api: Any) -> list[tuple[str, str]]:
+    """(action, subject id) of every registration (image, release) in the audit log, sorted."""
+    entries = api.get("/audit", query_string={"page_size": 100}, as_="rm").json
+    return sorted((e["action"], e["subject_id"]) for e in entries
+                  if e["action"].endswith(".registered"))
+
+
 def codes(resp: Any) -> list[str]:
     """Reason codes of a gate answer or a refusal."""
     return [r["code"] for r in resp.json["reasons"]]

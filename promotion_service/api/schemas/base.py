@@ -25,7 +25,9 @@ SHA = validate.Regexp(r"^[0-9a-f]{7,64}$", error="must be a hex commit SHA")
 TEXT = validate.Length(max=4000)
 REASON = validate.Length(1, 4000)
 SEVERITY = validate.OneOf((*SEVERITIES, "unknown"))
-URL = validate.Length(max=2048)
+# a link the pages show: http(s) only, never javascript: or data:
+URL = [validate.Length(max=2048),
+       validate.Regexp(r"^https?://[^/\s][^\s]*$", error="must be an http:// or https:// URL")]
 # integers fit the column they land in (INTEGER is 32 bits on PostgreSQL, BIGINT 64)
 ID = validate.Range(min=1, max=2**31 - 1)
 COUNT = validate.Range(min=0, max=2**31 - 1)

@@ -1,7 +1,8 @@
 """Sign-in for people: a personal token exchanged for a session cookie, and who is signed in.
 
 The cookie (Flask's signed session) holds the token's row id and the sign-in time, never the
-token. Every request re-reads the token, so revoking it ends its sessions at once; a session
+token. Every request re-reads the token, so revoking it ends its sessions at once, and so does
+signing out (every session opened with that token until then); a session
 ends after PROMOTION_SESSION_HOURS whatever happens. The cookie is HttpOnly, SameSite=Strict,
 and Secure whenever the request came over HTTPS (behind a proxy: PROMOTION_PROXY_HOPS).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import (
@@ -56,7 +58,8 @@ def signed_in() -> Actor | None:
     if time.time() - since > current_app.config["SESSION_HOURS"] * 3600:
         session.clear()
         return None
-    row = tokens.live(get_session(), token_id)
+    opened_at = datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
+    row = tokens.of_session(get_session(), token_id, opened_at)
     if row is None:
         session.clear()
         return None
@@ -118,20 +121,30 @@ def sign_in() -> ResponseReturnValue:
                                error="That token is not valid (or it was revoked)."), 401
     session.clear()  # a fresh session: nothing from before sign-in carries over
     session.permanent = True
-    session["token_id"], session["since"] = row.id, int(time.time())
+    session["token_id"], session["since"] = row.id, time.time()
     flash(f"Signed in as {row.person} ({row.role}).")
     return redirect(local_path(request.form.get("next")) or url_for("web_views.overview_page"))
 
 
 @bp.post("/sign-out")
 def sign_out() -> ResponseReturnValue:
-    """End the session (the form carries the CSRF token, like every other)."""
+    """End the session, and every other one this token opened until now: the cookie is
+    signed, not stored, so a copy of it would otherwise still open the pages (the form
+    carries the CSRF token, like every other)."""
+    actor = signed_in()
+    if actor is not None and actor.token_id is not None:
+        tokens.sign_out(get_session(), actor.token_id)
     session.clear()
     return redirect(url_for("web_session.sign_in_form"))
 
 
 def local_path(target: str | None) -> str | None:
-    """A path on this service to return to, or None (never another host)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A path on this service to return to, or None (never another host).
+
+    Browsers drop tabs and line breaks from a URL (`/<TAB>/evil.example` is `//evil.example`),
+    so a target with any space or control character is refused too.
+    """
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(c.isspace() or not c.isprintable() for c in target)):
         return None
     return target

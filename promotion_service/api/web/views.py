@@ -64,8 +64,10 @@ def release_page(release_id: int) -> ResponseReturnValue:
 @bp.get("/images/<int:image_id>")
 def image_page(image_id: int) -> ResponseReturnValue:
     """An image's one-member release (an image of several releases: 404 naming them)."""
-    session = get_session()
-    release = lookups.release_of_image(session, lookups.image_by_id(session, image_id))
+    session, actor = get_session(), page_actor()
+    image = lookups.image_by_id(session, image_id)
+    lookups.check_image_scope(session, actor, image)
+    release = lookups.release_of_image(session, image)
     return redirect(url_for("web_views.release_page", release_id=release.id))
 
 
@@ -131,7 +133,8 @@ def audit_jsonl() -> Response:
 
 @bp.get("/audit.csv")
 def audit_csv() -> Response:
-    """The filtered audit log as CSV (before and after as JSON text)."""
+    """The filtered audit log as CSV (before and after as JSON text; no cell starts a
+    formula)."""
     rows = _export_rows()
 
     def lines() -> Iterator[str]:
@@ -139,14 +142,26 @@ def audit_csv() -> Response:
         writer = csv.DictWriter(buffer, EXPORTED)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: json.dumps(v) if isinstance(v, dict) else v
-                             for k, v in row.items()})
+            writer.writerow({k: _cell(v) for k, v in row.items()})
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
         yield buffer.getvalue()
 
     return _download(lines(), "audit.csv", "text/csv")
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: JSON for before/after; text a spreadsheet would run as a formula (a request
+    id, a name, as a client sent it) is kept as text by a leading quote."""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _audit_listing() -> Any:

@@ -17,6 +17,15 @@ TARGET = Input("Where the application runs: one Docker engine or a Docker Swarm.
                env=("CD_DEPLOY_TARGET",), default="docker", choices=tuple(TARGETS))
 HEALTH_TIMEOUT = Input("Seconds to wait for a release to become healthy.",
                        env=("CD_HEALTH_TIMEOUT",), default=120.0)
+UNPINNED = Input(
+    "Third-party services left out of a release of several images: each runs the tag the "
+    "template names (register does not ask its registry for the digest; deploy runs it by tag "
+    "with a warning instead of refusing it).", env=("CD_UNPINNED",), default=(),
+    metavar="SERVICE")
+RELEASE_ID = Input(
+    "The promotion service's release being deployed (its members are the CD_IMAGE_<NAME> "
+    "variables; register and the service's trigger set it).", env=("CD_RELEASE_ID",),
+    metavar="ID")
 _ENVIRONMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
@@ -64,6 +73,15 @@ class TemplateSource:
     image: str | None = option(
         "The image being released (repository@sha256:...); the template refers to it as "
         "${CD_IMAGE}.", env=("CD_IMAGE",), metavar="IMAGE")
+
+
+@dataclass(frozen=True)
+class ReleaseMembers:
+    """The release whose members (CD_IMAGE_<NAME>) the template runs, and the services left
+    out of it."""
+
+    release_id: int | None = RELEASE_ID.field()
+    unpinned: tuple[str, ...] = UNPINNED.field()
 
 
 @dataclass(frozen=True)

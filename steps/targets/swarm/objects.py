@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.images.reference import digest_reference, untagged
 from steps.release import Release
@@ -23,7 +23,9 @@ from steps.targets.swarm.stack import (
     Stack,
     release_object_name,
 )
-from steps.template import Template
+
+if TYPE_CHECKING:
+    from steps.template import Template
 
 
 class SwarmObjects:

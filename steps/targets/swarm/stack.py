@@ -7,9 +7,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from steps.template import Template, TemplateError, dependency_order
+if TYPE_CHECKING:
+    from steps.template import Template
+
+# steps.template (its YAML and schema) loads only when a template is planned: a rollback
+# restores recorded specs and should not pay for it.
 
 # Keys of the merged template (as written) the swarm target honours; see Template.check_supported.
 SUPPORTED: tuple[str, ...] = (
@@ -138,6 +142,8 @@ def holds_data(container: Mapping[str, Any]) -> bool:
 
 def waves(services: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
     """Services grouped so that each group depends only on earlier groups."""
+    from steps.template import dependency_order
+
     level: dict[str, int] = {}
     for name in dependency_order(services):
         deps = services[name].get("depends_on") or {}
@@ -153,6 +159,8 @@ def check_host_ports(stack: Stack, template: Template, nodes: int) -> None:
 
     Too many replicas never all run; a start-first update needs a free node for its new task.
     """
+    from steps.template import TemplateError
+
     for name, spec in stack.services.items():
         if not stack.host_ports.get(name):
             continue

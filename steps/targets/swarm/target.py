@@ -2,7 +2,8 @@
 
     deploy   template -> overlay network, configs/secrets named by content hash, one service per
              template service, created or updated wave by wave in depends_on order; each wave
-             must converge (tasks running, i.e. healthy) before the next starts
+             must converge (tasks running, i.e. healthy) before the next starts; services
+             whose tasks stay as they are take the release's labels last
     failure  swarm's own rollback (update_config.failure_action: rollback, the default here),
              then every service this release touched goes back to the spec it had before
     records  one swarm config per release (role=release) holding Release.to_json(), so the
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.images.engine import Lookup
 from steps.images.pull import check_pullable
@@ -38,7 +39,6 @@ from steps.targets import (
 )
 from steps.targets.swarm import secret_env
 from steps.targets.swarm.objects import SwarmObjects
-from steps.targets.swarm.spec import plan_stack, template_problems
 from steps.targets.swarm.stack import SUPPORTED, Stack, check_host_ports
 from steps.targets.swarm.teardown import teardown
 from steps.targets.swarm.updates import (
@@ -56,7 +56,9 @@ from steps.targets.swarm.updates import (
     task_hash,
     why_task_ended,
 )
-from steps.template import Template
+
+if TYPE_CHECKING:
+    from steps.template import Template
 
 KEEP_OBJECTS_OF = 10  # configs/secrets of the last N succeeded releases stay, for rollbacks
 
@@ -66,7 +68,13 @@ class SwarmTarget:
 
     name = "swarm"
     supported = SUPPORTED
-    template_problems = staticmethod(template_problems)
+
+    @staticmethod
+    def template_problems(template: Template) -> list[str]:
+        """What swarm cannot do with this template (steps.targets.swarm.spec)."""
+        from steps.targets.swarm.spec import template_problems
+
+        return template_problems(template)
 
     def __init__(self, client: Any, credentials: Lookup = lambda registry: None,
                  poll: float = 0.2, clock: Callable[[], float] = time.monotonic) -> None:
@@ -82,6 +90,8 @@ class SwarmTarget:
 
     def deploy(self, plan: Plan, log: Log) -> Release:
         """Roll out the template; on failure restore what ran before and raise Refused."""
+        from steps.targets.swarm.spec import plan_stack  # the template's modules: deploys only
+
         with engine_errors():
             self._check_manager()
             release = plan.release
@@ -168,8 +178,14 @@ class SwarmTarget:
         deadline = self.clock() + timeout
         touched: list[str] = []
         services = spec["services"]
+        # Services whose tasks stay as they are only take the release's labels, after the
+        # others: nothing of theirs restarts, and the changed ones (a rollback's) start sooner.
+        unchanged = [name for name in services if name in before
+                     and same_tasks(before[name]["Spec"], services[name])]
         try:
-            for wave in spec["waves"]:
+            changing = [[name for name in wave if name not in unchanged]
+                        for wave in spec["waves"]]
+            for wave in [*changing, unchanged]:
                 started = {}
                 for name in wave:
                     services[name] = self.store.resolve_refs(services[name])

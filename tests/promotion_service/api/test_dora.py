@@ -61,3 +61,17 @@ def test_prometheus_shows_the_keys(client, history):
         in text
     assert 'promotion_dora_deployments_per_day{environment="test",project="group/app"} 0.1' in text
     assert 'promotion_dora_lead_time_seconds{environment="production"' not in text
+
+
+def test_prometheus_with_a_token_shows_only_the_tokens_projects(app, client, tokens, history):
+    app.config["METRICS_AUTH"] = "1"
+
+    def scraped(name):
+        resp = client.get("/metrics", headers={"Authorization": f"Bearer {tokens[name]}"})
+        assert resp.status_code == 200
+        return resp.text
+
+    assert 'project="group/app"' not in scraped("ci-other")
+    assert 'promotion_dora_deployments_per_day{environment="test",project="group/app"}' \
+        in scraped("ci-bot")
+    assert 'project="group/app"' in scraped("rm")  # a token for every project sees every one

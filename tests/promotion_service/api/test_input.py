@@ -178,3 +178,18 @@ def test_commit_time_with_an_offset_is_stored_as_utc(api):
     naive = api.post("/images", json=ref(2) | {"project": PROJECT,
                                                "commit_time": "2026-11-26T12:00:00"})
     assert naive.status_code == 422 and "commit_time" in naive.json["errors"]["json"]
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(document.domain)", "data:text/html,<b>x",
+                                  "//evil.example/x", "ftp://host/report"])
+def test_links_the_pages_show_must_be_http_urls(api, link):
+    resp = api.post("/images", json=ref(1) | {"project": PROJECT, "pipeline_url": link})
+    assert_error_shape(resp, 422)
+    assert "pipeline_url" in resp.json["errors"]["json"]
+    register(api, 2)
+    resp = api.post("/scans", json=ref(2) | {"counts": {}, "report_url": link})
+    assert_error_shape(resp, 422)
+    assert "report_url" in resp.json["errors"]["json"]
+    fine = "https://gitlab.example.com/group/app/-/pipelines/7"
+    assert api.post("/images", json=ref(3) | {"project": PROJECT, "pipeline_url": fine}) \
+        .status_code == 201

@@ -118,3 +118,19 @@ def test_0006_gives_each_image_its_one_member_release_and_keeps_the_ledger(datab
         assert conn.execute(text("SELECT image_id, release_id FROM releases")).one() == (
             1, "r-1")
     engine.dispose()
+
+
+def test_0007_adds_the_lists_indexes_and_takes_them_back(database_url):
+    config = alembic_config(database_url)
+    engine = create_engine(database_url)
+
+    def indexes(table: str) -> set[str]:
+        return {index["name"] for index in inspect(engine).get_indexes(table)}
+
+    assert {"ix_audit_log_action_id", "ix_audit_log_actor_id"} <= indexes("audit_log")
+    command.downgrade(config, "0006")
+    assert not {"ix_audit_log_action_id", "ix_audit_log_actor_id"} & indexes("audit_log")
+    assert "ix_promotions_release_id_id" not in indexes("promotions")
+    command.upgrade(config, "head")
+    assert "ix_promotions_release_id_id" in indexes("promotions")
+    engine.dispose()

@@ -9,12 +9,21 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from threading import Barrier
 
+import pytest
 import requests
 from sqlalchemy import func, select
 
 from promotion_service import db
 from promotion_service.db.models import Outbox, Promotion, Verification
-from tests.promotion_service.helpers import age, deploy, ref, register, verify
+from tests.promotion_service.helpers import (
+    RACE_SETTINGS,
+    age,
+    deploy,
+    ref,
+    register,
+    registrations,
+    verify,
+)
 from tests.support import free_port, wait_for_http
 
 RACERS = 50
@@ -33,6 +42,7 @@ def counts(app):
                 session.scalar(select(func.count()).select_from(Outbox)))
 
 
+@pytest.mark.parametrize("app_settings", [RACE_SETTINGS], ids=["race"])
 def test_threads_racing_to_promote_make_one_promotion(api, app, tokens):
     ready_for_staging(api, app)
     barrier = Barrier(RACERS)
@@ -90,17 +100,20 @@ def test_service_processes_racing_to_promote_make_one_promotion(api, app, tokens
     assert counts(app) == (1, 1)
 
 
-def test_threads_registering_the_same_digest_make_one_image(app, tokens):
-    barrier = Barrier(20)
+@pytest.mark.parametrize("app_settings", [RACE_SETTINGS], ids=["race"])
+def test_threads_registering_the_same_digest_make_one_image_and_one_release(api, app, tokens):
+    barrier = Barrier(RACERS)
 
     def register(_):
         client = app.test_client()
         barrier.wait()
         resp = client.post("/api/v1/images", json=ref(7) | {"project": "group/app"},
                            headers={"Authorization": f"Bearer {tokens['ci-bot']}"})
-        return resp.status_code, resp.json["id"]
+        return resp.status_code, resp.json.get("id"), resp.json.get("release_id")
 
-    with ThreadPoolExecutor(20) as pool:
-        results = list(pool.map(register, range(20)))
-    assert sorted(s for s, _ in results) == [200] * 19 + [201]
-    assert len({image_id for _, image_id in results}) == 1
+    with ThreadPoolExecutor(RACERS) as pool:
+        results = list(pool.map(register, range(RACERS)))
+    assert sorted(s for s, _, _ in results) == [200] * (RACERS - 1) + [201], results
+    [(image_id, release_id)] = {(image, release) for _, image, release in results}
+    assert registrations(api) == [("image.registered", str(image_id)),
+                                  ("release.registered", str(release_id))]

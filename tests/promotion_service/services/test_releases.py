@@ -5,11 +5,20 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
+import pytest
 from sqlalchemy import select
 
 from promotion_service import db
 from promotion_service.db.models import Outbox
-from tests.promotion_service.helpers import REPO, codes, digest, soak
+from tests.promotion_service.helpers import (
+    RACE_SETTINGS,
+    REPO,
+    codes,
+    digest,
+    registrations,
+    soak,
+)
+from tests.promotion_service.web.pages import Browser
 
 TEMPLATE = "sha256:" + "7e" * 32
 KV = "docker.io/library/kv"  # a third-party image, pinned by digest at release time
@@ -45,7 +54,8 @@ def in_test(api, release_id):
     assert api.post("/verifications", json=body | {"passed": True}).status_code == 201
 
 
-def test_fifty_identical_registrations_make_one_release(app, tokens):
+@pytest.mark.parametrize("app_settings", [RACE_SETTINGS], ids=["race"])
+def test_fifty_identical_registrations_make_one_release(app, api, tokens):
     racers = 50
     barrier = Barrier(racers)
 
@@ -60,7 +70,11 @@ def test_fifty_identical_registrations_make_one_release(app, tokens):
     with ThreadPoolExecutor(racers) as pool:
         results = list(pool.map(post, range(racers)))
     assert sorted(s for s, _ in results) == [200] * (racers - 1) + [201], results
-    assert len({release_id for _, release_id in results}) == 1
+    [release_id] = {release_id for _, release_id in results}
+    images = {m["image_id"] for m in api.get(f"/releases/{release_id}").json["members"]}
+    assert registrations(api) == sorted([("image.registered", str(i)) for i in images]
+                                        + [("release.registered", str(release_id))])
+    assert len(api.get("/images").json) == 3
 
 
 def test_the_same_set_is_the_same_release_and_another_template_a_new_one(api):
@@ -77,10 +91,26 @@ def test_the_same_set_is_the_same_release_and_another_template_a_new_one(api):
     assert [r["id"] for r in listed] == [other.json["id"], first.json["id"]]
 
 
-def test_a_built_member_outside_the_projects_repositories_is_refused(api):
+def test_a_built_member_outside_the_projects_repositories_is_refused_leaving_nothing(api):
     resp = api.post("/releases", json={"project": "group/app", "members": [
-        {"name": "api", "repository": "registry.example.com/other/app", "digest": digest(1)}]})
+        {"name": "api", "repository": f"{REPO}/api", "digest": digest(1)},
+        {"name": "other", "repository": "registry.example.com/other/app", "digest": digest(2)}]})
     assert resp.status_code == 403 and "other/app" in resp.json["message"]
+    assert api.get("/images").json == []  # not even the member that was allowed
+    assert registrations(api) == []
+
+
+def test_a_member_registered_for_another_project_is_a_conflict_leaving_nothing(api):
+    # project "group" owns the repositories below registry.example.com/group, group/app's too
+    worker = {"name": "worker", "repository": f"{REPO}/worker", "digest": digest(2)}
+    register(api, [worker], scan=False)  # group/app's image
+    tool = {"name": "tool", "repository": "registry.example.com/group/tool", "digest": digest(5)}
+    resp = api.post("/releases", json={"project": "group", "members": [tool, worker]},
+                    as_="admin")
+    assert resp.status_code == 409 and "group/app" in resp.json["message"]
+    assert api.get("/images", query_string={"repository": tool["repository"]},
+                   as_="admin").json == []
+    assert [a for a, _ in registrations(api)] == ["image.registered", "release.registered"]
 
 
 def test_bad_members_are_named(api):
@@ -185,3 +215,26 @@ def test_an_image_registered_alone_is_its_one_member_release(api):
     again = api.post("/releases", json={"project": "group/app", "members": [
         {"name": "app", "repository": REPO, "digest": digest(5)}]})
     assert (again.status_code, again.json["id"]) == (200, image["release_id"])
+
+
+def test_four_eyes_keeps_out_who_built_a_member_even_when_a_release_calls_it_third_party(
+        api, app, tokens):
+    # alice's pipeline built the worker; a later release lists it as not built by its pipeline
+    api.post("/images", json={"project": "group/app", "repository": f"{REPO}/worker",
+                              "digest": digest(2), "triggered_by": "alice"})
+    listed = [dict(m, built=False) if m["name"] == "worker" else m for m in members()]
+    release = register(api, listed, triggered_by="dev").json
+    production = {"release_id": release["id"], "environment": "production"}
+    refused = api.post("/approvals", json=production, as_="alice")
+    assert refused.status_code == 403 and "four-eyes" in refused.json["message"]
+    alice = Browser(app.test_client())
+    alice.sign_in(tokens["alice"])
+    page = alice.post(f"/ui/releases/{release['id']}/decisions",
+                                 {"environment": "production", "decision": "approve",
+                                  "reason": "mine"}, from_page=f"/ui/releases/{release['id']}")
+    assert page.status_code == 403 and "four-eyes" in page.text
+    gate = api.get("/gate", query_string=production).json
+    [missing] = [r for r in gate["reasons"] if r["code"] == "approvals_missing"]
+    assert "alice" in missing["details"]["excluded"]
+    # a third-party image nobody here built keeps nobody out
+    assert "dev" in missing["details"]["excluded"] and len(missing["details"]["excluded"]) == 3

@@ -42,6 +42,8 @@ def test_a_project_scoped_token_sees_its_own_project_only(api, app, browser, tok
     other = browser("ci-other")
     assert "group/app" not in other.get("/ui/").text
     assert other.get("/ui/releases/1").status_code == 403
+    assert other.get("/ui/images/1").status_code == 403  # not even which release it is in
+    assert app.test_client().get("/ui/images/1").headers["Location"].startswith("/ui/sign-in")
     assert other.get("/ui/audit.jsonl").text.strip() == ""
 
 
@@ -193,3 +195,19 @@ def test_the_dora_page_draws_each_environments_keys(api, app, browser):
 def test_an_images_page_is_its_one_member_release(api, app, browser):
     register(api, 1)
     assert browser("alice").get("/ui/images/1").headers["Location"] == "/ui/releases/1"
+
+
+def test_the_csv_export_holds_no_cell_a_spreadsheet_would_run_as_a_formula(api, app, browser):
+    register(api, 1)
+    for n, request_id in enumerate(("=HYPERLINK(\"http://evil.example\")", "+1+1", "-2+3",
+                                    "@SUM(A1)")):
+        resp = api.post("/stops", json={"environments": [f"qa{n}"], "reason": "drill"},
+                        as_="rm", headers={"X-Request-Id": request_id})
+        assert resp.status_code == 201
+    alice = browser("alice")
+    rows = list(csv.DictReader(io.StringIO(alice.get("/ui/audit.csv").text)))
+    cells = [cell for row in rows for cell in row.values() if cell]
+    assert not [cell for cell in cells if cell[0] in "=+-@\t\r"]
+    assert "'=HYPERLINK(\"http://evil.example\")" in [r["request_id"] for r in rows]
+    jsonl = [json.loads(line) for line in alice.get("/ui/audit.jsonl").text.splitlines()]
+    assert "=HYPERLINK(\"http://evil.example\")" in [e["request_id"] for e in jsonl]  # as given

@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import func, select
 
-from promotion_service import db
+from promotion_service import create_app, db
 from promotion_service.db.models import AuditEntry
 from promotion_service.domain.actor import Actor
 from promotion_service.services import tokens as token_store
@@ -115,3 +115,50 @@ def test_pages_allow_only_the_services_own_origin_and_carry_no_inline_script(bro
         assert not re.search(r"(src|href)=\"(https?:)?//", resp.text), path
     css = rm.get("/static/pages.css")
     assert css.status_code == 200 and css.mimetype == "text/css"
+
+
+def test_a_session_cookie_kept_from_before_sign_out_no_longer_opens_the_pages(app, tokens):
+    person = Browser(app.test_client())
+    person.sign_in(tokens["alice"])
+    kept = person.client.get_cookie("docker_cd_session").value  # copied by someone, say
+    assert person.post("/ui/sign-out", {}).status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("docker_cd_session", kept)
+    resp = thief.get("/ui/")
+    assert resp.status_code == 302 and resp.headers["Location"].startswith("/ui/sign-in")
+    assert person.sign_in(tokens["alice"]).status_code == 302  # signing in again works
+    assert person.get("/ui/").status_code == 200
+
+
+def test_sign_in_never_sends_a_person_to_another_host(app, tokens):
+    client = app.test_client()
+    for target in ("//evil.example", "/\\evil.example", "https://evil.example",
+                   "/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example",
+                   " //evil.example"):
+        form = client.get("/ui/sign-in", query_string={"next": target})
+        assert form.status_code == 200 and "evil" not in form.text, repr(target)
+        resp = client.post("/ui/sign-in", data={"token": tokens["alice"], "next": target,
+                                                "csrf_token": csrf_of(form.text)})
+        assert (resp.status_code, resp.headers["Location"]) == (302, "/ui/"), repr(target)
+    form = client.get("/ui/sign-in", query_string={"next": "/ui/audit?actor=bob"})
+    resp = client.post("/ui/sign-in", data={"token": tokens["alice"], "csrf_token":
+                                            csrf_of(form.text), "next": "/ui/audit?actor=bob"})
+    assert resp.headers["Location"] == "/ui/audit?actor=bob"
+
+
+def test_behind_a_proxy_the_cookie_is_secure_only_when_the_proxy_is_trusted(app, tokens):
+    def cookie_with(service):
+        client = service.test_client()
+        form = client.get("/ui/sign-in")
+        return cookie_header(client.post(
+            "/ui/sign-in", data={"token": tokens["alice"], "csrf_token": csrf_of(form.text)},
+            headers={"X-Forwarded-Proto": "https",
+                     "Referer": "https://localhost/ui/sign-in"}))
+
+    assert "Secure" not in cookie_with(app)  # by default no proxy is trusted
+    keys = ("DATABASE_URL", "POLICY_FILE", "TESTING", "SECRET_KEY")
+    behind = create_app({k: app.config[k] for k in keys} | {"PROXY_HOPS": 1})
+    try:
+        assert "Secure" in cookie_with(behind)
+    finally:
+        db.engine_of(behind).dispose()

@@ -106,7 +106,9 @@ def test_registers_every_member_the_pinned_third_party_image_and_each_scan(
     assert [(s[1], s[2]["repository"], s[2]["digest"], s[2]["counts"]) for s in scans] == [
         ("scans", API.split("@")[0], API.split("@")[1], {"critical": 0, "high": 1}),
         ("scans", WORKER.split("@")[0], WORKER.split("@")[1], {"critical": 0, "high": 1})]
-    assert result.outputs == {"CD_RELEASE_ID": "12"}
+    # the dotenv hands the pin on to the later jobs of the pipeline (deploy-test)
+    assert result.outputs == {"CD_RELEASE_ID": "12",
+                              "CD_IMAGE_CACHE": f"{cache.rsplit(':', 1)[0]}@{cache_digest}"}
     assert REGISTRY_PASSWORD not in log
 
 

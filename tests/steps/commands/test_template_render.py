@@ -45,3 +45,22 @@ def test_a_member_whose_variable_is_unset_is_told_which_variable(tmp_path, capsy
                     str(tmp_path)], {})
     assert code == 2
     assert "${CD_IMAGE_<NAME>}" in capsys.readouterr().err
+
+
+def test_render_step_shows_a_releases_third_party_member_by_its_digest(tmp_path, capsys):
+    api, kv = "reg/shop/api@sha256:" + "a" * 64, "reg/vendor/kv@sha256:" + "b" * 64
+    write(tmp_path, {"compose.yml": "services:\n  api:\n    image: ${CD_IMAGE_API}\n"
+                                    "  kv:\n    image: reg/vendor/kv:1.0\n"})
+    code = cli.run(["template", "render", "--environment", "test", "--template-dir",
+                    str(tmp_path)], {"CD_RELEASE_ID": "4", "CD_IMAGE_API": api,
+                                     "CD_IMAGE_KV": kv})
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"image: {kv}" in captured.out and "kv:1.0" not in captured.out
+    assert "service kv: reg/vendor/kv:1.0 pinned to " + kv in captured.err
+
+    code = cli.run(["template", "render", "--environment", "test", "--template-dir",
+                    str(tmp_path)], {"CD_RELEASE_ID": "4", "CD_IMAGE_API": api})
+    assert code == 2  # as deploy: the release does not pin kv
+    assert "service kv: reg/vendor/kv:1.0 is named by tag and release 4 does not pin it" in \
+        capsys.readouterr().err

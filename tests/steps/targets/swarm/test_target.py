@@ -124,6 +124,11 @@ def test_an_update_to_a_new_image_rolls_out_and_leaves_other_services_alone(caps
     assert app.get("test") == "version 2\n"
     assert db_task(swarm, app) == db_before
     assert app.get("staging") == "version 1\n"
+    # db (web's dependency) runs as it did: it takes the release's label only after web's update,
+    # so the new web starts without waiting for it
+    updates = [line for line in log.splitlines() if "docker service update" in line]
+    assert updates[0].endswith("_web") and "--image" in updates[0], updates
+    assert updates[-1].endswith("_db") and "--label-add" in updates[-1], updates
 
 
 def test_an_unhealthy_image_is_rolled_back_and_the_previous_version_answers(
