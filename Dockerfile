@@ -11,6 +11,9 @@ FROM ${BASE}
 ARG PIP_NO_INDEX
 ARG PIP_FIND_LINKS
 COPY . /src
+# git: a deploy of an older release restores the release's template from its commit.
+RUN if ! command -v git >/dev/null; then apt-get update \
+    && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*; fi
 RUN if [ -n "$PIP_FIND_LINKS" ]; then project="docker-cd[runner]"; else project="/src[runner]"; fi \
  && python3 -m venv /opt/docker-cd \
  && /opt/docker-cd/bin/pip install --no-cache-dir "$project" \

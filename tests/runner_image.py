@@ -17,8 +17,9 @@ from tests.support import TEST_LABEL
 
 RUNNER_REPOSITORY = "docker-cd-test/runner"
 # What a job image needs besides docker-cd: a shell (Debian's minbase has bash), Python and its
-# venv module, CA certificates for registries over HTTPS.
-RUNNER_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+# venv module, CA certificates for registries over HTTPS, git (a deploy restores an older
+# release's template from its commit).
+RUNNER_PACKAGES = ("python3", "python3-venv", "ca-certificates", "git")
 # gitlab-ci-local's helper container copies the job's files and artifacts with rsync.
 HELPER_PACKAGES = ("rsync",)
 SOURCES = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "steps",

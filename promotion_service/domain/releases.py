@@ -14,6 +14,8 @@ MEMBER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_MEMBER = "app"  # the one member of a release registered through POST /images
 MAX_MEMBERS = 50
 RELEASE_VARIABLE = "CD_RELEASE_ID"
+COMMIT_VARIABLE = "CD_RELEASE_COMMIT"
+TEMPLATE_HASH_VARIABLE = "CD_RELEASE_TEMPLATE_HASH"
 MEMBER_VARIABLE_PREFIX = "CD_IMAGE_"
 
 
@@ -74,10 +76,17 @@ def variable_name(name: str) -> str:
     return MEMBER_VARIABLE_PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
-def trigger_variables(release_id: int, members: Iterable[Member]) -> dict[str, str]:
-    """CD_RELEASE_ID, one CD_IMAGE_<NAME> per member, and CD_IMAGE for a one-member release."""
+def trigger_variables(release_id: int, members: Iterable[Member], commit: str | None = None,
+                      template_hash: str | None = None) -> dict[str, str]:
+    """CD_RELEASE_ID, one CD_IMAGE_<NAME> per member, CD_IMAGE for a one-member release, and
+    the release's commit and template hash when it has them: the deploy restores the release's
+    template from that commit and refuses a template that is not the release's."""
     members = list(members)
     variables = {RELEASE_VARIABLE: str(release_id)}
+    if commit:
+        variables[COMMIT_VARIABLE] = commit
+    if template_hash:
+        variables[TEMPLATE_HASH_VARIABLE] = template_hash
     variables.update({variable_name(m.name): m.ref for m in members})
     if len(members) == 1:
         variables["CD_IMAGE"] = members[0].ref

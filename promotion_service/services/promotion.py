@@ -111,11 +111,12 @@ def create(session: Session, actor: Actor, release: Release, env: Environment, k
 def trigger_payload(project: Project, env: Environment, release: Release,
                     promotion: Promotion) -> dict[str, Any]:
     """What the dispatcher needs to start the downstream pipeline: CD_RELEASE_ID, each
-    member's CD_IMAGE_<NAME> (and CD_IMAGE for a release of one image); a rollback's names
-    the record to restore: its rollback job runs `docker-cd rollback --to $CD_ROLLBACK_TO`."""
+    member's CD_IMAGE_<NAME> (and CD_IMAGE for a release of one image), the release's
+    CD_RELEASE_COMMIT and CD_RELEASE_TEMPLATE_HASH; a rollback's names the record to restore:
+    its rollback job runs `docker-cd rollback --to $CD_ROLLBACK_TO`."""
     variables = trigger_variables(release.id, members_from(
         {"name": m.name, "repository": m.repository, "digest": m.digest, "built": m.built}
-        for m in release.members))
+        for m in release.members), release.commit_sha, release.template_hash)
     variables |= {ENVIRONMENT_VARIABLE: env.name, PROMOTION_VARIABLE: str(promotion.id)}
     if promotion.kind == "rollback" and promotion.record_id:
         variables[ROLLBACK_VARIABLE] = promotion.record_id

@@ -1,7 +1,9 @@
 """`docker-cd deploy`: render the application template for an environment and roll it out.
 
-Exit 0 when the release is live, 1 when it failed and the previous release serves again,
-2 for a template or option to fix, 3 when the engine or the promotion service failed.
+Exit 0 when the release is live, 1 when it failed and the previous release serves again (or
+when the template directory is not the one the release, CD_RELEASE_ID, holds: nothing is
+deployed then), 2 for a template or option to fix, 3 when the engine or the promotion service
+failed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from steps.release import Release, current, new_release_id, now_iso
 from steps.runtime.errors import UsageError
 from steps.runtime.inputs import group, option
 from steps.runtime.outputs import Result
+from steps.service import release_template
+from steps.service.release_template import COMMIT, TEMPLATE_HASH
 from steps.service.reports import Reporter
 from steps.targets import Plan, load_template, with_members, without_overlay
 
@@ -44,6 +48,16 @@ class Settings:
     auth: RegistryAuth = group(RegistryAuth)
     service: Service = group(Service)
     members: ReleaseMembers = group(ReleaseMembers)
+    release_template_hash: str | None = option(
+        "The template hash the release holds, compared with the template directory's before "
+        "anything is deployed; asked of the promotion service when one is configured, else "
+        "this (the service's trigger sets it).", env=("CD_RELEASE_TEMPLATE_HASH",),
+        metavar="HASH")
+    release_commit: str | None = option(
+        "The commit the release was registered from (the service's trigger sets it): when the "
+        "template directory differs from the release's, it is restored from this commit with "
+        "git first (fetched if the checkout lacks it).", env=("CD_RELEASE_COMMIT",),
+        metavar="SHA")
     new_environment: bool = option(
         "Create an environment that has no compose.<env>.yml overlay (without a promotion "
         "service, whose environments are the record, a deploy to such an environment is "
@@ -54,18 +68,29 @@ def validate(settings: Settings) -> None:
     settings.where.validate()
     if settings.health_timeout <= 0:
         raise UsageError("must be a positive number of seconds", "health_timeout")
+    if settings.release_template_hash and not TEMPLATE_HASH.match(settings.release_template_hash):
+        raise UsageError("must be sha256: and 64 hex digits (the release's template_hash)",
+                         "release_template_hash")
+    if settings.release_commit and not COMMIT.match(settings.release_commit):
+        raise UsageError("must be a commit SHA (the release's commit_sha)", "release_commit")
 
 
 def execute(settings: Settings, ctx: Context) -> Result:
     where, log = settings.where, ctx.log
     project, env = where.project_name, str(where.environment)
     image = settings.template.image
+    service = ctx.service(settings.service.service_url, settings.service.credential)
+    release_id = settings.members.release_id
+    if release_id is not None:  # before anything changes: the release's template?
+        release_template.ensure(
+            Path(settings.template.template_dir),
+            release_template.of_release(service, release_id,
+                                        settings.release_template_hash, settings.release_commit),
+            bool(settings.release_commit), log, settings.release.commit_sha)
     template = load_template(where.target, settings.template.template_dir, env, ctx.environ,
                              image, log)
-    release_id = settings.members.release_id
     template, built = with_members(template, ctx.environ, release_id,
                                    settings.members.unpinned, log)
-    service = ctx.service(settings.service.service_url, settings.service.credential)
     reporter = Reporter(service, settings.job_url, image, env, log, template.hash(),
                         release_id)
     if template.overlay is None and not settings.new_environment and reporter.client is None:
@@ -79,7 +104,8 @@ def execute(settings: Settings, ctx: Context) -> Result:
     release = Release(
         id=new_release_id(), project=project, environment=env, target=target.name,
         template=template.rendered(), template_hash=template.hash(),
-        config_hashes=template.config_hashes(), commit=context.commit_sha,
+        config_hashes=template.config_hashes(),
+        commit=settings.release_commit or context.commit_sha,  # the release's, not the head's
         pipeline_id=context.pipeline_id, pipeline_url=context.pipeline_url, created=now_iso(),
         previous=previous.id if previous else None, image=image, members=built,
         release_id=release_id)

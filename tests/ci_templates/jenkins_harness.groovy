@@ -81,6 +81,11 @@ abstract class JenkinsStub extends Script {
     def sh(Map spec) {
         calls << "sh ${spec.script.replace("'", '')}".toString()
         List words = spec.script.replace("'", '').tokenize(' ')
+        if (words[1] == 'deploy' && env.getProperty('CD_RELEASE_COMMIT')) {  // what it deploys
+            calls << ("env CD_RELEASE_COMMIT=${env.getProperty('CD_RELEASE_COMMIT')} " +
+                      "CD_RELEASE_TEMPLATE_HASH=${env.getProperty('CD_RELEASE_TEMPLATE_HASH')}")
+                     .toString()
+        }
         int at = words.indexOf('--dotenv')
         if (at >= 0 && dotenvs[words[1]]) {
             dotenvs[words[at + 1]] = dotenvs[words[1]]

@@ -164,3 +164,13 @@ def test_a_triggered_build_of_a_release_deploys_its_members():
         "stage deploy-staging", "sh docker-cd gate --environment staging --claim",
         "sh docker-cd deploy --environment staging",
         "stage verify-staging", "sh docker-cd verify --environment staging"]
+
+
+def test_a_triggered_build_hands_the_release_commit_and_template_hash_to_deploy():
+    commit, template_hash = "ab" * 20, "sha256:" + "7e" * 32
+    calls = run_library({"BRANCH_NAME": "main", "SERVICE": "https://promotion.example.com"},
+                        {"CD_TARGET_ENVIRONMENT": "staging", "CD_RELEASE_ID": "12",
+                         "CD_RELEASE_COMMIT": commit, "CD_RELEASE_TEMPLATE_HASH": template_hash})
+    deploy = calls.index("sh docker-cd deploy --environment staging")
+    assert calls[deploy + 1] == (f"env CD_RELEASE_COMMIT={commit} "
+                                 f"CD_RELEASE_TEMPLATE_HASH={template_hash}")

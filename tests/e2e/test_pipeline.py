@@ -77,7 +77,9 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
     staging = stack.wait_for_pipeline("staging", after=pipelines_before)
     # its release of one member, `app`: CD_IMAGE as ever, and the release's own variables
     assert set(staging.variables) == {"CD_IMAGE", "CD_IMAGE_APP", "CD_RELEASE_ID",
-                                      "CD_TARGET_ENVIRONMENT", "CD_PROMOTION_ID"}
+                                      "CD_RELEASE_COMMIT", "CD_TARGET_ENVIRONMENT",
+                                      "CD_PROMOTION_ID"}
+    assert staging.variables["CD_RELEASE_COMMIT"] == sha
     assert staging.variables["CD_IMAGE"] == staging.variables["CD_IMAGE_APP"] == image
     assert (staging.project_id, staging.ref) == (42, "main")
     stack.untag(image)  # as on another runner: staging pulls it, with the job's credentials

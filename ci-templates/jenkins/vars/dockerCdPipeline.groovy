@@ -54,6 +54,10 @@ def call(Map config = [:]) {
                    description: 'the release to deploy (several images; skips build and scan)')
             text(name: 'CD_RELEASE_IMAGES', defaultValue: '',
                  description: 'its members, one CD_IMAGE_<NAME>=repository@sha256:... per line')
+            string(name: 'CD_RELEASE_COMMIT', defaultValue: '',
+                   description: 'its commit: deploy restores the template directory from it')
+            string(name: 'CD_RELEASE_TEMPLATE_HASH', defaultValue: '',
+                   description: 'its template hash: deploy refuses a template that differs')
             string(name: 'CD_PROMOTION_ID', defaultValue: '', description: 'promotion service id')
             booleanParam(name: 'CD_TEARDOWN', defaultValue: false,
                          description: 'tear CD_TARGET_ENVIRONMENT down (its volumes are kept)')
@@ -223,6 +227,8 @@ def deployTo(Map settings, Map params, String environment, boolean gated) {
         env.CD_IMAGE = params.CD_IMAGE ?: ''
         env.CD_RELEASE_ID = params.CD_RELEASE_ID ?: ''
         env.CD_PROMOTION_ID = params.CD_PROMOTION_ID ?: ''
+        env.CD_RELEASE_COMMIT = params.CD_RELEASE_COMMIT ?: ''
+        env.CD_RELEASE_TEMPLATE_HASH = params.CD_RELEASE_TEMPLATE_HASH ?: ''
         for (String line : (params.CD_RELEASE_IMAGES ?: '').readLines()) {
             int eq = line.indexOf('=')
             if (line.trim().startsWith('CD_IMAGE_') && eq > 0) {

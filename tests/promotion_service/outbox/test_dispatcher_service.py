@@ -189,6 +189,7 @@ def test_a_promotion_triggers_exactly_one_pipeline(gitlab, environment, service)
     assert pipeline.variables == {"CD_IMAGE": f"{REPOSITORY}@{digest(1)}",
                                   "CD_IMAGE_APP": f"{REPOSITORY}@{digest(1)}",
                                   "CD_RELEASE_ID": str(promotion["release_id"]),
+                                  "CD_RELEASE_COMMIT": SHA,
                                   "CD_TARGET_ENVIRONMENT": "staging",
                                   "CD_PROMOTION_ID": str(promotion["id"])}
     promotion = gitlab.wait_for(lambda g: (p := promotions(url, auth)[0])["pipeline_id"] and p)

@@ -63,8 +63,10 @@ def test_auto_promotion_waits_for_soak_time_then_writes_the_trigger(api, app):
     [(outbox_promotion, payload)] = outbox_rows(app)
     assert outbox_promotion == promotion_id
     image = f"{ref(1)['repository']}@{ref(1)['digest']}"
+    # registered through POST /images: its commit, and no template hash
     assert payload["variables"] == {"CD_IMAGE": image, "CD_IMAGE_APP": image,
-                                    "CD_RELEASE_ID": "1", "CD_TARGET_ENVIRONMENT": "staging",
+                                    "CD_RELEASE_ID": "1", "CD_RELEASE_COMMIT": "ab" * 20,
+                                    "CD_TARGET_ENVIRONMENT": "staging",
                                     "CD_PROMOTION_ID": str(promotion_id)}
     with db.session_for(app) as session:  # the worker again: nothing new
         assert reevaluate_waiting(session) == []

@@ -203,6 +203,7 @@ def test_the_staging_trigger_carries_the_release_and_every_member(api, app):
     assert row.payload["variables"] == {
         "CD_RELEASE_ID": str(release["id"]), "CD_IMAGE_API": refs["api"],
         "CD_IMAGE_WORKER": refs["worker"], "CD_IMAGE_KV": refs["kv"],
+        "CD_RELEASE_COMMIT": "ab" * 20, "CD_RELEASE_TEMPLATE_HASH": TEMPLATE,
         "CD_TARGET_ENVIRONMENT": "staging", "CD_PROMOTION_ID": str(promotion_id)}
 
 

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from steps import cli
+from steps.template import deploy_files_hash
 from tests.conftest import REGISTRY_PASSWORD
 from tests.steps.deploy_sample import WEB_DOCKERFILE, remove_project
 from tests.steps.registry_helpers import push_image
@@ -103,7 +104,8 @@ def test_a_release_of_two_images_deploys_fails_and_rolls_back_as_one(
         (template / "settings.txt").write_text(settings)
         return _run(capsys, ["deploy", "--environment", "test"],
                     {**base, "CD_IMAGE_API": members[api], "CD_IMAGE_WORKER": members[worker],
-                     "CD_RELEASE_ID": release_id})
+                     "CD_RELEASE_ID": release_id,
+                     "CD_RELEASE_TEMPLATE_HASH": deploy_files_hash(template)})
 
     def serving() -> tuple[str, str, str]:
         return _get(api_port), _get(api_port, "/settings.txt"), _get(worker_port)

@@ -19,6 +19,7 @@ import requests
 
 from docker_cd_local.service import PromotionService
 from steps import cli
+from steps.template import deploy_files_hash
 from tests.steps.deploy_sample import WEB_DOCKERFILE, remove_project
 from tests.steps.registry_helpers import push_image
 from tests.steps.targets.test_registry_auth import ci_variables, forget
@@ -111,7 +112,8 @@ def test_a_third_party_member_by_plain_tag_deploys_the_digest_the_release_pinned
             "CD_PROJECT": project, "CD_TEMPLATE_DIR": str(directory), "CD_HEALTH_TIMEOUT": "60",
             "API_PORT": str(api_port), "KV_PORT": str(kv_port), **registry,
             "CD_RELEASE_ID": written["CD_RELEASE_ID"], "CD_IMAGE_API": shop["api"],
-            "CD_IMAGE_KV": written["CD_IMAGE_KV"]})
+            "CD_IMAGE_KV": written["CD_IMAGE_KV"],
+            "CD_RELEASE_TEMPLATE_HASH": release["template_hash"]})
         assert code == 0, log
         assert f"service kv: {shop['kv']} pinned to {shop['kv1']}" in log
         assert requests.get(f"http://127.0.0.1:{kv_port}/", timeout=5).text == "kv 1\n"
@@ -129,7 +131,9 @@ def test_a_third_party_member_by_plain_tag_deploys_the_digest_the_release_pinned
 def _deploy_refused(capsys, directory, **env: str) -> tuple[int, str]:
     return _run(capsys, ["deploy", "--environment", "test"], {
         "CD_PROJECT": f"third-party-{uuid.uuid4().hex[:8]}", "CD_TEMPLATE_DIR": str(directory),
-        "API_PORT": "1", "KV_PORT": "2", **env})
+        "API_PORT": "1", "KV_PORT": "2", **env}
+        | ({"CD_RELEASE_TEMPLATE_HASH": deploy_files_hash(directory)}
+           if "CD_RELEASE_ID" in env else {}))
 
 
 def test_a_service_by_tag_outside_the_release_is_refused_unless_cd_unpinned_names_it(
