@@ -124,6 +124,12 @@ class RolledBack:
     by: str
     reason: str
 
+    @property
+    def described(self) -> str:
+        """'rolled back out of staging at <when>Z by rm: why', as every refusal says it."""
+        return (f"rolled back out of {self.environment} at {_iso(self.at)} by {self.by}"
+                + (f": {self.reason}" if self.reason else ""))
+
 
 @dataclass(frozen=True)
 class MemberFacts:
@@ -225,8 +231,7 @@ def _rolled_back(facts: GateFacts) -> Iterable[Reason]:
         return
     yield Reason(
         "rolled_back",
-        f"the release was rolled back out of {gone.environment} at {_iso(gone.at)} by "
-        f"{gone.by}" + (f": {gone.reason}" if gone.reason else ""),
+        f"the release was {gone.described}",
         f"promote a newer release, or roll this one forward in {gone.environment} (an "
         "explicit promotion there, with a reason) and verify it",
         {"environment": gone.environment, "at": _iso(gone.at), "by": gone.by},

@@ -185,16 +185,14 @@ def _rollback(session: Session, actor: Actor, env: Environment, release: Release
 
 def _refuse_rolled_back(session: Session, env: Environment, release: Release) -> None:
     """A rollback goes back: never to a release rolled back out of the environment."""
-    gone = rollouts.rolled_back_out(session, env.id, release.id)
-    if gone is not None:
+    found = rollouts.rolled_back_out(session, env, release.id)
+    if found is not None:
+        gone = found[1]
         _refuse(env, release, Reason(
-            "rolled_back",
-            f"release {release.id} was rolled back out of {env.name} at "
-            f"{gone.rolled_back_at.isoformat(timespec='seconds')}Z by {gone.rolled_back_by}"
-            + (f": {gone.rolled_back_reason}" if gone.rolled_back_reason else ""),
+            "rolled_back", f"release {release.id} was {gone.described}",
             "a rollback goes back, not forward: to bring it back, roll it forward by an "
             f"explicit promotion into {env.name} with a reason (POST /api/v1/promotions)",
-            {"environment": env.name, "by": gone.rolled_back_by}))
+            {"environment": env.name, "by": gone.by}))
 
 
 def _new_rollback(session: Session, actor: Actor, env: Environment, release: Release,

@@ -87,16 +87,15 @@ def _roll_forward(session: Session, release: Release, env: Environment,
                   reason: str | None) -> dict[str, Any]:
     """A release rolled back out of the environment goes in again only by an explicit
     promotion with a reason; the audit entry names the rollback it undoes."""
-    gone = rollouts.rolled_back_out(session, env.id, release.id)
-    if gone is None:
+    found = rollouts.rolled_back_out(session, env, release.id)
+    if found is None:
         return {}
+    rollout, gone = found
     if not (reason or "").strip():
-        raise Invalid.field("reason", f"release {release.id} was rolled back out of {env.name} "
-                            f"at {gone.rolled_back_at.isoformat(timespec='seconds')}Z by "
-                            f"{gone.rolled_back_by}; promoting it there again (a roll-forward) "
-                            "needs a reason")
-    return {"roll_forward": {"rollout_id": gone.id, "rolled_back_by": gone.rolled_back_by,
-                             "rolled_back_reason": gone.rolled_back_reason}}
+        raise Invalid.field("reason", f"release {release.id} was {gone.described}; promoting "
+                            "it there again (a roll-forward) needs a reason")
+    return {"roll_forward": {"rollout_id": rollout.id, "rolled_back_by": gone.by,
+                             "rolled_back_reason": gone.reason}}
 
 
 def create(session: Session, actor: Actor, release: Release, env: Environment, kind: str,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ..db.listing import Extended, Listing
 from ..db.models import Environment, Release, Rollout, utcnow
+from ..domain.policy import RolledBack
 
 
 def current(session: Session, environment_id: int) -> Rollout | None:
@@ -59,11 +60,15 @@ def rollback_target(session: Session, env: Environment) -> Rollout | None:
     return session.scalars(stmt.limit(1)).first()
 
 
-def rolled_back_out(session: Session, environment_id: int, release_id: int) -> Rollout | None:
-    """The release's latest rollout in the environment, if it was rolled back (a release
-    rolled forward since is not)."""
-    latest = latest_for(session, environment_id, release_id)
-    return latest if latest is not None and latest.rolled_back_at is not None else None
+def rolled_back_out(session: Session, env: Environment,
+                    release_id: int) -> tuple[Rollout, RolledBack] | None:
+    """The release's latest rollout in the environment and how it left, if it was rolled
+    back (a release rolled forward since is not)."""
+    latest = latest_for(session, env.id, release_id)
+    if latest is None or latest.rolled_back_at is None:
+        return None
+    return latest, RolledBack(env.name, latest.rolled_back_at, latest.rolled_back_by or "",
+                              latest.rolled_back_reason or "")
 
 
 def add(session: Session, *, environment_id: int, release_id: int, promotion_id: int | None,
