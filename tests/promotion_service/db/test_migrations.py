@@ -136,7 +136,7 @@ def test_0007_adds_the_lists_indexes_and_takes_them_back(database_url):
     engine.dispose()
 
 
-def test_0008_adds_who_rolled_a_rollout_back_and_takes_it_back(database_url):
+def test_0009_adds_who_rolled_a_rollout_back_and_takes_it_back(database_url):
     config = alembic_config(database_url)
     engine = create_engine(database_url)
 
@@ -146,7 +146,7 @@ def test_0008_adds_who_rolled_a_rollout_back_and_takes_it_back(database_url):
     assert {"rolled_back_by", "rolled_back_reason"} <= columns()
     assert "ix_rollouts_release_env_id" in {i["name"] for i in
                                             inspect(engine).get_indexes("rollouts")}
-    command.downgrade(config, "0007")
+    command.downgrade(config, "0008")
     assert not {"rolled_back_by", "rolled_back_reason"} & columns()
     command.upgrade(config, "head")
     assert {"rolled_back_by", "rolled_back_reason"} <= columns()
