@@ -303,7 +303,8 @@ class Rollout(ReleaseInEnvironment, Base):
     """A release that went live in an environment (the latest not rolled back is current)."""
 
     __tablename__ = "rollouts"
-    __table_args__ = (Index("ix_rollouts_environment_id_id", "environment_id", "id"),)
+    __table_args__ = (Index("ix_rollouts_environment_id_id", "environment_id", "id"),
+                      Index("ix_rollouts_release_env_id", "release_id", "environment_id", "id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"))
     deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
@@ -312,6 +313,8 @@ class Rollout(ReleaseInEnvironment, Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime)
+    rolled_back_by: Mapped[str | None] = mapped_column(String(255))
+    rolled_back_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class EmergencyStop(Base):

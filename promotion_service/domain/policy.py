@@ -116,6 +116,22 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class RolledBack:
+    """The release was rolled back out of an earlier environment (and not rolled forward)."""
+
+    environment: str
+    at: datetime
+    by: str
+    reason: str
+
+    @property
+    def described(self) -> str:
+        """'rolled back out of staging at <when>Z by rm: why', as every refusal says it."""
+        return (f"rolled back out of {self.environment} at {_iso(self.at)} by {self.by}"
+                + (f": {self.reason}" if self.reason else ""))
+
+
+@dataclass(frozen=True)
 class MemberFacts:
     """One image of the release: whether it is revoked, and its latest scan (if any)."""
 
@@ -147,6 +163,7 @@ class GateFacts:
     image_authors: frozenset[str] = frozenset()
     stops: tuple[Stop, ...] = ()
     rollback: bool = False
+    rolled_back: RolledBack | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +194,7 @@ def evaluate(policy: EnvironmentPolicy, facts: GateFacts) -> Decision:
     reasons: list[Reason] = []
     reasons += _revocation(facts)
     if not facts.rollback:
+        reasons += _rolled_back(facts)
         reasons += _stops(facts)
         reasons += _freezes(policy, facts)
         reasons += _scan(policy, facts)
@@ -205,6 +223,19 @@ def _revocation(facts: GateFacts) -> Iterable[Reason]:
                 "cannot go anywhere",
                 {"member": member.name},
             )
+
+
+def _rolled_back(facts: GateFacts) -> Iterable[Reason]:
+    gone = facts.rolled_back
+    if gone is None:
+        return
+    yield Reason(
+        "rolled_back",
+        f"the release was {gone.described}",
+        f"promote a newer release, or roll this one forward in {gone.environment} (an "
+        "explicit promotion there, with a reason) and verify it",
+        {"environment": gone.environment, "at": _iso(gone.at), "by": gone.by},
+    )
 
 
 def _stops(facts: GateFacts) -> Iterable[Reason]:

@@ -10,8 +10,9 @@ deploy    the deploy job of CD_IMAGE claims its promotion (CD_PROMOTION_ID, else
           becomes a rollback to it, and holds the environment, as every rollback does.
 rollback  the rollback job claims going back to a release verified there: CD_ROLLBACK_TO (the
           release a service rollback chose), --to RELEASE, or the service's choice (the last
-          verified release before the live one, of another image). The answer names the
-          release, which the job restores from the target's own records.
+          verified release before the live one, of another release, never one rolled
+          back out of the environment). The answer names the release, which the job
+          restores from the target's own records.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def _deploy(session: Session, actor: Actor, env: Environment, release: Release,
         verified = rollouts.verified(session, env.id, release_id=release.id)
         if problem is not None and problem.code == "promotion_closed" and verified is not None:
             # an old deploy job run again (GitLab's Rollback button): back to a verified rollout
+            _refuse_rolled_back(session, env, release)
             found = _new_rollback(session, actor, env, release, verified, pipeline,
                                   f"deploy job of promotion {promotion_id} run again")
         elif problem is not None:
@@ -164,19 +166,33 @@ def _rollback(session: Session, actor: Actor, env: Environment, release: Release
         if target is None:
             _refuse(env, None, Reason(
                 "nothing_to_roll_back_to",
-                f"{env.name} has no earlier verified release of another, unrevoked release",
+                f"{env.name} has no earlier verified release of another, unrevoked release "
+                f"that was not rolled back out of {env.name}",
                 "nothing to do: no release to go back to"))
     if release is not None and target.release_id != release.id:
         _refuse(env, None, Reason("release_mismatch",
                                   f"record {target.record_id} is of another release",
                                   "name the release the record runs"))
     rollback_release = releases.get(session, target.release_id)
+    _refuse_rolled_back(session, env, rollback_release)
     if rollback_release.revoked_at is not None:
         _refuse(env, None, Reason("revoked", f"the release of record {target.record_id} "
                                              f"was revoked ({rollback_release.revoked_reason})",
                                   "roll back to another release"))
     return _new_rollback(session, actor, env, rollback_release, target, pipeline,
                          "rollback job" + (f" to record {record_id}" if record_id else ""))
+
+
+def _refuse_rolled_back(session: Session, env: Environment, release: Release) -> None:
+    """A rollback goes back: never to a release rolled back out of the environment."""
+    found = rollouts.rolled_back_out(session, env, release.id)
+    if found is not None:
+        gone = found[1]
+        _refuse(env, release, Reason(
+            "rolled_back", f"release {release.id} was {gone.described}",
+            "a rollback goes back, not forward: to bring it back, roll it forward by an "
+            f"explicit promotion into {env.name} with a reason (POST /api/v1/promotions)",
+            {"environment": env.name, "by": gone.by}))
 
 
 def _new_rollback(session: Session, actor: Actor, env: Environment, release: Release,

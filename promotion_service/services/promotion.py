@@ -75,18 +75,35 @@ def _request(session: Session, actor: Actor, release: Release, env: Environment,
     if not decision.allowed:
         raise Refused(f"{release.label} may not be promoted to {env.name}",
                       reasons=[r.to_dict() for r in decision.reasons])
-    promotion, created = create(session, actor, release, env, "manual", reason)
+    promotion, created = create(session, actor, release, env, "manual", reason,
+                                noted=_roll_forward(session, release, env, reason))
     if created and live is not None and live.release_id > release.id:
         holds.set_hold(session, actor, env,
                        f"manual promotion of older release {release.id} by {actor.name}")
     return promotion, created
 
 
+def _roll_forward(session: Session, release: Release, env: Environment,
+                  reason: str | None) -> dict[str, Any]:
+    """A release rolled back out of the environment goes in again only by an explicit
+    promotion with a reason; the audit entry names the rollback it undoes."""
+    found = rollouts.rolled_back_out(session, env, release.id)
+    if found is None:
+        return {}
+    rollout, gone = found
+    if not (reason or "").strip():
+        raise Invalid.field("reason", f"release {release.id} was {gone.described}; promoting "
+                            "it there again (a roll-forward) needs a reason")
+    return {"roll_forward": {"rollout_id": rollout.id, "rolled_back_by": gone.by,
+                             "rolled_back_reason": gone.reason}}
+
+
 def create(session: Session, actor: Actor, release: Release, env: Environment, kind: str,
-           reason: str | None, *, record_id: str | None = None,
-           trigger: bool = True) -> tuple[Promotion, bool]:
+           reason: str | None, *, record_id: str | None = None, trigger: bool = True,
+           noted: dict[str, Any] | None = None) -> tuple[Promotion, bool]:
     """Insert the promotion and the outbox row that starts its pipeline together (no row when a
-    pipeline already runs it: trigger=False); the database keeps it unique."""
+    pipeline already runs it: trigger=False); the database keeps it unique. `noted` goes into
+    the audit entry."""
     project = session.get(Project, release.project_id)
     try:
         with session.begin_nested():
@@ -104,7 +121,7 @@ def create(session: Session, actor: Actor, release: Release, env: Environment, k
             raise
         return existing, False
     audit.append(session, actor, "promotion.requested", "promotion", promotion.id,
-                 after=as_dict(promotion) | {"reason": reason})
+                 after=as_dict(promotion) | {"reason": reason} | (noted or {}))
     return promotion, True
 
 

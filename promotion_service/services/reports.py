@@ -202,6 +202,17 @@ def _restored(session: Session, env: Environment, release: Release, deployment: 
     return rollouts.verified(session, env.id, release_id=release.id)
 
 
+def _roll_back_live(session: Session, env: Environment, release: Release,
+                    rollback: Promotion) -> None:
+    """A rollback went live: the release it left is rolled back out of the environment, by
+    whoever asked for the rollback and why. Marked only now, when the rollback is deployed:
+    a rollback that fails leaves the release it would have left serving, and on record so."""
+    live = rollouts.current(session, env.id)
+    if live is not None and live.release_id != release.id:
+        rollouts.roll_back(session, rollout_id=live.id, by=rollback.requested_by,
+                           reason=rollback.reason or f"rollback of {env.name}")
+
+
 def _follow(session: Session, actor: Actor, deployment: Deployment, release: Release,
             env: Environment) -> None:
     in_flight = promotions.in_flight(session, release.id, env.id)
@@ -212,6 +223,8 @@ def _follow(session: Session, actor: Actor, deployment: Deployment, release: Rel
         if deployment.template_hash:
             approval_rows.bind_template(session, release.id, env.id, deployment.template_hash)
         restored = _restored(session, env, release, deployment, in_flight)
+        if restored is not None and in_flight is not None:
+            _roll_back_live(session, env, release, in_flight)
         if in_flight is not None:
             promotion.advance(session, in_flight, PromotionState.DEPLOYED, actor)
         rollouts.add(session, environment_id=env.id, release_id=release.id,
@@ -227,7 +240,8 @@ def _follow(session: Session, actor: Actor, deployment: Deployment, release: Rel
         promotion.mark_failed(session, in_flight.id,
                               deployment.message or f"deployment to {env.name} failed", actor)
     elif state is DeploymentState.ROLLED_BACK:
-        rollouts.roll_back(session, deployment.id)
+        rollouts.roll_back(session, deployment_id=deployment.id, by=actor.name,
+                           reason=deployment.message or "its deploy job rolled it back")
         if in_flight is not None:
             promotion.mark_failed(session, in_flight.id, deployment.message
                                   or f"deployment to {env.name} was rolled back", actor)

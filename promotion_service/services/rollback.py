@@ -1,9 +1,10 @@
 """Rollback: back to a release verified in the environment, with exactly the image, template
 and configuration it ran with, and a hold on the environment.
 
-The service picks the release (the last verified one before the live one, of another,
-unrevoked image) and triggers a pipeline whose rollback job restores that very release from
-the target's records: `CD_ROLLBACK_TO=<release id>` runs `docker-cd rollback --to` it. The
+The service picks the release (the newest one verified there before the live one, of another,
+unrevoked release, never one rolled back out of the environment: two rollbacks in a row go
+back two releases) and triggers a pipeline whose rollback job restores that very release from
+the target's records: `CD_ROLLBACK_TO=<record id>` runs `docker-cd rollback --to` it. The
 rollback job started by hand and an old deploy job run again reach the same releases through
 a claim (services/claims.py).
 """
@@ -27,8 +28,9 @@ def rollback(session: Session, actor: Actor, project_id: int, name: str,
         env = lookups.scoped_environment(session, actor, project_id, name)
         target = rollouts.rollback_target(session, env)
         if target is None:
-            raise Conflict(f"{env.name} has no earlier verified release of another, unrevoked "
-                           "release to roll back to")
+            raise Conflict(f"{env.name} has nothing to roll back to: no release verified "
+                           f"there before the live one that is unrevoked and was not itself "
+                           f"rolled back out of {env.name}")
         if not target.record_id:
             raise Conflict(f"rollout {target.id} of {env.name} has no record id (it was not "
                            "reported by `docker-cd deploy`), so no pipeline can restore exactly "

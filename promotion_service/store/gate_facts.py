@@ -19,11 +19,19 @@ from sqlalchemy.orm import Session
 
 from ..domain.holds import Hold
 from ..domain.identity import authors, member_authors
-from ..domain.policy import Approval, EnvironmentPolicy, GateFacts, MemberFacts, Stop
+from ..domain.policy import (
+    Approval,
+    EnvironmentPolicy,
+    GateFacts,
+    MemberFacts,
+    RolledBack,
+    Stop,
+)
 
 # one row per member (ordered by name); the release's and environment's columns repeat. One
 # text for both uses: a release and an environment name (the gate), or many (release id,
 # environment id) pairs at once (the overview's candidates).
+# rb: the release's latest rollout in an earlier environment when it was rolled back there
 _FACTS = """{asked}
 SELECT r.id, r.project_id, r.digest AS release_digest, r.registered_by, r.triggered_by,
        r.commit_author, p.path,
@@ -37,7 +45,8 @@ SELECT r.id, r.project_id, r.digest AS release_digest, r.registered_by, r.trigge
        m.name AS member, m.repository, m.digest, m.built, i.revoked_at, i.revoked_reason,
        i.registered_by AS image_registered_by, i.triggered_by AS image_triggered_by,
        i.commit_author AS image_commit_author,
-       CAST(s.counts AS TEXT) AS scan_counts, CAST(s.findings AS TEXT) AS scan_findings
+       CAST(s.counts AS TEXT) AS scan_counts, CAST(s.findings AS TEXT) AS scan_findings,
+       rbe.name AS rolled_back_in, rb.rolled_back_at, rb.rolled_back_by, rb.rolled_back_reason
 FROM {releases}
 JOIN projects p ON p.id = r.project_id
 JOIN release_members m ON m.release_id = r.id
@@ -48,6 +57,16 @@ LEFT JOIN verifications v ON v.id = (SELECT MAX(v2.id) FROM verifications v2
                                      WHERE v2.release_id = r.id AND v2.environment_id = pe.id)
 LEFT JOIN scans s ON s.id = (SELECT MAX(s2.id) FROM scans s2 WHERE s2.image_id = i.id)
 LEFT JOIN promotions pr ON pr.id = :promotion_id
+LEFT JOIN rollouts rb ON rb.id = (SELECT MAX(x.id) FROM rollouts x
+                                  JOIN environments xe ON xe.id = x.environment_id
+                                  WHERE x.release_id = r.id AND xe.position < e.position
+                                    AND xe.project_id = r.project_id
+                                    AND x.rolled_back_at IS NOT NULL
+                                    AND NOT EXISTS (SELECT 1 FROM rollouts y
+                                      WHERE y.release_id = x.release_id
+                                        AND y.environment_id = x.environment_id
+                                        AND y.id > x.id))
+LEFT JOIN environments rbe ON rbe.id = rb.environment_id
 {where}
 ORDER BY r.id, e.id, m.name
 """
@@ -86,8 +105,9 @@ _COLUMNS = (
     column("digest", String), column("built", Boolean), column("revoked_at", DateTime),
     column("revoked_reason", String), column("image_registered_by", String),
     column("image_triggered_by", String), column("image_commit_author", String),
-    column("scan_counts", String),
-    column("scan_findings", String),
+    column("scan_counts", String), column("scan_findings", String),
+    column("rolled_back_in", String), column("rolled_back_at", DateTime),
+    column("rolled_back_by", String), column("rolled_back_reason", String),
 )
 
 
@@ -185,6 +205,8 @@ class GateRow:
                 *(member_authors(bool(m.built), m.image_registered_by, m.image_triggered_by,
                                  m.image_commit_author) for m in self.members)),
             stops=stops, rollback=rollback,
+            rolled_back=RolledBack(r.rolled_back_in, r.rolled_back_at, r.rolled_back_by or "",
+                                   r.rolled_back_reason or "") if r.rolled_back_at else None,
         )
 
 

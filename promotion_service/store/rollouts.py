@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..db.listing import Extended, Listing
 from ..db.models import Environment, Release, Rollout, utcnow
+from ..domain.policy import RolledBack
 
 
 def current(session: Session, environment_id: int) -> Rollout | None:
@@ -40,14 +41,34 @@ def verified(session: Session, environment_id: int, *, record_id: str | None = N
 
 
 def rollback_target(session: Session, env: Environment) -> Rollout | None:
-    """The last verified rollout before the current one, of another, unrevoked release."""
+    """Where a rollback goes: the newest verified rollout of another, unrevoked release than
+    the live one, never of a release rolled back out of the environment (so repeated
+    rollbacks walk back: 4 -> 3 -> 2)."""
     live = current(session, env.id)
+    later = aliased(Rollout)
+    rolled_back_since = (select(later.id).where(later.environment_id == Rollout.environment_id,
+                                                 later.release_id == Rollout.release_id,
+                                                 later.id >= Rollout.id,
+                                                 later.rolled_back_at.is_not(None))
+                         .exists())
     stmt = (select(Rollout).join(Release, Release.id == Rollout.release_id)
             .where(Rollout.environment_id == env.id, Rollout.verified_at.is_not(None),
-                   Release.revoked_at.is_(None)).order_by(Rollout.id.desc()))
+                   Release.revoked_at.is_(None), ~rolled_back_since)
+            .order_by(Rollout.id.desc()))
     if live is not None:
         stmt = stmt.where(Rollout.id < live.id, Rollout.release_id != live.release_id)
     return session.scalars(stmt.limit(1)).first()
+
+
+def rolled_back_out(session: Session, env: Environment,
+                    release_id: int) -> tuple[Rollout, RolledBack] | None:
+    """The release's latest rollout in the environment and how it left, if it was rolled
+    back (a release rolled forward since is not)."""
+    latest = latest_for(session, env.id, release_id)
+    if latest is None or latest.rolled_back_at is None:
+        return None
+    return latest, RolledBack(env.name, latest.rolled_back_at, latest.rolled_back_by or "",
+                              latest.rolled_back_reason or "")
 
 
 def add(session: Session, *, environment_id: int, release_id: int, promotion_id: int | None,
@@ -62,11 +83,14 @@ def add(session: Session, *, environment_id: int, release_id: int, promotion_id:
     return rollout
 
 
-def roll_back(session: Session, deployment_id: int) -> None:
-    """The deployment's rollout is no longer live."""
-    session.execute(update(Rollout).where(Rollout.deployment_id == deployment_id,
-                                          Rollout.rolled_back_at.is_(None))
-                    .values(rolled_back_at=utcnow())
+def roll_back(session: Session, *, by: str, reason: str | None,
+              deployment_id: int | None = None, rollout_id: int | None = None) -> None:
+    """The rollout (or the deployment's) is no longer live: rolled back, by whom and why."""
+    where = (Rollout.id == rollout_id if rollout_id is not None
+             else Rollout.deployment_id == deployment_id)
+    session.execute(update(Rollout).where(where, Rollout.rolled_back_at.is_(None))
+                    .values(rolled_back_at=utcnow(), rolled_back_by=by,
+                            rolled_back_reason=reason)
                     .execution_options(synchronize_session=False))
 
 

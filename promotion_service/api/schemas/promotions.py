@@ -119,7 +119,13 @@ class RolloutOut(ReleaseEnvRecord):
     rollback_of = fields.Str(allow_none=True,
                              metadata={"description": "the record a rollback restored"})
     verified_at = UtcDateTime(allow_none=True)
-    rolled_back_at = UtcDateTime(allow_none=True)
+    rolled_back_at = UtcDateTime(allow_none=True, metadata={
+        "description": "when it was rolled back out of the environment (a rollback's "
+                       "deployment went live, or its deploy job rolled it back)"})
+    rolled_back_by = fields.Str(allow_none=True, metadata={
+        "description": "who asked for the rollback that left it"})
+    rolled_back_reason = fields.Str(allow_none=True, metadata={
+        "description": "why it was rolled back"})
 
 
 class RollbackIn(Strict):

@@ -134,3 +134,20 @@ def test_0007_adds_the_lists_indexes_and_takes_them_back(database_url):
     command.upgrade(config, "head")
     assert "ix_promotions_release_id_id" in indexes("promotions")
     engine.dispose()
+
+
+def test_0010_adds_who_rolled_a_rollout_back_and_takes_it_back(database_url):
+    config = alembic_config(database_url)
+    engine = create_engine(database_url)
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(engine).get_columns("rollouts")}
+
+    assert {"rolled_back_by", "rolled_back_reason"} <= columns()
+    assert "ix_rollouts_release_env_id" in {i["name"] for i in
+                                            inspect(engine).get_indexes("rollouts")}
+    command.downgrade(config, "0009")
+    assert not {"rolled_back_by", "rolled_back_reason"} & columns()
+    command.upgrade(config, "head")
+    assert {"rolled_back_by", "rolled_back_reason"} <= columns()
+    engine.dispose()

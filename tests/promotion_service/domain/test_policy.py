@@ -10,6 +10,7 @@ from promotion_service.domain.policy import (
     GateFacts,
     MemberFacts,
     PolicyError,
+    RolledBack,
     Stop,
     evaluate,
 )
@@ -72,6 +73,19 @@ def test_a_rollback_only_checks_revocation():
     rollback = facts(approvals=(), verified_in_previous_at=None, rollback=True)
     assert evaluate(PROD, rollback).allowed
     assert codes(evaluate(PROD, facts(rollback=True, revoked=True))) == ["revoked"]
+
+
+def test_a_release_rolled_back_out_of_an_earlier_environment_is_refused_naming_it():
+    gone = RolledBack("staging", NOW - timedelta(minutes=5), "rm", "checkout broken")
+    [reason] = evaluate(PROD, facts(rolled_back=gone)).reasons
+    assert reason.code == "rolled_back"
+    assert reason.message == ("the release was rolled back out of staging at "
+                              "2026-11-26T11:55:00Z by rm: checkout broken")
+    assert "roll this one forward in staging" in reason.satisfy
+    assert reason.details == {"environment": "staging", "at": "2026-11-26T11:55:00Z",
+                              "by": "rm"}
+    # a rollback goes to a release verified in its own environment: not this rule's concern
+    assert evaluate(PROD, facts(rolled_back=gone, rollback=True)).allowed
 
 
 def test_soak_reason_says_how_long_is_left_and_until_when():

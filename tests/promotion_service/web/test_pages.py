@@ -120,6 +120,23 @@ def test_roll_back_an_environment_with_a_reason(api, app, browser, gitlab):
     assert rollback["release_id"] is not None
 
 
+def test_a_rollout_rolled_back_shows_when_by_whom_and_why(api, app, browser):
+    to_staging(api, app, 1, 101)
+    to_staging(api, app, 2, 102)
+    rm = browser("rm")
+    rm.post(f"{STAGING}/rollback", {"reason": "checkout broken"}, from_page=STAGING)
+    [rollback] = [p for p in promotions(api) if p["kind"] == "rollback"]
+    api.post("/claims", json={"kind": "rollback", "environment": "staging",
+                              "project": "group/app", "promotion_id": rollback["id"],
+                              "pipeline_id": 300})
+    deploy(api, 1, "staging", rollback_of=rollback["record_id"])
+    page = html.unescape(rm.get(STAGING).text)
+    assert re.search(r"rolled back [^<]* by rm: checkout broken", page), page
+    release_page = html.unescape(rm.get("/ui/releases/2").text)
+    assert "rolled back out of staging" in release_page  # production's gate says why not
+    assert re.search(r"rolled back [^<;]* by rm: checkout broken", release_page)
+
+
 def test_hold_and_lift_with_reasons_in_the_audit(api, app, browser):
     register(api, 1)
     rm = browser("rm")
