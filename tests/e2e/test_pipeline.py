@@ -110,6 +110,21 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
     return image
 
 
+def _roll_forward(stack: Stack, project_id: int, image: str, after: int) -> None:
+    """Bring a release rolled back out of production back: lift the hold, promote it with a
+    reason, and let QA play the production deploy job of the pipeline the service starts."""
+    repository, digest = image.split("@")
+    stack.service.api("DELETE", f"projects/{project_id}/environments/production/hold",
+                      role="release-manager")
+    stack.service.api("POST", "promotions", role="release-manager", json={
+        "repository": repository, "digest": digest, "environment": "production",
+        "reason": "the fault was in the data, not the release"})
+    pipeline = stack.wait_for_pipeline("production", after=after)
+    stack.run_triggered(pipeline, manual=("deploy-production",), user="qa")
+    assert stack.answer("production").startswith("Welcome from production (version 2)")
+    assert _running(stack, "production") == image
+
+
 def _running(stack: Stack, environment: str) -> str:
     """The image (repository@digest) of the one container serving an environment."""
     [container] = stack.containers(environment)
@@ -154,14 +169,18 @@ def test_two_releases_reach_production_and_production_rolls_back(stack):
     hold = stack.service.api("GET", f"projects/{project_id}")["environments"][2]["hold"]
     assert hold["by"] == "qa" and "rollback job" in hold["reason"]
 
+    # the release rolled back out of production comes back only as an explicit promotion with a
+    # reason (the hold is lifted first); QA plays its deploy job
+    _roll_forward(stack, project_id, second, after=4)
+
     # the service's rollback: it names the verified release, its pipeline restores exactly that
     promotion = stack.service.api("POST", f"projects/{project_id}/environments/production/"
                                   "rollback", role="release-manager", json={"reason": "drill"})
-    assert promotion["image"] == second
-    rollback = stack.wait_for_pipeline("production", after=4)
+    assert promotion["image"] == first
+    rollback = stack.wait_for_pipeline("production", after=5)
     assert rollback.variables["CD_ROLLBACK_TO"] == promotion["record_id"]
     stack.run_triggered(rollback)  # rollback-production runs at once, then verifies
-    assert stack.answer("production").startswith("Welcome from production (version 2)")
+    assert stack.answer("production").startswith("Welcome from production (version 1)")
     _, releases = _production(stack)
     records = _records(stack)
     latest = records[releases[0]["record_id"]]  # the service's newest is the target's record
@@ -169,7 +188,12 @@ def test_two_releases_reach_production_and_production_rolls_back(stack):
     assert releases[0]["rollback_of"] == promotion["record_id"]
     assert {r["record_id"] for r in releases} <= set(records)
     assert stack.service.api("GET", f"promotions/{promotion['id']}")["state"] == "verified"
+    # a rollback goes back, never forward: nothing older than the first release is left
+    with pytest.raises(AssertionError, match=r"HTTP 409.*production has nothing to roll back to"):
+        stack.service.api("POST", f"projects/{project_id}/environments/production/rollback",
+                          role="release-manager", json={"reason": "again"})
 
+    _roll_forward(stack, project_id, second, after=6)
     # GitLab's environment "Rollback": the first production pipeline's deploy job, run again
     with stack.checked_out(first_sha):  # a job runs on its pipeline's commit
         stack.run_triggered(first_production, jobs=("deploy-production",), user="qa")

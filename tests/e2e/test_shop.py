@@ -166,7 +166,9 @@ def _to_test(stack: Stack, sha: str) -> dict[str, str]:
     assert _running(stack, "test") == members  # kv too: the digest the release pinned
     live = _rollouts(stack, "test")[0]
     assert live["release_id"] == release["id"] and live["verified_at"]
-    return {**members, "release_id": release["id"]}
+    assert release["template_hash"]
+    return {**members, "release_id": release["id"], "commit_sha": sha,
+            "template_hash": release["template_hash"]}
 
 
 def _to_production(stack: Stack, release: dict, pipelines_before: int) -> None:
@@ -174,6 +176,8 @@ def _to_production(stack: Stack, release: dict, pipelines_before: int) -> None:
     staging = stack.wait_for_pipeline("staging", after=pipelines_before)
     assert staging.variables == {
         "CD_RELEASE_ID": str(release["release_id"]),
+        "CD_RELEASE_COMMIT": release["commit_sha"],
+        "CD_RELEASE_TEMPLATE_HASH": release["template_hash"],
         **{f"CD_IMAGE_{name.upper()}": release[name] for name in MEMBERS},
         "CD_TARGET_ENVIRONMENT": "staging",
         "CD_PROMOTION_ID": staging.variables["CD_PROMOTION_ID"],
