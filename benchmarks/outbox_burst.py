@@ -38,12 +38,12 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.postgres import postgres_url  # noqa: E402
+from benchmarks.seeding import one_member_releases  # noqa: E402
 from docker_cd_local.gitlab_double import GitLabDouble  # noqa: E402
 from promotion_service import create_app, db  # noqa: E402
-from promotion_service.db.models import Image, Outbox, Release, ReleaseMember  # noqa: E402
+from promotion_service.db.models import Image, Outbox, Release  # noqa: E402
 from promotion_service.db.schema import upgrade  # noqa: E402
 from promotion_service.domain.actor import Actor  # noqa: E402
-from promotion_service.domain.releases import DEFAULT_MEMBER, Member, identity  # noqa: E402
 from promotion_service.services import lookups, projects  # noqa: E402
 from promotion_service.services.promotion import create as create_promotion  # noqa: E402
 
@@ -103,23 +103,14 @@ def _seed(url: str, count: int) -> tuple[object, list[int]]:
         project = projects.ensure_project(session, actor, PROJECT,
                                           app.extensions["promotion_policies"])
         project_id = project.id
-    repository = "registry.local/bench/app"
-    digests = ["sha256:" + hashlib.sha256(str(n).encode()).hexdigest() for n in range(count)]
-    pipeline = [{"project_id": project_id, "commit_sha": f"{n:040x}", "ref": "main",
-                 "registered_by": "benchmark"} for n in range(count)]
+    rows = [{"project_id": project_id, "repository": "registry.local/bench/app",
+             "digest": "sha256:" + hashlib.sha256(str(n).encode()).hexdigest(),
+             "commit_sha": f"{n:040x}", "ref": "main", "registered_by": "benchmark"}
+            for n in range(count)]
     with db.session_for(app) as session:
-        session.execute(insert(Image), [{**p, "repository": repository, "digest": d}
-                                        for p, d in zip(pipeline, digests, strict=True)])
-        images = dict(session.execute(select(Image.digest, Image.id)
-                                      .where(Image.project_id == project_id)).all())
-        session.execute(insert(Release), [
-            {**p, "id": images[d], "member_count": 1,
-             "digest": identity([Member(DEFAULT_MEMBER, repository, d)], None)}
-            for p, d in zip(pipeline, digests, strict=True)])
-        session.execute(insert(ReleaseMember), [
-            {"release_id": images[d], "name": DEFAULT_MEMBER, "image_id": images[d],
-             "repository": repository, "digest": d, "built": True} for d in digests])
-    return app, sorted(images.values())
+        ids = session.execute(insert(Image).returning(Image.id), rows).scalars().all()
+        one_member_releases(session, project_id, list(zip(ids, rows, strict=True)))
+    return app, list(ids)
 
 
 def _commit_burst(app: object, release_ids: list[int]) -> None:

@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.postgres import postgres_url  # noqa: E402
+from benchmarks.seeding import one_member_releases  # noqa: E402
 from promotion_service import create_app, db  # noqa: E402
 from promotion_service.db.models import Environment, Image, Project, Rollout, Scan, utcnow  # noqa: E402
 from promotion_service.db.schema import upgrade  # noqa: E402
 from promotion_service.domain.actor import Actor  # noqa: E402
-from promotion_service.domain.releases import DEFAULT_MEMBER, Member, identity  # noqa: E402
 from promotion_service.services import projects, tokens  # noqa: E402
 from promotion_service.services.overview import PAGE_SIZE  # noqa: E402
 
@@ -75,7 +75,7 @@ def seed(app, project_count: int, release_count: int) -> str:
                  "commit_time": start + timedelta(minutes=n)} for n in range(per_project)]
         with db.session_for(app) as session:
             ids = session.execute(insert(Image).returning(Image.id), rows).scalars().all()
-            _releases(session, project_id, list(zip(ids, rows, strict=True)))
+            one_member_releases(session, project_id, list(zip(ids, rows, strict=True)))
             session.execute(insert(Scan), [{"image_id": i, "scanner": "trivy", "actor": "ci",
                                             "counts": {"critical": 0, "high": 0},
                                             "findings": []} for i in ids[-8:]])
@@ -90,23 +90,6 @@ def seed(app, project_count: int, release_count: int) -> str:
                                          "created_at": at})
             session.execute(insert(Rollout), rollouts)
     return token
-
-
-def _releases(session, project_id: int, images: list[tuple[int, dict]]) -> None:
-    """Each image's one-member release, with the image's id."""
-    session.execute(text(
-        "INSERT INTO releases (id, project_id, digest, member_count, tags, commit_sha, "
-        "commit_time, registered_by, created_at) VALUES (:id, :project_id, :digest, 1, '[]', "
-        ":commit_sha, :commit_time, 'ci-bot', CURRENT_TIMESTAMP)"),
-        [{"id": image_id, "project_id": project_id, "commit_sha": row["commit_sha"],
-          "commit_time": row["commit_time"],
-          "digest": identity([Member(DEFAULT_MEMBER, row["repository"], row["digest"])], None)}
-         for image_id, row in images])
-    session.execute(text(
-        "INSERT INTO release_members (release_id, name, image_id, repository, digest, built) "
-        "VALUES (:id, 'app', :id, :repository, :digest, :built)"),
-        [{"id": image_id, "repository": row["repository"], "digest": row["digest"],
-          "built": True} for image_id, row in images])
 
 
 def measure(app, token: str, requests: int, pages: int,

@@ -33,17 +33,17 @@ from pathlib import Path
 
 import requests
 import yaml
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.seeding import one_member_releases  # noqa: E402
 from promotion_service import create_app, db  # noqa: E402
 from promotion_service.db.models import Image, Scan, Verification  # noqa: E402
 from promotion_service.db.schema import upgrade  # noqa: E402
 from promotion_service.domain.actor import Actor  # noqa: E402
-from promotion_service.domain.releases import DEFAULT_MEMBER, Member, identity  # noqa: E402
 from promotion_service.services import lookups, projects, tokens  # noqa: E402
 
 REPO = "registry.local/bench/app"
@@ -138,7 +138,7 @@ def _seed(url: str, count: int) -> tuple[str, str]:
         if len(batch) == 10_000 or n == count - 1:
             with db.session_for(app) as session:
                 ids = session.execute(insert(Image).returning(Image.id), batch).scalars().all()
-                _one_member_releases(session, project_id, list(zip(ids, batch, strict=True)))
+                one_member_releases(session, project_id, list(zip(ids, batch, strict=True)))
             batch = []
     gate_digest = f"sha256:{count - 1:064x}"
     with db.session_for(app) as session:
@@ -149,22 +149,6 @@ def _seed(url: str, count: int) -> tuple[str, str]:
                                  actor="benchmark"))
     db.engine_of(app).dispose()
     return token, gate_digest
-
-
-def _one_member_releases(session, project_id: int, images: list[tuple[int, dict]]) -> None:
-    """Each seeded image's one-member release, with the image's id (as migration 0006 does)."""
-    session.execute(text(
-        "INSERT INTO releases (id, project_id, digest, member_count, tags, registered_by, "
-        "created_at) VALUES (:id, :project_id, :digest, 1, '[]', 'benchmark', "
-        "CURRENT_TIMESTAMP)"),
-        [{"id": image_id, "project_id": project_id, "digest": identity(
-            [Member(DEFAULT_MEMBER, row["repository"], row["digest"])], None)}
-         for image_id, row in images])
-    session.execute(text(
-        "INSERT INTO release_members (release_id, name, image_id, repository, digest, built) "
-        "VALUES (:id, 'app', :id, :repository, :digest, :built)"),
-        [{"id": image_id, "repository": row["repository"], "digest": row["digest"],
-          "built": True} for image_id, row in images])
 
 
 def _promotions(work: Path, releases: int) -> dict[int, float]:
