@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from promotion_service import db
 
@@ -122,3 +124,19 @@ def age(app: Any, model: Any, by: timedelta, column: str = "created_at") -> None
         for row in session.scalars(select(model)):
             if getattr(row, column) is not None:
                 setattr(row, column, getattr(row, column) - by)
+
+
+@contextmanager
+def sent_statements(app: Any) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements (with their parameters) the app's engine sends inside the block."""
+    seen: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    engine = db.engine_of(app)
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)

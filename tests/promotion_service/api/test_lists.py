@@ -3,12 +3,9 @@ its image and environment names from the query that read it, never one query per
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from promotion_service import db
 from promotion_service.db.models import Rollout
@@ -18,22 +15,7 @@ from tests.promotion_service.gitlab_fixtures import (
     make_promotion,
     make_release,
 )
-
-
-@contextmanager
-def counted_statements(app: Any) -> Iterator[list[str]]:
-    """The SQL statements the app's engine runs inside the block."""
-    seen: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    engine = db.engine_of(app)
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+from tests.promotion_service.helpers import sent_statements
 
 
 def seed(app: Any, images: int) -> int:
@@ -54,9 +36,9 @@ def test_a_longer_list_runs_no_more_queries(app, api, listing):
     project_id = seed(app, 6)
     path = ("/promotions?project=lists/app" if listing == "promotions"
             else f"/projects/{project_id}/environments/staging/releases")
-    with counted_statements(app) as one_row:
+    with sent_statements(app) as one_row:
         short = api.get(f"{path}{'&' if '?' in path else '?'}page_size=1", as_="rm")
-    with counted_statements(app) as six_rows:
+    with sent_statements(app) as six_rows:
         full = api.get(path, as_="rm")
     assert (short.status_code, full.status_code) == (200, 200)
     assert len(short.json) == 1 and len(full.json) == 6

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from promotion_service import db
-from tests.promotion_service.helpers import REPO, digest, register
+from tests.promotion_service.helpers import REPO, digest, register, sent_statements
 
 ROWS = 20_000
 # the tables seeded here, which grow with history (projects, environments, tokens and stops
@@ -30,22 +29,6 @@ LARGE = {"images", "releases", "release_members", "scans", "promotions", "outbox
 def database_url(postgres_url: str) -> str:
     """This module runs on PostgreSQL only: SQLite's planner is not the one that matters."""
     return postgres_url
-
-
-@contextmanager
-def captured(app: Any) -> Iterator[list[tuple[str, Any]]]:
-    """The statements (and their parameters) the app sends to the database in the block."""
-    seen: list[tuple[str, Any]] = []
-
-    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
-    engine = db.engine_of(app)
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
 
 
 def seed_history(app: Any) -> dict[str, int]:
@@ -201,7 +184,7 @@ def test_no_list_or_gate_query_reads_a_large_table_end_to_end(app, api, part):
     ]
     if part == "totals":
         calls.append(("ci-bot", "/audit", {}))
-    with captured(app) as statements:
+    with sent_statements(app) as statements:
         for who, path, query in calls:
             resp = api.get(path, query_string=query, as_=who)
             assert resp.status_code == 200, (path, query, resp.json)

@@ -19,7 +19,13 @@ from promotion_service import create_app, db
 from promotion_service.domain.actor import Actor
 from promotion_service.services import tokens as token_store
 from tests.promotion_service.conftest import TOKENS, ApiClient
-from tests.promotion_service.helpers import deploy, gate, promoted_to_staging, verify
+from tests.promotion_service.helpers import (
+    deploy,
+    gate,
+    promoted_to_staging,
+    sent_statements,
+    verify,
+)
 
 
 @pytest.fixture
@@ -67,19 +73,6 @@ def round_trips(app: Any) -> Iterator[list[str]]:
                 ended.append(line.strip()[:120])
 
 
-@contextmanager
-def statements(app: Any) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def keep(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    engine = db.engine_of(app)
-    event.listen(engine, "before_cursor_execute", keep)
-    yield seen
-    event.remove(engine, "before_cursor_execute", keep)
-
-
 def test_each_gate_answer_is_one_round_trip(traced, traced_api):
     api = traced_api
     promotion_id = promoted_to_staging(api, traced, 1)
@@ -98,7 +91,7 @@ def test_each_gate_answer_is_one_round_trip(traced, traced_api):
     ]
     for question in questions:
         assert gate(api, 1, **question).status_code == 200  # the ci token is remembered now
-        with round_trips(traced) as trips, statements(traced) as sent:
+        with round_trips(traced) as trips, sent_statements(traced) as sent:
             answer = gate(api, 1, **question)
         assert answer.status_code == 200, answer.json
         assert len(sent) == 1, sent

@@ -8,11 +8,8 @@ import html
 import re
 from typing import Any
 
-from sqlalchemy import event
-
-from promotion_service import db
 from promotion_service.db.models import Verification
-from tests.promotion_service.helpers import SOAKED, age, digest, record_id
+from tests.promotion_service.helpers import SOAKED, age, digest, record_id, sent_statements
 
 REASONS = re.compile(r'<span class="reasons[^"]*">(.*?)</span>', re.S)
 
@@ -39,17 +36,8 @@ def staging_candidate(api: Any, k: int) -> dict[str, str]:
 def overview_statements(app: Any, browser: Any) -> tuple[str, int]:
     """The overview's page as the release manager sees it, and the SQL statements it sent."""
     rm = browser("rm")
-    sent = []
-
-    def count(*_: Any) -> None:
-        sent.append(1)
-
-    engine = db.engine_of(app)
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with sent_statements(app) as sent:
         page = rm.get("/ui/")
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert page.status_code == 200
     return page.text, len(sent)
 
