@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 from docker import errors as docker_errors
 
-from docker_cd_local.service import PromotionService
 from steps.cli import run
 from tests.steps.registry_helpers import manifest_digest
 from tests.support import BUSYBOX, TEST_LABEL, read_dotenv
@@ -133,13 +132,6 @@ def test_a_rebuild_from_a_fresh_checkout_without_cache_gives_the_same_digest(
     assert second["CD_IMAGE_DIGEST"] == first["CD_IMAGE_DIGEST"]
     labels = docker.images.get(second["CD_IMAGE"]).labels
     assert labels["org.opencontainers.image.created"] == "2024-05-01T12:00:00Z"  # the commit's
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    svc = PromotionService.start(tmp_path_factory.mktemp("build-once-service"))
-    yield svc
-    svc.stop()
 
 
 def _register(service, image: str, commit: str) -> None:

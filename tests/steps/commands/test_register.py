@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from docker_cd_local.service import PromotionService
 from steps.cli import run
 from steps.commands import register
 from steps.commands.inputs.pipeline import Pipeline
@@ -25,13 +24,6 @@ SCAN_JSON = {
                            "fixed_version": "3.0.2", "title": "bad", "failing": True}],
              "scanner": {"name": "trivy", "version": "0.58.1"}},
 }
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    svc = PromotionService.start(tmp_path_factory.mktemp("register-service"))
-    yield svc
-    svc.stop()
 
 
 def _env(service, **extra):

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from docker_cd_local.service import PromotionService
 from steps.cli import run
 
 DATA = Path(__file__).parents[1] / "data"
 REPORT = str(DATA / "trivy-debian-python.json")
 REPO = "registry.example.com/team/app"
 DIGEST = "sha256:4b2c1c8e0f0b2e0a9d1f6a1a8e3c2b7d6f5e4a3b2c1d0e9f8a7b6c5d4e3f2a1b"
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    svc = PromotionService.start(tmp_path_factory.mktemp("scan-service"))
-    yield svc
-    svc.stop()
 
 
 def env(service):

@@ -6,18 +6,10 @@ import json
 
 import pytest
 
-from docker_cd_local.service import PromotionService
 from steps.cli import run
 from tests.steps.deploy_sample import build_sample, remove_project
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    svc = PromotionService.start(tmp_path_factory.mktemp("deploy-service"))
-    yield svc
-    svc.stop()
 
 
 @pytest.fixture(scope="module")

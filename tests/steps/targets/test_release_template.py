@@ -16,20 +16,12 @@ import subprocess
 
 import pytest
 
-from docker_cd_local.service import PromotionService
 from steps import cli
 from steps.template import deploy_files_hash
 from tests.steps.deploy_sample import build_sample, remove_project
 from tests.steps.service.test_release_template import commit_all, git
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    svc = PromotionService.start(tmp_path_factory.mktemp("release-template-service"))
-    yield svc
-    svc.stop()
 
 
 @pytest.fixture

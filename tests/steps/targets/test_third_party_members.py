@@ -17,7 +17,6 @@ import uuid
 import pytest
 import requests
 
-from docker_cd_local.service import PromotionService
 from steps import cli
 from steps.template import deploy_files_hash
 from tests.steps.deploy_sample import WEB_DOCKERFILE, remove_project
@@ -62,13 +61,6 @@ def shop(docker, images, auth_registry):
            "kv1": f"{auth_registry.host}/{kv_repository}@{kv1}", "move_tag": move_tag}
     for local in built.values():
         forget(docker, local)
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    svc = PromotionService.start(tmp_path_factory.mktemp("third-party-service"))
-    yield svc
-    svc.stop()
 
 
 def _template(tmp_path, kv: str):
