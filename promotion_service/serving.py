@@ -33,6 +33,10 @@ def serve(app: Flask, bind: str, *, threads: int, max_connections: int,
     from waitress import create_server
 
     _allow_open_files(max_connections + threads + 64)
+    if app.config.get("SECRET_KEY_MADE_AT_START"):
+        log.warning("PROMOTION_SECRET_KEY is not set: web sessions are signed with a key made "
+                    "at start, so they end when the process restarts and hold on one process "
+                    "only")
     _warn_if_the_role_owns_the_audit_log(app)
     server = create_server(
         app, listen=bind, threads=threads, connection_limit=max_connections,

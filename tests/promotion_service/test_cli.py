@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from docker_cd_local.service import PromotionService
 from promotion_service import db
 from promotion_service.cli import main
 from tests.promotion_service.helpers import register
@@ -141,3 +142,20 @@ def test_db_upgrade_creates_the_schema(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("PROMOTION_DATABASE_URL", url)
     assert main(["db", "upgrade"]) == 0
     assert main(["token", "create", "--role", "admin", "--name", "root"]) == 0
+
+
+def test_only_serve_warns_that_web_sessions_need_a_secret_key(env, capsys, caplog, tmp_path):
+    assert main(["token", "create", "--role", "approver", "--name", "qa"]) == 0
+    assert main(["db", "upgrade"]) == 0
+    assert "PROMOTION_SECRET_KEY" not in capsys.readouterr().err + caplog.text
+    service = PromotionService.start(tmp_path / "svc")
+    try:
+        assert "PROMOTION_SECRET_KEY is not set" in service.log()
+    finally:
+        service.stop()
+    keyed = PromotionService.start(tmp_path / "keyed",
+                                   settings={"PROMOTION_SECRET_KEY": "k" * 64})
+    try:
+        assert "PROMOTION_SECRET_KEY" not in keyed.log()
+    finally:
+        keyed.stop()

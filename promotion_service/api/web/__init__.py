@@ -9,7 +9,6 @@ errors answered as a page, with the same messages as the API's.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,17 +20,13 @@ from ...errors import ServiceError, Unauthorized
 from . import actions, session, views
 
 PREFIX = "/ui"
-log = logging.getLogger(__name__)
 csrf = CSRFProtect()
 
 
 def init_app(app: Flask) -> None:
     """Register the pages, their session cookie and CSRF protection."""
-    if not app.config.get("SECRET_KEY"):
-        log.warning("PROMOTION_SECRET_KEY is not set: web sessions are signed with a key made "
-                    "at start, so they end when the process restarts and hold on one process "
-                    "only")
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    if not app.config.get("SECRET_KEY"):  # `serve` warns of it; the CLI's other commands need none
+        app.config.update(SECRET_KEY=secrets.token_hex(32), SECRET_KEY_MADE_AT_START=True)
     app.config.update(
         SESSION_COOKIE_NAME="docker_cd_session", SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict", SESSION_REFRESH_EACH_REQUEST=False,
