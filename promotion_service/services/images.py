@@ -48,13 +48,15 @@ def check_owned(policies: PolicySet, project: str, repository: str, built: bool)
                         f"{repositories.ownership_rule(project, prefixes)}")
 
 
-def ensure_image(session: Session, actor: Actor, *, project: str, project_id: int,
-                 member: Member, fields: dict[str, Any]) -> tuple[Image, bool]:
+def ensure_image(session: Session, actor: Actor, policies: PolicySet, *, project: str,
+                 project_id: int, member: Member, fields: dict[str, Any]) -> tuple[Image, bool]:
     """In the caller's write transaction: the member's image row, inserted if new.
 
     The unique key (repository, digest) settles a race: the loser reads the winner's row.
     Core statements rather than the ORM's unit of work: registration is on every pipeline's
-    path.
+    path. A row another project made by pinning the image as a third-party member passes to
+    the project that owns its repository when that project registers the image as built, so
+    no project can block another's images by naming them first.
     """
     image = images.find(session, member.repository, member.digest)
     if image is None:
@@ -69,7 +71,28 @@ def ensure_image(session: Session, actor: Actor, *, project: str, project_id: in
                          after={k: values.get(k) for k in AUDITED} | {"project": project})
             return image, True
         image = images.find(session, member.repository, member.digest)
+    if member.built and image is not None and image.project_id != project_id:
+        _claim_if_pinned_by_another(session, actor, policies, image, project, project_id,
+                                    fields)
     return same_project(session, image, project, member.built), False
+
+
+def _claim_if_pinned_by_another(session: Session, actor: Actor, policies: PolicySet,
+                                image: Image, project: str, project_id: int,
+                                fields: dict[str, Any]) -> None:
+    """Give the image to `project` (which owns its repository) if the project holding it
+    does not: that one only pinned it as a third-party member, never built it."""
+    holder = images.project_path(session, image)
+    if repositories.owns(holder, image.repository, policies.for_project(holder).repositories):
+        return
+    built = {k: v for k, v in fields.items() if k in _NEW_IMAGE}
+    if "commit_time" in built:
+        built["commit_time"] = parse_time(built["commit_time"])
+    images.claim(session, image.id, project_id=project_id, **built)
+    session.refresh(image)
+    audit.append(session, actor, "image.claimed", "image", image.id,
+                 before={"project": holder},
+                 after={k: getattr(image, k) for k in AUDITED} | {"project": project})
 
 
 def signed_fields(actor: Actor, fields: dict[str, Any]) -> dict[str, Any]:

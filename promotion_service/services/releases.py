@@ -50,8 +50,8 @@ def register(session: Session, actor: Actor, policies: PolicySet, *, project: st
                 project_id = ensure_project(session, actor, project, policies,
                                             gitlab_project_id).id
                 resolved = [(member, images.ensure_image(
-                    session, actor, project=project, project_id=project_id, member=member,
-                    fields=fields)[0]) for member in wanted]
+                    session, actor, policies, project=project, project_id=project_id,
+                    member=member, fields=fields)[0]) for member in wanted]
                 release_id, created = ensure(session, actor, project_id, project, resolved,
                                              template_hash, fields)
     return _same_project(session, release_id, project), created
@@ -74,7 +74,7 @@ def register_image(session: Session, actor: Actor, policies: PolicySet, *, proje
                         release_id=release_id), False
     with write_transaction(session):
         project_id = ensure_project(session, actor, project, policies, gitlab_project_id).id
-        image, created = images.ensure_image(session, actor, project=project,
+        image, created = images.ensure_image(session, actor, policies, project=project,
                                              project_id=project_id, member=member,
                                              fields=fields)
         release_id, _ = ensure(session, actor, project_id, project, [(member, image)], None,

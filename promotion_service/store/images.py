@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, attributes, instrumentation
 
 from ..db import insert_if_new
@@ -30,6 +30,11 @@ def _loaded_image(**row: Any) -> Image:
     image = _IMAGE_CLASS.new_instance()
     attributes.instance_dict(image).update(row)
     return image
+
+
+def claim(session: Session, image_id: int, **values: Any) -> None:
+    """Move an image to another project, with the facts of the pipeline that built it."""
+    session.execute(update(Image).where(Image.id == image_id).values(**values))
 
 
 def find(session: Session, repository: str, digest: str) -> Image | None:

@@ -238,3 +238,25 @@ def test_four_eyes_keeps_out_who_built_a_member_even_when_a_release_calls_it_thi
     assert "alice" in missing["details"]["excluded"]
     # a third-party image nobody here built keeps nobody out
     assert "dev" in missing["details"]["excluded"] and len(missing["details"]["excluded"]) == 3
+
+
+def test_a_project_cannot_block_another_s_image_by_pinning_it_first(api):
+    # other/app pins group/app's api image as a third-party member before group/app's pipeline
+    # registers the image it built
+    pinned = {"name": "api", "repository": f"{REPO}/api", "digest": digest(1), "built": False}
+    theirs = api.post("/releases", json={"project": "other/app", "members": [pinned]},
+                      as_="ci-other")
+    assert theirs.status_code == 201, theirs.json
+    ours = register(api, triggered_by="dev", scan=False)
+    assert ours.status_code == 201, ours.json
+    [api_member] = [m for m in ours.json["members"] if m["name"] == "api"]
+    image = api.get(f"/images/{api_member['image_id']}").json
+    assert (image["project"], image["commit_sha"], image["triggered_by"]) == (
+        "group/app", "ab" * 20, "dev")
+    # their release still pins it; the move is audited
+    assert api.get(f"/releases/{theirs.json['id']}", as_="admin").json["members"][0][
+        "image_id"] == api_member["image_id"]
+    claimed = api.get("/audit", query_string={"action": "image.claimed"}, as_="admin").json
+    assert [(e["subject_id"], e["before"], e["after"]["project"]) for e in claimed] == [
+        (str(api_member["image_id"]), {"project": "other/app"}, "group/app")]
+
