@@ -4,6 +4,7 @@ role cannot even try."""
 
 from __future__ import annotations
 
+import gc
 import json
 import secrets
 import subprocess
@@ -182,6 +183,7 @@ def roles(postgres_url):
         conn.execute(text(f"CREATE DATABASE {name} OWNER {name}_owner"))
     base = postgres_url.rsplit("/", 1)[0].replace("postgres@", "{}@")
     yield (base.format(f"{name}_owner") + f"/{name}", base.format(f"{name}_app") + f"/{name}")
+    gc.collect()  # as postgres_url does: leaked connections reset while their database exists
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         for role in ("owner", "app"):
