@@ -42,10 +42,15 @@ _NEW_IMAGE["tags"] = []
 def check_owned(policies: PolicySet, project: str, repository: str, built: bool) -> None:
     """A built image's repository must be the project's; a third-party image (built=False) may
     be any, and may already be another project's: it is shared, not owned."""
-    prefixes = policies.for_project(project).repositories
-    if built and not repositories.owns(project, repository, prefixes):
+    if built and not owns(policies, project, repository):
+        prefixes = policies.for_project(project).repositories
         raise Forbidden(f"{repository} is not a repository of project {project}: "
                         f"{repositories.ownership_rule(project, prefixes)}")
+
+
+def owns(policies: PolicySet, project: str, repository: str) -> bool:
+    """Whether the repository is one of the project's (its path, or its policy's prefixes)."""
+    return repositories.owns(project, repository, policies.for_project(project).repositories)
 
 
 def ensure_image(session: Session, actor: Actor, policies: PolicySet, *, project: str,
@@ -63,8 +68,7 @@ def ensure_image(session: Session, actor: Actor, policies: PolicySet, *, project
         values = dict(_NEW_IMAGE, project_id=project_id, repository=member.repository,
                       digest=member.digest, registered_by=actor.name, created_at=utcnow(),
                       registered_via="id_token" if actor.pipeline else "token",
-                      **(fields if member.built else {}))  # a third-party image: not ours
-        values["commit_time"] = parse_time(values["commit_time"])
+                      **(_pipeline_facts(fields) if member.built else {}))  # third-party: not ours
         image = images.insert_new(session, values)
         if image is not None:
             audit.append(session, actor, "image.registered", "image", image.id,
@@ -83,16 +87,21 @@ def _claim_if_pinned_by_another(session: Session, actor: Actor, policies: Policy
     """Give the image to `project` (which owns its repository) if the project holding it
     does not: that one only pinned it as a third-party member, never built it."""
     holder = images.project_path(session, image)
-    if repositories.owns(holder, image.repository, policies.for_project(holder).repositories):
+    if owns(policies, holder, image.repository):
         return
-    built = {k: v for k, v in fields.items() if k in _NEW_IMAGE}
-    if "commit_time" in built:
-        built["commit_time"] = parse_time(built["commit_time"])
-    images.claim(session, image.id, project_id=project_id, **built)
+    images.claim(session, image.id, project_id=project_id, **_pipeline_facts(fields))
     session.refresh(image)
     audit.append(session, actor, "image.claimed", "image", image.id,
                  before={"project": holder},
                  after={k: getattr(image, k) for k in AUDITED} | {"project": project})
+
+
+def _pipeline_facts(fields: dict[str, Any]) -> dict[str, Any]:
+    """The image columns a built registration's pipeline facts fill, its time as stored."""
+    facts = {k: v for k, v in fields.items() if k in _NEW_IMAGE}
+    if "commit_time" in facts:
+        facts["commit_time"] = parse_time(facts["commit_time"])
+    return facts
 
 
 def signed_fields(actor: Actor, fields: dict[str, Any]) -> dict[str, Any]:

@@ -144,10 +144,13 @@ def test_db_upgrade_creates_the_schema(monkeypatch, tmp_path, capsys):
     assert main(["token", "create", "--role", "admin", "--name", "root"]) == 0
 
 
-def test_only_serve_warns_that_web_sessions_need_a_secret_key(env, capsys, caplog, tmp_path):
+def test_token_create_and_db_upgrade_do_not_warn_of_the_secret_key(env, capsys, caplog):
     assert main(["token", "create", "--role", "approver", "--name", "qa"]) == 0
     assert main(["db", "upgrade"]) == 0
     assert "PROMOTION_SECRET_KEY" not in capsys.readouterr().err + caplog.text
+
+
+def test_serve_warns_that_web_sessions_need_a_secret_key_unless_given_one(tmp_path):
     service = PromotionService.start(tmp_path / "svc")
     try:
         assert "PROMOTION_SECRET_KEY is not set" in service.log()
