@@ -124,7 +124,7 @@ def sign_in(driver: Any, service: PromotionService, name: str) -> None:
     driver.delete_all_cookies()
     driver.get(f"{service.url}/ui/sign-in")
     driver.find_element(By.NAME, "token").send_keys(service.tokens[name])
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
     assert f"{name} " in driver.find_element(By.CSS_SELECTOR, "header .who").text
 
 
@@ -133,7 +133,17 @@ def submit(driver: Any, button_text: str, reason: str) -> None:
     button = driver.find_element(By.XPATH, f"//button[normalize-space()='{button_text}']")
     form = button.find_element(By.XPATH, "./ancestor::form")
     form.find_element(By.NAME, "reason").send_keys(reason)
-    button.click()
+    follow(driver, button)
+
+
+def follow(driver: Any, clickable: Any) -> None:
+    """Click, and wait until the browser has left the page (so no element of it is read)."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    clickable.click()
+    try:
+        WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+    except TimeoutException:
+        raise AssertionError(f"clicking did not load a page: {driver.current_url}") from None
 
 
 def element(driver: Any, css: str) -> Any:
@@ -191,7 +201,7 @@ def test_approve_promote_roll_back_and_audit_in_chromium(stack, chromium):
     # one requested by another: approve it, and its production pipeline starts
     chromium.get(f"{service.url}/ui/")
     production = chromium.find_elements(By.CSS_SELECTOR, "table.matrix td.cell")[2]
-    production.find_element(By.CSS_SELECTOR, ".candidate a").click()
+    follow(chromium, production.find_element(By.CSS_SELECTOR, ".candidate a"))
     assert chromium.current_url.endswith(f"/ui/releases/{candidate}")
     assert "blocked" in chromium.find_element(By.ID, "env-production").text
     shot(chromium, "release")
@@ -220,18 +230,18 @@ def test_approve_promote_roll_back_and_audit_in_chromium(stack, chromium):
     chromium.get(f"{service.url}/ui/audit")
     assert "The chain verifies" in chromium.page_source
     chromium.find_element(By.NAME, "actor").send_keys("alice")
-    chromium.find_element(By.XPATH, "//button[normalize-space()='Filter']").click()
+    follow(chromium, chromium.find_element(By.XPATH, "//button[normalize-space()='Filter']"))
     audit = element(chromium, "table.audit").text
     assert "approval.approve" in audit and "checked on staging" in audit
     chromium.find_element(By.NAME, "actor").clear()
     chromium.find_element(By.NAME, "actor").send_keys("rm")
-    chromium.find_element(By.XPATH, "//button[normalize-space()='Filter']").click()
+    follow(chromium, chromium.find_element(By.XPATH, "//button[normalize-space()='Filter']"))
     audit = element(chromium, "table.audit").text
     assert "environment.hold_set" in audit and "payment errors after 1.0.2" in audit
     export = chromium.find_element(By.LINK_TEXT, "export JSON lines").get_attribute("href")
     lines = session_of(chromium, service).get(export, timeout=10).text.splitlines()
     assert lines and all('"actor": "rm"' in line for line in lines)
-    chromium.find_element(By.LINK_TEXT, "DORA").click()
+    follow(chromium, chromium.find_element(By.LINK_TEXT, "DORA"))
     production = chromium.find_element(By.XPATH, "//tr[td[normalize-space()='production']]")
     assert production.find_elements(By.CSS_SELECTOR, "svg rect")
     shot(chromium, "dora")
