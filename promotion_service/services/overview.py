@@ -12,23 +12,44 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..db.models import Environment, Project, Release, utcnow
+from ..db.models import EmergencyStop, Environment, Project, Release, utcnow
 from ..domain.actor import Actor
 from ..domain.states import IN_FLIGHT
 from ..store import approvals as approval_store
-from ..store import audit, overview, projects, rollouts, scans
+from ..store import audit, gate_facts, overview, projects, rollouts, scans, stops
 from . import approvals, gate, lookups
-from .projects import policy_of
 
 PAGE_SIZE = 50
 _IN_FLIGHT = {s.value for s in IN_FLIGHT}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A release as a cell names it: a link to its page, labelled by its first tag or its
+    digest."""
+
+    id: int
+    tags: list[str] | None
+    digest: str
+
+
+@dataclass(frozen=True)
+class Live:
+    """What runs in an environment: the release, its commit, since when and who deployed it
+    (None when no deployment report put it there)."""
+
+    release: Shown
+    commit_sha: str | None
+    at: datetime
+    verified_at: datetime | None
+    by: str | None
 
 
 @dataclass
 class Candidate:
     """The release waiting to enter an environment, and why it may not yet (one line)."""
 
-    release: Release
+    release: Shown
     allowed: bool
     reasons: str
 
@@ -37,21 +58,23 @@ class Candidate:
 class Cell:
     """One project's environment: what runs there, in what state, and what waits."""
 
-    environment: Environment
-    live: Any = None  # (Rollout, Release, Deployment) row
+    live: Live | None = None
     states: list[str] = field(default_factory=list)
     candidate: Candidate | None = None
 
 
 @dataclass
 class Matrix:
-    """A page of the overview: the rows, the environment columns, and the paging."""
+    """A page of the overview: the rows, the environment columns, the paging, every
+    environment name in use (the filter) and the emergency stops in force."""
 
     columns: list[str]
     rows: list[tuple[Project, dict[str, Cell]]]
     total: int
     page: int
     pages: int
+    environments: list[str]
+    stops: list[EmergencyStop]
 
 
 def matrix(session: Session, actor: Actor, *, project: str | None = None,
@@ -61,28 +84,21 @@ def matrix(session: Session, actor: Actor, *, project: str | None = None,
     page = max(page, 1)
     found, total = overview.projects(session, path=project, scope=actor.project,
                                      offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-    envs = overview.environments(session, [p.id for p in found])
-    if environment:
-        envs = [e for e in envs if e.name == environment]
-    env_ids = [e.id for e in envs]
-    live = overview.live(session, env_ids)
-    deployed = overview.latest_deployments(session, env_ids)
-    promoted = overview.latest_promotions(session, env_ids)
-    stops = overview.stopped(session)
-    all_envs = overview.environments(session, [p.id for p in found]) if environment else envs
-    by_position = {(e.project_id, e.position): e for e in all_envs}
+    # every environment of the page's projects: a cell's candidate comes from the one before
+    envs = overview.cells(session, [p.id for p in found])
+    active = stops.active(session)
+    stopped = {stop.environment for stop in active}
+    live = {env.id: _live(env) for env in envs}
+    by_position = {(env.project_id, env.position): env.id for env in envs}
     now = utcnow()
-    in_flight = overview.releases(session, [p.release_id for p in promoted.values()
-                                            if p.state in _IN_FLIGHT])
     cells: dict[int, dict[str, Cell]] = {p.id: {} for p in found}
-    waiting: dict[int, Release] = {}
+    waiting: dict[int, Shown] = {}
     for env in envs:
-        cell = Cell(env, live.get(env.id))
-        cell.states = _states(env, cell.live, deployed.get(env.id), promoted.get(env.id),
-                              env.name in stops, now)
+        if environment and env.name != environment:
+            continue
+        cell = Cell(live[env.id], _states(env, env.name in stopped, now))
         previous = by_position.get((env.project_id, env.position - 1))
-        release = _candidate(env, cell.live, promoted.get(env.id), in_flight,
-                             live.get(previous.id) if previous else None)
+        release = _candidate(env, cell.live, live.get(previous) if previous else None)
         if release is not None:
             waiting[env.id] = release
         cells[env.project_id][env.name] = cell
@@ -95,9 +111,9 @@ def matrix(session: Session, actor: Actor, *, project: str | None = None,
             line = "; ".join(r.message for r in decision.reasons)
             cells[env.project_id][env.name].candidate = Candidate(
                 release, decision.allowed, line or "may go in now")
-    columns = [environment] if environment else overview.environment_names(session)
-    return Matrix(columns, [(p, cells[p.id]) for p in found], total, page,
-                  max(1, -(-total // PAGE_SIZE)))
+    names = overview.environment_names(session)
+    return Matrix([environment] if environment else names, [(p, cells[p.id]) for p in found],
+                  total, page, max(1, -(-total // PAGE_SIZE)), names, active)
 
 
 def environment_names(session: Session) -> list[str]:
@@ -105,33 +121,39 @@ def environment_names(session: Session) -> list[str]:
     return overview.environment_names(session)
 
 
-def _states(env: Environment, live: Any, deployment: Any, promotion: Any, stopped: bool,
-            now: datetime) -> list[str]:
+def _live(env: Any) -> Live | None:
+    if env.live_release_id is None:
+        return None
+    return Live(Shown(env.live_release_id, env.live_tags, env.live_digest),
+                env.live_commit_sha, env.live_at, env.live_verified_at, env.live_by)
+
+
+def _states(env: Any, stopped: bool, now: datetime) -> list[str]:
     states = []
-    if promotion is not None and promotion.state in _IN_FLIGHT:
+    if env.promotion_state in _IN_FLIGHT:
         states.append("deploying")
-    if live is not None and live.Rollout.verified_at is not None:
+    if env.live_verified_at is not None:
         states.append("verified")
-    if deployment is not None and deployment.state == "failed":
+    if env.deployment_state == "failed":
         states.append("failed")
     if env.hold_at is not None:
         states.append("held")
-    if live is not None and live.Release.revoked_at is not None:
+    if env.live_revoked_at is not None:
         states.append("revoked")
-    if stopped or any(w.covers(now) for w in policy_of(env).freeze_windows):
+    # the stored policy's text is parsed once per process, not once per cell
+    if stopped or any(w.covers(now) for w in gate_facts.parse_policy(env.policy).freeze_windows):
         states.append("frozen")
     return states
 
 
-def _candidate(env: Environment, live: Any, promotion: Any, in_flight: dict[int, Release],
-               previous_live: Any) -> Release | None:
+def _candidate(env: Any, live: Live | None, previous_live: Live | None) -> Shown | None:
     """The release in flight into the environment, else the one verified in the environment
     before it that is not live here yet."""
-    if promotion is not None and promotion.state in _IN_FLIGHT:
-        return in_flight.get(promotion.release_id)
-    if previous_live is not None and previous_live.Rollout.verified_at is not None and (
-            live is None or live.Release.id != previous_live.Release.id):
-        return previous_live.Release
+    if env.promotion_state in _IN_FLIGHT:
+        return Shown(env.promoted_id, env.promoted_tags, env.promoted_digest)
+    if previous_live is not None and previous_live.verified_at is not None and (
+            live is None or live.release.id != previous_live.release.id):
+        return previous_live.release
     return None
 
 

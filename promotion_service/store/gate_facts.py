@@ -124,11 +124,21 @@ def _statement(dialect: str, by_id: bool) -> TextClause:
                 where="WHERE r.id = " + (":release_id" if by_id else _ONE_MEMBER_OF_IMAGE))
 
 
-@lru_cache(maxsize=64)
-def _many_statement(dialect: str, pairs: int) -> TextClause:
-    """The same query for `pairs` (release id, environment id) pairs."""
-    values = ", ".join(f"(:r{n}, :e{n})" for n in range(pairs))
-    return _sql(dialect, asked=f"WITH asked (release_id, env_id) AS (VALUES {values})",
+# the asked pairs as one JSON parameter ([[release id, environment id], ...]): one short
+# statement text however many pairs (the drivers cache its parsing; 400 bind parameters
+# made a new 20 KB text per page size), and one a connection may keep prepared
+_ASKED = {
+    "postgresql": "SELECT CAST(p.value->>0 AS INTEGER), CAST(p.value->>1 AS INTEGER) "
+                  "FROM json_array_elements(CAST(:asked AS JSON)) AS p",
+    "sqlite": "SELECT json_extract(p.value, '$[0]'), json_extract(p.value, '$[1]') "
+              "FROM json_each(:asked) AS p",
+}
+
+
+@lru_cache(maxsize=8)
+def _many_statement(dialect: str) -> TextClause:
+    """The same query for many (release id, environment id) pairs."""
+    return _sql(dialect, asked=f"WITH asked (release_id, env_id) AS ({_ASKED[dialect]})",
                 releases="asked JOIN releases r ON r.id = asked.release_id",
                 environment="JOIN environments e ON e.id = asked.env_id", where="")
 
@@ -233,12 +243,9 @@ def load_many(session: Session | Connection,
     if not asked:
         return {}
     conn = session.connection() if isinstance(session, Session) else session
-    pairs = sorted(set(asked))
-    params: dict[str, Any] = {"promotion_id": None}
-    for n, (release_id, env_id) in enumerate(pairs):
-        params[f"r{n}"], params[f"e{n}"] = release_id, env_id
+    params = {"promotion_id": None, "asked": json.dumps(sorted(set(asked)))}
     found: dict[tuple[int, int], list[Any]] = {}
-    for row in conn.execute(_many_statement(conn.dialect.name, len(pairs)), params):
+    for row in conn.execute(_many_statement(conn.dialect.name), params):
         found.setdefault((row.id, row.env_id), []).append(row)
     return {key: _row(rows, rows[0].env_name) for key, rows in found.items()}
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy import Row, Select, Text, bindparam, cast, func, select
+from sqlalchemy.orm import Session, aliased
 
-from ..db.models import Deployment, EmergencyStop, Environment, Project, Promotion, Release, Rollout
+from ..db.models import Deployment, Environment, Project, Promotion, Release, Rollout
 
 
 def projects(session: Session, *, path: str | None = None, scope: str | None = None,
@@ -40,49 +40,50 @@ def environment_names(session: Session) -> list[str]:
     return [name for name, _ in rows]
 
 
-def live(session: Session, env_ids: Sequence[int]) -> dict[int, Any]:
-    """Per environment: its live rollout (the latest not rolled back) with its release and the
-    deployment that put it there."""
-    latest = _latest(Rollout, env_ids, Rollout.rolled_back_at.is_(None))
-    rows = session.execute(
-        select(Rollout, Release, Deployment).join(Release, Release.id == Rollout.release_id)
-        .outerjoin(Deployment, Deployment.id == Rollout.deployment_id)
-        .where(Rollout.id.in_(latest)).options(lazyload(Release.members)))  # not shown
-    return {row.Rollout.environment_id: row for row in rows}
+def _newest(model: Any, *where: Any) -> Any:
+    """The id of the environment's newest row of `model` (matching `where`): one step down
+    the (environment_id, id) index, not a scan of its whole history."""
+    return (select(model.id).where(model.environment_id == Environment.id, *where)
+            .order_by(model.id.desc()).limit(1).correlate(Environment).scalar_subquery())
 
 
-def latest_deployments(session: Session, env_ids: Sequence[int]) -> dict[int, Deployment]:
-    """Per environment: its latest deployment report, whichever image."""
-    latest = _latest(Deployment, env_ids)
-    return {d.environment_id: d
-            for d in session.scalars(select(Deployment).where(Deployment.id.in_(latest)))}
+def _cells_statement() -> Select[Any]:
+    live, shown, by = aliased(Rollout), aliased(Release), aliased(Deployment)
+    deployed, promoted, promoted_release = aliased(Deployment), aliased(Promotion), aliased(Release)
+    return (
+        select(Environment.id, Environment.project_id, Environment.name, Environment.position,
+               cast(Environment.policy, Text).label("policy"), Environment.hold_at,
+               shown.id.label("live_release_id"), shown.tags.label("live_tags"),
+               shown.digest.label("live_digest"), shown.commit_sha.label("live_commit_sha"),
+               shown.revoked_at.label("live_revoked_at"), live.created_at.label("live_at"),
+               live.verified_at.label("live_verified_at"), by.actor.label("live_by"),
+               deployed.state.label("deployment_state"),
+               promoted.state.label("promotion_state"),
+               promoted_release.id.label("promoted_id"),
+               promoted_release.tags.label("promoted_tags"),
+               promoted_release.digest.label("promoted_digest"))
+        .select_from(Environment)
+        .outerjoin(live, live.id == _newest(Rollout, Rollout.rolled_back_at.is_(None)))
+        .outerjoin(shown, shown.id == live.release_id)
+        .outerjoin(by, by.id == live.deployment_id)
+        .outerjoin(deployed, deployed.id == _newest(Deployment))
+        .outerjoin(promoted, promoted.id == _newest(Promotion))
+        .outerjoin(promoted_release, promoted_release.id == promoted.release_id)
+        .where(Environment.project_id.in_(bindparam("project_ids", expanding=True)))
+        .order_by(Environment.project_id, Environment.position))
 
 
-def latest_promotions(session: Session, env_ids: Sequence[int]) -> dict[int, Promotion]:
-    """Per environment: its latest promotion, whichever image."""
-    latest = _latest(Promotion, env_ids)
-    return {p.environment_id: p
-            for p in session.scalars(select(Promotion).where(Promotion.id.in_(latest)))}
+# built once: composing it (six aliases) costs more than running it
+_CELLS = _cells_statement()
 
 
-def _latest(model: Any, env_ids: Sequence[int], *where: Any) -> Any:
-    """The id of each environment's newest row of `model` (matching `where`): one step down
-    the (environment_id, id) index per environment, not a scan of its whole history."""
-    newest = (select(model.id).where(model.environment_id == Environment.id, *where)
-              .order_by(model.id.desc()).limit(1).correlate(Environment).scalar_subquery())
-    return select(newest).where(Environment.id.in_(env_ids))
+def cells(session: Session, project_ids: Sequence[int]) -> list[Row[Any]]:
+    """One row per environment of these projects (each project's in promotion order): its
+    name, position, stored policy (as text) and hold; its live rollout (the latest not rolled
+    back) with its release and the deployment that put it there (live_*); its latest
+    deployment's state; its latest promotion with that promotion's release (promoted_*).
 
-
-def releases(session: Session, ids: Sequence[int]) -> dict[int, Release]:
-    """These releases by id, in one query (their members are not shown)."""
-    if not ids:
-        return {}
-    rows = session.scalars(select(Release).where(Release.id.in_(set(ids)))
-                           .options(lazyload(Release.members)))
-    return {release.id: release for release in rows}
-
-
-def stopped(session: Session) -> dict[str, EmergencyStop]:
-    """Emergency stops in force, by environment name."""
-    rows = session.scalars(select(EmergencyStop).where(EmergencyStop.lifted_at.is_(None)))
-    return {stop.environment: stop for stop in rows}
+    One statement of plain columns, each newest row found by one step down the
+    (environment_id, id) index: a page's 200 cells are not worth loading as ORM entities.
+    """
+    return list(session.execute(_CELLS, {"project_ids": list(project_ids)}))

@@ -27,7 +27,7 @@ from flask.typing import ResponseReturnValue
 
 from ...db import get_session
 from ...domain.actor import APPROVERS, MANAGERS
-from ...services import audit, dora, lookups, overview, projects, stops
+from ...services import audit, dora, lookups, overview, projects
 from . import charts
 from .session import page_actor
 
@@ -47,9 +47,8 @@ def overview_page() -> ResponseReturnValue:
     matrix = overview.matrix(session, actor, project=project or None,
                              environment=environment or None, page=_page())
     return render_template("web/overview.html", matrix=matrix, project=project,
-                           environment=environment,
-                           environments=overview.environment_names(session),
-                           stops=stops.active(session), MANAGERS=MANAGERS)
+                           environment=environment, environments=matrix.environments,
+                           stops=matrix.stops, MANAGERS=MANAGERS)
 
 
 @bp.get("/releases/<int:release_id>")
