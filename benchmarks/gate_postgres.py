@@ -101,8 +101,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--database-url", help="default: a throw-away PostgreSQL server")
     parser.add_argument("--plan-cache-mode", default="auto",
                         choices=("auto", "force_generic_plan", "force_custom_plan"),
-                        help="set on the database for both servers (PostgreSQL re-plans the "
-                             "gate's query on each run under auto: see the figures)")
+                        help="set on the database for both servers (under auto, PostgreSQL "
+                             "plans a connection's first 10 runs of the gate's query, then "
+                             "keeps its generic plan)")
     return parser.parse_args()
 
 

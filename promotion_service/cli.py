@@ -117,6 +117,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise ConfigError("--threads: must be at least 1")
+    # a pooled connection per request thread: one opened beyond the pool is closed after its
+    # request, and PostgreSQL plans every statement afresh on the next (plans are per connection)
+    os.environ.setdefault("PROMOTION_DB_POOL_SIZE", str(args.threads))
     app = _app()
     serve(app, args.bind, threads=args.threads,
           max_connections=app.config["MAX_CONNECTIONS"], idle_timeout=app.config["IDLE_TIMEOUT"])

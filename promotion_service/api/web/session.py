@@ -46,6 +46,12 @@ class CookieSessions(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Any) -> bool:
         return request.is_secure
 
+    def open_session(self, app: Any, request: Any) -> Any:
+        # API calls (the gate's on every deploy) carry no cookie: no signer to build for them
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
 
 def signed_in() -> Actor | None:
     """The person signed in on this request, if any (their token must still be live)."""
