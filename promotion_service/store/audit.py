@@ -75,13 +75,13 @@ _STORED = (select(AuditEntry.id, AuditEntry.prev_hash, AuditEntry.hash,
                   *(cast(getattr(AuditEntry, c), Text) if c in ("before", "after")
                     else getattr(AuditEntry, c) for c in HASHED_FIELDS))
            .order_by(AuditEntry.id)
-           .execution_options(stream_results=True, yield_per=10_000))
+           .execution_options(stream_results=True, yield_per=5000))
 
 
 def stored_in_order(session: Session) -> Iterator[Sequence[Any]]:
     """Every entry as stored, oldest first: id, prev_hash, hash, then the HASHED_FIELDS with
     `before` and `after` as their JSON text (parsing is left to the reader, which can do it
-    faster). Streamed through a server-side cursor on PostgreSQL in batches of 10,000 plain
+    faster). Streamed through a server-side cursor on PostgreSQL in batches of 5,000 plain
     tuples, so memory stays flat in the log's length."""
     for batch in session.connection().execute(_STORED).partitions():
         yield from batch
