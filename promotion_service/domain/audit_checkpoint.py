@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .audit_chain import GENESIS, ChainBreak
+from .audit_chain import EDITED, GENESIS, REMOVED, ChainBreak, stored_canonical
 
 
 @dataclass(frozen=True)
@@ -71,48 +71,46 @@ def read_checkpoints(lines: Iterable[str], key: bytes) -> tuple[list[Checkpoint]
     return checkpoints, None
 
 
-class CheckpointWalk:
-    """The entries (oldest first) against the checkpoints, fed one at a time, so that a
-    single pass over the log checks its hash chain and its checkpoints together.
+def walk(rows: Iterable[Sequence[Any]], checkpoints: list[Checkpoint],
+         ) -> tuple[int, ChainBreak | None, ChainBreak | None]:
+    """One pass over the stored entries, oldest first, checking the hash chain and the
+    checkpoints together: (entries walked, the first chain break, the first checkpoint the
+    log contradicts). Each row is the entry's id, prev_hash and hash, then its HASHED_FIELDS
+    with `before` and `after` as their JSON text. The walk stops at a chain break.
 
     Each checkpoint's head must be the hash of the entry at its count. A chain shorter than
     the latest checkpoint lost its newest entries (or all of them).
     """
-
-    def __init__(self, checkpoints: list[Checkpoint]) -> None:
-        self.wanted: dict[int, Checkpoint] = {}
-        for checkpoint in checkpoints:
-            self.wanted.setdefault(checkpoint.count, checkpoint)
-        self.latest = checkpoints[-1] if checkpoints else None
-        self.seen = 0
-        self.broken: ChainBreak | None = None
-
-    def see(self, entry: Mapping[str, Any]) -> None:
-        """The next entry; the first one that contradicts a checkpoint is kept."""
-        self.seen += 1
-        checkpoint = self.wanted.get(self.seen)
-        if self.broken is None and checkpoint is not None and entry["hash"] != checkpoint.head:
-            self.broken = ChainBreak(entry["id"], (
-                f"it is entry {self.seen}, whose hash the checkpoint of {checkpoint.at} "
-                f"recorded as {checkpoint.head[:12]}...; the chain was rewritten from here or "
-                "before"))
-
-    def finish(self) -> ChainBreak | None:
-        """The first break, once every entry was seen."""
-        latest = self.latest
-        if self.broken is None and latest is not None and self.seen < latest.count:
-            return ChainBreak(None, (
-                f"the log has {self.seen} entries but the checkpoint of {latest.at} counted "
-                f"{latest.count}: the newest {latest.count - self.seen} were removed"))
-        return self.broken
+    due = iter(_first_per_count(checkpoints))
+    wanted = next(due, None)
+    prev, seen, contradicted = GENESIS, 0, None
+    sha256 = hashlib.sha256
+    for entry_id, prev_hash, digest, *fields in rows:
+        seen += 1
+        if prev_hash != prev:
+            return seen, ChainBreak(entry_id, REMOVED), contradicted
+        if sha256(prev.encode() + b"\n" + stored_canonical(fields)).hexdigest() != digest:
+            return seen, ChainBreak(entry_id, EDITED), contradicted
+        prev = digest
+        if wanted is not None and seen == wanted.count:
+            if contradicted is None and digest != wanted.head:
+                contradicted = ChainBreak(entry_id, (
+                    f"it is entry {seen}, whose hash the checkpoint of {wanted.at} recorded "
+                    f"as {wanted.head[:12]}...; the chain was rewritten from here or before"))
+            wanted = next(due, None)
+    latest = checkpoints[-1] if checkpoints else None
+    if contradicted is None and latest is not None and seen < latest.count:
+        contradicted = ChainBreak(None, (
+            f"the log has {seen} entries but the checkpoint of {latest.at} counted "
+            f"{latest.count}: the newest {latest.count - seen} were removed"))
+    return seen, None, contradicted
 
 
-def check_against(entries: Iterable[Mapping[str, Any]],
-                  checkpoints: list[Checkpoint]) -> tuple[int, ChainBreak | None]:
-    """Walk the entries (oldest first) against the checkpoints: (entries seen, first break)."""
-    walk = CheckpointWalk(checkpoints)
-    for entry in entries:
-        walk.see(entry)
-        if walk.broken is not None:
-            break
-    return walk.seen, walk.finish()
+def _first_per_count(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+    """The first checkpoint of each count above 0, in order (read_checkpoints refuses a count
+    that goes down)."""
+    firsts: dict[int, Checkpoint] = {}
+    for checkpoint in checkpoints:
+        if checkpoint.count > 0:
+            firsts.setdefault(checkpoint.count, checkpoint)
+    return list(firsts.values())

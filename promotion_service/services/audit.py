@@ -22,12 +22,12 @@ from ..config import ConfigError
 from ..db.listing import Listing
 from ..db.models import utcnow
 from ..domain.actor import Actor
-from ..domain.audit_chain import ChainBreak, verify_chain
+from ..domain.audit_chain import ChainBreak
 from ..domain.audit_checkpoint import (
     Checkpoint,
-    CheckpointWalk,
     head_of,
     read_checkpoints,
+    walk,
 )
 from ..store import audit, projects
 from . import lookups
@@ -106,15 +106,7 @@ def verify(session: Session, anchor: Anchor | None = None) -> Verdict:
     problem = None
     if anchor is not None and anchor.path.exists():
         checkpoints, problem = read_checkpoints(_lines(anchor.path), anchor.key)
-    walk = CheckpointWalk(checkpoints)
-
-    def walked() -> Iterator[Mapping[str, Any]]:
-        for entry in audit.in_order(session):
-            walk.see(entry)
-            yield entry
-
-    broken = verify_chain(walked())
-    count = walk.seen
+    count, broken, contradicted = walk(audit.stored_in_order(session), checkpoints)
     if broken is not None or anchor is None:
         return Verdict(count, 0, broken)
     if not anchor.path.exists():
@@ -122,7 +114,7 @@ def verify(session: Session, anchor: Anchor | None = None) -> Verdict:
                                                   "missing"))
     if problem is not None:
         return Verdict(count, len(checkpoints), ChainBreak(None, problem))
-    return Verdict(count, len(checkpoints), walk.finish())
+    return Verdict(count, len(checkpoints), contradicted)
 
 
 def _lines(path: Path) -> Iterator[str]:

@@ -1,6 +1,46 @@
 """Audit hash chain."""
 
-from promotion_service.domain.audit_chain import GENESIS, entry_hash, verify_chain
+import hashlib
+import json
+
+import pytest
+
+from promotion_service.domain.audit_chain import (
+    GENESIS,
+    HASHED_FIELDS,
+    entry_hash,
+    stored_canonical,
+    verify_chain,
+)
+
+# what the chain's hash is defined over (docs/promotion-service.md, "Audit log")
+REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+AWKWARD = [
+    None,
+    {},
+    [],
+    "a string, not an object",
+    {"id": 7, "state": "requested", "reason": None, "ok": True, "no": False},
+    {"name": "José Müller 😀", "ключ": "значение", "emoji": "\U0001f680"},
+    {"floats": [0.1, 1.0, -0.0, 1e16, 1.5e16, 1e-05, 1.5e-07, 123456789.125, 1e22,
+                5e-324, 1.7976931348623157e308, float("inf"), float("-inf")]},
+    {"nan": float("nan")},
+    {"ints": [0, -1, 2**63 - 1, -(2**63), 2**63, 2**64 - 1, 2**64, -(2**63) - 1, 10**30]},
+    {"z": {"b": [1, {"d": None, "c": [True, {"y": [], "x": {}}]}], "a": []}, "a": {"": ""}},
+    {"b": 1, "B": 2, "_": 3, "a10": 4, "a2": 5, "a1": 6, " ": 7, "~": 8},
+    {"é": 1, "e": 2, "😀": 3, "\uffff": 4, "z": 5},
+    {"escapes": "\x00\x01\x1f\x7f\"\\/\t\n\r\b\f</script>"},
+    {"surrogate": "\ud800", "pair": "\ud83d\ude00"},
+    {"deep": [[[[[[{"n": 1.5}]]]]]], "flat": [[[[["x"]]]]]},
+]
+
+
+def stored(entry):
+    """The entry's HASHED_FIELDS as the audit_log row holds them: JSON columns as their text
+    (what SQLAlchemy's JSON type writes, json.dumps)."""
+    return tuple(json.dumps(entry[k]) if k in ("before", "after") and entry[k] is not None
+                 else entry[k] for k in HASHED_FIELDS)
 
 
 def chain(n):
@@ -35,3 +75,20 @@ def test_a_removed_entry_is_found():
 def test_key_order_does_not_matter():
     entry = chain(1)[0]
     assert entry_hash(GENESIS, dict(reversed(list(entry.items())))) == entry["hash"]
+
+
+@pytest.mark.parametrize("value", AWKWARD, ids=range(len(AWKWARD)))
+def test_the_stored_form_hashes_to_the_same_bytes_as_the_written_one(value):
+    entry = {"at": "2026-01-01T00:00:00.000001", "actor": "gitlab:josé", "role": "ci",
+             "action": "x.y", "subject_type": "image", "subject_id": None,
+             "before": value, "after": {"was": value, "list": [value, value]},
+             "request_id": None, "source_ip": "::1"}
+    reference = REFERENCE.encode({k: json.loads(json.dumps(entry[k])) for k in HASHED_FIELDS})
+    assert stored_canonical(stored(entry)) == reference.encode()
+    for ascii_only in (entry | {"actor": "ci", "after": value}, entry | {"before": None}):
+        reference = REFERENCE.encode({k: json.loads(json.dumps(ascii_only[k]))
+                                      for k in HASHED_FIELDS})
+        assert stored_canonical(stored(ascii_only)) == reference.encode()
+        written = entry_hash(GENESIS, ascii_only)
+        assert hashlib.sha256(GENESIS.encode() + b"\n" + stored_canonical(
+            stored(ascii_only))).hexdigest() == written
