@@ -22,11 +22,13 @@ period is 60 s: a worker then waits up to a minute for those rows, as GitLab ask
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import multiprocessing
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -133,33 +135,36 @@ def _burst(gitlab: GitLabDouble, url: str, args: argparse.Namespace) -> dict:
            "PROMOTION_DISPATCHER_POLL_SECONDS": "0.05",
            "PROMOTION_DISPATCHER_BATCH_SIZE": str(args.batch_size),
            "PROMOTION_LOG_LEVEL": "WARNING"}
-    workers = [subprocess.Popen([sys.executable, "-m", "promotion_service", "worker"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-               for _ in range(args.workers)]
-    try:
-        time.sleep(3)  # let them import and start polling
-        for worker in workers:
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited: {worker.stderr.read().decode()}")
-        start = time.perf_counter()
-        _commit_burst(app, release_ids)
-        committed = time.perf_counter()
-        deadline = committed + args.timeout
-        while time.perf_counter() < deadline:
-            if _pending(app) == 0:
-                break
-            time.sleep(0.05)
-        done = time.perf_counter()
-        rss = [_peak_rss_mb(w.pid) for w in workers]
-        load = os.getloadavg()
-    finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+    with contextlib.ExitStack() as stack:
+        # their logs go to files: a pipe nobody reads would stop a worker once it filled up
+        logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(args.workers)]
+        workers = [subprocess.Popen([sys.executable, "-m", "promotion_service", "worker"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=log) for log in logs]
+        try:
+            time.sleep(3)  # let them import and start polling
+            for worker in workers:
+                if worker.poll() is not None:
+                    raise RuntimeError(f"worker exited: {_log_text(logs)}")
+            start = time.perf_counter()
+            _commit_burst(app, release_ids)
+            committed = time.perf_counter()
+            deadline = committed + args.timeout
+            while time.perf_counter() < deadline:
+                if _pending(app) == 0:
+                    break
+                time.sleep(0.05)
+            done = time.perf_counter()
+            rss = [_peak_rss_mb(w.pid) for w in workers]
+            load = os.getloadavg()
+        finally:
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                try:
+                    worker.wait(15)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+        worker_log = _log_text(logs)
     counts = gitlab.triggers_per_promotion()
     with db.session_for(app, write=False) as session:
         states = dict(session.execute(select(Outbox.state, func.count()).group_by(Outbox.state))
@@ -172,7 +177,16 @@ def _burst(gitlab: GitLabDouble, url: str, args: argparse.Namespace) -> dict:
     return {"commit_seconds": committed - start, "seconds": done - committed, "rss": rss,
             "load": load, "duplicates": duplicates, "missing": missing, "states": states,
             "failed_calls": failed_calls, "unexpected": len(set(counts) - expected),
+            "errors": [line for line in worker_log.splitlines() if "ERROR" in line],
             "ok": duplicates == 0 and missing == 0 and states.get("sent") == args.promotions}
+
+
+def _log_text(logs: list) -> str:
+    text = []
+    for log in logs:
+        log.seek(0)
+        text.append(log.read().decode(errors="replace"))
+    return "\n".join(text)
 
 
 def _pending(app: object) -> int:
@@ -214,6 +228,8 @@ def _report(args: argparse.Namespace, floor: float, outcome: dict,
     print(f"  promotions triggered more than once: {outcome['duplicates']}; never: "
           f"{outcome['missing']}; pipelines for no promotion: {outcome['unexpected']}")
     print(f"  outbox rows by state: {outcome['states']}")
+    print(f"  errors the workers logged: {len(outcome['errors'])}"
+          + "".join(f"\n    {line}" for line in outcome["errors"][:5]))
     print("  worker peak RSS: " + ", ".join(f"{mb:.0f} MB" for mb in outcome["rss"])
           + " (goal < 120 MB)")
     print(f"  load average before/after: {' '.join(f'{x:.2f}' for x in load_before)} / "

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -96,38 +96,52 @@ class Dispatcher:
     def run_once(self) -> int:
         """Claim and send one batch; return how many rows were handled.
 
-        The batch goes out in chunks: up to ``concurrency`` rows of a kind that may go in any
-        order (triggers) at once, any other row alone and in order. Each row is read in its
-        own session, its lease renewed, and sent outside any transaction; what GitLab
-        answered to a chunk is then recorded in one write transaction, so the writers' lock
-        is taken once a chunk, and a row is recorded well within the lease it was sent under.
+        Rows of a kind that may go in any order (triggers) go out ``concurrency`` at a time,
+        and what GitLab answered is recorded while the others are still in flight: each
+        write transaction records every answer that landed since the last one, so the
+        writers' lock is taken once per group, not per row, and a row is recorded moments
+        after its call (well within the lease it was sent under). Any other row goes alone
+        and in order. Each row is read in its own session, its lease renewed, and sent
+        outside any transaction.
         """
         with self.session_factory() as session:
             ids = self.claim(session)
             kinds = outbox.kinds(session, ids) if ids else {}
         if not ids:
             return 0
-        chunks = self._chunks(ids, kinds)
         with ThreadPoolExecutor(min(self.settings.concurrency, len(ids)),
                                 thread_name_prefix="outbox-send") as pool:
-            for chunk in chunks:
-                answers = pool.map(self._call, chunk)
-                self._record([answer for answer in answers if answer is not None])
+            for run in self._runs(ids, kinds):
+                in_flight = {pool.submit(self._call, row_id) for row_id in run}
+                while in_flight:
+                    landed, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    self._record([answer for answer in map(self._answer, landed)
+                                  if answer is not None])
         return len(ids)
 
-    def _chunks(self, ids: list[int], kinds: dict[int, str]) -> list[list[int]]:
+    def _answer(self, future: Future) -> _Answer | None:
+        """A call's answer; a call that broke leaves its row leased (taken again after the
+        lease) without keeping the others of its group from being recorded."""
+        error = future.exception()
+        if error is None:
+            return future.result()
+        log.error("dispatcher %s: sending a row failed: %s", self.name, error, exc_info=error)
+        return None
+
+    @staticmethod
+    def _runs(ids: list[int], kinds: dict[int, str]) -> list[list[int]]:
         """The batch in order, with runs of rows that may go in any order grouped."""
-        chunks: list[list[int]] = []
-        grouping = False  # is the last chunk a group of any-order rows?
+        runs: list[list[int]] = []
+        grouping = False  # is the last run a group of any-order rows?
         for row_id in ids:
             handler = HANDLERS.get(kinds.get(row_id, ""))
             any_order = handler is not None and handler.in_any_order
-            if any_order and grouping and len(chunks[-1]) < self.settings.concurrency:
-                chunks[-1].append(row_id)
+            if any_order and grouping:
+                runs[-1].append(row_id)
             else:
-                chunks.append([row_id])
+                runs.append([row_id])
             grouping = any_order
-        return chunks
+        return runs
 
     def _call(self, row_id: int) -> _Answer | None:
         """Send one row; GitLab's answer to record, or None when the row is settled here."""
@@ -189,9 +203,12 @@ class Dispatcher:
         try:
             with self.session_factory() as session, write_transaction(session):
                 loaded = self._preload(session, answers)  # held: the session keeps them
-                for answer in answers:
-                    self._record_one(session, answer)
+                sent = [(answer, self._recorded(session, answer)) for answer in answers]
+                outbox.mark_sent(session, self.name, [
+                    (answer.row_id, answer.attempts, outcome) for answer, outcome in sent])
             del loaded
+            for answer, outcome in sent:
+                self._log_sent(answer.row_id, answer.kind, answer.attempts, outcome)
             return
         except Exception:  # found again below, row by row
             log.warning("outbox: recording a batch failed; recording its rows one by one")
@@ -217,16 +234,24 @@ class Dispatcher:
         rows = outbox.get_many(session, [answer.row_id for answer in answers])
         return [*rows, *preload_promotions(session, rows)]
 
+    @staticmethod
+    def _recorded(session: Session, answer: _Answer) -> str | None:
+        """Record what GitLab answered; what happened beside (None: nothing)."""
+        return answer.handler.record(session, outbox.get(session, answer.row_id), answer.result)
+
     def _record_one(self, session: Session, answer: _Answer) -> None:
-        row = outbox.get(session, answer.row_id)
-        outcome = answer.handler.record(session, row, answer.result)
+        outcome = self._recorded(session, answer)
         self._sent(session, answer.row_id, answer.kind, answer.attempts, outcome, commit=False)
 
     def _sent(self, session: Session, row_id: int, kind: str, attempts: int,
               outcome: str | None, *, commit: bool = True) -> None:
-        outbox.mark_sent(session, row_id, self.name, attempts, outcome)
+        outbox.mark_sent(session, self.name, [(row_id, attempts, outcome)])
         if commit:
             session.commit()
+        self._log_sent(row_id, kind, attempts, outcome)
+
+    @staticmethod
+    def _log_sent(row_id: int, kind: str, attempts: int, outcome: str | None) -> None:
         log.info("outbox %s (%s) sent after %d attempt(s)%s", row_id, kind, attempts,
                  f": {outcome}" if outcome else "")
 
@@ -245,9 +270,12 @@ class Dispatcher:
 
     def _failed_attempt(self, session: Session, row_id: int, attempts: int,
                         error: GitLabError) -> None:
-        begin_write(session)
-        row = outbox.get(session, row_id)
         give_up = not error.transient or attempts >= self.settings.max_attempts
+        # A retry only moves the row's own lease (as a claim does): on PostgreSQL it needs
+        # no writers' lock; failing the row fails its promotion too, an audited write.
+        if give_up or not is_postgres(session):
+            begin_write(session)
+        row = outbox.get(session, row_id)
         if give_up:
             message = str(error) if not error.transient else (
                 f"GitLab still failing after {attempts} attempts: {error}")

@@ -192,8 +192,8 @@ def mark_triggered(session: Session, promotion_id: int, pipeline_id: int | None,
             raise NotFound(f"no promotion with id {promotion_id}")
         if promotion.state == PromotionState.REQUESTED.value:
             transition(session, promotion_id, PromotionState.TRIGGERED, actor)
-        promotions.record_pipeline(session, promotion_id, pipeline_id, pipeline_url)
-        return promotions.get(session, promotion_id, fresh=True)  # type: ignore[return-value]
+        recorded = promotions.record_pipeline(session, promotion_id, pipeline_id, pipeline_url)
+        return recorded or promotions.get(session, promotion_id, fresh=True)  # type: ignore[return-value]
 
 
 def mark_failed(session: Session, promotion_id: int, message: str, actor: Actor) -> Promotion:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db import is_postgres
@@ -87,11 +87,21 @@ def renew(session: Session, row_id: int, owner: str, lease_seconds: float) -> bo
     ).values(locked_until=now + timedelta(seconds=lease_seconds))).rowcount)
 
 
-def mark_sent(session: Session, row_id: int, owner: str, attempts: int,
-              outcome: str | None) -> None:
-    """The row landed (outcome: what happened beside, e.g. a pipeline not recorded)."""
-    _release(session, row_id, owner, state="sent", sent_at=utcnow(), attempts=attempts,
-             last_error=None if outcome is None else outcome[:2000])
+def mark_sent(session: Session, owner: str, sent: list[tuple[int, int, str | None]]) -> None:
+    """These rows landed: (row id, attempts, outcome: what happened beside, e.g. a pipeline
+    not recorded). One statement for them all (executemany), each row only while `owner`
+    holds it and it is pending."""
+    if not sent:
+        return
+    table = Outbox.__table__
+    session.connection().execute(
+        update(table).where(table.c.id == bindparam("row_id"), table.c.locked_by == owner,
+                            table.c.state == "pending")
+        .values(state="sent", sent_at=utcnow(), attempts=bindparam("tries"),
+                last_error=bindparam("outcome"), locked_by=None, locked_until=None),
+        [{"row_id": row_id, "tries": attempts,
+          "outcome": None if outcome is None else outcome[:2000]}
+         for row_id, attempts, outcome in sent])
 
 
 def mark_failed(session: Session, row_id: int, owner: str, attempts: int, message: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db.listing import Extended, Listing
@@ -92,16 +92,19 @@ def fail_in_flight(session: Session, release_ids: list[int], message: str) -> li
 
 
 def record_pipeline(session: Session, promotion_id: int, pipeline_id: int | None,
-                    pipeline_url: str | None) -> None:
-    """Keep the first pipeline that ran the promotion, and the URL of that one only."""
-    session.execute(update(Promotion).where(Promotion.id == promotion_id,
-                                            Promotion.pipeline_id.is_(None))
-                    .values(pipeline_id=pipeline_id)
-                    .execution_options(synchronize_session=False))
-    session.execute(update(Promotion).where(Promotion.id == promotion_id,
-                                            Promotion.pipeline_id == pipeline_id)
-                    .values(pipeline_url=pipeline_url)
-                    .execution_options(synchronize_session=False))
+                    pipeline_url: str | None) -> Promotion | None:
+    """Keep the first pipeline that ran the promotion, and the URL of that one only.
+
+    The promotion as it is now when this pipeline is (or already was) its own, read back
+    in the same statement; None when another pipeline holds it.
+    """
+    return session.scalars(
+        update(Promotion).where(
+            Promotion.id == promotion_id,
+            or_(Promotion.pipeline_id.is_(None), Promotion.pipeline_id == pipeline_id),
+        ).values(pipeline_id=pipeline_id, pipeline_url=pipeline_url).returning(Promotion),
+        execution_options={"populate_existing": True, "synchronize_session": False},
+    ).first()
 
 
 def claim(session: Session, promotion_id: int, pipeline_id: int) -> bool:

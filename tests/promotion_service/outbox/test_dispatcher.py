@@ -1,6 +1,7 @@
 """The outbox dispatcher against the GitLab double: exactly one pipeline per promotion."""
 
 import threading
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -220,6 +221,30 @@ def test_concurrent_dispatchers_send_each_row_once(app, gitlab, project):
         t.join(30)
     sent = sorted(int(p.variables["CD_PROMOTION_ID"]) for p in gitlab.pipelines)
     assert sent == ids
+
+
+def test_answers_are_recorded_as_they_land_while_a_slow_call_is_out(app, gitlab, project):
+    ids = [promote(app, project, n) for n in range(3)]
+    gitlab.fail("POST", "/projects/*/trigger/pipeline", status=500, delay=4)  # the first call
+    d = dispatcher(app, gitlab, replace(FAST, batch_size=3, concurrency=3))
+    sending = threading.Thread(target=d.run_once)
+    sending.start()
+
+    def triggered():
+        with session_for(app, write=False) as session:
+            return session.scalars(select(Promotion.id).where(
+                Promotion.id.in_(ids), Promotion.pipeline_id.is_not(None))).all()
+
+    deadline = time.monotonic() + 3.5  # the slow call answers after 4 s
+    while len(triggered()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    recorded, slow_call_still_out = len(triggered()) == 2, sending.is_alive()
+    sending.join(30)
+    assert recorded and slow_call_still_out, "the two answers waited for the slow call"
+    slow = next(i for i in ids if i not in triggered())
+    with session_for(app, write=False) as session:
+        states = dict(session.execute(select(Outbox.promotion_id, Outbox.state)).all())
+    assert states == {**{i: "sent" for i in ids}, slow: "pending"}  # the 500 is retried
 
 
 def test_other_kinds_reach_their_endpoints(app, gitlab):
