@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,14 +85,3 @@ class ChainBreak:
 REMOVED = "its prev_hash does not match the entry before it (an entry was removed or reordered)"
 EDITED = "its content does not match its hash (it was edited)"
 
-
-def verify_chain(entries: Iterable[Mapping[str, Any]]) -> ChainBreak | None:
-    """Walk entries in order; None when intact, else the first break."""
-    prev = GENESIS
-    for entry in entries:
-        if entry["prev_hash"] != prev:
-            return ChainBreak(entry["id"], REMOVED)
-        if entry_hash(prev, entry) != entry["hash"]:
-            return ChainBreak(entry["id"], EDITED)
-        prev = entry["hash"]
-    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import String, Text, and_, cast, func, insert, or_, select
@@ -56,19 +56,6 @@ def length_and_head(session: Session) -> tuple[int, str | None]:
     row = session.execute(select(func.count(), _LAST_HASH.scalar_subquery())
                           .select_from(AuditEntry)).one()  # one statement: one snapshot
     return row[0] or 0, row[1]
-
-
-_IN_ORDER = (select(*(getattr(AuditEntry, c) for c in ("id", "prev_hash", "hash",
-                                                      *HASHED_FIELDS)))
-             .order_by(AuditEntry.id)
-             .execution_options(stream_results=True, yield_per=5000))
-
-
-def in_order(session: Session) -> Iterator[Mapping[str, Any]]:
-    """Every entry, oldest first, with the fields its hash covers: streamed (a server-side
-    cursor on PostgreSQL) as plain rows, so memory stays flat in the log's length."""
-    for row in session.connection().execute(_IN_ORDER):
-        yield row._mapping
 
 
 _STORED = (select(AuditEntry.id, AuditEntry.prev_hash, AuditEntry.hash,

@@ -17,7 +17,7 @@ from docker_cd_local.service import PromotionService
 from promotion_service import create_app, db
 from promotion_service.cli import main
 from promotion_service.db.schema import service_can_bypass_audit
-from promotion_service.domain.audit_chain import entry_hash
+from promotion_service.domain.audit_chain import HASHED_FIELDS, entry_hash
 from promotion_service.store import audit as audit_store
 from tests.promotion_service.helpers import register
 from tests.promotion_service.test_cli import drop_append_only_triggers
@@ -75,13 +75,16 @@ def test_an_entry_edited_and_the_chain_rehashed_is_detected(anchored, api, app, 
     tamper(app, "UPDATE audit_log SET actor = 'mallory' WHERE id = 3")
     with db.session_for(app) as session:  # recompute every hash from entry 3 on
         prev = None
-        for entry in list(audit_store.in_order(session)):
-            if prev is not None and entry["id"] >= 3:
-                new = entry_hash(prev, entry)
+        for entry_id, _, digest, *fields in list(audit_store.stored_in_order(session)):
+            if prev is not None and entry_id >= 3:
+                entry = dict(zip(HASHED_FIELDS, fields, strict=True))
+                for column in ("before", "after"):
+                    if entry[column] is not None:
+                        entry[column] = json.loads(entry[column])
+                digest = entry_hash(prev, entry)
                 session.execute(text("UPDATE audit_log SET prev_hash = :p, hash = :h "
-                                     "WHERE id = :id"), {"p": prev, "h": new, "id": entry["id"]})
-                entry = {**entry, "hash": new}
-            prev = entry["hash"]
+                                     "WHERE id = :id"), {"p": prev, "h": digest, "id": entry_id})
+            prev = digest
     assert main(["audit", "verify"]) == 1
     err = capsys.readouterr().err
     assert "the chain was rewritten from here or before" in err
