@@ -355,7 +355,8 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),
                       Index("ix_audit_log_action_id", "action", "id"),
-                      Index("ix_audit_log_actor_id", "actor", "id"))
+                      Index("ix_audit_log_actor_id", "actor", "id"),
+                      Index("ix_audit_log_project_id_id", "project_id", "id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(255))
@@ -369,3 +370,7 @@ class AuditEntry(Base):
     source_ip: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The project the subject belonged to when the entry was written (NULL: about no project),
+    # so a project's entries are one index range. Not hashed, and no foreign key: an index
+    # over what the chain records, not part of the record.
+    project_id: Mapped[int | None] = mapped_column(Integer)
