@@ -13,7 +13,10 @@ from promotion_service.db.models import Base, Image
 from promotion_service.db.schema import alembic_config
 from promotion_service.domain.actor import Actor
 from promotion_service.domain.releases import Member, identity
+from promotion_service.services import audit
 from promotion_service.services import releases as releases_service
+from tests.promotion_service.api.test_audit_scope import mixed_log, seen
+from tests.promotion_service.test_cli import assert_append_only
 
 
 def test_migrated_schema_matches_the_models(database_url):
@@ -151,3 +154,25 @@ def test_0010_adds_who_rolled_a_rollout_back_and_takes_it_back(database_url):
     command.upgrade(config, "head")
     assert {"rolled_back_by", "rolled_back_reason"} <= columns()
     engine.dispose()
+
+
+def test_0011_gives_existing_audit_entries_their_project_and_the_chain_still_verifies(
+        database_url, app, api, tokens):
+    """Entries written before 0011 get the project the service now writes on each entry (the
+    one a project-scoped token was shown); the log stays append-only and its chain intact."""
+    mixed_log(api, app, tokens)
+    scoped = {who: seen(api, who) for who in ("ci-bot", "ci-other")}
+    read = text("SELECT id, project_id FROM audit_log ORDER BY id")
+    with db.session_for(app) as session:
+        written = session.execute(read).all()
+    db.engine_of(app).dispose()
+    assert {p for _, p in written} == {None, 1, 2}  # tokens and stops are about no project
+    config = alembic_config(database_url)
+    command.downgrade(config, "0010")
+    command.upgrade(config, "head")
+    with db.session_for(app) as session:
+        assert session.execute(read).all() == written
+        assert_append_only(session)
+        verdict = audit.verify(session)
+    assert verdict.problem is None and verdict.count == len(written)
+    assert {who: seen(api, who) for who in scoped} == scoped
