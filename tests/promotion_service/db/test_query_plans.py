@@ -92,11 +92,11 @@ def seed_history(app: Any) -> dict[str, int]:
                FROM releases r
                JOIN environments e ON e.project_id = r.project_id AND e.name = 'production'""",
             """INSERT INTO audit_log (at, actor, role, action, subject_type, subject_id,
-                 prev_hash, hash)
+                 prev_hash, hash, project_id)
                SELECT to_char(now(), 'YYYY-MM-DD"T"HH24:MI:SS'), 'ci', 'ci',
-                      'promotion.requested', 'promotion', id::text, 'p' || md5('p' || id),
-                      'h' || md5('h' || id)
-               FROM promotions""",
+                      'promotion.requested', 'promotion', p.id::text, 'p' || md5('p' || p.id),
+                      'h' || md5('h' || p.id), r.project_id
+               FROM promotions p JOIN releases r ON r.id = p.release_id""",
         ]
         main = conn.execute(text("SELECT id FROM projects WHERE path = 'group/app'")).scalar_one()
         for statement in statements:
@@ -170,8 +170,8 @@ TOTALS = "SELECT count(*) AS count_1"  # Listing.count: the X-Pagination header'
         "(keyset pagination without totals, and the project on each audit entry, are due)"))),
 ])
 def test_no_list_or_gate_query_reads_a_large_table_end_to_end(app, api, part):
-    """pages: the gate and every page of every list. totals: also the lists' totals and the
-    project-scoped audit list (expected to fail until they are reworked)."""
+    """pages: the gate and every page of every list (a project-scoped token's audit list
+    too). totals: also the lists' totals (expected to fail until they are reworked)."""
     register(api, 1)
     seeded = seed_history(app)
     release, bulk_repo = seeded["release"], "registry.example.com/bulk/2"
@@ -208,13 +208,12 @@ def test_no_list_or_gate_query_reads_a_large_table_end_to_end(app, api, part):
         ("rm", "/audit", {"subject_type": "promotion", "subject_id": "7"}),
         ("rm", "/audit", {"action": "image.registered"}),
         ("rm", "/audit", {"actor": "alice"}),
+        ("ci-bot", "/audit", {}),
         ("rm", "/projects", {}),
         ("rm", f"/projects/{project}/environments/staging/releases", {}),
         ("rm", "/approvals", {"release_id": release, "environment": "production"}),
         ("rm", "/stops", {}),
     ]
-    if part == "totals":
-        calls.append(("ci-bot", "/audit", {}))
     with sent_statements(app) as statements:
         for who, path, query in calls:
             resp = api.get(path, query_string=query, as_=who)
