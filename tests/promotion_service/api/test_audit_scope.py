@@ -10,12 +10,13 @@ from promotion_service import db
 from promotion_service.domain.actor import Actor
 from promotion_service.services import tokens
 from tests.promotion_service.api.test_authorisation import OTHER, approve, in_staging
+from tests.promotion_service.helpers import REPO, digest, register
 from tests.promotion_service.web.pages import Browser
 
 HELD = {"reason": "release freeze"}
 
 
-def mixed_log(api, app, token_values):
+def mixed_log(api, app):
     """A log with entries of every kind: two projects' images, releases, scans,
     deployments, verifications, promotions, approvals (one withdrawn by revoking its
     token), a hold, a policy change, an image revoked, tokens, an emergency stop."""
@@ -45,7 +46,7 @@ def seen(api, who):
 
 
 def test_a_project_scoped_token_reads_exactly_its_projects_entries(api, app, tokens):
-    mixed_log(api, app, tokens)
+    mixed_log(api, app)
     everything = seen(api, "rm")
     assert {"token", "stop"} <= {kind for _, kind in everything}
     assert seen(api, "ci-bot") == [
@@ -80,3 +81,20 @@ def test_a_project_scoped_token_reads_exactly_its_projects_entries(api, app, tok
     other.sign_in(tokens["ci-other"])
     exported = [json.loads(line) for line in other.get("/ui/audit.jsonl").text.splitlines()]
     assert [(e["action"], e["subject_type"]) for e in exported] == seen(api, "ci-other")
+
+
+def test_an_entry_stays_with_the_project_its_subject_belonged_to_when_written(api):
+    # other/app pins group/app's image as a third-party member; group/app's pipeline then
+    # registers the image it built and takes it over: what other/app's token wrote about the
+    # image stays other/app's, what follows the move is group/app's
+    pinned = {"name": "app", "repository": REPO, "digest": digest(1), "built": False}
+    assert api.post("/releases", json={"project": "other/app", "members": [pinned]},
+                    as_="ci-other").status_code == 201
+    register(api, 1)
+    assert seen(api, "ci-other") == [("release.registered", "release"),
+                                     ("image.registered", "image"),
+                                     ("project.created", "project")]
+    assert seen(api, "ci-bot") == [("scan.recorded", "image"),
+                                   ("release.registered", "release"),
+                                   ("image.claimed", "image"),
+                                   ("project.created", "project")]

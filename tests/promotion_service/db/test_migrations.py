@@ -160,7 +160,7 @@ def test_0011_gives_existing_audit_entries_their_project_and_the_chain_still_ver
         database_url, app, api, tokens):
     """Entries written before 0011 get the project the service now writes on each entry (the
     one a project-scoped token was shown); the log stays append-only and its chain intact."""
-    mixed_log(api, app, tokens)
+    mixed_log(api, app)
     scoped = {who: seen(api, who) for who in ("ci-bot", "ci-other")}
     read = text("SELECT id, project_id FROM audit_log ORDER BY id")
     with db.session_for(app) as session:
