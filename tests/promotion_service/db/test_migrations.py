@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -16,6 +17,7 @@ from promotion_service.domain.releases import Member, identity
 from promotion_service.services import audit
 from promotion_service.services import releases as releases_service
 from tests.promotion_service.api.test_audit_scope import mixed_log, seen
+from tests.promotion_service.helpers import register
 from tests.promotion_service.test_cli import assert_append_only
 
 
@@ -176,3 +178,35 @@ def test_0011_gives_existing_audit_entries_their_project_and_the_chain_still_ver
         verdict = audit.verify(session)
     assert verdict.problem is None and verdict.count == len(written)
     assert {who: seen(api, who) for who in scoped} == scoped
+
+
+REFUSE = {  # a refusal of UPDATE that 0011 does not know of, so that its backfill fails
+    "sqlite": ["CREATE TRIGGER refuse BEFORE UPDATE ON audit_log "
+               "BEGIN SELECT RAISE(ABORT, 'refused'); END"],
+    "postgresql": ["CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                   "RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql",
+                   "CREATE TRIGGER refuse BEFORE UPDATE ON audit_log FOR EACH ROW "
+                   "EXECUTE FUNCTION refuse()"],
+}
+
+
+def test_0011_failing_midway_changes_nothing_and_the_log_stays_append_only(
+        database_url, app, api):
+    register(api, 1)
+    db.engine_of(app).dispose()
+    config = alembic_config(database_url)
+    command.downgrade(config, "0010")
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        for statement in REFUSE[engine.dialect.name]:
+            conn.execute(text(statement))
+    with pytest.raises(Exception, match="refused"):
+        command.upgrade(config, "head")
+    assert "project_id" not in {c["name"] for c in inspect(engine).get_columns("audit_log")}
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER refuse" if engine.dialect.name == "sqlite"
+                          else "DROP TRIGGER refuse ON audit_log"))
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0010"
+    engine.dispose()
+    with db.session_for(app) as session:
+        assert_append_only(session)
