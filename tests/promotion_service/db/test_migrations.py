@@ -13,6 +13,7 @@ from promotion_service import create_app, db
 from promotion_service.db.models import Base, Image
 from promotion_service.db.schema import alembic_config
 from promotion_service.domain.actor import Actor
+from promotion_service.domain.audit_chain import entry_hash
 from promotion_service.domain.releases import Member, identity
 from promotion_service.services import audit
 from promotion_service.services import releases as releases_service
@@ -171,12 +172,23 @@ def test_0011_gives_existing_audit_entries_their_project_and_the_chain_still_ver
     assert {p for _, p in written} == {None, 1, 2}  # tokens and stops are about no project
     config = alembic_config(database_url)
     command.downgrade(config, "0010")
+    with db.engine_of(app).begin() as conn:  # one more, hashed as before 0011
+        prev, last = conn.execute(text("SELECT hash, id FROM audit_log ORDER BY id DESC")).first()
+        entry = {"at": "2026-12-01T10:00:00.000000", "actor": "ops", "role": "admin",
+                 "action": "project.checked", "subject_type": "project", "subject_id": "1",
+                 "before": None, "after": None, "request_id": None, "source_ip": None}
+        conn.execute(text(f"INSERT INTO audit_log ({', '.join(entry)}, prev_hash, hash) VALUES "
+                          f"({', '.join(':' + k for k in entry)}, :prev, :hash)"),
+                     entry | {"prev": prev, "hash": entry_hash(prev, entry)})
+    db.engine_of(app).dispose()
+    written.append((last + 1, 1))
     command.upgrade(config, "head")
     with db.session_for(app) as session:
         assert session.execute(read).all() == written
         assert_append_only(session)
         verdict = audit.verify(session)
     assert verdict.problem is None and verdict.count == len(written)
+    scoped["ci-bot"].insert(0, ("project.checked", "project"))
     assert {who: seen(api, who) for who in scoped} == scoped
 
 
