@@ -371,6 +371,6 @@ class AuditEntry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The project the subject belonged to when the entry was written (NULL: about no project),
-    # so a project's entries are one index range. Not hashed, and no foreign key: an index
-    # over what the chain records, not part of the record.
+    # so that a project's entries are one range of an index. Not among the hashed fields (the
+    # chains written before it existed verify unchanged); no foreign key, like subject_id.
     project_id: Mapped[int | None] = mapped_column(Integer)
