@@ -5,9 +5,9 @@ The backfill gives the entries written before this revision the project their su
 belongs to now, which is what a project-scoped token was shown until now. It is the one
 write this migration makes to the audit log, which refuses UPDATE: the migration runs as the
 role that owns the log (PROMOTION_DATABASE_OWNER_URL), turns the refusal off for the backfill
-only, and back on, in the migration's transaction. On PostgreSQL the ALTER TABLE holds the
-log's lock until the commit, so nobody else writes it meanwhile; a failure rolls the whole
-revision back, triggers included. project_id is not among the hashed fields: every chain
+only, and back on, in the migration's transaction. On PostgreSQL the ALTER TABLEs hold the
+log's lock until the commit, so nobody else reads or writes it meanwhile; a failure rolls the
+whole revision back, triggers included. project_id is not among the hashed fields: every chain
 verifies as before.
 
 Revision ID: 0011
