@@ -183,6 +183,7 @@ def _burst(gitlab: GitLabDouble, url: str, args: argparse.Namespace) -> dict:
             "load": load, "duplicates": duplicates, "missing": missing, "states": states,
             "failed_calls": failed_calls, "unexpected": len(set(counts) - expected),
             "errors": [line for line in worker_log.splitlines() if "ERROR" in line],
+            "put_off": sum("periodic task put off" in line for line in worker_log.splitlines()),
             "ok": duplicates == 0 and missing == 0 and states.get("sent") == args.promotions}
 
 
@@ -235,6 +236,7 @@ def _report(args: argparse.Namespace, floor: float, outcome: dict,
     print(f"  outbox rows by state: {outcome['states']}")
     print(f"  errors the workers logged: {len(outcome['errors'])}"
           + "".join(f"\n    {line}" for line in outcome["errors"][:5]))
+    print(f"  periodic checks put off (database busy; warnings): {outcome['put_off']}")
     print("  worker peak RSS: " + ", ".join(f"{mb:.0f} MB" for mb in outcome["rss"])
           + " (goal < 120 MB)")
     print(f"  load average before/after: {' '.join(f'{x:.2f}' for x in load_before)} / "
