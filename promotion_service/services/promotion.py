@@ -260,7 +260,7 @@ def reevaluate_waiting(session: Session, now: datetime | None = None) -> list[in
     """
     if not _waiting(session, now):
         return []
-    session.expire_all()
+    session.expire_all()  # what was read without the lock is read again under it
     actor = Actor.system("promotion-service")
     created = []
     with write_transaction(session):
