@@ -22,12 +22,12 @@ from urllib.parse import urlencode
 import flask_smorest
 from flask import request
 from flask_smorest.utils import unpack_tuple_response
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import fields, validate
 
 from ..db.listing import Listing
-from .schemas.base import Filters
+from .schemas.base import ID, Filters
 
-MAX_OFFSET = 2**62  # past any table's end, and inside SQL's OFFSET and BIGINT ranges
+MAX_OFFSET = 2**62  # past any table's end, and inside SQL's OFFSET range
 MAX_PAGE_SIZE = 100
 
 
@@ -39,21 +39,14 @@ class PageIn(Filters):
         "description": "keyset: page by cursor, following the Link header's rel=\"next\" URL "
                        "(no totals; the same cost at any depth); offset: page by number"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1), metadata={
-        "description": "offset pagination: the page number (a deep page costs O(rows))"})
+        "description": "offset pagination: the page number (a deep page costs O(rows); "
+                       "pagination=keyset ignores it)"})
     page_size = fields.Integer(load_default=10,
                                validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
-    cursor = fields.Integer(validate=validate.Range(min=1, max=MAX_OFFSET), metadata={
+    cursor = fields.Integer(validate=ID, metadata={
         "description": "keyset pagination: where the page starts (the id of the last item "
-                       "of the previous page); take it from the Link header"})
-
-    @validates_schema(pass_original=True)
-    def _one_way(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
-        keyset = data["pagination"] == "keyset"
-        if keyset and "page" in original:
-            raise ValidationError("page is for offset pagination; with pagination=keyset "
-                                  "follow the Link header's rel=\"next\" URL", "page")
-        if not keyset and "cursor" in original:
-            raise ValidationError("cursor needs pagination=keyset", "cursor")
+                       "of the previous page); take it from the Link header (offset "
+                       "pagination ignores it)"})
 
 
 class Blueprint(flask_smorest.Blueprint):
