@@ -13,7 +13,7 @@ Goals (issue 16): >= 100 promotions/s with two workers and 10% failures, every p
 triggered exactly once, each worker under 120 MB RSS.
 
     python benchmarks/outbox_burst.py [--promotions 1000] [--workers 2] [--fail-rate 0.1]
-        [--rate-limit-period 1] [--batch-size 50] [--database-url URL]
+        [--rate-limit-period 1] [--batch-size 50] [--database-url URL] [--worker-logs DIR]
 
 --rate-limit-period is the throttle period a 429's Retry-After counts to (GitLab's default
 period is 60 s: a worker then waits up to a minute for those rows, as GitLab asks).
@@ -144,7 +144,7 @@ def _burst(gitlab: GitLabDouble, url: str, args: argparse.Namespace) -> dict:
             time.sleep(3)  # let them import and start polling
             for worker in workers:
                 if worker.poll() is not None:
-                    raise RuntimeError(f"worker exited: {_log_text(logs)}")
+                    raise RuntimeError("worker exited: " + "\n".join(_log_texts(logs)))
             start = time.perf_counter()
             _commit_burst(app, release_ids)
             committed = time.perf_counter()
@@ -164,7 +164,12 @@ def _burst(gitlab: GitLabDouble, url: str, args: argparse.Namespace) -> dict:
                     worker.wait(15)
                 except subprocess.TimeoutExpired:
                     worker.kill()
-        worker_log = _log_text(logs)
+        texts = _log_texts(logs)
+    worker_log = "\n".join(texts)
+    if args.worker_logs:
+        Path(args.worker_logs).mkdir(parents=True, exist_ok=True)
+        for n, text in enumerate(texts):
+            (Path(args.worker_logs) / f"worker-{n}.log").write_text(text)
     counts = gitlab.triggers_per_promotion()
     with db.session_for(app, write=False) as session:
         states = dict(session.execute(select(Outbox.state, func.count()).group_by(Outbox.state))
@@ -178,15 +183,16 @@ def _burst(gitlab: GitLabDouble, url: str, args: argparse.Namespace) -> dict:
             "load": load, "duplicates": duplicates, "missing": missing, "states": states,
             "failed_calls": failed_calls, "unexpected": len(set(counts) - expected),
             "errors": [line for line in worker_log.splitlines() if "ERROR" in line],
+            "put_off": sum("periodic task put off" in line for line in worker_log.splitlines()),
             "ok": duplicates == 0 and missing == 0 and states.get("sent") == args.promotions}
 
 
-def _log_text(logs: list) -> str:
-    text = []
+def _log_texts(logs: list) -> list[str]:
+    texts = []
     for log in logs:
         log.seek(0)
-        text.append(log.read().decode(errors="replace"))
-    return "\n".join(text)
+        texts.append(log.read().decode(errors="replace"))
+    return texts
 
 
 def _pending(app: object) -> int:
@@ -230,6 +236,7 @@ def _report(args: argparse.Namespace, floor: float, outcome: dict,
     print(f"  outbox rows by state: {outcome['states']}")
     print(f"  errors the workers logged: {len(outcome['errors'])}"
           + "".join(f"\n    {line}" for line in outcome["errors"][:5]))
+    print(f"  periodic checks put off (database busy; warnings): {outcome['put_off']}")
     print("  worker peak RSS: " + ", ".join(f"{mb:.0f} MB" for mb in outcome["rss"])
           + " (goal < 120 MB)")
     print(f"  load average before/after: {' '.join(f'{x:.2f}' for x in load_before)} / "
@@ -246,6 +253,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="give up waiting for delivery after this many seconds")
     parser.add_argument("--database-url", help="default: a throw-away PostgreSQL server")
+    parser.add_argument("--worker-logs", metavar="DIR",
+                        help="keep each worker's log (stderr) in DIR/worker-N.log")
     return parser.parse_args()
 
 

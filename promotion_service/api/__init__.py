@@ -40,16 +40,20 @@ PREFIX = "/api/v1"
 
 
 class ServiceApi(Api):
-    """flask-smorest's Api, documenting the service's error shape and pagination header."""
+    """flask-smorest's Api, documenting the service's error shape and pagination headers."""
 
     ERROR_SCHEMA = ErrorOut
 
     def _register_pagination_header(self) -> None:
         # the header carries JSON text: declared as a string, its fields described
         self.spec.components.header("PAGINATION", {
-            "description": "JSON text: {total, total_pages, first_page, last_page, page, "
-                           "previous_page, next_page} (the page fields only when there are "
-                           "items)",
+            "description": "offset pagination: JSON text: {total, total_pages, first_page, "
+                           "last_page, page, previous_page, next_page} (the page fields only "
+                           "when there are items)",
+            "schema": {"type": "string"}}, lazy=True)
+        self.spec.components.header("LINK", {
+            "description": "pagination=keyset: <URL of the next page>; rel=\"next\" (absent "
+                           "on the last page)",
             "schema": {"type": "string"}}, lazy=True)
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from ..db import get_session
 from ..services import audit
 from .auth import current_actor, require_token
-from .pagination import ListingPage
+from .pagination import Blueprint
 from .schemas.projects import AuditFilters, AuditOut
 
 blp = Blueprint("audit", __name__, description="The append-only, hash-chained audit log")
@@ -19,7 +17,7 @@ blp = Blueprint("audit", __name__, description="The append-only, hash-chained au
 @require_token
 @blp.arguments(AuditFilters(), location="query")
 @blp.response(200, AuditOut(many=True))
-@blp.paginate(ListingPage)
+@blp.paginate_listing()
 def entries(filters: dict[str, Any]) -> Any:
     """Audit entries, newest first."""
     return audit.listing(get_session(), current_actor(), filters)

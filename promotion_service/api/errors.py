@@ -8,10 +8,10 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, g, request
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
+from ..db import DATABASE_BUSY
 from ..errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(IntegrityError, _integrity_error)
-    app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(PoolTimeout, _database_unavailable)
+    for busy in DATABASE_BUSY:
+        app.register_error_handler(busy, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)
 
 

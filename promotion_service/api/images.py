@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from ..db import get_session
 from ..domain.actor import MANAGERS, REPORTERS
 from ..services import images, releases
 from .auth import current_actor, require_roles, require_token
 from .context import policies
-from .pagination import ListingPage
+from .pagination import Blueprint
 from .schemas.images import ImageDetail, ImageFilters, ImageIn, ImageOut, RevokeIn, RevokeOut
 
 blp = Blueprint("images", __name__, description="Images, named by repository and digest")
@@ -34,7 +32,7 @@ def register(data: dict[str, Any]) -> Any:
 @require_token
 @blp.arguments(ImageFilters(), location="query")
 @blp.response(200, ImageOut(many=True))
-@blp.paginate(ListingPage)
+@blp.paginate_listing()
 def list_images(filters: dict[str, Any]) -> Any:
     """List images, newest first (filter by project, repository, digest, commit, revoked)."""
     return images.listing(get_session(), current_actor(), **filters)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from ..db import get_session
 from ..domain.actor import ADMINS, MANAGERS
 from ..services import holds, projects, rollback
 from .auth import current_actor, require_roles, require_token
 from .context import policies
-from .pagination import ListingPage
+from .pagination import Blueprint
 from .schemas.projects import (
     EnvironmentOut,
     HoldIn,
@@ -38,7 +36,7 @@ def create(data: dict[str, Any]) -> Any:
 @blp.route("", methods=["GET"])
 @require_token
 @blp.response(200, ProjectOut(many=True))
-@blp.paginate(ListingPage)
+@blp.paginate_listing()
 def list_projects() -> Any:
     """All projects (a project-scoped token sees its own)."""
     return projects.listing(get_session(), current_actor())
@@ -67,7 +65,7 @@ def set_policy(data: dict[str, Any], project_id: int, name: str) -> Any:
 @blp.route("/<int:project_id>/environments/<name>/releases", methods=["GET"])
 @require_token
 @blp.response(200, RolloutOut(many=True))
-@blp.paginate(ListingPage)
+@blp.paginate_listing()
 def list_releases(project_id: int, name: str) -> Any:
     """Releases in the environment, newest first (the first not rolled back is live)."""
     return projects.releases_of(get_session(), current_actor(), project_id, name)

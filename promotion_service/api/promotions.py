@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from ..db import get_session
 from ..domain.actor import REPORTERS
 from ..services import promotion
 from .auth import current_actor, require_roles, require_token
-from .pagination import ListingPage
+from .pagination import Blueprint
 from .schemas.promotions import PromotionFilters, PromotionIn, PromotionMove, PromotionOut
 
 blp = Blueprint("promotions", __name__, description="Promotions of images into environments")
@@ -32,7 +30,7 @@ def request_promotion(data: dict[str, Any]) -> Any:
 @require_token
 @blp.arguments(PromotionFilters(), location="query")
 @blp.response(200, PromotionOut(many=True))
-@blp.paginate(ListingPage)
+@blp.paginate_listing()
 def list_promotions(filters: dict[str, Any]) -> Any:
     """List promotions, newest first."""
     return promotion.listing(get_session(), current_actor(), **filters)

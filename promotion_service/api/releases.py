@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from ..db import get_session
 from ..domain.actor import REPORTERS
 from ..services import releases
 from .auth import current_actor, require_roles, require_token
 from .context import policies
-from .pagination import ListingPage
+from .pagination import Blueprint
 from .schemas.releases import ReleaseDetail, ReleaseFilters, ReleaseIn, ReleaseOut
 
 blp = Blueprint("releases", __name__,
@@ -33,7 +31,7 @@ def register(data: dict[str, Any]) -> Any:
 @require_token
 @blp.arguments(ReleaseFilters(), location="query")
 @blp.response(200, ReleaseOut(many=True))
-@blp.paginate(ListingPage)
+@blp.paginate_listing()
 def list_releases(filters: dict[str, Any]) -> Any:
     """List releases, newest first (filter by project, digest, commit, revoked)."""
     return releases.listing(get_session(), current_actor(), **filters)

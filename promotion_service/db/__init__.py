@@ -7,6 +7,7 @@ db.models (the service's) and db.gitlab_models (the GitLab integration's).
 from .engine import make_engine
 from .inserts import insert_if_new
 from .sessions import (
+    DATABASE_BUSY,
     begin_write,
     engine_of,
     get_session,
@@ -20,6 +21,7 @@ from .sessions import (
 )
 
 __all__ = [
+    "DATABASE_BUSY",
     "begin_write",
     "engine_of",
     "get_session",

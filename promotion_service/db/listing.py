@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Row, Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 
 class Extended:
@@ -21,24 +21,44 @@ class Extended:
 
 
 class Listing:
-    """A select the API pages through: OFFSET/LIMIT and COUNT run in the database.
+    """A select the API pages through, ordered by a unique key (an id), newest first unless
+    `descending` is false. Pages are cut by the database: by OFFSET/LIMIT with a COUNT of
+    every matching row (both cost O(rows) deep in a long history), or by keyset (`key` past
+    the last one seen, an index range read that costs the same at any depth).
 
     Without `shape` each page holds the first column's objects; with it, `shape(row)` of
     each row (to join names in without a query per row).
     """
 
-    def __init__(self, session: Session, statement: Select[Any],
-                 shape: Callable[[Row[Any]], Any] | None = None) -> None:
-        self.session, self.statement, self.shape = session, statement, shape
+    def __init__(self, session: Session, statement: Select[Any], key: InstrumentedAttribute[Any],
+                 shape: Callable[[Row[Any]], Any] | None = None, *,
+                 descending: bool = True) -> None:
+        self.session, self.key, self.shape, self.descending = session, key, shape, descending
+        self.statement = statement.order_by(key.desc() if descending else key)
 
     def page(self, offset: int, limit: int) -> list[Any]:
         """The rows of one page, shaped."""
-        result = self.session.execute(self.statement.offset(offset).limit(limit))
-        if self.shape is None:
-            return list(result.scalars())
-        return [self.shape(row) for row in result]
+        return self._rows(self.statement.offset(offset).limit(limit))
 
     def count(self) -> int:
         """How many rows the whole listing has."""
         return self.session.scalar(select(func.count()).select_from(
             self.statement.order_by(None).subquery())) or 0
+
+    def after(self, cursor: Any | None, limit: int) -> tuple[list[Any], Any | None]:
+        """One keyset page: the rows whose key comes after `cursor` in the listing's order
+        (from the first row when None), and the cursor of the next page (None on the last)."""
+        statement = self.statement
+        if cursor is not None:
+            statement = statement.where(self.key < cursor if self.descending
+                                        else self.key > cursor)
+        rows = self._rows(statement.limit(limit + 1))  # one more: is there a next page?
+        if len(rows) <= limit:
+            return rows, None
+        return rows[:limit], getattr(rows[limit - 1], self.key.key)
+
+    def _rows(self, statement: Select[Any]) -> list[Any]:
+        result = self.session.execute(statement)
+        if self.shape is None:
+            return list(result.scalars())
+        return [self.shape(row) for row in result]

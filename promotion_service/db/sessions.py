@@ -12,7 +12,8 @@ from typing import TypeVar
 
 from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from .engine import WRITE_OPTION, begin_immediate, make_engine, without_ping
@@ -22,6 +23,9 @@ WRITE_LOCK = 0x70726F6D  # PostgreSQL advisory lock key that orders writers (and
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 T = TypeVar("T")
 _WRITING = "promotion_writing"  # session.info key: a write transaction is open and owned
+# A locked, unreachable or overloaded database (a lock or pool wait past the timeout, a
+# serialization failure, a dropped connection): the transaction changed nothing; ask again.
+DATABASE_BUSY = (OperationalError, PoolTimeout)
 
 
 def init_app(app: Flask) -> None:

@@ -76,8 +76,11 @@ def apply(session: Session, config: Mapping[str, Any], event: Event, actor: Acto
 
 def prune_deliveries(session: Session, keep_days: float = 7.0) -> int:
     """Forget delivery keys older than GitLab would ever redeliver (it retries for hours)."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    if not deliveries.any_before(session, cutoff):  # looked without the writers' lock
+        return 0
     with write_transaction(session):
-        return deliveries.forget_before(session, utcnow() - timedelta(days=keep_days))
+        return deliveries.forget_before(session, cutoff)
 
 
 # -- pipeline events ------------------------------------------------------------------------

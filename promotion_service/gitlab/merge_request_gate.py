@@ -165,18 +165,31 @@ def commit_page(session: Session, config: Any, gitlab_project_id: int, sha: str,
 
 
 def recheck_pending(session: Session, config: Any, limit: int = 200) -> int:
-    """Re-evaluate MR checks still pending; answer GitLab when the image's state changed."""
+    """Re-evaluate MR checks still pending; answer GitLab when the image's state changed.
+
+    It looks without the writers' lock first: most ticks change nothing.
+    """
+    if not _changed_checks(session, config, limit):
+        return 0
+    session.expire_all()  # what was read without the lock is read again under it
     changed = 0
     with write_transaction(session):
-        for row in merge_request_checks.pending(session, limit):
-            project = projects.by_gitlab_project(session, row.gitlab_project_id,
-                                                 row.project_path)
-            verdict = merge_request_verdict(session, project, row.sha, config)
-            if verdict.status == row.status:
-                continue
+        for row, verdict in _changed_checks(session, config, limit):
             _set_verdict(row, verdict)
             _answer(session, row, force=False, config=config)
             changed += 1
+    return changed
+
+
+def _changed_checks(session: Session, config: Any,
+                    limit: int) -> list[tuple[MergeRequestCheck, MergeRequestVerdict]]:
+    """The pending checks whose verdict changed, each with its new verdict."""
+    changed = []
+    for row in merge_request_checks.pending(session, limit):
+        project = projects.by_gitlab_project(session, row.gitlab_project_id, row.project_path)
+        verdict = merge_request_verdict(session, project, row.sha, config)
+        if verdict.status != row.status:
+            changed.append((row, verdict))
     return changed
 
 

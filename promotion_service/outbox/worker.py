@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from ..db import session_for
+from ..db import DATABASE_BUSY, session_for
 from ..gitlab import deployment_approvals, events, merge_request_gate
 from ..services.promotion import reevaluate_waiting
 from ..services.reports import close_abandoned
@@ -25,7 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def periodic_tasks(app: Flask) -> Callable[[], None]:
-    """What the dispatcher loop also does every few seconds (each in its own transaction)."""
+    """What the dispatcher loop also does every few seconds (each in its own transaction).
+
+    Each task looks without the writers' lock first and takes it only to write, so a burst
+    being recorded does not hold the checks up. A task kept from writing (another writer
+    held the lock past PROMOTION_DB_TIMEOUT) changed nothing and runs again on the next
+    tick: a one-line warning. Anything else is a bug: an error with its traceback.
+    """
+    every = periodic_seconds(app)
 
     def tick() -> None:
         for name, task in (
@@ -41,12 +48,22 @@ def periodic_tasks(app: Flask) -> Callable[[], None]:
              lambda s: close_abandoned(s, deployment_timeout(app))),
         ):
             try:
-                with session_for(app) as session:
+                with session_for(app, write=False) as session:
                     task(session)
-            except Exception:
-                log.exception("periodic task failed: %s", name)
+            except DATABASE_BUSY as e:
+                log.warning("periodic task put off: %s: database busy (%s); again on the "
+                            "next tick, in %gs", name, reason(e), every)
+            except Exception as e:
+                log.error("periodic task failed: %s: %s", name, reason(e), exc_info=e)
 
     return tick
+
+
+def reason(error: BaseException) -> str:
+    """The exception's type and message on one line; the driver's own for a database error."""
+    cause = getattr(error, "orig", None) or error
+    message = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {message[0]}" if message else type(cause).__name__
 
 
 def deployment_timeout(app: Flask) -> float:

@@ -231,35 +231,57 @@ def wants_automatic(policy: EnvironmentPolicy) -> bool:
 def consider_automatic(session: Session, release: Release, env: Environment, actor: Actor,
                        now: datetime | None = None) -> Promotion | None:
     """Promote now if policy wants it, nothing holds it back and the gate allows it."""
-    policy = policy_of(env)
-    if env.position == 0 or not wants_automatic(policy) or env.hold_at is not None:
+    if not _automatic_due(session, release, env, now):
         return None
-    if release.revoked_at is not None or promotions.count_of(session, release.id, env.id):
-        return None
-    live = rollouts.current(session, env.id)
-    if live is not None and live.release_id >= release.id:
-        return None
-    if not gate.decide(session, release, env, now).allowed:
-        return None
-    kind = "approval" if policy.required_approvals else "auto"
+    kind = "approval" if policy_of(env).required_approvals else "auto"
     promotion, created = create(session, actor, release, env, kind, f"{kind} promotion")
     return promotion if created else None
 
 
+def _automatic_due(session: Session, release: Release, env: Environment,
+                   now: datetime | None) -> bool:
+    """Whether policy wants the release promoted to env now and the gate allows it."""
+    policy = policy_of(env)
+    if env.position == 0 or not wants_automatic(policy) or env.hold_at is not None:
+        return False
+    if release.revoked_at is not None or promotions.count_of(session, release.id, env.id):
+        return False
+    live = rollouts.current(session, env.id)
+    if live is not None and live.release_id >= release.id:
+        return False
+    return gate.decide(session, release, env, now).allowed
+
+
 def reevaluate_waiting(session: Session, now: datetime | None = None) -> list[int]:
-    """Promote what became allowed with time (soak, freeze ends); the worker calls this."""
+    """Promote what became allowed with time (soak, freeze ends); the worker calls this.
+
+    It looks without the writers' lock first: most ticks find nothing due, and need not
+    wait behind other writers. What it found is looked at again under the lock.
+    """
+    if not _waiting(session, now):
+        return []
+    session.expire_all()  # what was read without the lock is read again under it
     actor = Actor.system("promotion-service")
     created = []
     with write_transaction(session):
-        for env in projects.later_environments_without_hold(session):
-            prev = projects.neighbour(session, env, -1)
-            if prev is None or not wants_automatic(policy_of(env)):
-                continue
-            release_id = verifications.latest_passed_release(session, prev.id)
-            if release_id is None:
-                continue
-            promotion = consider_automatic(session, releases.get(session, release_id), env,
-                                           actor, now)
+        for release, env in _waiting(session, now):
+            promotion = consider_automatic(session, release, env, actor, now)
             if promotion is not None:
                 created.append(promotion.id)
     return created
+
+
+def _waiting(session: Session, now: datetime | None) -> list[tuple[Release, Environment]]:
+    """The latest release passed in each environment's predecessor, where it is due now."""
+    due = []
+    for env in projects.later_environments_without_hold(session):
+        prev = projects.neighbour(session, env, -1)
+        if prev is None or not wants_automatic(policy_of(env)):
+            continue
+        release_id = verifications.latest_passed_release(session, prev.id)
+        if release_id is None:
+            continue
+        release = releases.get(session, release_id)
+        if _automatic_due(session, release, env, now):
+            due.append((release, env))
+    return due

@@ -251,9 +251,11 @@ def close_abandoned(session: Session, timeout_seconds: float) -> list[int]:
     """Fail deployments reported started and never finished within the timeout (a deploy job
     that was killed cannot say so); their promotions fail with them. The worker calls this."""
     actor = Actor.system("promotion-service")
-    closed = []
+    closed: list[int] = []
+    cutoff = utcnow() - timedelta(seconds=timeout_seconds)
+    if not deployments.started_before(session, cutoff):  # looked without the writers' lock
+        return closed
     with write_transaction(session):
-        cutoff = utcnow() - timedelta(seconds=timeout_seconds)
         for deployment in deployments.started_before(session, cutoff):
             message = (f"no report for {format_duration(timeout_seconds)} after it started: "
                        "the deploy job was probably killed (closed by the service)")

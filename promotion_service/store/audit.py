@@ -100,7 +100,7 @@ def listing(session: Session, filters: dict[str, Any], project_id: int | None = 
     """Entries, newest first, where each given column equals its value (and, with a project,
     only the entries about it; with an environment name, those about environments of that
     name; with since/until, ISO times, those in [since, until))."""
-    stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
+    stmt = select(AuditEntry)
     for key, value in filters.items():
         stmt = stmt.where(getattr(AuditEntry, key) == value)
     if project_id is not None:
@@ -111,7 +111,7 @@ def listing(session: Session, filters: dict[str, Any], project_id: int | None = 
         stmt = stmt.where(AuditEntry.at >= since)
     if until is not None:
         stmt = stmt.where(AuditEntry.at < until)
-    return Listing(session, stmt)
+    return Listing(session, stmt, AuditEntry.id)
 
 
 def streamed(session: Session, listing_: Listing) -> Iterator[AuditEntry]:

@@ -32,6 +32,12 @@ def note_outcome(session: Session, keys: Sequence[str], outcome: str) -> None:
         row.outcome = outcome[:2000]
 
 
+def any_before(session: Session, cutoff: datetime) -> bool:
+    """Whether any delivery key was received before the cutoff."""
+    return session.scalar(select(WebhookDelivery.id)
+                          .where(WebhookDelivery.received_at < cutoff).limit(1)) is not None
+
+
 def forget_before(session: Session, cutoff: datetime) -> int:
     """Forget delivery keys received before the cutoff; how many."""
     return session.execute(delete(WebhookDelivery).where(WebhookDelivery.received_at < cutoff)

@@ -57,7 +57,7 @@ def listing(session: Session, *, project: str | None = None, repository: str | N
             digest: str | None = None, commit_sha: str | None = None,
             revoked: bool | None = None) -> Listing:
     """Images, newest first, filtered."""
-    stmt = select(Image).order_by(Image.id.desc())
+    stmt = select(Image)
     if project:
         stmt = stmt.join(Project, Project.id == Image.project_id).where(Project.path == project)
     for attr, value in ((Image.repository, repository), (Image.digest, digest),
@@ -66,7 +66,7 @@ def listing(session: Session, *, project: str | None = None, repository: str | N
             stmt = stmt.where(attr == value)
     if revoked is not None:
         stmt = stmt.where(Image.revoked_at.is_not(None) if revoked else Image.revoked_at.is_(None))
-    return Listing(session, stmt)
+    return Listing(session, stmt, Image.id)
 
 
 def count(session: Session) -> int:

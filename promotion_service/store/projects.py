@@ -57,10 +57,10 @@ def path_of_environment(session: Session, environment_id: int) -> str | None:
 
 def listing(session: Session, path: str | None = None) -> Listing:
     """All projects (or the one with this path), oldest first."""
-    stmt = select(Project).order_by(Project.id)
+    stmt = select(Project)
     if path is not None:
         stmt = stmt.where(Project.path == path)
-    return Listing(session, stmt)
+    return Listing(session, stmt, Project.id, descending=False)
 
 
 def environments(session: Session, project_id: int) -> list[Environment]:

@@ -150,7 +150,7 @@ def listing(session: Session, *, project: str | None = None, environment: str | 
             state: str | None = None, repository: str | None = None,
             digest: str | None = None, release_id: int | None = None) -> Listing:
     """Promotions, newest first, filtered, each with its release and environment names."""
-    stmt = _NAMED.order_by(Promotion.id.desc())
+    stmt = _NAMED
     if project is not None:
         stmt = stmt.join(Project, Project.id == Release.project_id).where(
             Project.path == project)
@@ -165,7 +165,7 @@ def listing(session: Session, *, project: str | None = None, environment: str | 
             if value is not None:
                 members = members.where(column == value)
         stmt = stmt.where(Promotion.release_id.in_(members))
-    return Listing(session, stmt, _named_row)
+    return Listing(session, stmt, Promotion.id, _named_row)
 
 
 def _named_row(row: Row[Any]) -> Extended:

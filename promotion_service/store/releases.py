@@ -87,7 +87,7 @@ def project_path(session: Session, release: Release) -> str:
 def listing(session: Session, *, project: str | None = None, digest: str | None = None,
             commit_sha: str | None = None, revoked: bool | None = None) -> Listing:
     """Releases, newest first, filtered (members loaded per page in one more query)."""
-    stmt = select(Release).order_by(Release.id.desc())
+    stmt = select(Release)
     if project:
         stmt = stmt.join(Project, Project.id == Release.project_id).where(
             Project.path == project)
@@ -97,7 +97,7 @@ def listing(session: Session, *, project: str | None = None, digest: str | None 
     if revoked is not None:
         stmt = stmt.where(Release.revoked_at.is_not(None) if revoked
                           else Release.revoked_at.is_(None))
-    return Listing(session, stmt)
+    return Listing(session, stmt, Release.id)
 
 
 def of_commit(session: Session, project_id: int, sha: str,

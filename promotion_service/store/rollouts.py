@@ -99,8 +99,8 @@ def listing(session: Session, environment_id: int) -> Listing:
     for the whole page in one more query)."""
     stmt = (select(Rollout, Release)
             .join(Release, Release.id == Rollout.release_id)
-            .where(Rollout.environment_id == environment_id).order_by(Rollout.id.desc()))
-    return Listing(session, stmt, _named_row)
+            .where(Rollout.environment_id == environment_id))
+    return Listing(session, stmt, Rollout.id, _named_row)
 
 
 def _named_row(row: Row[Any]) -> Extended:
