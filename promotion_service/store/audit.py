@@ -64,8 +64,9 @@ def append(session: Session, actor: Actor, action: str, subject_type: str,
     prev = prev or GENESIS
     digest = entry_hash(prev, fields)
     row = {**fields, "prev_hash": prev, "hash": digest}
-    if subject_type in _INSERTS and subject_id is not None:
-        conn.execute(_INSERTS[subject_type], row | {"subject_key": int(subject_id)})
+    subject = fields["subject_id"]
+    if subject_type in _INSERTS and subject is not None and subject.isdecimal():
+        conn.execute(_INSERTS[subject_type], row | {"subject_key": int(subject)})
     else:
         conn.execute(_INSERT, row)
     return digest
