@@ -233,6 +233,12 @@ def consider_automatic(session: Session, release: Release, env: Environment, act
     """Promote now if policy wants it, nothing holds it back and the gate allows it."""
     if not _automatic_due(session, release, env, now):
         return None
+    return _promote_automatically(session, release, env, actor)
+
+
+def _promote_automatically(session: Session, release: Release, env: Environment,
+                           actor: Actor) -> Promotion | None:
+    """The automatic promotion of a release found due; None when one already existed."""
     kind = "approval" if policy_of(env).required_approvals else "auto"
     promotion, created = create(session, actor, release, env, kind, f"{kind} promotion")
     return promotion if created else None
@@ -264,8 +270,8 @@ def reevaluate_waiting(session: Session, now: datetime | None = None) -> list[in
     actor = Actor.system("promotion-service")
     created = []
     with write_transaction(session):
-        for release, env in _waiting(session, now):
-            promotion = consider_automatic(session, release, env, actor, now)
+        for release, env in _waiting(session, now):  # found due again, under the lock
+            promotion = _promote_automatically(session, release, env, actor)
             if promotion is not None:
                 created.append(promotion.id)
     return created
