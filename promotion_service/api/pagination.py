@@ -1,8 +1,10 @@
 """Pages of a listing, cut by the database, in one of two ways a client picks.
 
 Offset (the default): `page` and `page_size`, and an X-Pagination header with the totals. The
-database skips `(page - 1) * page_size` rows and counts every matching row, so a deep page
-and every total cost O(rows) in a long history.
+database skips `(page - 1) * page_size` rows, so a deep page costs O(rows) in a long history.
+The total is counted up to COUNT_LIMIT + 1 rows only, as GitLab's API does: past COUNT_LIMIT
+the header leaves out total, total_pages and last_page, and next_page comes from the page
+itself (one row more than the page is read).
 
 Keyset (`pagination=keyset`, as GitLab's API pages): `page_size` rows past a cursor, the id of
 the last row of the previous page, read off an index at the same cost at any depth; no totals,
@@ -21,6 +23,7 @@ from urllib.parse import urlencode
 
 import flask_smorest
 from flask import request
+from flask_smorest.pagination import PaginationMetadataSchema
 from flask_smorest.utils import unpack_tuple_response
 from marshmallow import fields, validate
 
@@ -28,6 +31,7 @@ from ..db.listing import Listing
 from .schemas.base import ID, Filters
 
 MAX_OFFSET = 2**62  # past any table's end, and inside SQL's OFFSET range
+COUNT_LIMIT = 10_000  # GitLab's: a longer list's offset pages go without totals
 MAX_PAGE_SIZE = 100
 
 
@@ -82,13 +86,33 @@ class Blueprint(flask_smorest.Blueprint):
     def _offset_page(self, listing: Listing, page: int, page_size: int,
                      headers: dict[str, Any]) -> list[Any]:
         first = (page - 1) * page_size
-        headers[self.PAGINATION_HEADER_NAME] = json.dumps(
-            self._make_pagination_metadata(page, page_size, listing.count()))
-        return [] if first > MAX_OFFSET else listing.page(first, page_size)
+        total = listing.count(at_most=COUNT_LIMIT + 1)
+        # one row more than the page: is there a next page?
+        rows = [] if first > MAX_OFFSET else listing.page(first, page_size + 1)
+        items = rows[:page_size]
+        if total <= COUNT_LIMIT:
+            metadata = self._make_pagination_metadata(page, page_size, total)
+        else:
+            metadata = _uncounted_metadata(page, bool(items), len(rows) > page_size)
+        headers[self.PAGINATION_HEADER_NAME] = json.dumps(metadata)
+        return items
 
     def _document_pagination_metadata(self, spec: Any, resp_doc: dict[str, Any]) -> None:
         super()._document_pagination_metadata(spec, resp_doc)
         resp_doc["headers"]["Link"] = "LINK"
+
+
+def _uncounted_metadata(page: int, has_items: bool, has_next: bool) -> dict[str, Any]:
+    """X-Pagination of a list too long to count: no total, total_pages or last_page; the page
+    fields (page, previous_page, next_page) when the page has items, as when counted."""
+    metadata: dict[str, Any] = {"first_page": 1}
+    if has_items:
+        metadata["page"] = page
+        if page > 1:
+            metadata["previous_page"] = page - 1
+        if has_next:
+            metadata["next_page"] = page + 1
+    return PaginationMetadataSchema().dump(metadata)
 
 
 def _next_url(cursor: int) -> str:

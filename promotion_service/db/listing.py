@@ -22,8 +22,8 @@ class Extended:
 
 class Listing:
     """A select the API pages through, ordered by a unique key (an id), newest first unless
-    `descending` is false. Pages are cut by the database: by OFFSET/LIMIT with a COUNT of
-    every matching row (both cost O(rows) deep in a long history), or by keyset (`key` past
+    `descending` is false. Pages are cut by the database: by OFFSET/LIMIT (O(rows) deep in
+    a long history) with a COUNT that may stop at a bound, or by keyset (`key` past
     the last one seen, an index range read that costs the same at any depth).
 
     Without `shape` each page holds the first column's objects; with it, `shape(row)` of
@@ -40,10 +40,13 @@ class Listing:
         """The rows of one page, shaped."""
         return self._rows(self.statement.offset(offset).limit(limit))
 
-    def count(self) -> int:
-        """How many rows the whole listing has."""
-        return self.session.scalar(select(func.count()).select_from(
-            self.statement.order_by(None).subquery())) or 0
+    def count(self, at_most: int | None = None) -> int:
+        """How many rows the whole listing has; with `at_most`, at most that many: the first
+        `at_most` keys in the listing's order, an index range read however long the history."""
+        statement = self.statement.order_by(None)
+        if at_most is not None:
+            statement = self.statement.with_only_columns(self.key).limit(at_most)
+        return self.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
 
     def after(self, cursor: Any | None, limit: int) -> tuple[list[Any], Any | None]:
         """One keyset page: the rows whose key comes after `cursor` in the listing's order
