@@ -9,6 +9,8 @@ rows starting at each depth (0, 10%, 50%, 90% of the rows) through Flask's test 
 server's own time, no network), --requests times each, interleaved, and prints the medians,
 the ratios (offset / keyset at the same depth; each page / the short history's first page)
 and the load average. Goal (issue 16): every keyset page within 1.5x of the short history's.
+An offset page's X-Pagination total is counted up to 10,001 rows (past 10,000 the header has
+no total); the run ends with EXPLAIN ANALYZE of that count on the long history.
 
     python benchmarks/list_pages.py [--images 1000000] [--small 1000] [--page-size 50]
                                     [--requests 15] [--database-url URL]
@@ -26,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -116,6 +118,34 @@ def measure(targets: dict[str, tuple[object, str, int]], args: argparse.Namespac
             for name, by_page in times.items()}
 
 
+def explain_count(app: object, token: str, name: str) -> str:
+    """EXPLAIN ANALYZE of the total's count an offset first page of the list sends."""
+    sent: list[tuple[str, object]] = []
+    engine = db.engine_of(app)
+
+    def keep(_conn: object, _cursor: object, statement: str, parameters: object,
+             *_: object) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        resp = app.test_client().get(f"/api/v1/{name}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    statement, parameters = next(s for s in sent if s[0].startswith("SELECT count(*)"))
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}",
+                                    parameters).scalar_one()[0]
+    nodes, node = [], plan["Plan"]
+    while node:
+        nodes.append(node["Node Type"] + (f" on {node['Relation Name']}"
+                                          if "Relation Name" in node else ""))
+        node = (node.get("Plans") or [None])[0]
+    return (f"{name}: X-Pagination {resp.headers['X-Pagination']}; its count: "
+            f"{plan['Execution Time']:.1f} ms, {' > '.join(nodes)}")
+
+
 def report(big: dict, small: dict, args: argparse.Namespace) -> None:
     load = os.getloadavg()
     print(f"\nlist pages on PostgreSQL: {args.images:,} images and releases (short history: "
@@ -164,6 +194,8 @@ def main() -> int:
         medians = measure({"big": (big_app, big_token, args.images),
                            "small": (small_app, small_token, args.small)}, args)
         report(medians["big"], medians["small"], args)
+        for name in LISTS:
+            print(explain_count(big_app, big_token, name))
         for app in (big_app, small_app):
             db.engine_of(app).dispose()
         with admin.connect() as conn:
