@@ -49,7 +49,8 @@ class ServiceApi(Api):
         self.spec.components.header("PAGINATION", {
             "description": "offset pagination: JSON text: {total, total_pages, first_page, "
                            "last_page, page, previous_page, next_page} (the page fields only "
-                           "when there are items)",
+                           "when there are items; past 10,000 items, as GitLab's API, no "
+                           "total, total_pages or last_page)",
             "schema": {"type": "string"}}, lazy=True)
         self.spec.components.header("LINK", {
             "description": "pagination=keyset: <URL of the next page>; rel=\"next\" (absent "
