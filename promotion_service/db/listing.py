@@ -41,8 +41,9 @@ class Listing:
         return self._rows(self.statement.offset(offset).limit(limit))
 
     def count(self, at_most: int | None = None) -> int:
-        """How many rows the whole listing has; with `at_most`, at most that many: the first
-        `at_most` keys in the listing's order, an index range read however long the history."""
+        """How many rows the whole listing has; with `at_most`, at most that many (the first
+        `at_most` keys in the listing's order: a read that stops there, however long the
+        history)."""
         statement = self.statement.order_by(None)
         if at_most is not None:
             statement = self.statement.with_only_columns(self.key).limit(at_most)
