@@ -24,15 +24,15 @@ def header(api: Any, path: str, page: int, page_size: int = 2) -> tuple[dict[str
 
 
 @pytest.fixture
-def rows(api: Any) -> int:
+def five_images(api: Any) -> None:
+    """ROWS images, each with its release."""
     for n in range(ROWS):
         register(api, n)
-    return ROWS
 
 
 @pytest.mark.parametrize("path", LISTS)
 @pytest.mark.parametrize("limit", [ROWS, 10_000])
-def test_a_list_up_to_the_limit_has_every_total(api, rows, monkeypatch, path, limit):
+def test_a_list_up_to_the_limit_has_every_total(api, five_images, monkeypatch, path, limit):
     monkeypatch.setattr(pagination, "COUNT_LIMIT", limit)
     totals = {"total": 5, "total_pages": 3, "first_page": 1, "last_page": 3}
     assert header(api, path, 1) == (totals | {"page": 1, "next_page": 2}, 2)
@@ -48,7 +48,7 @@ def test_an_empty_list_has_a_total_of_zero(api):
 
 
 @pytest.mark.parametrize("path", LISTS)
-def test_a_list_past_the_limit_leaves_the_totals_out(api, rows, monkeypatch, path):
+def test_a_list_past_the_limit_leaves_the_totals_out(api, five_images, monkeypatch, path):
     monkeypatch.setattr(pagination, "COUNT_LIMIT", ROWS - 1)
     assert header(api, path, 1) == ({"first_page": 1, "page": 1, "next_page": 2}, 2)
     assert header(api, path, 2) == (
@@ -63,7 +63,7 @@ def test_a_list_past_the_limit_leaves_the_totals_out(api, rows, monkeypatch, pat
         {"first_page": 1, "page": 4, "previous_page": 3, "next_page": 5}, 1)
 
 
-def test_past_the_limit_the_pages_hold_the_same_items(api, rows, monkeypatch):
+def test_past_the_limit_the_pages_hold_the_same_items(api, five_images, monkeypatch):
     whole = [row["id"] for row in api.get("/images", query_string={"page_size": 100}).json]
     monkeypatch.setattr(pagination, "COUNT_LIMIT", 1)
     pages = [api.get("/images", query_string={"page": page, "page_size": 2}).json
