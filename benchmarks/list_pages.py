@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import create_engine, make_url, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -120,21 +120,13 @@ def measure(targets: dict[str, tuple[object, str, int]], args: argparse.Namespac
 
 def explain_count(app: object, token: str, name: str) -> str:
     """EXPLAIN ANALYZE of the total's count an offset first page of the list sends."""
-    sent: list[tuple[str, object]] = []
-    engine = db.engine_of(app)
+    from tests.promotion_service.helpers import sent_statements
 
-    def keep(_conn: object, _cursor: object, statement: str, parameters: object,
-             *_: object) -> None:
-        sent.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
+    with sent_statements(app) as sent:
         resp = app.test_client().get(f"/api/v1/{name}",
                                      headers={"Authorization": f"Bearer {token}"})
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
     statement, parameters = next(s for s in sent if s[0].startswith("SELECT count(*)"))
-    with engine.connect() as conn:
+    with db.engine_of(app).connect() as conn:
         plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}",
                                     parameters).scalar_one()[0]
     nodes, node = [], plan["Plan"]
