@@ -15,8 +15,8 @@ alike), asks each over HTTP with one keep-alive connection: the gate for a candi
 promotion, its outbox row and audit entry: real work every call), the images and the audit
 lists by keyset 90% deep, and the overview page of a signed-in person. Prints p50/p95 of each
 at each size, the ratios (the large history's p50 / the short's: goal, issue 16, at most
-1.5x), the load average, and each server's RSS (VmRSS, VmHWM) after the run (goal: under
-120 MB).
+1.5x), the load average, and each server's RSS (VmRSS) once ready and after the run, and its
+peak (VmHWM; goal: under 120 MB).
 
     python benchmarks/history.py [--images 1000000] [--small 1000] [--audit-per-image 2]
                                  [--promotions 60] [--gates 5] [--threads 8]
@@ -151,7 +151,8 @@ def measure(servers: dict[str, tuple[str, str, int, int]]) -> dict[str, dict[str
     return times
 
 
-def report(times: dict[str, dict[str, list[float]]], memory: dict[str, tuple[float, float]],
+def report(times: dict[str, dict[str, list[float]]],
+           memory: dict[str, tuple[float, float, float]],
            seeded: dict[str, float]) -> None:
     load = os.getloadavg()
     audit = ARGS.images * ARGS.audit_per_image
@@ -173,10 +174,10 @@ def report(times: dict[str, dict[str, list[float]]], memory: dict[str, tuple[flo
               f"{b50 / s50:>16.2f}x{b95 / s95:>6.2f}x")
     print(f"worst large/short p50: {worst:.2f}x (goal <= 1.5x: "
           f"{'met' if worst <= 1.5 else 'NOT met'})")
-    for name, (rss, hwm) in memory.items():
+    for name, (start, rss, hwm) in memory.items():
         label = f"{ARGS.images:,}" if name == "big" else f"{ARGS.small:,}"
-        print(f"server RSS after the run, {label} images: {rss:.0f} MB (peak {hwm:.0f} MB; goal "
-              f"< 120 MB: {'met' if hwm < 120 else 'NOT met'})")
+        print(f"server RSS, {label} images: {start:.0f} MB once ready, {rss:.0f} MB after the "
+              f"run (peak {hwm:.0f} MB; goal < 120 MB: {'met' if hwm < 120 else 'NOT met'})")
 
 
 def main() -> int:
@@ -206,11 +207,13 @@ def main() -> int:
                for name, url in urls.items()}
         with _server(command, env["small"], "/ready") as small, \
              _server(command, env["big"], "/ready") as big:
+            started = {"small": rss_mb(small.proc.pid)[0], "big": rss_mb(big.proc.pid)[0]}
             times = measure({
                 name: (srv.base, tokens_[name], sizes[name] // MEMBERS,
                        sizes[name] * ARGS.audit_per_image)
                 for name, srv in (("small", small), ("big", big))})
-            memory = {"small": rss_mb(small.proc.pid), "big": rss_mb(big.proc.pid)}
+            memory = {"small": (started["small"], *rss_mb(small.proc.pid)),
+                      "big": (started["big"], *rss_mb(big.proc.pid))}
         report(times, memory, seeded)
         if not ARGS.keep:
             with admin.connect() as conn:
