@@ -4,19 +4,19 @@ request, keyset list pages and the overview page with 1,000 images against 1,000
 
 Seeds two databases on one PostgreSQL server with INSERT ... SELECT generate_series (no row
 goes through Python): --small and --images images in releases of 10 (so 100 and 100,000
-releases) spread over 10 projects, each release deployed and verified in test, every 4th
-promoted, deployed and verified in staging, every 16th approved and live in production, and
---audit-per-image audit entries an image; the newest --promotions + 1 releases of each are the
-candidates (scanned, verified in test, never promoted). ANALYZEs both (as autovacuum leaves a
-live database) and prints how long seeding took. Then starts `promotion-service serve` on each
-(waitress, --threads) and, in --promotions interleaved rounds (a change in load hits both
-alike), asks each over HTTP with one keep-alive connection: the gate for a candidate in staging
-(--gates calls a round), POST /api/v1/promotions for a fresh candidate (the gate, the
+releases) spread over 10 projects, each image scanned, each release deployed and verified in
+test, every 4th promoted, deployed and verified in staging, every 16th approved and live in
+production, and --audit-per-image audit entries an image; the newest --promotions + 1 releases
+of each are the candidates (verified in test, never promoted). ANALYZEs both (as autovacuum
+leaves a live database) and prints how long seeding took. Then starts `promotion-service serve`
+on each (waitress, --threads) and, in --promotions interleaved rounds (a change in load hits
+both alike), asks each over HTTP with one keep-alive connection: the gate for a candidate in
+staging (--gates calls a round), POST /api/v1/promotions for a fresh candidate (the gate, the
 promotion, its outbox row and audit entry: real work every call), the images and the audit
 lists by keyset 90% deep, and the overview page of a signed-in person. Prints p50/p95 of each
-at each size, the ratios (the large history's p50 / the short's: goal, issue 16, at most
-1.5x), the load average, and each server's RSS (VmRSS) once ready and after the run, and its
-peak (VmHWM; goal: under 120 MB).
+at each size, the ratios (the large history's p50 / the short's: goal, issue 16, at most 1.5x),
+the load average, and each server's RSS (VmRSS) once ready and after the run, and its peak
+(VmHWM; goal: under 120 MB).
 
     python benchmarks/history.py [--images 1000000] [--small 1000] [--audit-per-image 2]
                                  [--promotions 60] [--gates 5] [--threads 8]
@@ -181,8 +181,12 @@ def report(times: dict[str, dict[str, list[float]]],
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="history-bench-"))
-    policy = work / "policies.yml"
+    with tempfile.TemporaryDirectory(prefix="history-bench-") as work:
+        return run(Path(work) / "policies.yml")
+
+
+def run(policy: Path) -> int:
+    """Seed both databases, measure both servers, print the figures."""
     policy.write_text(yaml.safe_dump(POLICY))
     sizes = {"small": ARGS.small, "big": ARGS.images}
     with postgres_url(ARGS.database_url) as server:

@@ -37,10 +37,10 @@ def history_statements() -> list[str]:
 
     Parameters: :first (the first of :projects consecutive project ids, their environments
     test, staging and production made), :images (in :images / :members releases of :members,
-    ids from 1), :audit entries, :last (releases after it are candidates: scanned and verified
-    in test, never promoted). Each release is deployed and verified in test; every 4th up to
-    :last is promoted, deployed and verified in staging, every 16th approved and live in
-    production."""
+    ids from 1), :audit entries, :last (releases after it are candidates: verified in test,
+    never promoted). Every image is scanned; each release is deployed and verified in test;
+    every 4th up to :last is promoted, deployed and verified in staging, every 16th approved
+    and live in production."""
     release_of = "((g - 1) / :members + 1)"
     statements = [
         """INSERT INTO releases (id, project_id, digest, member_count, commit_sha, ref, tags,
@@ -64,7 +64,7 @@ def history_statements() -> list[str]:
         "SELECT setval(pg_get_serial_sequence('releases', 'id'), :releases)",
         """INSERT INTO scans (image_id, scanner, counts, findings, actor, created_at)
            SELECT image_id, 'trivy', '{"critical": 0, "high": 0}', '[]', 'ci', now()
-           FROM release_members WHERE release_id > :last""",
+           FROM release_members""",
         """WITH d AS (
              INSERT INTO deployments (release_id, environment_id, state, record_id, actor,
                created_at, updated_at)
