@@ -41,12 +41,12 @@ from pathlib import Path
 
 import requests
 import yaml
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.postgres import postgres_url  # noqa: E402
+from benchmarks.postgres import fresh_database, postgres_url  # noqa: E402
 from benchmarks.seeding import MEMBERS, PROJECTS, history_statements  # noqa: E402
 from benchmarks.service import _server  # noqa: E402
 from promotion_service import create_app, db  # noqa: E402
@@ -193,11 +193,7 @@ def run(policy: Path) -> int:
         admin = create_engine(server, isolation_level="AUTOCOMMIT")
         urls, tokens_, seeded = {}, {}, {}
         for name, images in sizes.items():
-            with admin.connect() as conn:
-                conn.execute(text(f"DROP DATABASE IF EXISTS history_{name} WITH (FORCE)"))
-                conn.execute(text(f"CREATE DATABASE history_{name}"))
-            urls[name] = make_url(server).set(database=f"history_{name}").render_as_string(
-                hide_password=False)
+            urls[name] = fresh_database(admin, server, f"history_{name}")
             began = time.perf_counter()
             tokens_[name] = seed(urls[name], images, images * ARGS.audit_per_image,
                                  candidates_of(images // MEMBERS), policy)
