@@ -1,4 +1,5 @@
-"""Cost flat in history: no list or gate query reads a large table from end to end.
+"""Cost flat in history: no list, gate or promotion request query reads a large table from
+end to end.
 
 A PostgreSQL database holds 20,000 images, releases, promotions, deployments and audit
 entries (ANALYZEd, as autovacuum leaves a live database), the real endpoints run, every
@@ -20,7 +21,16 @@ import pytest
 from sqlalchemy import make_url, text
 
 from promotion_service import db
-from tests.promotion_service.helpers import REPO, digest, register, sent_statements
+from tests.promotion_service.helpers import (
+    REPO,
+    SOAKED,
+    deploy,
+    digest,
+    ref,
+    register,
+    sent_statements,
+    verify,
+)
 
 ROWS = 20_000
 # the tables seeded here, which grow with history (projects, environments, tokens and stops
@@ -159,6 +169,18 @@ def full_scans(app: Any, statements: list[tuple[str, Any]]) -> list[str]:
     return found
 
 
+def promote(app: Any, api: Any) -> None:
+    """Image 1 deployed and verified in test, its soak time passed, promoted to staging by
+    hand (the request's lookups, in-flight check, gate, insert and audit entry)."""
+    deploy(api, 1, "test")
+    release = verify(api, 1, "test")["release_id"]
+    with db.engine_of(app).begin() as conn:
+        conn.execute(text("UPDATE verifications SET created_at = created_at - :by "
+                          "WHERE release_id = :r"), {"by": SOAKED, "r": release})
+    resp = api.post("/promotions", json=ref(1, "staging"), as_="rm")
+    assert resp.status_code == 201, resp.json
+
+
 TOTALS = "SELECT count(*) AS count_1"  # Listing.count: the X-Pagination header's total
 UNPAGED = {"/gate", "/approvals", "/stops"}
 
@@ -178,9 +200,10 @@ def call_all(api: Any, calls: list[tuple[str, str, dict[str, Any]]]) -> None:
         "totals)"))),
 ])
 def test_no_list_or_gate_query_reads_a_large_table_end_to_end(app, api, part):
-    """pages: the gate and every page of every list, by offset and by keyset (a keyset page
-    deep in the history, too, sending no count and no OFFSET; a project-scoped token's audit
-    list too). totals: also the offset lists' totals (expected to fail: they still scan)."""
+    """pages: the gate, a promotion request and every page of every list, by offset and by
+    keyset (a keyset page deep in the history, too, sending no count and no OFFSET; a
+    project-scoped token's audit list too). totals: also the offset lists' totals (expected to
+    fail: they still scan)."""
     register(api, 1)
     seeded = seed_history(app)
     release, bulk_repo = seeded["release"], "registry.example.com/bulk/2"
@@ -234,7 +257,10 @@ def test_no_list_or_gate_query_reads_a_large_table_end_to_end(app, api, part):
     with sent_statements(app) as statements:
         call_all(api, calls)
     assert len(statements) > len(calls)
-    statements += keyset_statements
+    with sent_statements(app) as requested:  # image 1 verified in test and soaked: to staging
+        promote(app, api)
+    assert any(s.startswith("INSERT INTO promotions") for s, _ in requested)
+    statements += requested + keyset_statements
     if part == "pages":
         statements = [s for s in statements if not s[0].startswith(TOTALS)]
     problems = full_scans(app, statements)
