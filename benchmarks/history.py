@@ -86,7 +86,8 @@ def seed(url: str, images: int, audit: int, candidates: int, policy: Path) -> st
 class Client:
     """One keep-alive connection to a server, signed in to the web pages too."""
 
-    def __init__(self, base: str, token: str, releases: int, audit: int) -> None:
+    def __init__(self, base: str, token: str, releases: int, audit: int,
+                 candidates: int) -> None:
         self.base, self.releases, self.audit = base, releases, audit
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
@@ -95,7 +96,7 @@ class Client:
         signed_in = self.http.post(f"{base}/ui/sign-in", allow_redirects=False,
                                    data={"token": token, "csrf_token": csrf})
         assert signed_in.status_code == 302, signed_in.text
-        self.next_candidate = releases - candidates_of(releases) + 1
+        self.next_candidate = releases - candidates + 1
 
     def timed(self, method: str, path: str, expect: int, **kwargs: object) -> float:
         began = time.perf_counter()
@@ -124,9 +125,9 @@ class Client:
         }
 
 
-def candidates_of(releases: int) -> int:
+def candidates_of(releases: int, promotions: int) -> int:
     """The newest releases kept fresh for the promotions (and the gate's, the newest)."""
-    return min(ARGS.promotions + 1, releases - 1)
+    return min(promotions + 1, releases - 1)
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -136,14 +137,15 @@ def rss_mb(pid: int) -> tuple[float, float]:
                  for key in ("VmRSS", "VmHWM"))
 
 
-def measure(servers: dict[str, tuple[str, str, int, int]]) -> dict[str, dict[str, list[float]]]:
+def measure(args: argparse.Namespace, servers: dict[str, tuple[str, str, int, int, int]]
+            ) -> dict[str, dict[str, list[float]]]:
     """Each call's milliseconds on each server, the servers interleaved within each round
     (round 0 warms caches and prepared statements up and is not counted)."""
     clients = {name: Client(*spec) for name, spec in servers.items()}
     times: dict[str, dict[str, list[float]]] = {name: {c: [] for c in CALLS} for name in servers}
-    for n in range(ARGS.promotions):
+    for n in range(args.promotions):
         for name, client in clients.items():
-            for call, took in client.round(ARGS.gates).items():
+            for call, took in client.round(args.gates).items():
                 if n:
                     times[name][call] += took
         if n % 10 == 0:
@@ -151,16 +153,16 @@ def measure(servers: dict[str, tuple[str, str, int, int]]) -> dict[str, dict[str
     return times
 
 
-def report(times: dict[str, dict[str, list[float]]],
+def report(args: argparse.Namespace, times: dict[str, dict[str, list[float]]],
            memory: dict[str, tuple[float, float, float]],
            seeded: dict[str, float]) -> None:
     load = os.getloadavg()
-    audit = ARGS.images * ARGS.audit_per_image
+    audit = args.images * args.audit_per_image
     print(f"\ncost flat in history, PostgreSQL, through `promotion-service serve` (waitress, "
-          f"{ARGS.threads} threads, one keep-alive client): {ARGS.images:,} images, "
-          f"{ARGS.images // MEMBERS:,} releases, {audit:,} audit entries (seeded in "
-          f"{seeded['big']:.0f} s) against {ARGS.small:,} images (seeded in "
-          f"{seeded['small']:.0f} s); {ARGS.promotions - 1} interleaved rounds; load average "
+          f"{args.threads} threads, one keep-alive client): {args.images:,} images, "
+          f"{args.images // MEMBERS:,} releases, {audit:,} audit entries (seeded in "
+          f"{seeded['big']:.0f} s) against {args.small:,} images (seeded in "
+          f"{seeded['small']:.0f} s); {args.promotions - 1} interleaved rounds; load average "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'call':<20}{'calls':>6}{'short p50':>11}{'short p95':>11}{'large p50':>11}"
           f"{'large p95':>11}{'large/short p50':>17}{'p95':>7}")
@@ -175,47 +177,48 @@ def report(times: dict[str, dict[str, list[float]]],
     print(f"worst large/short p50: {worst:.2f}x (goal <= 1.5x: "
           f"{'met' if worst <= 1.5 else 'NOT met'})")
     for name, (start, rss, hwm) in memory.items():
-        label = f"{ARGS.images:,}" if name == "big" else f"{ARGS.small:,}"
+        label = f"{args.images:,}" if name == "big" else f"{args.small:,}"
         print(f"server RSS, {label} images: {start:.0f} MB once ready, {rss:.0f} MB after the "
               f"run (peak {hwm:.0f} MB; goal < 120 MB: {'met' if hwm < 120 else 'NOT met'})")
 
 
-def main() -> int:
+def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="history-bench-") as work:
-        return run(Path(work) / "policies.yml")
+        return run(args, Path(work) / "policies.yml")
 
 
-def run(policy: Path) -> int:
+def run(args: argparse.Namespace, policy: Path) -> int:
     """Seed both databases, measure both servers, print the figures."""
     policy.write_text(yaml.safe_dump(POLICY))
-    sizes = {"small": ARGS.small, "big": ARGS.images}
-    with postgres_url(ARGS.database_url) as server:
+    sizes = {"small": args.small, "big": args.images}
+    with postgres_url(args.database_url) as server:
         admin = create_engine(server, isolation_level="AUTOCOMMIT")
         urls, tokens_, seeded = {}, {}, {}
         for name, images in sizes.items():
             urls[name] = fresh_database(admin, server, f"history_{name}")
             began = time.perf_counter()
-            tokens_[name] = seed(urls[name], images, images * ARGS.audit_per_image,
-                                 candidates_of(images // MEMBERS), policy)
+            tokens_[name] = seed(urls[name], images, images * args.audit_per_image,
+                                 candidates_of(images // MEMBERS, args.promotions), policy)
             seeded[name] = time.perf_counter() - began
             print(f"# {name}: seeded {images:,} images in {seeded[name]:.0f} s; load average "
                   f"{os.getloadavg()}", file=sys.stderr)
         command = [sys.executable, "-m", "promotion_service", "serve", "--bind", "{bind}",
-                   "--threads", str(ARGS.threads)]
+                   "--threads", str(args.threads)]
         env = {name: dict(os.environ, PROMOTION_DATABASE_URL=url,
                           PROMOTION_POLICY_FILE=str(policy), PROMOTION_SECRET_KEY=SECRET)
                for name, url in urls.items()}
         with _server(command, env["small"], "/ready") as small, \
              _server(command, env["big"], "/ready") as big:
             started = {"small": rss_mb(small.proc.pid)[0], "big": rss_mb(big.proc.pid)[0]}
-            times = measure({
+            times = measure(args, {
                 name: (srv.base, tokens_[name], sizes[name] // MEMBERS,
-                       sizes[name] * ARGS.audit_per_image)
+                       sizes[name] * args.audit_per_image,
+                       candidates_of(sizes[name] // MEMBERS, args.promotions))
                 for name, srv in (("small", small), ("big", big))})
             memory = {"small": (started["small"], *rss_mb(small.proc.pid)),
                       "big": (started["big"], *rss_mb(big.proc.pid))}
-        report(times, memory, seeded)
-        if not ARGS.keep:
+        report(args, times, memory, seeded)
+        if not args.keep:
             with admin.connect() as conn:
                 for name in urls:
                     conn.execute(text(f"DROP DATABASE IF EXISTS history_{name} WITH (FORCE)"))
@@ -241,5 +244,4 @@ def _args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    ARGS = _args()
-    sys.exit(main())
+    sys.exit(main(_args()))
