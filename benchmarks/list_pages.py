@@ -28,12 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.postgres import postgres_url  # noqa: E402
+from benchmarks.postgres import fresh_database, postgres_url  # noqa: E402
 from promotion_service import create_app, db  # noqa: E402
 from promotion_service.db.schema import upgrade  # noqa: E402
 from promotion_service.domain.actor import Actor  # noqa: E402
@@ -173,11 +173,7 @@ def main() -> int:
         admin = create_engine(server, isolation_level="AUTOCOMMIT")
         urls = {}
         for name in ("big", "small"):
-            with admin.connect() as conn:
-                conn.execute(text(f"DROP DATABASE IF EXISTS list_pages_{name} WITH (FORCE)"))
-                conn.execute(text(f"CREATE DATABASE list_pages_{name}"))
-            urls[name] = make_url(server).set(database=f"list_pages_{name}").render_as_string(
-                hide_password=False)
+            urls[name] = fresh_database(admin, server, f"list_pages_{name}")
         began = time.perf_counter()
         big_app, big_token = seed(urls["big"], args.images)
         small_app, small_token = seed(urls["small"], args.small)

@@ -84,15 +84,44 @@ _STORED = (select(AuditEntry.id, AuditEntry.prev_hash, AuditEntry.hash,
                     else getattr(AuditEntry, c) for c in HASHED_FIELDS))
            .order_by(AuditEntry.id)
            .execution_options(stream_results=True, yield_per=5000))
+_CHUNKED_LIBPQ = 170000  # the first libpq that sends a streamed result in chunks of rows
 
 
 def stored_in_order(session: Session) -> Iterator[Sequence[Any]]:
     """Every entry as stored, oldest first: id, prev_hash, hash, then the HASHED_FIELDS with
     `before` and `after` as their JSON text (parsing is left to the reader, which can do it
-    faster). Streamed through a server-side cursor on PostgreSQL in batches of 5,000 plain
-    tuples, so memory stays flat in the log's length."""
-    for batch in session.connection().execute(_STORED).partitions():
+    faster), in batches of 5,000: memory stays flat in the log's length.
+
+    On PostgreSQL through psycopg with libpq 17 or later, the server streams the whole result
+    in chunks of rows while the walk hashes (no round trip per batch, no SQLAlchemy rows);
+    elsewhere a server-side cursor (SQLite: a plain one) fetches batch after batch.
+    """
+    connection = session.connection()
+    if connection.dialect.driver == "psycopg" and _chunked_rows():
+        yield from _streamed(connection.connection.driver_connection,
+                             str(_STORED.compile(dialect=connection.dialect)))
+        return
+    for batch in connection.execute(_STORED).partitions():
         yield from batch
+
+
+def _chunked_rows() -> bool:
+    import psycopg
+
+    return psycopg.pq.version() >= _CHUNKED_LIBPQ
+
+
+def _streamed(dbapi: Any, sql: str) -> Iterator[Sequence[Any]]:
+    from psycopg.pq import TransactionStatus
+
+    dbapi.execute("SAVEPOINT audit_walk")
+    try:
+        yield from dbapi.cursor().stream(sql, size=5000)
+    finally:
+        # A walk that stops early (a chain break) closes the stream, which cancels the
+        # statement and so fails the transaction the session goes on with: undo that.
+        failed = dbapi.info.transaction_status == TransactionStatus.INERROR
+        dbapi.execute(f"{'ROLLBACK TO' if failed else 'RELEASE'} SAVEPOINT audit_walk")
 
 
 def listing(session: Session, filters: dict[str, Any], project_id: int | None = None, *,

@@ -1,4 +1,5 @@
-"""Cost flat in history: no list or gate query reads a large table from end to end.
+"""Cost flat in history: no list, gate or promotion request query reads a large table from
+end to end.
 
 A PostgreSQL database holds 20,000 images, releases, promotions, deployments and audit
 entries (ANALYZEd, as autovacuum leaves a live database), the real endpoints run, every
@@ -21,7 +22,16 @@ from sqlalchemy import make_url, text
 
 from promotion_service import db
 from promotion_service.api import pagination
-from tests.promotion_service.helpers import REPO, digest, register, sent_statements
+from tests.promotion_service.helpers import (
+    REPO,
+    SOAKED,
+    deploy,
+    digest,
+    ref,
+    register,
+    sent_statements,
+    verify,
+)
 
 ROWS = 20_000
 # the tables seeded here, which grow with history (projects, environments, tokens and stops
@@ -160,6 +170,18 @@ def full_scans(app: Any, statements: list[tuple[str, Any]]) -> list[str]:
     return found
 
 
+def promote(app: Any, api: Any) -> None:
+    """Image 1 deployed and verified in test, its soak time passed, promoted to staging by
+    hand (the request's lookups, in-flight check, gate, insert and audit entry)."""
+    deploy(api, 1, "test")
+    release = verify(api, 1, "test")["release_id"]
+    with db.engine_of(app).begin() as conn:
+        conn.execute(text("UPDATE verifications SET created_at = created_at - :by "
+                          "WHERE release_id = :r"), {"by": SOAKED, "r": release})
+    resp = api.post("/promotions", json=ref(1, "staging"), as_="rm")
+    assert resp.status_code == 201, resp.json
+
+
 TOTALS = "SELECT count(*) AS count_1"  # Listing.count: the X-Pagination header's total
 UNPAGED = {"/gate", "/approvals", "/stops"}
 
@@ -172,9 +194,9 @@ def call_all(api: Any, calls: list[tuple[str, str, dict[str, Any]]]) -> None:
 
 
 def test_no_list_or_gate_query_reads_a_large_table_end_to_end(app, api, monkeypatch):
-    """The gate and every page of every list, by offset (with its bounded total) and by
-    keyset (a keyset page deep in the history, too, sending no count and no OFFSET; a
-    project-scoped token's audit list too).
+    """The gate, a promotion request and every page of every list, by offset (with its
+    bounded total) and by keyset (a keyset page deep in the history, too, sending no count and
+    no OFFSET; a project-scoped token's audit list too).
 
     The offset total's bound is scaled to the seeded history as 10,000 is to the million
     rows of issue 16: counting half of a 20,000-row table, a sequential scan is the cheaper
@@ -234,6 +256,9 @@ def test_no_list_or_gate_query_reads_a_large_table_end_to_end(app, api, monkeypa
         call_all(api, calls)
     assert len(statements) > len(calls)
     assert [s for s, _ in statements if s.startswith(TOTALS)]
-    statements += keyset_statements
+    with sent_statements(app) as requested:  # image 1 verified in test and soaked: to staging
+        promote(app, api)
+    assert any(s.startswith("INSERT INTO promotions") for s, _ in requested)
+    statements += requested + keyset_statements
     problems = full_scans(app, statements)
     assert not problems, "\n\n".join(problems)

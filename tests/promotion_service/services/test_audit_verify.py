@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import math
 
+from sqlalchemy import func, insert, select
+
 from promotion_service import db
+from promotion_service.db.models import AuditEntry
 from promotion_service.domain.actor import Actor
+from promotion_service.domain.audit_chain import EDITED
 from promotion_service.services import audit
 from promotion_service.store import audit as audit_store
 from tests.promotion_service.domain.test_audit_chain import AWKWARD
@@ -34,3 +38,17 @@ def test_entries_with_awkward_values_verify_on_both_databases(app):
     with db.session_for(app, write=False) as session:
         verdict = audit.verify(session)
     assert (verdict.count, verdict.problem) == (2 * len(values), None)
+
+
+def test_a_break_early_in_a_long_log_leaves_the_session_usable(app):
+    """The walk stops at the first break, with most of a long log still streaming in; the
+    transaction goes on working (the audit page lists entries after verifying)."""
+    entries = [{"at": "2026-01-01T00:00:00", "actor": "a", "role": "ci", "action": "x",
+                "subject_type": "image", "subject_id": str(n), "after": {"n": n},
+                "prev_hash": f"{n:064x}", "hash": f"{n + 1:064x}"} for n in range(30_000)]
+    with db.session_for(app) as session:
+        session.execute(insert(AuditEntry), entries)
+    with db.session_for(app, write=False) as session:
+        verdict = audit.verify(session)
+        assert (verdict.problem.entry_id, verdict.problem.problem) == (1, EDITED)
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == 30_000
