@@ -30,13 +30,13 @@ from sqlalchemy.orm import Session
 from tenacity import RetryCallState, wait_exponential, wait_random_exponential
 
 from ..db import begin_write, is_postgres, session_for, write_transaction
-from ..db.models import utcnow
+from ..db.models import Outbox, utcnow
 from ..errors import Conflict
 from ..gitlab.client import GitLabClient, client_from_config
 from ..gitlab.errors import GitLabError, TerminalGitLabError
 from ..services.promotion import mark_failed
 from ..store import outbox
-from .handlers import ACTOR, HANDLERS, Handler, preload_promotions
+from .handlers import ACTOR, HANDLERS, Handler
 from .settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,21 @@ def retry_delay(attempt: int, retry_after: float | None, settings: DispatcherSet
 
 @dataclass(frozen=True)
 class _Answer:
-    """What GitLab returned for a row's call, still to be recorded."""
+    """What GitLab returned for a row's call, still to be recorded (with the row as it was
+    read for the call: recording reads it no more)."""
 
-    row_id: int
-    kind: str
+    row: Outbox
     handler: Handler
     attempts: int
     result: Any
+
+    @property
+    def row_id(self) -> int:
+        return self.row.id
+
+    @property
+    def kind(self) -> str:
+        return self.row.kind
 
 
 class Dispatcher:
@@ -165,7 +173,7 @@ class Dispatcher:
                                 "holds it now", row_id)
                     return None
                 session.commit()  # hold no transaction (nor SQLite's write lock) during the call
-                return _Answer(row_id, row.kind, handler, attempts,
+                return _Answer(row, handler, attempts,
                                handler.send(self.gitlab, self.settings, payload))
             except GitLabError as e:
                 session.rollback()
@@ -202,11 +210,9 @@ class Dispatcher:
             return
         try:
             with self.session_factory() as session, write_transaction(session):
-                loaded = self._preload(session, answers)  # held: the session keeps them
-                sent = [(answer, self._recorded(session, answer)) for answer in answers]
+                sent = list(zip(answers, self._recorded(session, answers), strict=True))
                 outbox.mark_sent(session, self.name, [
                     (answer.row_id, answer.attempts, outcome) for answer, outcome in sent])
-            del loaded
             for answer, outcome in sent:
                 self._log_sent(answer.row_id, answer.kind, answer.attempts, outcome)
             return
@@ -228,19 +234,18 @@ class Dispatcher:
                     f"internal error: {type(error).__name__}: {error}"))
 
     @staticmethod
-    def _preload(session: Session, answers: list[_Answer]) -> list[Any]:
-        """The batch's rows and promotions in two queries, not two per row (the session
-        only keeps them while someone holds them)."""
-        rows = outbox.get_many(session, [answer.row_id for answer in answers])
-        return [*rows, *preload_promotions(session, rows)]
-
-    @staticmethod
-    def _recorded(session: Session, answer: _Answer) -> str | None:
-        """Record what GitLab answered; what happened beside (None: nothing)."""
-        return answer.handler.record(session, outbox.get(session, answer.row_id), answer.result)
+    def _recorded(session: Session, answers: list[_Answer]) -> list[str | None]:
+        """Record what GitLab answered, each kind's answers at once; for each answer, what
+        happened beside (None: nothing)."""
+        outcomes: dict[int, str | None] = {}
+        for kind in dict.fromkeys(answer.kind for answer in answers):
+            group = [answer for answer in answers if answer.kind == kind]
+            recorded = group[0].handler.record(session, [(a.row, a.result) for a in group])
+            outcomes.update(zip((a.row_id for a in group), recorded, strict=True))
+        return [outcomes[answer.row_id] for answer in answers]
 
     def _record_one(self, session: Session, answer: _Answer) -> None:
-        outcome = self._recorded(session, answer)
+        [outcome] = self._recorded(session, [answer])
         self._sent(session, answer.row_id, answer.kind, answer.attempts, outcome, commit=False)
 
     def _sent(self, session: Session, row_id: int, kind: str, attempts: int,
