@@ -154,8 +154,8 @@ class Dispatcher:
     def _call(self, row_id: int) -> _Answer | None:
         """Send one row; GitLab's answer to record, or None when the row is settled here."""
         with self.session_factory() as session:
-            row = outbox.get(session, row_id)
-            if row is None or row.state != "pending" or row.locked_by != self.name:
+            row = self._renew(session, row_id)
+            if row is None:
                 return None
             handler = HANDLERS.get(row.kind)
             attempts = row.attempts + 1
@@ -164,14 +164,11 @@ class Dispatcher:
                     raise TerminalGitLabError(f"no handler for outbox kind {row.kind!r}")
                 skipped = handler.skip(session, row)
                 if skipped is not None:
+                    session.rollback()  # the renewal stood alone: the write gets a transaction
                     begin_write(session)
                     self._sent(session, row_id, row.kind, attempts, f"skipped: {skipped}")
                     return None
                 payload = dict(row.payload)
-                if not self._renew(session, row_id):
-                    log.warning("outbox %s: lease ran out before sending; left to whoever "
-                                "holds it now", row_id)
-                    return None
                 session.commit()  # hold no transaction (nor SQLite's write lock) during the call
                 return _Answer(row, handler, attempts,
                                handler.send(self.gitlab, self.settings, payload))
@@ -190,14 +187,25 @@ class Dispatcher:
                     f"internal error: {type(e).__name__}: {e}"))
                 return None
 
-    def _renew(self, session: Session, row_id: int) -> bool:
-        """A full lease for the call and its recording (a batch may have taken a while)."""
+    def _renew(self, session: Session, row_id: int) -> Outbox | None:
+        """The row, read with a full lease for the call and its recording (a batch may have
+        taken a while) in one statement; None when this dispatcher no longer holds it.
+
+        On PostgreSQL the renewal and the reads before the call run in autocommit: no BEGIN
+        and COMMIT round trips around them.
+        """
         if not is_postgres(session):
             begin_write(session)
-        renewed = outbox.renew(session, row_id, self.name, self.settings.lease_seconds)
-        if not renewed:
+        elif not session.in_transaction():
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        row = outbox.renew(session, row_id, self.name, self.settings.lease_seconds)
+        if row is None:
             session.rollback()
-        return renewed
+            lost = outbox.get(session, row_id)
+            if lost is not None and lost.state == "pending" and lost.locked_by == self.name:
+                log.warning("outbox %s: lease ran out before sending; left to whoever "
+                            "holds it now", row_id)
+        return row
 
     def _record(self, answers: list[_Answer]) -> None:
         """Record GitLab's answers and mark the rows sent, in one write transaction.

@@ -17,7 +17,7 @@ from ..errors import Conflict
 from ..gitlab.client import GitLabClient
 from ..gitlab.errors import GitLabError
 from ..services.promotion import mark_triggered_many
-from ..store import gitlab_deployments
+from ..store import gitlab_deployments, promotions
 from .settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _project(payload: dict[str, Any]) -> int | str:
 
 
 def _trigger_skip(session: Session, row: Outbox) -> str | None:
-    promotion = session.get(Promotion, row.promotion_id) if row.promotion_id else None
+    promotion = promotions.get_row(session, row.promotion_id) if row.promotion_id else None
     if promotion is None:
         return None
     if promotion.pipeline_id is not None:
