@@ -164,7 +164,7 @@ class Dispatcher:
                     raise TerminalGitLabError(f"no handler for outbox kind {row.kind!r}")
                 skipped = handler.skip(session, row)
                 if skipped is not None:
-                    session.rollback()  # the renewal stood alone: the write gets a transaction
+                    session.commit()  # the renewal; the write takes a transaction of its own
                     begin_write(session)
                     self._sent(session, row_id, row.kind, attempts, f"skipped: {skipped}")
                     return None

@@ -29,11 +29,11 @@ ACTOR = Actor.system("dispatcher")
 class Handler:
     """How one kind of outbox row is sent: the GitLab call runs outside any transaction.
 
-    ``record`` records what GitLab answered for several rows of the kind at once (what
-    landed together, in one transaction), returning for each what happened beside (None:
-    nothing). ``settle`` reads a refusal that leaves nothing to send (GitLab already holds what was
-    asked, or the request went stale): it returns the outcome and the row counts as sent;
-    None lets the refusal fail (or retry) the row. ``in_any_order``: rows of this kind may go
+    ``record`` records what GitLab answered for rows of the kind that landed together (in
+    one transaction), returning for each what happened beside (None: nothing). ``settle``
+    reads a refusal that leaves nothing to send (GitLab already holds what was asked, or the
+    request went stale): it returns the outcome and the row counts as sent; None lets the
+    refusal fail (or retry) the row. ``in_any_order``: rows of this kind may go
     out together, in any order (each trigger starts its own promotion's pipeline); other
     kinds (a commit's statuses, one after the other) go out one at a time, in order.
     """

@@ -57,6 +57,8 @@ Change = tuple[str, str, Any, "dict[str, Any] | None", "dict[str, Any] | None"]
 def append_many(session: Session, actor: Actor, changes: list[Change]) -> list[str]:
     """Record changes in this order, each chained to the one before, with one read of the
     last entry and an INSERT per run of the same kind of subject (executemany); their hashes."""
+    if not changes:
+        return []
     if session.new or session.dirty:
         session.flush()
     conn = session.connection()
