@@ -109,8 +109,9 @@ class Dispatcher:
         write transaction records every answer that landed since the last one, so the
         writers' lock is taken once per group, not per row, and a row is recorded moments
         after its call (well within the lease it was sent under). Any other row goes alone
-        and in order. Each row is read in its own session, its lease renewed, and sent
-        outside any transaction.
+        and in order. Each row is read with its lease renewed (one statement) in its own
+        session, and sent outside any transaction; a group's answers are recorded in a few
+        statements for them all (each handler's ``record``).
         """
         with self.session_factory() as session:
             ids = self.claim(session)
