@@ -13,7 +13,8 @@ Goals (issue 16): >= 100 promotions/s with two workers and 10% failures, every p
 triggered exactly once, each worker under 120 MB RSS.
 
     python benchmarks/outbox_burst.py [--promotions 1000] [--workers 2] [--fail-rate 0.1]
-        [--rate-limit-period 1] [--batch-size 50] [--database-url URL] [--worker-logs DIR]
+        [--rate-limit-period 1] [--batch-size 50] [--concurrency 4] [--database-url URL]
+        [--worker-logs DIR]
 
 --rate-limit-period is the throttle period a 429's Retry-After counts to (GitLab's default
 period is 60 s: a worker then waits up to a minute for those rows, as GitLab asks).
@@ -134,6 +135,7 @@ def _burst(gitlab: GitLabDouble, url: str, args: argparse.Namespace) -> dict:
            "PROMOTION_GITLAB_TRIGGER_TOKEN": TRIGGER_TOKEN,
            "PROMOTION_DISPATCHER_POLL_SECONDS": "0.05",
            "PROMOTION_DISPATCHER_BATCH_SIZE": str(args.batch_size),
+           "PROMOTION_DISPATCHER_CONCURRENCY": str(args.concurrency),
            "PROMOTION_LOG_LEVEL": "WARNING"}
     with contextlib.ExitStack() as stack:
         # their logs go to files: a pipe nobody reads would stop a worker once it filled up
@@ -224,7 +226,8 @@ def _report(args: argparse.Namespace, floor: float, outcome: dict,
     rate = args.promotions / outcome["seconds"]
     print(f"outbox burst: {args.promotions} promotions, {args.workers} workers, "
           f"{args.fail_rate:.0%} of triggers failing (500 / 429, Retry-After up to "
-          f"{args.rate_limit_period} s), batch {args.batch_size}")
+          f"{args.rate_limit_period} s), batch {args.batch_size}, {args.concurrency} calls in "
+          "flight per worker")
     print(f"  committed in one transaction in {outcome['commit_seconds']:.2f} s")
     print(f"  delivered in {outcome['seconds']:.2f} s: {rate:.0f} promotions/s "
           f"(goal >= 100/s)")
@@ -250,6 +253,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--fail-rate", type=float, default=0.1)
     parser.add_argument("--rate-limit-period", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="calls in flight per worker (PROMOTION_DISPATCHER_CONCURRENCY; "
+                        "the service's default is 4)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="give up waiting for delivery after this many seconds")
     parser.add_argument("--database-url", help="default: a throw-away PostgreSQL server")

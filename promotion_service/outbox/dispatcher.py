@@ -30,13 +30,13 @@ from sqlalchemy.orm import Session
 from tenacity import RetryCallState, wait_exponential, wait_random_exponential
 
 from ..db import begin_write, is_postgres, session_for, write_transaction
-from ..db.models import utcnow
+from ..db.models import Outbox, utcnow
 from ..errors import Conflict
 from ..gitlab.client import GitLabClient, client_from_config
 from ..gitlab.errors import GitLabError, TerminalGitLabError
 from ..services.promotion import mark_failed
 from ..store import outbox
-from .handlers import ACTOR, HANDLERS, Handler, preload_promotions
+from .handlers import ACTOR, HANDLERS, Handler
 from .settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,21 @@ def retry_delay(attempt: int, retry_after: float | None, settings: DispatcherSet
 
 @dataclass(frozen=True)
 class _Answer:
-    """What GitLab returned for a row's call, still to be recorded."""
+    """What GitLab returned for a row's call, still to be recorded (with the row as it was
+    read for the call: recording reads it no more)."""
 
-    row_id: int
-    kind: str
+    row: Outbox
     handler: Handler
     attempts: int
     result: Any
+
+    @property
+    def row_id(self) -> int:
+        return self.row.id
+
+    @property
+    def kind(self) -> str:
+        return self.row.kind
 
 
 class Dispatcher:
@@ -101,8 +109,9 @@ class Dispatcher:
         write transaction records every answer that landed since the last one, so the
         writers' lock is taken once per group, not per row, and a row is recorded moments
         after its call (well within the lease it was sent under). Any other row goes alone
-        and in order. Each row is read in its own session, its lease renewed, and sent
-        outside any transaction.
+        and in order. Each row is read with its lease renewed (one statement) in its own
+        session, and sent outside any transaction; a group's answers are recorded in a few
+        statements for them all (each handler's ``record``).
         """
         with self.session_factory() as session:
             ids = self.claim(session)
@@ -146,8 +155,8 @@ class Dispatcher:
     def _call(self, row_id: int) -> _Answer | None:
         """Send one row; GitLab's answer to record, or None when the row is settled here."""
         with self.session_factory() as session:
-            row = outbox.get(session, row_id)
-            if row is None or row.state != "pending" or row.locked_by != self.name:
+            row = self._renew(session, row_id)
+            if row is None:
                 return None
             handler = HANDLERS.get(row.kind)
             attempts = row.attempts + 1
@@ -156,16 +165,13 @@ class Dispatcher:
                     raise TerminalGitLabError(f"no handler for outbox kind {row.kind!r}")
                 skipped = handler.skip(session, row)
                 if skipped is not None:
+                    session.commit()  # the renewal; the write takes a transaction of its own
                     begin_write(session)
                     self._sent(session, row_id, row.kind, attempts, f"skipped: {skipped}")
                     return None
                 payload = dict(row.payload)
-                if not self._renew(session, row_id):
-                    log.warning("outbox %s: lease ran out before sending; left to whoever "
-                                "holds it now", row_id)
-                    return None
                 session.commit()  # hold no transaction (nor SQLite's write lock) during the call
-                return _Answer(row_id, row.kind, handler, attempts,
+                return _Answer(row, handler, attempts,
                                handler.send(self.gitlab, self.settings, payload))
             except GitLabError as e:
                 session.rollback()
@@ -182,14 +188,25 @@ class Dispatcher:
                     f"internal error: {type(e).__name__}: {e}"))
                 return None
 
-    def _renew(self, session: Session, row_id: int) -> bool:
-        """A full lease for the call and its recording (a batch may have taken a while)."""
+    def _renew(self, session: Session, row_id: int) -> Outbox | None:
+        """The row, read with a full lease for the call and its recording (a batch may have
+        taken a while) in one statement; None when this dispatcher no longer holds it.
+
+        On PostgreSQL the renewal and the reads before the call run in autocommit: no BEGIN
+        and COMMIT round trips around them.
+        """
         if not is_postgres(session):
             begin_write(session)
-        renewed = outbox.renew(session, row_id, self.name, self.settings.lease_seconds)
-        if not renewed:
+        elif not session.in_transaction():
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        row = outbox.renew(session, row_id, self.name, self.settings.lease_seconds)
+        if row is None:
             session.rollback()
-        return renewed
+            lost = outbox.get(session, row_id)
+            if lost is not None and lost.state == "pending" and lost.locked_by == self.name:
+                log.warning("outbox %s: lease ran out before sending; left to whoever "
+                            "holds it now", row_id)
+        return row
 
     def _record(self, answers: list[_Answer]) -> None:
         """Record GitLab's answers and mark the rows sent, in one write transaction.
@@ -202,11 +219,9 @@ class Dispatcher:
             return
         try:
             with self.session_factory() as session, write_transaction(session):
-                loaded = self._preload(session, answers)  # held: the session keeps them
-                sent = [(answer, self._recorded(session, answer)) for answer in answers]
+                sent = list(zip(answers, self._recorded(session, answers), strict=True))
                 outbox.mark_sent(session, self.name, [
                     (answer.row_id, answer.attempts, outcome) for answer, outcome in sent])
-            del loaded
             for answer, outcome in sent:
                 self._log_sent(answer.row_id, answer.kind, answer.attempts, outcome)
             return
@@ -228,19 +243,18 @@ class Dispatcher:
                     f"internal error: {type(error).__name__}: {error}"))
 
     @staticmethod
-    def _preload(session: Session, answers: list[_Answer]) -> list[Any]:
-        """The batch's rows and promotions in two queries, not two per row (the session
-        only keeps them while someone holds them)."""
-        rows = outbox.get_many(session, [answer.row_id for answer in answers])
-        return [*rows, *preload_promotions(session, rows)]
-
-    @staticmethod
-    def _recorded(session: Session, answer: _Answer) -> str | None:
-        """Record what GitLab answered; what happened beside (None: nothing)."""
-        return answer.handler.record(session, outbox.get(session, answer.row_id), answer.result)
+    def _recorded(session: Session, answers: list[_Answer]) -> list[str | None]:
+        """Record what GitLab answered, each kind's answers at once; for each answer, what
+        happened beside (None: nothing)."""
+        outcomes: dict[int, str | None] = {}
+        for kind in dict.fromkeys(answer.kind for answer in answers):
+            group = [answer for answer in answers if answer.kind == kind]
+            recorded = group[0].handler.record(session, [(a.row, a.result) for a in group])
+            outcomes.update(zip((a.row_id for a in group), recorded, strict=True))
+        return [outcomes[answer.row_id] for answer in answers]
 
     def _record_one(self, session: Session, answer: _Answer) -> None:
-        outcome = self._recorded(session, answer)
+        [outcome] = self._recorded(session, [answer])
         self._sent(session, answer.row_id, answer.kind, answer.attempts, outcome, commit=False)
 
     def _sent(self, session: Session, row_id: int, kind: str, attempts: int,

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.models import Outbox, Promotion
@@ -17,8 +16,8 @@ from ..domain.states import PromotionState
 from ..errors import Conflict
 from ..gitlab.client import GitLabClient
 from ..gitlab.errors import GitLabError
-from ..services.promotion import mark_triggered
-from ..store import gitlab_deployments
+from ..services.promotion import mark_triggered_many
+from ..store import gitlab_deployments, promotions
 from .settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
@@ -30,24 +29,21 @@ ACTOR = Actor.system("dispatcher")
 class Handler:
     """How one kind of outbox row is sent: the GitLab call runs outside any transaction.
 
-    ``settle`` reads a refusal that leaves nothing to send (GitLab already holds what was
-    asked, or the request went stale): it returns the outcome and the row counts as sent;
-    None lets the refusal fail (or retry) the row. ``in_any_order``: rows of this kind may go
+    ``record`` records what GitLab answered for rows of the kind that landed together (in
+    one transaction), returning for each what happened beside (None: nothing). ``settle``
+    reads a refusal that leaves nothing to send (GitLab already holds what was asked, or the
+    request went stale): it returns the outcome and the row counts as sent; None lets the
+    refusal fail (or retry) the row. ``in_any_order``: rows of this kind may go
     out together, in any order (each trigger starts its own promotion's pipeline); other
     kinds (a commit's statuses, one after the other) go out one at a time, in order.
     """
 
     send: Callable[[GitLabClient, DispatcherSettings, dict[str, Any]], Any]
     skip: Callable[[Session, Outbox], str | None] = lambda session, row: None
-    record: Callable[[Session, Outbox, Any], str | None] = lambda session, row, result: None
+    record: Callable[[Session, list[tuple[Outbox, Any]]], list[str | None]] = (
+        lambda session, answers: [None] * len(answers))
     settle: Callable[[Session, Outbox, GitLabError], str | None] = lambda s, row, error: None
     in_any_order: bool = False
-
-
-def preload_promotions(session: Session, rows: list[Outbox]) -> list[Promotion]:
-    """The promotions of a batch's rows in one query (recording them then reads no more)."""
-    ids = [row.promotion_id for row in rows if row.promotion_id is not None]
-    return list(session.scalars(select(Promotion).where(Promotion.id.in_(ids)))) if ids else []
 
 
 def _project(payload: dict[str, Any]) -> int | str:
@@ -55,7 +51,7 @@ def _project(payload: dict[str, Any]) -> int | str:
 
 
 def _trigger_skip(session: Session, row: Outbox) -> str | None:
-    promotion = session.get(Promotion, row.promotion_id) if row.promotion_id else None
+    promotion = promotions.get_row(session, row.promotion_id) if row.promotion_id else None
     if promotion is None:
         return None
     if promotion.pipeline_id is not None:
@@ -75,23 +71,33 @@ def _trigger_send(gitlab: GitLabClient, settings: DispatcherSettings,
     )
 
 
-def _trigger_record(session: Session, row: Outbox, pipeline: Any) -> str | None:
-    """Record the pipeline on its promotion, unless another pipeline claimed it first."""
-    if row.promotion_id is None:
-        return None
+def _trigger_record(session: Session, answers: list[tuple[Outbox, Any]]) -> list[str | None]:
+    """Record each pipeline on its promotion, unless another pipeline claimed it first."""
+    pipelines = [(row.promotion_id, pipeline.id, pipeline.web_url)
+                 for row, pipeline in answers if row.promotion_id is not None]
     try:
-        promotion = mark_triggered(session, row.promotion_id, pipeline.id, pipeline.web_url,
-                                   ACTOR)
+        recorded = mark_triggered_many(session, pipelines, ACTOR) if pipelines else {}
     except Conflict as e:
-        log.warning("promotion %s: pipeline %s not recorded: %s", row.promotion_id, pipeline.id, e)
-        return f"pipeline {pipeline.id} created but not recorded: {e}"
-    if promotion.pipeline_id != pipeline.id:
-        # The gate (or a pipeline hook) let another pipeline claim it: that one deploys.
-        log.warning("promotion %s: pipeline %s created, but pipeline %s claimed it",
-                    row.promotion_id, pipeline.id, promotion.pipeline_id)
-        return (f"pipeline {pipeline.id} created, but pipeline {promotion.pipeline_id} "
-                "already claimed the promotion; its gate call will be refused")
-    return None
+        if len(pipelines) > 1:
+            raise  # the dispatcher records them one at a time then, each with its outcome
+        promotion_id, pipeline_id, _ = pipelines[0]
+        log.warning("promotion %s: pipeline %s not recorded: %s", promotion_id, pipeline_id, e)
+        return [None if row.promotion_id is None
+                else f"pipeline {pipeline_id} created but not recorded: {e}"
+                for row, _ in answers]
+    return [None if row.promotion_id is None
+            else _claimed_by_another(row.promotion_id, pipeline.id, recorded[row.promotion_id])
+            for row, pipeline in answers]
+
+
+def _claimed_by_another(promotion_id: int, pipeline_id: int, promotion: Promotion) -> str | None:
+    """The gate (or a pipeline hook) let another pipeline claim it: that one deploys."""
+    if promotion.pipeline_id == pipeline_id:
+        return None
+    log.warning("promotion %s: pipeline %s created, but pipeline %s claimed it",
+                promotion_id, pipeline_id, promotion.pipeline_id)
+    return (f"pipeline {pipeline_id} created, but pipeline {promotion.pipeline_id} "
+            "already claimed the promotion; its gate call will be refused")
 
 
 def _play_send(gitlab: GitLabClient, _: DispatcherSettings, payload: dict[str, Any]) -> Any:
@@ -149,8 +155,9 @@ HANDLERS: dict[str, Handler] = {  # one per store.outbox.KINDS
         description=p.get("description") or "", target_url=p.get("target_url")),
         settle=_already_pending),
     "play_job": Handler(send=_play_send, settle=_unplayable,
-                        record=lambda session, row, result: result
-                        if isinstance(result, str) else None),
+                        record=lambda session, answers: [
+                            result if isinstance(result, str) else None
+                            for _, result in answers]),
     "deployment_approval": Handler(send=lambda gitlab, _, p: gitlab.approve_deployment(
         _project(p), int(p["deployment_id"]), status=p.get("status", "approved"),
         comment=p.get("comment"), represented_as=p.get("represented_as")),

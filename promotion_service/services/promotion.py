@@ -169,31 +169,59 @@ def transition(session: Session, promotion_id: int, target: str | PromotionState
     if target is PromotionState.FAILED:
         values["failure_message"] = message
     moved = promotions.move(session, promotion_id, promotion_sources(target), values)
-    promotion = promotions.get(session, promotion_id, fresh=True)
-    if promotion is None:
-        raise NotFound(f"no promotion with id {promotion_id}")
     if not moved:
-        if promotion.state == target.value:
-            return promotion
-        allowed = frozenset(s.value for s in PROMOTION_TRANSITIONS[PromotionState(promotion.state)])
-        raise Conflict(illegal_move(f"promotion {promotion_id}", promotion.state, target.value,
-                                    allowed))
+        return _refuse_move(session, promotion_id, target)
+    promotion = promotions.get(session, promotion_id, fresh=True)
     audit.append(session, actor, f"promotion.{target.value}", "promotion", promotion_id,
                  after=as_dict(promotion) | ({"message": message} if message else {}))
     return promotion
 
 
+def _refuse_move(session: Session, promotion_id: int, target: PromotionState) -> Promotion:
+    """A move that did not happen: the promotion as it is when it is already there (re-doing
+    is a no-op), else a 409 naming the legal moves (a 404 when there is none)."""
+    promotion = promotions.get(session, promotion_id, fresh=True)
+    if promotion is None:
+        raise NotFound(f"no promotion with id {promotion_id}")
+    if promotion.state == target.value:
+        return promotion
+    allowed = frozenset(s.value for s in PROMOTION_TRANSITIONS[PromotionState(promotion.state)])
+    raise Conflict(illegal_move(f"promotion {promotion_id}", promotion.state, target.value,
+                                allowed))
+
+
 def mark_triggered(session: Session, promotion_id: int, pipeline_id: int | None,
                    pipeline_url: str | None, actor: Actor) -> Promotion:
     """The downstream pipeline started: record it (keeping any pipeline that claimed it)."""
+    return mark_triggered_many(session, [(promotion_id, pipeline_id, pipeline_url)],
+                               actor)[promotion_id]
+
+
+def mark_triggered_many(session: Session, pipelines: list[tuple[int, int | None, str | None]],
+                        actor: Actor) -> dict[int, Promotion]:
+    """Downstream pipelines started, (promotion id, pipeline id, URL) each: record them as
+    mark_triggered does, with a few statements for them all (the dispatcher records what
+    landed together). Raises as the first promotion that cannot be recorded would."""
     with write_transaction(session):
-        promotion = promotions.get(session, promotion_id)
-        if promotion is None:
-            raise NotFound(f"no promotion with id {promotion_id}")
-        if promotion.state == PromotionState.REQUESTED.value:
-            transition(session, promotion_id, PromotionState.TRIGGERED, actor)
-        recorded = promotions.record_pipeline(session, promotion_id, pipeline_id, pipeline_url)
-        return recorded or promotions.get(session, promotion_id, fresh=True)  # type: ignore[return-value]
+        ids = list(dict.fromkeys(promotion_id for promotion_id, _, _ in pipelines))
+        known = {p.id: p for p in promotions.get_many(session, ids)}
+        missing = [promotion_id for promotion_id in ids if promotion_id not in known]
+        if missing:
+            raise NotFound(f"no promotion with id {missing[0]}")
+        requested = [promotion_id for promotion_id in ids
+                     if known[promotion_id].state == PromotionState.REQUESTED.value]
+        target = PromotionState.TRIGGERED
+        moved = {p.id: p for p in promotions.move_many(
+            session, requested, promotion_sources(target),
+            {"state": target.value, "updated_at": utcnow()})}
+        for promotion_id in requested:
+            if promotion_id not in moved:  # as transition: re-doing is a no-op, else a 409
+                _refuse_move(session, promotion_id, target)
+        audit.append_many(session, actor, [
+            (f"promotion.{target.value}", "promotion", promotion_id, None,
+             as_dict(moved[promotion_id])) for promotion_id in requested])
+        promotions.record_pipelines(session, pipelines)
+        return {p.id: p for p in promotions.get_many(session, ids, fresh=True)}
 
 
 def mark_failed(session: Session, promotion_id: int, message: str, actor: Actor) -> Promotion:

@@ -47,29 +47,51 @@ def append(session: Session, actor: Actor, action: str, subject_type: str,
            subject_id: Any, before: dict[str, Any] | None = None,
            after: dict[str, Any] | None = None) -> str:
     """Record one change, chained to the previous entry; returns the entry's hash."""
+    return append_many(session, actor, [(action, subject_type, subject_id, before, after)])[-1]
+
+
+Change = tuple[str, str, Any, "dict[str, Any] | None", "dict[str, Any] | None"]
+"""(action, subject type, subject id, before, after): one entry for append_many."""
+
+
+def append_many(session: Session, actor: Actor, changes: list[Change]) -> list[str]:
+    """Record changes in this order, each chained to the one before, with one read of the
+    last entry and an INSERT per run of the same kind of subject (executemany); their hashes."""
+    if not changes:
+        return []
     if session.new or session.dirty:
         session.flush()
     conn = session.connection()
     if is_postgres(session):
         take_write_lock(session)
-    prev = conn.execute(_LAST_HASH).scalar()
-    fields = {
-        "at": utcnow().isoformat(timespec="microseconds"),
-        "actor": actor.name, "role": actor.role, "action": action,
-        "subject_type": subject_type,
-        "subject_id": None if subject_id is None else str(subject_id),
-        "before": before, "after": after,
-        "request_id": actor.request_id, "source_ip": actor.source_ip,
-    }
-    prev = prev or GENESIS
-    digest = entry_hash(prev, fields)
-    row = {**fields, "prev_hash": prev, "hash": digest}
-    subject = fields["subject_id"]
-    if subject_type in _INSERTS and subject is not None and subject.isdecimal():
-        conn.execute(_INSERTS[subject_type], row | {"subject_key": int(subject)})
-    else:
-        conn.execute(_INSERT, row)
-    return digest
+    prev = conn.execute(_LAST_HASH).scalar() or GENESIS
+    runs: list[tuple[Any, list[dict[str, Any]]]] = []
+    hashes = []
+    for action, subject_type, subject_id, before, after in changes:
+        fields = {
+            "at": utcnow().isoformat(timespec="microseconds"),
+            "actor": actor.name, "role": actor.role, "action": action,
+            "subject_type": subject_type,
+            "subject_id": None if subject_id is None else str(subject_id),
+            "before": before, "after": after,
+            "request_id": actor.request_id, "source_ip": actor.source_ip,
+        }
+        digest = entry_hash(prev, fields)
+        row = {**fields, "prev_hash": prev, "hash": digest}
+        subject = fields["subject_id"]
+        if subject_type in _INSERTS and subject is not None and subject.isdecimal():
+            statement, row = _INSERTS[subject_type], row | {"subject_key": int(subject)}
+        else:
+            statement = _INSERT
+        if runs and runs[-1][0] is statement:
+            runs[-1][1].append(row)
+        else:
+            runs.append((statement, [row]))
+        hashes.append(digest)
+        prev = digest
+    for statement, rows in runs:  # in order: ids ascend along the chain
+        conn.execute(statement, rows if len(rows) > 1 else rows[0])
+    return hashes
 
 
 def length_and_head(session: Session) -> tuple[int, str | None]:

@@ -77,14 +77,15 @@ def claim(session: Session, owner: str, *, lease_seconds: float, batch_size: int
     return claimed
 
 
-def renew(session: Session, row_id: int, owner: str, lease_seconds: float) -> bool:
-    """A fresh lease on a row `owner` still holds (its lease not run out); False if it lost
-    the row: then another dispatcher may already be sending it."""
+def renew(session: Session, row_id: int, owner: str, lease_seconds: float) -> Outbox | None:
+    """The row `owner` still holds (its lease not run out), with a fresh lease, read back in
+    the same statement; None if it lost the row: then another dispatcher may be sending it."""
     now = utcnow()
-    return bool(session.execute(update(Outbox).where(
+    return session.scalars(update(Outbox).where(
         Outbox.id == row_id, Outbox.locked_by == owner, Outbox.state == "pending",
         Outbox.locked_until > now,
-    ).values(locked_until=now + timedelta(seconds=lease_seconds))).rowcount)
+    ).values(locked_until=now + timedelta(seconds=lease_seconds)).returning(Outbox),
+        execution_options={"populate_existing": True, "synchronize_session": False}).first()
 
 
 def mark_sent(session: Session, owner: str, sent: list[tuple[int, int, str | None]]) -> None:

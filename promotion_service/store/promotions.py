@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db.listing import Extended, Listing
@@ -91,20 +91,42 @@ def fail_in_flight(session: Session, release_ids: list[int], message: str) -> li
     return ids
 
 
-def record_pipeline(session: Session, promotion_id: int, pipeline_id: int | None,
-                    pipeline_url: str | None) -> Promotion | None:
-    """Keep the first pipeline that ran the promotion, and the URL of that one only.
+def get_many(session: Session, promotion_ids: list[int], *, fresh: bool = False
+             ) -> list[Promotion]:
+    """The promotions with these ids, in one query (re-read from the database with fresh=True;
+    otherwise one the session already holds keeps what it read)."""
+    return list(session.scalars(select(Promotion).where(Promotion.id.in_(promotion_ids)),
+                                execution_options={"populate_existing": fresh}))
 
-    The promotion as it is now when this pipeline is (or already was) its own, read back
-    in the same statement; None when another pipeline holds it.
-    """
-    return session.scalars(
-        update(Promotion).where(
-            Promotion.id == promotion_id,
-            or_(Promotion.pipeline_id.is_(None), Promotion.pipeline_id == pipeline_id),
-        ).values(pipeline_id=pipeline_id, pipeline_url=pipeline_url).returning(Promotion),
-        execution_options={"populate_existing": True, "synchronize_session": False},
-    ).first()
+
+def move_many(session: Session, promotion_ids: list[int], sources: Iterable[PromotionState],
+              values: dict[str, Any]) -> list[Promotion]:
+    """Set the values on those of the promotions in one of the source states, in one
+    statement; those moved, as they are now."""
+    if not promotion_ids:
+        return []
+    return list(session.scalars(
+        update(Promotion)
+        .where(Promotion.id.in_(promotion_ids),
+               Promotion.state.in_([s.value for s in sources]))
+        .values(**values).returning(Promotion),
+        execution_options={"populate_existing": True, "synchronize_session": False}))
+
+
+def record_pipelines(session: Session, pipelines: list[tuple[int, int | None, str | None]]
+                     ) -> None:
+    """Keep the first pipeline that ran each promotion, and the URL of that one only:
+    (promotion id, pipeline id, pipeline URL), in order, in one statement (executemany)."""
+    if not pipelines:
+        return
+    table = Promotion.__table__
+    session.connection().execute(
+        update(table).where(table.c.id == bindparam("promotion"),
+                            or_(table.c.pipeline_id.is_(None),
+                                table.c.pipeline_id == bindparam("pipeline")))
+        .values(pipeline_id=bindparam("pipeline"), pipeline_url=bindparam("url")),
+        [{"promotion": promotion_id, "pipeline": pipeline_id, "url": url}
+         for promotion_id, pipeline_id, url in pipelines])
 
 
 def claim(session: Session, promotion_id: int, pipeline_id: int) -> bool:

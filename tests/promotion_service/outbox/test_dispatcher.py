@@ -6,14 +6,16 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from promotion_service.db import engine_of, session_for
 from promotion_service.db.models import AuditEntry, Outbox, Promotion, utcnow
 from promotion_service.gitlab.client import GitLabClient
 from promotion_service.outbox.dispatcher import Dispatcher, retry_delay
-from promotion_service.outbox.handlers import HANDLERS
+from promotion_service.outbox.handlers import ACTOR, HANDLERS
 from promotion_service.outbox.settings import DispatcherSettings
+from promotion_service.services import audit as audit_service
+from promotion_service.services.promotion import mark_triggered, mark_triggered_many
 from promotion_service.store.outbox import KINDS, enqueue
 from tests.promotion_service.gitlab_fixtures import (
     GITLAB_TOKEN,
@@ -245,6 +247,44 @@ def test_answers_are_recorded_as_they_land_while_a_slow_call_is_out(app, gitlab,
     with session_for(app, write=False) as session:
         states = dict(session.execute(select(Outbox.promotion_id, Outbox.state)).all())
     assert states == {**{i: "sent" for i in ids}, slow: "pending"}  # the 500 is retried
+
+
+def test_answers_recorded_together_are_recorded_as_each_alone_would_be(app, project):
+    """The dispatcher records the triggers that landed together at once: the promotions, the
+    pipelines they keep and the audit log end as when each is recorded by itself."""
+    def scenario(record, first):
+        with session_for(app) as session:
+            fresh, claimed, again = (make_promotion(session, project,
+                                                    make_release(session, project, n=n)).id
+                                     for n in range(first, first + 3))
+            session.get(Promotion, claimed).pipeline_id = 555  # the gate let pipeline 555 in
+            session.get(Promotion, again).pipeline_id = 77  # its hook came first
+        pipelines = [(fresh, 1, "http://gitlab/p/1"), (claimed, 2, "http://gitlab/p/2"),
+                     (again, 77, "http://gitlab/p/77")]
+        with session_for(app) as session:
+            entries = session.scalar(select(func.count()).select_from(AuditEntry))
+            record(session, pipelines)
+        with session_for(app, write=False) as session:
+            promotions = [session.get(Promotion, p) for p, _, _ in pipelines]
+            audit = session.scalars(select(AuditEntry).order_by(AuditEntry.id)
+                                    .offset(entries)).all()
+            return ([(p.state, p.pipeline_id, p.pipeline_url) for p in promotions],
+                    [(e.action, e.after["state"], e.after["pipeline_id"]) for e in audit])
+
+    def alone(session, pipelines):
+        for promotion_id, pipeline_id, url in pipelines:
+            mark_triggered(session, promotion_id, pipeline_id, url, ACTOR)
+
+    def together(session, pipelines):
+        mark_triggered_many(session, pipelines, ACTOR)
+
+    assert scenario(together, 0) == scenario(alone, 3) == (
+        [("triggered", 1, "http://gitlab/p/1"), ("triggered", 555, None),
+         ("triggered", 77, "http://gitlab/p/77")],
+        [("promotion.triggered", "triggered", None), ("promotion.triggered", "triggered", 555),
+         ("promotion.triggered", "triggered", 77)])
+    with session_for(app, write=False) as session:
+        assert audit_service.verify(session).problem is None
 
 
 def test_other_kinds_reach_their_endpoints(app, gitlab):
