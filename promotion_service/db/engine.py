@@ -45,6 +45,9 @@ def make_engine(url: str, *, timeout: float = 3.0, pool_size: int = 5) -> Engine
                                pool_recycle=300, pool_timeout=timeout,
                                connect_args=connect_args)
 
+        if engine.dialect.driver == "psycopg":
+            event.listen(engine, "connect", _reuse_descriptions)
+
         @event.listens_for(engine, "checkout")
         def _ping(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
             # the pool's pre-ping (SQLAlchemy's own ping), unless the caller retries instead
@@ -78,6 +81,12 @@ def make_engine(url: str, *, timeout: float = 3.0, pool_size: int = 5) -> Engine
             begin_immediate(conn.connection.dbapi_connection)
 
     return engine
+
+
+def _reuse_descriptions(dbapi_conn: Any, _record: Any) -> None:
+    from .described import DescribedCursor
+
+    dbapi_conn.cursor_factory = DescribedCursor
 
 
 def begin_immediate(dbapi_connection: Any) -> None:

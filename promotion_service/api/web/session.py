@@ -47,8 +47,10 @@ class CookieSessions(SecureCookieSessionInterface):
         return request.is_secure
 
     def open_session(self, app: Any, request: Any) -> Any:
-        # API calls (the gate's on every deploy) carry no cookie: no signer to build for them
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        # API calls (the gate's on every deploy) carry no cookie: no signer to build for them,
+        # nor a Cookie header to parse
+        if app.secret_key and ("HTTP_COOKIE" not in request.environ
+                               or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
         return super().open_session(app, request)
 
