@@ -219,7 +219,8 @@ def mark_triggered_many(session: Session, pipelines: list[tuple[int, int | None,
                 _refuse_move(session, promotion_id, target)
         audit.append_many(session, actor, [
             (f"promotion.{target.value}", "promotion", promotion_id, None,
-             as_dict(moved[promotion_id])) for promotion_id in requested])
+             as_dict(moved[promotion_id])) for promotion_id in requested
+            if promotion_id in moved])
         promotions.record_pipelines(session, pipelines)
         return {p.id: p for p in promotions.get_many(session, ids, fresh=True)}
 

@@ -16,6 +16,7 @@ from promotion_service.outbox.handlers import ACTOR, HANDLERS
 from promotion_service.outbox.settings import DispatcherSettings
 from promotion_service.services import audit as audit_service
 from promotion_service.services.promotion import mark_triggered, mark_triggered_many
+from promotion_service.store import promotions as promotions_store
 from promotion_service.store.outbox import KINDS, enqueue
 from tests.promotion_service.gitlab_fixtures import (
     GITLAB_TOKEN,
@@ -285,6 +286,28 @@ def test_answers_recorded_together_are_recorded_as_each_alone_would_be(app, proj
          ("promotion.triggered", "triggered", 77)])
     with session_for(app, write=False) as session:
         assert audit_service.verify(session).problem is None
+
+
+def test_a_promotion_triggered_after_it_was_read_is_recorded_without_a_second_entry(
+        app, project, monkeypatch):
+    """Another writer (the pipeline's hook) moves the promotion to triggered between the
+    read and the move: recording the pipeline is then a no-op for its state, as re-doing a
+    move is, and writes no second audit entry."""
+    promotion_id = promote(app, project)
+    move_many = promotions_store.move_many
+
+    def moved_first(session, ids, sources, values):
+        session.execute(update(Promotion).where(Promotion.id.in_(ids))
+                        .values(state="triggered"))
+        return move_many(session, ids, sources, values)
+
+    monkeypatch.setattr(promotions_store, "move_many", moved_first)
+    with session_for(app) as session:
+        entries = session.scalar(select(func.count()).select_from(AuditEntry))
+        promotion = mark_triggered(session, promotion_id, 9, "http://gitlab/p/9", ACTOR)
+        assert (promotion.state, promotion.pipeline_id) == ("triggered", 9)
+    with session_for(app, write=False) as session:
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == entries
 
 
 def test_other_kinds_reach_their_endpoints(app, gitlab):
