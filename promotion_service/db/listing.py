@@ -44,9 +44,8 @@ class Listing:
         """How many rows the whole listing has; with `at_most`, at most that many (the first
         `at_most` keys in the listing's order: a read that stops there, however long the
         history)."""
-        statement = self.statement.order_by(None)
-        if at_most is not None:
-            statement = self.statement.with_only_columns(self.key).limit(at_most)
+        statement = (self.statement.order_by(None) if at_most is None
+                     else self.statement.with_only_columns(self.key).limit(at_most))
         return self.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
 
     def after(self, cursor: Any | None, limit: int) -> tuple[list[Any], Any | None]:
