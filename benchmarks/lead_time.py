@@ -24,6 +24,7 @@ own work; what remains of the lead time is the runner between jobs (parsing, art
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import docker.errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -109,7 +112,9 @@ def bare_repo(stack: Stack, root: Path) -> AppRepo:
     repo = AppRepo.create(root / "hello-bare", project_path="demo/hello-bare")
     shutil.copy(BARE_PIPELINE, repo.path / ".gitlab-ci.yml")
     repo.commit("a pipeline written by hand")
-    repo.variables = {"CI_REGISTRY_IMAGE": stack.image_repository,
+    registry = {k: v for k, v in stack.variables().items()
+                if k in ("CI_REGISTRY", "CI_REGISTRY_USER", "CI_REGISTRY_PASSWORD")}
+    repo.variables = {**registry, "CI_REGISTRY_IMAGE": stack.image_repository,
                       "BARE_TEST_PORT": str(free_port()),
                       "BARE_CONTAINER": f"{stack.project}-bare-test"}
     return repo
@@ -136,7 +141,9 @@ def main() -> int:
                 runs[kind]["bare"].append(bare_release(bare, version, cold))
         finally:
             if bare is not None:
-                docker_client().api.remove_container(bare.variables["BARE_CONTAINER"], force=True)
+                with contextlib.suppress(docker.errors.NotFound):  # a run that failed early
+                    docker_client().api.remove_container(bare.variables["BARE_CONTAINER"],
+                                                         force=True)
             stack.stop()
     return report(runs)
 
