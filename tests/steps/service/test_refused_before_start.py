@@ -11,6 +11,8 @@ serves. A refusal whose reason quotes a secret variable is reported masked.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from steps.cli import run
@@ -143,3 +145,28 @@ def test_a_refusal_quoting_a_secret_is_reported_masked(service, serving, capsys)
     audit = service.api("GET", "audit", params={"action": "deployment.recorded"})
     assert secret not in str(audit)
     assert sample.get("staging").strip() == "version 1"
+
+
+def test_a_rollback_the_target_cannot_restore_fails_at_once(service, docker, capsys):
+    """The service chose a verified release the target has no record of (the histories
+    disagree): the rollback it recorded, and claimed for this pipeline, fails at once."""
+    repository = "registry.example.com/team/rb/web"
+    for n in (1, 2):
+        ref = {"repository": repository, "digest": "sha256:" + f"{n:02x}" * 32}
+        service.api("POST", "images", role="ci", json={**ref, "project": "team/rb"})
+        service.api("POST", "deployments", role="ci", json={
+            **ref, "environment": "test", "state": "succeeded", "record_id": f"rec-{n}"})
+        service.api("POST", "verifications", role="ci", json={
+            **ref, "environment": "test", "passed": True})
+    env = {"CD_PROJECT": f"rb-{uuid.uuid4().hex[:8]}", "CD_SERVICE_URL": service.url,
+           "CD_SERVICE_TOKEN": service.tokens["ci"], "CI_PROJECT_PATH": "team/rb",
+           "CI_PIPELINE_ID": "88"}  # a project this engine never ran: no records at all
+
+    assert run(["rollback", "--environment", "test"], env) == 1
+    log = capsys.readouterr().err
+    assert "nothing to roll back" in log
+    [rollback] = [p for p in service.api("GET", "promotions", params={"environment": "test"})
+                  if p["kind"] == "rollback" and p["pipeline_id"] == 88]
+    assert rollback["state"] == "failed"  # not in flight for ever
+    assert "nothing to roll back" in service.api(
+        "GET", f"promotions/{rollback['id']}")["failure_message"]
