@@ -3,7 +3,8 @@
 Exit 0 when the release is live, 1 when it failed and the previous release serves again (or
 when the template directory is not the one the release, CD_RELEASE_ID, holds: nothing is
 deployed then), 2 for a template or option to fix, 3 when the engine or the promotion service
-failed.
+failed. With a promotion service, a deploy refused before it starts (exit 1 or 2) is reported
+as a failed deployment with the reason, so the promotion it was to deploy fails at once.
 """
 
 from __future__ import annotations
@@ -81,25 +82,26 @@ def execute(settings: Settings, ctx: Context) -> Result:
     image = settings.template.image
     service = ctx.service(settings.service.service_url, settings.service.credential)
     release_id = settings.members.release_id
-    if release_id is not None:  # before anything changes: the release's template?
-        release_template.ensure(
-            Path(settings.template.template_dir),
-            release_template.of_release(service, release_id,
-                                        settings.release_template_hash, settings.release_commit),
-            bool(settings.release_commit), log, settings.release.commit_sha)
-    template = load_template(where.target, settings.template.template_dir, env, ctx.environ,
-                             image, log)
-    template, built = with_members(template, ctx.environ, release_id,
-                                   settings.members.unpinned, log)
-    reporter = Reporter(service, settings.job_url, image, env, log, template.hash(),
-                        release_id)
-    if template.overlay is None and not settings.new_environment and reporter.client is None:
-        raise UsageError(
-            f"{without_overlay(Path(settings.template.template_dir), env)}: deploying would "
-            f"create a new environment from compose.yml alone. Add the overlay, or pass "
-            f"--new-environment (CD_NEW_ENVIRONMENT=true) to create {env}", "environment")
-    target = ctx.target(where.target, settings.auth.store())
-    previous = current(target.records(project, env))
+    reporter = Reporter(service, settings.job_url, image, env, log, None, release_id)
+    with reporter.before_start():  # refused here: reported failed at once, nothing deployed
+        if release_id is not None:  # before anything changes: the release's template?
+            release_template.ensure(
+                Path(settings.template.template_dir),
+                release_template.of_release(service, release_id, settings.release_template_hash,
+                                            settings.release_commit),
+                bool(settings.release_commit), log, settings.release.commit_sha)
+        template = load_template(where.target, settings.template.template_dir, env,
+                                 ctx.environ, image, log)
+        template, built = with_members(template, ctx.environ, release_id,
+                                       settings.members.unpinned, log)
+        if template.overlay is None and not settings.new_environment and reporter.client is None:
+            raise UsageError(
+                f"{without_overlay(Path(settings.template.template_dir), env)}: deploying would "
+                f"create a new environment from compose.yml alone. Add the overlay, or pass "
+                f"--new-environment (CD_NEW_ENVIRONMENT=true) to create {env}", "environment")
+        target = ctx.target(where.target, settings.auth.store())
+        previous = current(target.records(project, env))
+    reporter.template_hash = template.hash()  # what the deployment rolls out
     context = settings.release
     release = Release(
         id=new_release_id(), project=project, environment=env, target=target.name,

@@ -6,11 +6,13 @@ pipeline.
 A release of several images: every CD_IMAGE_<NAME> the build jobs wrote (or --member
 NAME=IMAGE), each the Compose service it runs as, plus the template's third-party images pinned
 by digest (each written as its CD_IMAGE_<NAME> too, so deploy runs the pin); POST /releases.
-One image (CD_IMAGE alone): POST /images, its one-member release. Registration is idempotent
-(the same members and template answer with the release already registered), so a retried job
-changes nothing. With `--scan-report` (the scan step's `--json`
-file or its dotenv; `scan-{name}.json` for each built member of a release) the scan summaries
-are recorded as well.
+One image (CD_IMAGE alone) in a repository with a template (compose.yml in --template-dir):
+POST /releases, one member (`app`) and the template's hash, so a deploy of the release can
+tell the checkout's template from the release's; without a template: POST /images, its
+one-member release (no template hash). Registration is idempotent (the same members and
+template answer with the release already registered), so a retried job changes nothing. With
+`--scan-report` (the scan step's `--json` file or its dotenv; `scan-{name}.json` for each built
+member of a release) the scan summaries are recorded as well.
 """
 
 from __future__ import annotations
@@ -185,11 +187,45 @@ def execute(settings: Settings, ctx: Context) -> Result:
         raise UsageError("which image? give repository@sha256:... (CD_IMAGE), or the members "
                          "of a release (CD_IMAGE_<NAME> from each build job, or --member)",
                          "image")
+    from steps.service import releases
+
+    if releases.has_template(Path(settings.template_dir)):
+        return register_one(settings, ctx, client)
     return register_image(settings, ctx, client)
 
 
+def register_one(settings: Settings, ctx: Context, client: ServiceClient) -> Result:
+    """POST /releases: the one image as the member `app` (as POST /images names it) with the
+    template's hash; then its scan summary. Outputs as for POST /images."""
+    from steps.service import releases
+
+    log = ctx.log
+    body = image_payload(settings)
+    repository, digest = body.pop("repository"), body.pop("digest")
+    scan = (read_scan(Path(settings.scan_report), repository, digest, settings.job_url)
+            if settings.scan_report else None)
+    body |= {"members": [{"name": releases.ONE_IMAGE_MEMBER, "repository": repository,
+                          "digest": digest, "built": True}],
+             "template_hash": releases.template_hash(Path(settings.template_dir))}
+    log.info(f"+ POST {client.base}/releases {repository}@{digest} (project {body['project']}, "
+             f"template {body['template_hash']})")
+    release = client.post("releases", body) or {}
+    image_id = next((m.get("image_id") for m in release.get("members") or []), None)
+    log.info(f"Release {release.get('id')} registered with the promotion service (image "
+             f"{image_id}, template {body['template_hash']})")
+    data: dict[str, Any] = {"image": {"id": image_id, "repository": repository, "digest": digest,
+                                      "release_id": release.get("id")}, "release": release}
+    if scan is not None:
+        data["scan"] = post_scan(client, scan, log)
+    outputs = {"CD_SERVICE_IMAGE_ID": str(image_id)} if image_id is not None else {}
+    if release.get("id") is not None:
+        outputs["CD_RELEASE_ID"] = str(release["id"])
+    return Result(outputs=outputs, data=data)
+
+
 def register_image(settings: Settings, ctx: Context, client: ServiceClient) -> Result:
-    """POST /images: the one image, its one-member release, and its scan summary."""
+    """POST /images: the one image, its one-member release (no template hash: there is no
+    template), and its scan summary."""
     log = ctx.log
     body = image_payload(settings)
     scan = (read_scan(Path(settings.scan_report), body["repository"], body["digest"],

@@ -5,13 +5,15 @@ configuration.
 With a promotion service, the service says which release (the one --to or CD_ROLLBACK_TO
 names, else the last verified one before the live one, of another image) and records the
 rollback, claimed by this pipeline, with a hold on the environment; it refuses a release that
-was never verified there. Without a service, the target's records decide: --to RECORD, else the
-last release that succeeded before the current one (the target cannot know which were
-verified).
+was never verified there; when the target has no record of the release the service chose, the
+rollback is reported failed at once (exit 1, nothing changed). Without a service, the target's
+records decide: --to RECORD, else the last release that succeeded before the current one (the
+target cannot know which were verified).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +69,11 @@ def execute(settings: Settings, ctx: Context) -> Result:
     service = ctx.service(settings.service.service_url, settings.service.credential)
     if service is not None:
         to, release_id, image = claim(settings, service, env, log)
-        source = rollback_source(records, to, image, release_id)
+        claimed = (Reporter(service, settings.job_url, image, env, log, None, release_id)
+                   if release_id is not None or image else None)
+        # the target cannot restore what the service chose: the rollback fails at once
+        with claimed.before_start() if claimed else contextlib.nullcontext():
+            source = rollback_source(records, to, image, release_id)
     else:
         source = rollback_source(records, settings.to)
     now = current(records)

@@ -1,5 +1,5 @@
-"""What `docker-cd register` sends for a release of several images: its members and its
-template hash.
+"""What `docker-cd register` sends for a release: its members and its template hash (one
+image in a repository with a template: the member `app` and the hash).
 
 The members are the images the pipeline built (CD_IMAGE_<NAME>, or --member NAME=IMAGE), each
 named by the Compose service it runs as, and the third-party images of the template (a
@@ -21,6 +21,8 @@ from steps.release import members
 from steps.runtime.errors import ExternalError, UsageError
 from steps.runtime.log import Log
 from steps.template import TemplateError, deploy_files_hash, load
+
+ONE_IMAGE_MEMBER = "app"  # the one member of a release of one image (as POST /images names it)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,13 @@ def third_party(services: Mapping[str, str], built: Iterable[Member], unpinned: 
             log.info(f"Pinned the third-party image of {name}: {image} is {digest}")
         found.append(Member(name, ref.name, digest, built=False))
     return found
+
+
+def has_template(directory: Path) -> bool:
+    """Whether the directory holds an application template (compose.yml or compose.yaml)."""
+    from steps.template.load import BASE_NAMES
+
+    return any((directory / name).is_file() for name in BASE_NAMES)
 
 
 def template_hash(directory: Path) -> str:

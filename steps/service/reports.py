@@ -6,6 +6,13 @@ cannot be reported and is logged as such. `record_id` is the target's record of 
 A deployment reported `started` is always closed: `succeeded`, or `failed` with the reason,
 whatever ended it (a refusal, an exception, a pull that failed, the job being canceled with
 SIGTERM). Only a job killed outright leaves it open, and the service closes it after a timeout.
+
+A deploy refused before it starts (the release's template not the checkout's, a template or
+variable to fix: exit 1 or 2, which no retry fixes) is reported at once as a deployment
+`failed` with the reason, so the promotion it was to deploy fails now, not when something
+else closes it. An outside system's failure before the start (exit 3) is not reported: the
+job's `retry: exit_codes: [3]` deploys the same promotion again. Every reason sent is masked
+as the log is.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from steps.images.reference import split_image
-from steps.runtime.errors import StepError
+from steps.runtime.errors import Refused, StepError, UsageError
 from steps.runtime.log import Log
 from steps.service.client import ServiceClient
 
@@ -72,29 +79,51 @@ class Reporter:
             raise
         self._deployment("succeeded", message)
 
-    def _close_failed(self, error: BaseException) -> None:
+    @contextmanager
+    def before_start(self) -> Iterator[None]:
+        """What the step checks before it deploys: a refusal there (Refused or UsageError:
+        exit 1 or 2) is reported as a deployment `failed` with the reason, nothing deployed,
+        so the promotion in flight fails at once. The error still ends the step unchanged;
+        anything else (exit 3: a retry may deploy the same promotion) is not reported."""
+        try:
+            yield
+        except (Refused, UsageError) as e:
+            if self.deployment_id is None:
+                self._close_failed(e, started=False)
+            raise
+
+    def _close_failed(self, error: BaseException, started: bool = True) -> None:
         """Report `failed` with the reason; a service that cannot hear it must not hide why."""
         reason = (error.message if isinstance(error, StepError)
                   else f"{type(error).__name__}: {error}")
+        if isinstance(error, Refused) and error.reasons:
+            reason += " (" + "; ".join(error.reasons) + ")"
         try:
-            self._deployment("failed", reason)
+            if started:
+                self._deployment("failed", reason)
+            else:  # no template_hash: nothing was rolled out, no approval is in question
+                self._deployment("failed", reason, with_template=False,
+                                 note=" (refused before it started: nothing was deployed)")
         except Exception as e:  # the original failure is what the job ends with
             self.log.warn(f"could not report the failed deployment to the promotion service: "
                           f"{e}")
 
-    def _deployment(self, state: str, message: str, extra: dict[str, Any] | None = None) -> None:
-        """POST a deployment when it starts; PATCH it as it moves on."""
+    def _deployment(self, state: str, message: str, extra: dict[str, Any] | None = None, *,
+                    with_template: bool = True, note: str = "") -> None:
+        """POST a deployment when it starts (or when it is refused before it could); PATCH it
+        as it moves on. The message is masked as the log is (it may quote a variable)."""
         if not self.client:
             return
-        body = {"state": state, **({"message": message[:1000]} if message else {})}
+        message = self.log.masker(message)[:1000]
+        body = {"state": state, **({"message": message} if message else {})}
         if self.deployment_id is None:
-            if self.template_hash:
+            if self.template_hash and with_template:
                 body["template_hash"] = self.template_hash
             answer = self.client.post("deployments", {**self._ref(), **body, **(extra or {})})
             self.deployment_id = (answer or {}).get("id")
         else:
             self.client.request("PATCH", f"deployments/{self.deployment_id}", json=body)
-        self.log.info(f"Reported deployment {state} to the promotion service")
+        self.log.info(f"Reported deployment {state} to the promotion service{note}")
 
     def verification(self, passed: bool, details: dict[str, Any]) -> None:
         """POST the outcome of verify's checks (`details` names the record checked)."""

@@ -24,6 +24,7 @@ from docker_cd_local.pipelines import DockerExecutor
 from docker_cd_local.stack import Stack
 from steps.release import Release
 from steps.targets.docker import DockerTarget
+from steps.template import deploy_files_hash
 from tests.runner_image import helper_image, runner_image
 from tests.schemas import container_scanning_validator
 from tests.support import docker_client
@@ -76,10 +77,13 @@ def _release(stack: Stack, version: str, pipelines_before: int) -> str:
     # the service promotes to staging by policy: one pipeline, with exactly these variables
     staging = stack.wait_for_pipeline("staging", after=pipelines_before)
     # its release of one member, `app`: CD_IMAGE as ever, and the release's own variables
+    # (register made it with the template's hash: deploy compares the checkout's with it)
     assert set(staging.variables) == {"CD_IMAGE", "CD_IMAGE_APP", "CD_RELEASE_ID",
-                                      "CD_RELEASE_COMMIT", "CD_TARGET_ENVIRONMENT",
-                                      "CD_PROMOTION_ID"}
+                                      "CD_RELEASE_COMMIT", "CD_RELEASE_TEMPLATE_HASH",
+                                      "CD_TARGET_ENVIRONMENT", "CD_PROMOTION_ID"}
     assert staging.variables["CD_RELEASE_COMMIT"] == sha
+    assert staging.variables["CD_RELEASE_TEMPLATE_HASH"] == \
+        deploy_files_hash(stack.repo.path / "deploy")
     assert staging.variables["CD_IMAGE"] == staging.variables["CD_IMAGE_APP"] == image
     assert (staging.project_id, staging.ref) == (42, "main")
     stack.untag(image)  # as on another runner: staging pulls it, with the job's credentials

@@ -369,3 +369,26 @@ def test_a_newer_image_deployed_first_supersedes_an_older_promotion(api, app):
     api.post("/promotions", json=ref(2, "staging"), as_="rm")
     deploy(api, 2, "staging")
     assert api.get(f"/promotions/{older['id']}").json["state"] == "superseded"
+
+
+def test_a_deploy_refused_before_it_started_fails_its_promotion_and_nothing_else(api, app):
+    """What `docker-cd deploy` sends when it refuses before it starts: a first report `failed`
+    (no `started`, no record). Taken for the promotion in flight, which fails with the reason;
+    refused (409) into an environment where none of the release is in flight."""
+    register(api, 1)
+    deploy(api, 1, "test")
+    verify(api, 1, "test")
+    [promotion_id] = soak(app)
+    with db.session_for(app) as session:
+        mark_triggered(session, promotion_id, 100, None, Actor.system("test"))
+    assert claim(api, 1, "staging", 100, promotion_id=promotion_id).status_code == 201
+    reason = "release 1 holds the template sha256:1..., but deploy here is sha256:2..."
+    refused = {"state": "failed", "message": reason}
+
+    elsewhere = api.post("/deployments", json=ref(1, "production") | refused)
+    assert elsewhere.status_code == 409 and "in flight" in elsewhere.json["message"]
+    assert api.post("/deployments", json=ref(1, "staging") | refused).status_code == 201
+
+    promotion = api.get(f"/promotions/{promotion_id}").json
+    assert (promotion["state"], promotion["failure_message"]) == ("failed", reason)
+    assert api.get("/projects/1/environments/staging/releases").json == []  # nothing went live

@@ -120,3 +120,45 @@ def test_the_image_then_its_scan_summary_are_posted_from_the_pipeline_s_variable
                            "report_url": "https://gitlab.example.com/p/-/jobs/9"})]
     assert result.outputs == {"CD_SERVICE_IMAGE_ID": "7"}
     assert "Scan summary recorded (critical 0, high 2)" in log.getvalue()
+
+
+def test_one_image_with_a_template_is_a_release_holding_the_template_hash(service, tmp_path):
+    """Deploy compares the checkout's template with the release's: the one-image release
+    must hold the hash (POST /images gives none); a changed template is another release."""
+    from steps.template import deploy_files_hash
+
+    template = tmp_path / "deploy"
+    template.mkdir()
+    (template / "compose.yml").write_text("services:\n  web:\n    image: ${CD_IMAGE}\n")
+    (template / "settings.txt").write_text("max_notes=100\n")
+    image = f"{REPO}@sha256:" + "ef" * 32
+    env = _env(service, CD_TEMPLATE_DIR=str(template))
+    out1, out2, out3 = (tmp_path / f"{n}.json" for n in (1, 2, 3))
+    assert run(["register", image, "--json", str(out1)], env) == 0
+    assert run(["register", image, "--json", str(out2)], env) == 0  # a retried job
+    first, again = json.loads(out1.read_text()), json.loads(out2.read_text())
+    release_id = first["outputs"]["CD_RELEASE_ID"]
+    assert again["outputs"]["CD_RELEASE_ID"] == release_id
+    release = service.api("GET", f"releases/{release_id}")
+    assert release["template_hash"] == deploy_files_hash(template)
+    assert [(m["name"], m["repository"], m["digest"]) for m in release["members"]] == [
+        ("app", REPO, "sha256:" + "ef" * 32)]
+    shown = service.api("GET", f"images/{first['outputs']['CD_SERVICE_IMAGE_ID']}")
+    assert (shown["repository"], shown["commit_sha"]) == (REPO, "c0ffee" * 6 + "abcd")
+
+    (template / "settings.txt").write_text("max_notes=200\n")  # the image reused, new config
+    assert run(["register", image, "--json", str(out3)], env) == 0
+    changed = json.loads(out3.read_text())["outputs"]
+    assert changed["CD_RELEASE_ID"] != release_id
+    assert changed["CD_SERVICE_IMAGE_ID"] == first["outputs"]["CD_SERVICE_IMAGE_ID"]
+    assert service.api("GET", f"releases/{changed['CD_RELEASE_ID']}")["template_hash"] == \
+        deploy_files_hash(template)
+
+
+def test_one_image_without_a_template_is_registered_through_images(service, tmp_path):
+    image = f"{REPO}@sha256:" + "fe" * 32
+    out = tmp_path / "out.json"
+    env = _env(service, CD_TEMPLATE_DIR=str(tmp_path / "none"))  # a client with no template
+    assert run(["register", image, "--json", str(out)], env) == 0
+    release_id = json.loads(out.read_text())["outputs"]["CD_RELEASE_ID"]
+    assert service.api("GET", f"releases/{release_id}")["template_hash"] is None
