@@ -19,6 +19,7 @@ from promotion_service.db.models import AuditEntry, AuditVerdict
 from promotion_service.domain import audit_checkpoint
 from promotion_service.domain.actor import Actor
 from promotion_service.outbox import worker
+from promotion_service.services import audit
 from promotion_service.store import audit as audit_store
 from tests.promotion_service.helpers import register
 from tests.promotion_service.test_cli import drop_append_only_triggers
@@ -243,3 +244,18 @@ def test_past_10000_entries_the_page_says_10000_plus_checks_10000_and_pages_on(
     hashed[0] = 0
     line = chain_line(alice.get("/ui/audit").text)
     assert hashed[0] < 10 and line.startswith("The chain verifies: 10,")
+
+
+def test_without_a_verdict_a_log_past_the_cap_is_checked_against_the_checkpoints_within_it(
+        api, app, tmp_path):
+    register(api, 1)
+    register(api, 2)
+    anchor = audit.Anchor(tmp_path / "checkpoints.jsonl", b"k" * 32)
+    with db.session_for(app, write=False) as session:
+        audit.write_checkpoint(session, anchor)  # counts every entry so far
+        whole = audit.chain_state(session, anchor)
+        capped = audit.chain_state(session, anchor, limit=3)
+    assert whole.problem is None and whole.checkpoints_now == 1 and not whole.more
+    # the checkpoint counts more entries than the page walked: not "the newest were removed"
+    assert capped.problem is None and capped.more
+    assert (capped.checked_now, capped.checkpoints_now) == (3, 0)
