@@ -1,5 +1,6 @@
 """The overview page's server time with 200 applications x 4 environments and 100,000
-releases (with their rollouts), on SQLite and on PostgreSQL, in one run.
+releases (with their rollouts), on SQLite and on PostgreSQL, in one run; or (--audit) the
+audit page's on databases already holding an audit log.
 
 For each database: seeds the ledger with bulk INSERTs, signs a person in with Flask's test
 client, then asks for each page of the overview (PAGE_SIZE projects a page) in turn and prints
@@ -14,6 +15,19 @@ overview adds on this machine however loaded it is. Goal (issue 15): p95 under 1
 PostgreSQL is a throw-away server (initdb, 127.0.0.1) unless --database-url names a fresh,
 empty database. --profile prints the cProfile of the measured requests (top 25 by cumulative
 time).
+
+The audit page (issue 16: its cost the same at 2,000,000 entries as at 1,000):
+
+    python benchmarks/pages.py --audit URL[,URL...] [--requests 40] [--code DIR]
+
+measures GET /ui/audit on each database (migrated, its log seeded once with
+benchmarks/seed_audit.py and reused: nothing is seeded here; a token is added to sign in,
+with its audit entry) the same way, in turns, and prints per database the entries in the log,
+the newest stored full verdict (how many entries it walked, how many came after it), p50/p95
+of the page, this process's CPU, the SQL statements a page sent, the entries it hashed, the
+floor (the sign-in page) and the load average. --code DIR imports the service from another
+checkout (e.g. a `git worktree` of the code before: its page walks the whole log; use a few
+--requests).
 """
 
 from __future__ import annotations
@@ -31,10 +45,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import event, insert, inspect, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# --code DIR: the service (and the benchmarks' helpers) from another checkout
+CODE = Path(sys.argv[sys.argv.index("--code") + 1]).resolve() if "--code" in sys.argv else ROOT
+sys.path.insert(0, str(CODE))
 
 from benchmarks.postgres import postgres_url  # noqa: E402
 from benchmarks.seeding import one_member_releases  # noqa: E402
@@ -167,6 +183,80 @@ def run(args: argparse.Namespace, url: str, work: str) -> None:
     db.engine_of(app).dispose()
 
 
+def measure_audit(urls: list[str], requests: int) -> None:
+    """The audit page on each database, the databases in turn within each round."""
+    from promotion_service.domain import audit_checkpoint
+
+    hashed = [0]
+    canonical = audit_checkpoint.stored_canonical
+
+    def counted(fields: object) -> bytes:
+        hashed[0] += 1
+        return canonical(fields)
+
+    audit_checkpoint.stored_canonical = counted
+    apps, clients, times, cpu, floor = [], [], [], [], []
+    for n, url in enumerate(urls):
+        app = create_app({"DATABASE_URL": url,
+                          "SECRET_KEY": "benchmark-secret-key-0123456789"})
+        with db.session_for(app) as session:
+            _, token = tokens.create(session, Actor.system("benchmark"),
+                                     name=f"bench-audit-{os.getpid()}-{n}",
+                                     role="release-manager")
+        client = app.test_client()
+        form = client.get("/ui/sign-in").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        assert client.post("/ui/sign-in", data={"token": token, "csrf_token": csrf}
+                           ).status_code == 302
+        assert client.get("/ui/audit").status_code == 200  # warm-up
+        apps.append(app)
+        clients.append(client)
+        times.append([])
+        cpu.append([])
+        floor.append([])
+    for _ in range(requests):
+        for n, client in enumerate(clients):
+            began = time.perf_counter()
+            assert client.get("/ui/sign-in").status_code == 200
+            floor[n].append((time.perf_counter() - began) * 1000)
+            began, cpu_began = time.perf_counter(), time.process_time()
+            resp = client.get("/ui/audit")
+            times[n].append((time.perf_counter() - began) * 1000)
+            cpu[n].append((time.process_time() - cpu_began) * 1000)
+            assert resp.status_code == 200 and "chain" in resp.text
+    load = os.getloadavg()
+    for n, app in enumerate(apps):
+        statements: list[int] = []
+
+        def count(*_: object, seen: list[int] = statements) -> None:
+            seen.append(1)
+
+        engine = db.engine_of(app)
+        event.listen(engine, "before_cursor_execute", count)
+        hashed[0] = 0
+        page = clients[n].get("/ui/audit").text
+        event.remove(engine, "before_cursor_execute", count)
+        with engine.connect() as conn:
+            entries, last = conn.execute(text("SELECT count(*), max(id) FROM audit_log")).one()
+            verdict = conn.execute(text(
+                "SELECT entries, through_id FROM audit_verdicts ORDER BY id DESC LIMIT 1")
+            ).first() if "audit_verdicts" in inspect(engine).get_table_names() else None
+        since = ("no verdict stored" if verdict is None else
+                 f"verdict of {verdict[0]:,} entries, {last - (verdict[1] or 0):,} since")
+        line = re.search(r'<p class="[a-z]+ chain"[^>]*>(.*?)</p>', page, re.S)
+        # p95 of 20 requests or more; of fewer, the slowest
+        top = (f"p95 {statistics.quantiles(times[n], n=20)[-1]:.0f}" if len(times[n]) >= 20
+               else f"slowest {max(times[n]):.0f}")
+        print(f"audit page, {entries:,} entries ({since}; code: {CODE}): p50 "
+              f"{statistics.median(times[n]):.0f} ms, {top} ms; this "
+              f"process's CPU p50 {statistics.median(cpu[n]):.0f} ms; {len(statements)} SQL "
+              f"statements, {hashed[0]:,} entries hashed a page; floor (sign-in page) p50 "
+              f"{statistics.median(floor[n]):.1f} ms; {len(times[n])} requests; load average "
+              f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+        print(f"  it says: {re.sub(r'<[^>]+>', '', line.group(1)) if line else '?'}")
+        engine.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=200)
@@ -177,7 +267,13 @@ def main() -> int:
     parser.add_argument("--database-url", help="a fresh, empty PostgreSQL database "
                         "(default: a throw-away server)")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top 25")
+    parser.add_argument("--audit", help="measure the audit page instead, on these databases "
+                        "(comma-separated URLs, each migrated and holding an audit log)")
+    parser.add_argument("--code", type=Path, help="import the service from this checkout")
     args = parser.parse_args()
+    if args.audit:
+        measure_audit(args.audit.split(","), args.requests)
+        return 0
     databases = args.databases.split(",")
     with tempfile.TemporaryDirectory() as work:
         if "sqlite" in databases:

@@ -185,6 +185,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     anchor = audit.anchor_from_config(app.config)
     with session_for(app, write=False) as session:
         verdict = audit.verify(session, anchor)
+    _store_verdict(app, verdict)
     if verdict.problem is not None:
         where = (f"audit log entry {verdict.problem.entry_id}: "
                  if verdict.problem.entry_id is not None else "audit log: ")
@@ -198,6 +199,22 @@ def _audit_verify(args: argparse.Namespace) -> int:
         print(f"audit log intact: {verdict.count} entries, consistent with "
               f"{verdict.checkpoints} checkpoints in {anchor.path}", file=sys.stderr)
     return EXIT_OK
+
+
+def _store_verdict(app: Any, verdict: Any) -> None:
+    """Keep the verdict for the audit page (after the walk, in a transaction of its own); a
+    database that refuses the write (a read-only role, busy) costs a warning, not the answer."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .db import session_for
+    from .services import audit
+
+    try:
+        with session_for(app, write=False) as session:
+            audit.record(session, verdict)
+    except SQLAlchemyError as exc:
+        print(f"warning: the verdict was not stored for the audit page: "
+              f"{type(getattr(exc, 'orig', None) or exc).__name__}", file=sys.stderr)
 
 
 def _audit_checkpoint(args: argparse.Namespace) -> int:

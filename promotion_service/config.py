@@ -22,6 +22,8 @@ KNOWN: dict[str, tuple[str, Any, Any]] = {
     "MAX_CONNECTIONS": ("MAX_CONNECTIONS", int, 4096),
     "IDLE_TIMEOUT": ("IDLE_TIMEOUT", float, 60.0),
     "AUDIT_CHECKPOINT_SECONDS": ("AUDIT_CHECKPOINT_SECONDS", float, 60.0),
+    # how often a worker walks the whole audit chain and stores the verdict (0: never)
+    "AUDIT_VERIFY_SECONDS": ("AUDIT_VERIFY_SECONDS", float, 3600.0),
     "TOKEN_CACHE_SECONDS": ("TOKEN_CACHE_SECONDS", float, 5.0),
     "SESSION_HOURS": ("SESSION_HOURS", float, 8.0),  # a web page session, from sign-in
     "SECRET_KEY": ("SECRET_KEY", str, None),  # signs web sessions; the same on every instance

@@ -374,3 +374,18 @@ class AuditEntry(Base):
     # so that a project's entries are one range of an index. Not among the hashed fields (the
     # chains written before it existed verify unchanged); no foreign key, like subject_id.
     project_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class AuditVerdict(Base):
+    """What a full walk of the audit chain found (`audit verify`, the worker's periodic one),
+    so that the audit page checks only the entries written since instead of the whole log."""
+
+    __tablename__ = "audit_verdicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime)  # when the walk began (UTC)
+    entries: Mapped[int] = mapped_column(Integer)  # entries walked
+    through_id: Mapped[int | None] = mapped_column(Integer)  # the last entry walked (None: none)
+    head_hash: Mapped[str] = mapped_column(String(64))  # its hash (GENESIS: none)
+    checkpoints: Mapped[int] = mapped_column(Integer)  # signed checkpoints checked
+    problem: Mapped[str | None] = mapped_column(Text)  # None: intact
+    problem_entry_id: Mapped[int | None] = mapped_column(Integer)  # the entry it names, if one

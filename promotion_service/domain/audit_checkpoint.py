@@ -72,6 +72,7 @@ def read_checkpoints(lines: Iterable[str], key: bytes) -> tuple[list[Checkpoint]
 
 
 def walk(rows: Iterable[Sequence[Any]], checkpoints: list[Checkpoint],
+         start: tuple[int, str] | None = None,
          ) -> tuple[int, ChainBreak | None, ChainBreak | None]:
     """One pass over the stored entries, oldest first, checking the hash chain and the
     checkpoints together: (entries walked, the first chain break, the first checkpoint the
@@ -80,10 +81,16 @@ def walk(rows: Iterable[Sequence[Any]], checkpoints: list[Checkpoint],
 
     Each checkpoint's head must be the hash of the entry at its count. A chain shorter than
     the latest checkpoint lost its newest entries (or all of them).
+
+    `start` (count, hash): the rows continue a chain of `count` entries whose last hash is
+    `hash` (checked before), so the first row's prev_hash must be that hash; the count
+    returned includes those `count` entries, and checkpoints are matched by position in the
+    whole chain (those at or below `count` are not checked again).
     """
-    due = iter(_first_per_count(checkpoints))
+    seen, prev = start if start is not None else (0, GENESIS)
+    due = iter([c for c in _first_per_count(checkpoints) if c.count > seen])
     wanted = next(due, None)
-    prev, seen, contradicted = GENESIS, 0, None
+    contradicted = None
     sha256 = hashlib.sha256
     for entry_id, prev_hash, digest, *fields in rows:
         seen += 1

@@ -101,11 +101,11 @@ def length_and_head(session: Session) -> tuple[int, str | None]:
     return row[0] or 0, row[1]
 
 
-_STORED = (select(AuditEntry.id, AuditEntry.prev_hash, AuditEntry.hash,
-                  *(cast(getattr(AuditEntry, c), Text) if c in ("before", "after")
-                    else getattr(AuditEntry, c) for c in HASHED_FIELDS))
-           .order_by(AuditEntry.id)
-           .execution_options(stream_results=True, yield_per=5000))
+_AS_STORED = (select(AuditEntry.id, AuditEntry.prev_hash, AuditEntry.hash,
+                     *(cast(getattr(AuditEntry, c), Text) if c in ("before", "after")
+                       else getattr(AuditEntry, c) for c in HASHED_FIELDS))
+              .order_by(AuditEntry.id))
+_STORED = _AS_STORED.execution_options(stream_results=True, yield_per=5000)
 _CHUNKED_LIBPQ = 170000  # the first libpq that sends a streamed result in chunks of rows
 
 
@@ -125,6 +125,19 @@ def stored_in_order(session: Session) -> Iterator[Sequence[Any]]:
         return
     for batch in connection.execute(_STORED).partitions():
         yield from batch
+
+
+def stored_after(session: Session, after_id: int | None, limit: int) -> list[Sequence[Any]]:
+    """At most `limit` entries as `stored_in_order` gives them, oldest first, from the one
+    after entry `after_id` (from the first when None): one range of the primary key, read
+    at the same cost however long the log is before it."""
+    statement = _AS_STORED if after_id is None else _AS_STORED.where(AuditEntry.id > after_id)
+    return list(session.execute(statement.limit(limit)))
+
+
+def hash_of(session: Session, entry_id: int) -> str | None:
+    """The stored hash of one entry (None: there is no such entry)."""
+    return session.scalar(select(AuditEntry.hash).where(AuditEntry.id == entry_id))
 
 
 def _chunked_rows() -> bool:

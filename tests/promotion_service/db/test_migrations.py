@@ -159,6 +159,25 @@ def test_0010_adds_who_rolled_a_rollout_back_and_takes_it_back(database_url):
     engine.dispose()
 
 
+def test_0012_adds_the_audit_verdicts_table_and_takes_it_back(database_url, app, api):
+    register(api, 1)
+    with db.session_for(app, write=False) as session:
+        audit.record(session, audit.verify(session))
+    db.engine_of(app).dispose()
+    config = alembic_config(database_url)
+    engine = create_engine(database_url)
+    assert "audit_verdicts" in inspect(engine).get_table_names()
+    command.downgrade(config, "0011")
+    assert "audit_verdicts" not in inspect(engine).get_table_names()
+    with db.session_for(app) as session:
+        assert audit.verify(session).problem is None  # the log as it was
+    db.engine_of(app).dispose()
+    command.upgrade(config, "head")
+    with db.session_for(app, write=False) as session:
+        assert audit.chain_state(session, None).full is None  # a new, empty table
+    engine.dispose()
+
+
 def test_0011_gives_existing_audit_entries_their_project_and_the_chain_still_verifies(
         database_url, app, api, tokens):
     """Entries written before 0011 get the project the service now writes on each entry (the

@@ -262,3 +262,53 @@ def test_no_list_or_gate_query_reads_a_large_table_end_to_end(app, api, monkeypa
     statements += requested + keyset_statements
     problems = full_scans(app, statements)
     assert not problems, "\n\n".join(problems)
+
+
+def test_the_audit_page_reads_no_large_table_end_to_end(app, api, tokens, monkeypatch):
+    """The audit page (/ui/audit) with a full verdict stored: the verdict, the entry it ended
+    on and those since, a page of entries (and whether there is an older one) and the count
+    bounded as the API's, with and without its filters, and a page deep in; no statement
+    reads the log from end to end (the page used to walk the whole chain and count it all)."""
+    from tests.promotion_service.web.pages import Browser
+
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", ROWS // 100)
+    register(api, 1)
+    seed_history(app)
+    with db.engine_of(app).begin() as conn:  # as a full verify stores it, 50 entries ago
+        through, head = conn.execute(text(
+            "SELECT id, hash FROM audit_log ORDER BY id DESC OFFSET 50 LIMIT 1")).one()
+        conn.execute(text("INSERT INTO audit_verdicts (checked_at, entries, through_id, "
+                          "head_hash, checkpoints) VALUES (now(), :n, :id, :h, 0)"),
+                     {"n": through, "id": through, "h": head})
+    rm = Browser(app.test_client())
+    assert rm.sign_in(tokens["rm"]).status_code == 302
+    with sent_statements(app) as statements:
+        for query in ("", "?project=group/app", "?action=image.registered", "?actor=alice",
+                      "?page=3"):
+            page = rm.get(f"/ui/audit{query}")
+            assert page.status_code == 200 and "chain" in page.text
+    assert any("audit_verdicts" in s for s, _ in statements)
+    problems = full_scans(app, statements)
+    assert not problems, "\n\n".join(problems)
+    # and none reads more of the log than its bounded count and a page 3 deep (the page used
+    # to count the whole log, by an index: every one of its ROWS entries)
+    read = rows_read(app, statements, "audit_log")
+    assert read and max(read) <= ROWS // 100 + 1 + 3 * 100 + 1, sorted(read)[-3:]
+
+
+def rows_read(app: Any, statements: list[tuple[str, Any]], table: str) -> list[int]:
+    """Of each captured SELECT that reads `table`, the rows its scans of it returned (by
+    EXPLAIN ANALYZE: it runs the statement)."""
+    read = []
+    with db.engine_of(app).connect() as conn:
+        for statement, parameters in statements:
+            if not statement.lstrip().upper().startswith(("SELECT", "WITH")) or \
+                    table not in statement:
+                continue
+            plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}",
+                                        parameters).scalar_one()
+            plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
+            read.append(sum(node["Actual Rows"] * node["Actual Loops"]
+                            for node in plan_nodes(plan)
+                            if node.get("Relation Name") == table))
+    return read

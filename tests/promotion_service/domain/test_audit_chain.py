@@ -64,6 +64,17 @@ def test_an_intact_chain_verifies():
     assert walk(rows(chain(5)), []) == (5, None, None)
 
 
+def test_a_walk_from_a_known_head_checks_only_the_entries_after_it():
+    entries = chain(5)
+    assert walk(rows(entries[3:]), [], start=(3, entries[2]["hash"])) == (5, None, None)
+    entries[4]["after"] = {"n": 99}
+    _, broken, _ = walk(rows(entries[3:]), [], start=(3, entries[2]["hash"]))
+    assert broken.entry_id == 5 and "edited" in broken.problem
+    # entries 1 to 3 are not read again: a head they do not end on is a break at entry 4
+    _, broken, _ = walk(rows(entries[3:]), [], start=(3, entries[1]["hash"]))
+    assert broken.entry_id == 4 and "removed" in broken.problem
+
+
 def test_an_edited_entry_is_found():
     entries = chain(5)
     entries[2]["after"] = {"n": 99}
