@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from ..db import DATABASE_BUSY, session_for
 from ..gitlab import deployment_approvals, events, merge_request_gate
@@ -36,20 +37,23 @@ def periodic_tasks(app: Flask, verifier: AuditVerifier | None = None) -> Callabl
     tick: a one-line warning. Anything else is a bug: an error with its traceback.
     """
     every = periodic_seconds(app)
+    tasks: list[tuple[str, Callable[[Session], object]]] = [
+        ("promotions waiting for time", lambda s: reevaluate_waiting(s)),
+        ("pending merge-request checks",
+         lambda s: merge_request_gate.recheck_pending(s, app.config)),
+        ("old webhook delivery keys",
+         lambda s: events.prune_deliveries(
+             s, float(app.config.get("WEBHOOK_DEDUPE_DAYS") or 7))),
+        ("GitLab deployments waiting for approval",
+         lambda s: deployment_approvals.sync_blocked_deployments(s, app.config)),
+        ("deployments left open by a killed job",
+         lambda s: close_abandoned(s, deployment_timeout(app))),
+    ]
+    if verifier is not None:  # it opens sessions of its own (the one given stays unused)
+        tasks.append(("full audit verify", lambda _s: verifier.start_if_due()))
 
     def tick() -> None:
-        for name, task in (
-            ("promotions waiting for time", lambda s: reevaluate_waiting(s)),
-            ("pending merge-request checks",
-             lambda s: merge_request_gate.recheck_pending(s, app.config)),
-            ("old webhook delivery keys",
-             lambda s: events.prune_deliveries(
-                 s, float(app.config.get("WEBHOOK_DEDUPE_DAYS") or 7))),
-            ("GitLab deployments waiting for approval",
-             lambda s: deployment_approvals.sync_blocked_deployments(s, app.config)),
-            ("deployments left open by a killed job",
-             lambda s: close_abandoned(s, deployment_timeout(app))),
-        ):
+        for name, task in tasks:
             try:
                 with session_for(app, write=False) as session:
                     task(session)
@@ -58,15 +62,6 @@ def periodic_tasks(app: Flask, verifier: AuditVerifier | None = None) -> Callabl
                             "next tick, in %gs", name, reason(e), every)
             except Exception as e:
                 log.error("periodic task failed: %s: %s", name, reason(e), exc_info=e)
-        if verifier is not None:
-            try:
-                verifier.start_if_due()
-            except DATABASE_BUSY as e:
-                log.warning("periodic task put off: full audit verify: database busy (%s); "
-                            "again on the next tick, in %gs", reason(e), every)
-            except Exception as e:
-                log.error("periodic task failed: full audit verify: %s", reason(e),
-                          exc_info=e)
 
     return tick
 
@@ -144,8 +139,7 @@ def deployment_timeout(app: Flask) -> float:
 def audit_verify_seconds(app: Flask) -> float:
     """How often a full verify of the audit chain runs (PROMOTION_AUDIT_VERIFY_SECONDS,
     default 3600; 0 turns it off)."""
-    value = app.config.get("AUDIT_VERIFY_SECONDS")
-    return 3600.0 if value is None or value == "" else float(value)
+    return float(app.config.get("AUDIT_VERIFY_SECONDS", 3600.0))
 
 
 def periodic_seconds(app: Flask) -> float:

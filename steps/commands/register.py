@@ -187,60 +187,49 @@ def execute(settings: Settings, ctx: Context) -> Result:
         raise UsageError("which image? give repository@sha256:... (CD_IMAGE), or the members "
                          "of a release (CD_IMAGE_<NAME> from each build job, or --member)",
                          "image")
-    from steps.service import releases
-
-    if releases.has_template(Path(settings.template_dir)):
-        return register_one(settings, ctx, client)
     return register_image(settings, ctx, client)
 
 
-def register_one(settings: Settings, ctx: Context, client: ServiceClient) -> Result:
-    """POST /releases: the one image as the member `app` (as POST /images names it) with the
-    template's hash; then its scan summary. Outputs as for POST /images."""
+def register_image(settings: Settings, ctx: Context, client: ServiceClient) -> Result:
+    """The one image, then its scan summary. In a repository with a template (compose.yml in
+    --template-dir): POST /releases, the image as the member `app` (as POST /images names it)
+    with the template's hash; without one: POST /images, its one-member release (no template
+    hash). The outputs are the same either way."""
     from steps.service import releases
 
     log = ctx.log
     body = image_payload(settings)
-    repository, digest = body.pop("repository"), body.pop("digest")
+    repository, digest = body["repository"], body["digest"]
     scan = (read_scan(Path(settings.scan_report), repository, digest, settings.job_url)
             if settings.scan_report else None)
-    body |= {"members": [{"name": releases.ONE_IMAGE_MEMBER, "repository": repository,
-                          "digest": digest, "built": True}],
-             "template_hash": releases.template_hash(Path(settings.template_dir))}
-    log.info(f"+ POST {client.base}/releases {repository}@{digest} (project {body['project']}, "
-             f"template {body['template_hash']})")
-    release = client.post("releases", body) or {}
-    image_id = next((m.get("image_id") for m in release.get("members") or []), None)
-    log.info(f"Release {release.get('id')} registered with the promotion service (image "
-             f"{image_id}, template {body['template_hash']})")
-    data: dict[str, Any] = {"image": {"id": image_id, "repository": repository, "digest": digest,
-                                      "release_id": release.get("id")}, "release": release}
+    directory = Path(settings.template_dir)
+    if releases.has_template(directory):
+        body = image_payload(settings, with_image=False) | {
+            "members": [{"name": releases.ONE_IMAGE_MEMBER, "repository": repository,
+                         "digest": digest, "built": True}],
+            "template_hash": releases.template_hash(directory)}
+        log.info(f"+ POST {client.base}/releases {repository}@{digest} (project "
+                 f"{body['project']}, template {body['template_hash']})")
+        release = client.post("releases", body) or {}
+        image_id = next((m.get("image_id") for m in release.get("members") or []), None)
+        release_id = release.get("id")
+        log.info(f"Release {release_id} registered with the promotion service (image "
+                 f"{image_id}, template {body['template_hash']})")
+        data: dict[str, Any] = {"image": {"id": image_id, "repository": repository,
+                                          "digest": digest, "release_id": release_id},
+                                "release": release}
+    else:
+        log.info(f"+ POST {client.base}/images {repository}@{digest} "
+                 f"(project {body['project']})")
+        image = client.post("images", body) or {}
+        image_id, release_id = image.get("id"), image.get("release_id")
+        log.info(f"Image registered with the promotion service (image {image_id})")
+        data = {"image": image}
     if scan is not None:
         data["scan"] = post_scan(client, scan, log)
     outputs = {"CD_SERVICE_IMAGE_ID": str(image_id)} if image_id is not None else {}
-    if release.get("id") is not None:
-        outputs["CD_RELEASE_ID"] = str(release["id"])
-    return Result(outputs=outputs, data=data)
-
-
-def register_image(settings: Settings, ctx: Context, client: ServiceClient) -> Result:
-    """POST /images: the one image, its one-member release (no template hash: there is no
-    template), and its scan summary."""
-    log = ctx.log
-    body = image_payload(settings)
-    scan = (read_scan(Path(settings.scan_report), body["repository"], body["digest"],
-                      settings.job_url) if settings.scan_report else None)
-    log.info(f"+ POST {client.base}/images {body['repository']}@{body['digest']} "
-             f"(project {body['project']})")
-    image = client.post("images", body) or {}
-    image_id = image.get("id")
-    log.info(f"Image registered with the promotion service (image {image_id})")
-    data: dict[str, Any] = {"image": image}
-    if scan is not None:
-        data["scan"] = post_scan(client, scan, log)
-    outputs = {"CD_SERVICE_IMAGE_ID": str(image_id)} if image_id is not None else {}
-    if image.get("release_id") is not None:
-        outputs["CD_RELEASE_ID"] = str(image["release_id"])
+    if release_id is not None:
+        outputs["CD_RELEASE_ID"] = str(release_id)
     return Result(outputs=outputs, data=data)
 
 
